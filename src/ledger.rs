@@ -1,0 +1,64 @@
+//! The loss ledger: the one place that counts, per input, what arrived, what
+//! was stored and everything that was lost or damaged on the way.
+//!
+//! The invariant every test leans on is `received = stored + dropped` per
+//! input; `evicted` then says how many stored entries the ring has since
+//! overwritten, and the query counters say what readers missed.
+
+use serde::Serialize;
+
+use crate::record::Input;
+
+/// Counters for one kind of input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct InputCounters {
+    /// Messages, lines or records that reached the daemon.
+    pub received: u64,
+    /// Of those, entries pushed into the ring.
+    pub stored: u64,
+    /// Of those, entries refused before the ring (never counted as stored).
+    pub dropped: u64,
+    /// Stored entries whose header could not be parsed, kept as raw text.
+    pub malformed: u64,
+    /// Stored entries cut at the length limit.
+    pub truncated: u64,
+    /// Stored entries later overwritten by newer ones (the ring was full).
+    pub evicted: u64,
+}
+
+/// Counters for the query side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct QueryCounters {
+    /// Connections accepted on the query socket.
+    pub connections: u64,
+    /// Connections closed because no request arrived in time.
+    pub timeouts: u64,
+    /// Requests refused as malformed (bad mode byte, bad JSON).
+    pub bad_requests: u64,
+    /// Times a reader was lapped by the ring and told so.
+    pub lapped: u64,
+    /// Entries readers missed because the ring overwrote them first.
+    pub missed: u64,
+}
+
+/// Every counter the daemon keeps.
+#[derive(Clone, Debug, Default)]
+pub struct Ledger {
+    inputs: [InputCounters; Input::ALL.len()],
+    pub queries: QueryCounters,
+}
+
+impl Ledger {
+    pub fn input(&self, input: Input) -> &InputCounters {
+        &self.inputs[input as usize]
+    }
+
+    pub fn input_mut(&mut self, input: Input) -> &mut InputCounters {
+        &mut self.inputs[input as usize]
+    }
+
+    /// Every input with its counters, in code order.
+    pub fn inputs(&self) -> impl Iterator<Item = (Input, &InputCounters)> {
+        Input::ALL.iter().map(move |&i| (i, &self.inputs[i as usize]))
+    }
+}

@@ -1,0 +1,18 @@
+//! ringlogd: a syslog-compatible in-memory log server.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//! /dev/log ─► source::devlog ─► parse::syslog ─► Record ─► Ring ─► query ─► logread, LinuxKit logread
+//! ```
+//!
+//! Sources read bytes and turn them into [`record::Record`]s with a parser;
+//! the [`ring::Ring`] stores them, bounded, each with a sequence number;
+//! the [`query`] server reads the ring through cursors (sequence numbers) and
+//! never sees a source. [`daemon`] owns the event loop that wires them, and
+//! [`ledger`] counts everything that arrives and everything that is lost.
+
+pub mod record;
+pub mod ledger;
+pub mod ring;
+pub mod parse;

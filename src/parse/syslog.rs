@@ -1,0 +1,421 @@
+//! One syslog datagram or frame into one [`Record`]: `syslog_loose` wrapped
+//! once, plus the fixes its gaps need with the clients that really talk to
+//! `/dev/log`.
+//!
+//! What is fixed around `syslog_loose` (each seen with a real client):
+//! - glibc's and `logger`'s hostname-less `<PRI>Mmm dd hh:mm:ss TAG: MSG` is
+//!   read as host=TAG, no app: on local sockets that field is the tag.
+//! - Python's `SysLogHandler` sends `<PRI>msg\0` with no timestamp, which
+//!   `syslog_loose` refuses whole: we read the PRI ourselves and look for a
+//!   `TAG[PID]: ` the way journald does.
+//! - `Feb 29` with a non-leap current year made the whole message fail: the
+//!   year resolver never yields an invalid date, and handles Dec/Jan rollover.
+//! - A BOM and one trailing NUL stay in msg; trailing newlines too: removed.
+//! - `logger --octet-count` puts `LEN ` in front even on a datagram: removed.
+//! - An RFC 3164 message whose text starts with `[x y="z"]` has it eaten as
+//!   structured data (3164 has none): the text is put back.
+//! - No PRI, or an impossible one, means user.notice with the whole text as
+//!   msg, counted as malformed; nothing is ever dropped.
+
+use chrono::{DateTime, Datelike, Local, NaiveDate, Utc};
+use syslog_loose::{parse_message_with_year_tz, IncompleteDate, ProcId, Protocol, Variant};
+
+use super::escape_invalid_utf8;
+use crate::record::{truncate_utf8, Input, Peer, Record, SdElement};
+
+/// Default facility and severity when a message carries no PRI (RFC 3164
+/// §4.3.3): user.notice.
+const DEFAULT_PRI: u8 = 13;
+
+/// Where a message came from, which decides how ambiguous headers are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A local socket (`/dev/log`): senders omit the hostname, and a missing
+    /// host is this machine.
+    Local,
+    /// The network: a single header field is a hostname, and a missing host
+    /// stays missing.
+    Remote,
+}
+
+/// The result of parsing one message.
+#[derive(Debug)]
+pub struct Parsed {
+    pub record: Record,
+    /// No usable header (no PRI or an invalid one): the text was kept raw.
+    pub malformed: bool,
+}
+
+/// Turns syslog messages into records. Holds what every message needs but
+/// none carries: this machine's name and the length limit.
+#[derive(Clone, Debug)]
+pub struct SyslogParser {
+    local_host: String,
+    max_msg_len: usize,
+}
+
+impl SyslogParser {
+    pub fn new(local_host: impl Into<String>, max_msg_len: usize) -> SyslogParser {
+        SyslogParser {
+            local_host: local_host.into(),
+            max_msg_len,
+        }
+    }
+
+    /// Parse one message received at `received_ns` from a sender the kernel
+    /// identified as `peer`.
+    pub fn parse(
+        &self,
+        raw: &[u8],
+        received_ns: i64,
+        input: Input,
+        origin: Origin,
+        peer: Option<Peer>,
+    ) -> Parsed {
+        let text = escape_invalid_utf8(raw);
+        let t = clean_ends(&text);
+        let t = strip_octet_count(t);
+        let mut record = Record::new(input, received_ns, "", "");
+        record.peer = peer;
+        let malformed = match split_pri(t) {
+            Pri::Valid(pri, rest) => {
+                self.parse_with_header(t, pri, rest, received_ns, origin, &mut record);
+                false
+            }
+            Pri::Missing | Pri::Invalid => {
+                record.facility = Some(DEFAULT_PRI >> 3);
+                record.severity = Some(DEFAULT_PRI & 7);
+                // Text without a header is kept as it came: the PRI-like
+                // junk in front is part of what the sender said.
+                record.msg = t.to_owned();
+                true
+            }
+        };
+        if record.host.is_none() && origin == Origin::Local {
+            record.host = Some(self.local_host.clone());
+        }
+        record.source = record.app.clone().unwrap_or_else(|| "syslog".to_owned());
+        record.truncated = truncate_utf8(&mut record.msg, self.max_msg_len);
+        Parsed { record, malformed }
+    }
+
+    fn parse_with_header(
+        &self,
+        t: &str,
+        pri: u8,
+        after_pri: &str,
+        received_ns: i64,
+        origin: Origin,
+        r: &mut Record,
+    ) {
+        r.facility = Some(pri >> 3);
+        r.severity = Some(pri & 7);
+        let now = DateTime::<Utc>::from_timestamp_nanos(received_ns);
+        let (now_year, now_month) = (now.year(), now.month());
+        let m = parse_message_with_year_tz(
+            t,
+            move |d: IncompleteDate| resolve_year(d, now_year, now_month),
+            Some(Local),
+            Variant::Either,
+        );
+        if m.facility.is_none() {
+            // syslog_loose gave up (no timestamp, as Python sends): keep our
+            // PRI and read a tag the way journald does.
+            let (app, pid, msg) = split_tag(after_pri);
+            r.app = app.map(str::to_owned);
+            r.pid = pid.map(str::to_owned);
+            r.msg = strip_bom(msg).to_owned();
+            return;
+        }
+        r.timestamp = m.timestamp;
+        let (mut host, mut app) = (m.hostname, m.appname);
+        if m.protocol == Protocol::RFC3164 && origin == Origin::Local && app.is_none() {
+            // `<13>Nov 21 23:40:00 mytag: msg`: a lone field on a local
+            // socket is the tag, not a hostname.
+            app = host.take().map(|h| h.trim_end_matches(':'));
+        }
+        r.host = host.map(str::to_owned);
+        r.app = app.map(str::to_owned);
+        r.pid = m.procid.map(|p| match p {
+            ProcId::PID(n) => n.to_string(),
+            ProcId::Name(s) => s.to_owned(),
+        });
+        r.msgid = m.msgid.map(str::to_owned);
+        let mut msg = m.msg;
+        if m.protocol == Protocol::RFC3164 {
+            if let Some(first) = m.structured_data.first() {
+                // RFC 3164 has no structured data: what looked like it is the
+                // start of the text.
+                let needle = format!("[{}", first.id);
+                if let Some(pos) = t.find(&needle) {
+                    msg = &t[pos..];
+                }
+            }
+        } else {
+            r.sd = m
+                .structured_data
+                .iter()
+                .map(|e| SdElement {
+                    id: e.id.to_owned(),
+                    params: e.params().map(|(k, v)| ((*k).to_owned(), v)).collect(),
+                })
+                .collect();
+        }
+        r.msg = strip_bom(msg).to_owned();
+    }
+}
+
+/// Drop one trailing NUL (Python, glibc on stream sockets) and any trailing
+/// newlines (busybox stdin lines, rsyslog's and syslog-ng's RFC 5424).
+fn clean_ends(t: &str) -> &str {
+    let t = t.strip_suffix('\0').unwrap_or(t);
+    t.trim_end_matches(['\n', '\r'])
+}
+
+/// `logger --octet-count` sends RFC 6587 framing even on a datagram:
+/// `38 <13>...`. Strip `DIGITS SP` when a PRI follows.
+fn strip_octet_count(t: &str) -> &str {
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    if (1..=6).contains(&digits) && t[digits..].starts_with(" <") {
+        &t[digits + 1..]
+    } else {
+        t
+    }
+}
+
+fn strip_bom(s: &str) -> &str {
+    s.strip_prefix('\u{feff}').unwrap_or(s)
+}
+
+enum Pri<'a> {
+    Valid(u8, &'a str),
+    Missing,
+    Invalid,
+}
+
+/// `<PRI>` as RFC 5424 defines it: 1 to 3 digits, 0..=191.
+fn split_pri(t: &str) -> Pri<'_> {
+    let Some(rest) = t.strip_prefix('<') else {
+        return Pri::Missing;
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if !(1..=3).contains(&digits) || !rest[digits..].starts_with('>') {
+        return Pri::Invalid;
+    }
+    match rest[..digits].parse::<u8>() {
+        Ok(p) if p <= 191 => Pri::Valid(p, &rest[digits + 1..]),
+        _ => Pri::Invalid,
+    }
+}
+
+/// journald's reading of `TAG[PID]: MSG`: the tag runs up to `[`, `:` or
+/// white space; a `[PID]` may follow; a `:` must. Without that shape the
+/// whole text is the message.
+fn split_tag(s: &str) -> (Option<&str>, Option<&str>, &str) {
+    let end = s
+        .find(|c: char| c == ':' || c == '[' || c.is_whitespace())
+        .unwrap_or(s.len());
+    if end == 0 || end > 48 {
+        return (None, None, s);
+    }
+    let (tag, mut rest) = s.split_at(end);
+    let mut pid = None;
+    if let Some(r) = rest.strip_prefix('[') {
+        match r.find(']') {
+            Some(close) if close > 0 && close <= 32 => {
+                pid = Some(&r[..close]);
+                rest = &r[close + 1..];
+            }
+            _ => return (None, None, s),
+        }
+    }
+    match rest.strip_prefix(':') {
+        Some(msg) => (Some(tag), pid, msg.strip_prefix(' ').unwrap_or(msg)),
+        None => (None, None, s),
+    }
+}
+
+/// The year for an RFC 3164 timestamp, which has none: the receive year,
+/// except across New Year (a December stamp read in January is last year's)
+/// and never a date that does not exist (Feb 29 goes to the last leap year).
+fn resolve_year(d: IncompleteDate, now_year: i32, now_month: u32) -> i32 {
+    let (month, day) = (d.0, d.1);
+    let mut year = match (month, now_month) {
+        (12, 1) => now_year - 1,
+        (1, 12) => now_year + 1,
+        _ => now_year,
+    };
+    if month == 2 && day == 29 {
+        while NaiveDate::from_ymd_opt(year, 2, 29).is_none() {
+            year -= 1;
+        }
+    }
+    year
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_795_391_994_000_000_000; // 2026-11-21T23:59:54Z
+
+    fn parse(raw: &[u8]) -> Parsed {
+        SyslogParser::new("thishost", 8192).parse(raw, NOW, Input::Syslog, Origin::Local, None)
+    }
+
+    #[test]
+    fn glibc_with_pid() {
+        let p = parse(b"<30>Nov 21 23:40:10 ctag[4563]: hello 1");
+        let r = p.record;
+        assert!(!p.malformed);
+        assert_eq!(r.facility, Some(3));
+        assert_eq!(r.severity, Some(6));
+        assert_eq!(r.app.as_deref(), Some("ctag"));
+        assert_eq!(r.source, "ctag");
+        assert_eq!(r.pid.as_deref(), Some("4563"));
+        assert_eq!(r.host.as_deref(), Some("thishost"));
+        assert_eq!(r.msg, "hello 1");
+        let ts = r.timestamp.unwrap();
+        assert_eq!((ts.year(), ts.month(), ts.day()), (2026, 11, 21));
+    }
+
+    #[test]
+    fn hostless_tag_is_the_app_on_local_sockets() {
+        let r = parse(b"<13>Nov 21 23:39:54 mytag: msg here").record;
+        assert_eq!(r.app.as_deref(), Some("mytag"));
+        assert_eq!(r.host.as_deref(), Some("thishost"));
+        assert_eq!(r.msg, "msg here");
+    }
+
+    #[test]
+    fn rfc3164_with_hostname() {
+        let r = parse(b"<13>Nov 21 23:39:54 vm mytag: m").record;
+        assert_eq!(r.host.as_deref(), Some("vm"));
+        assert_eq!(r.app.as_deref(), Some("mytag"));
+        assert_eq!(r.msg, "m");
+    }
+
+    #[test]
+    fn rfc5424_with_structured_data() {
+        let raw = br#"<13>1 2026-11-21T23:39:54.708105+00:00 vm mytag 42 MID [ex@32473 k="a\"b\]c\\d"] the msg"#;
+        let r = parse(raw).record;
+        assert_eq!(r.host.as_deref(), Some("vm"));
+        assert_eq!(r.app.as_deref(), Some("mytag"));
+        assert_eq!(r.pid.as_deref(), Some("42"));
+        assert_eq!(r.msgid.as_deref(), Some("MID"));
+        assert_eq!(r.sd.len(), 1);
+        assert_eq!(r.sd[0].id, "ex@32473");
+        assert_eq!(r.sd[0].params, vec![("k".to_owned(), r#"a"b]c\d"#.to_owned())]);
+        assert_eq!(r.msg, "the msg");
+        assert_eq!(
+            r.timestamp.unwrap().to_rfc3339(),
+            "2026-11-21T23:39:54.708105+00:00"
+        );
+    }
+
+    #[test]
+    fn python_without_timestamp() {
+        let p = parse(b"<148>python default format\0");
+        assert!(!p.malformed);
+        let r = p.record;
+        assert_eq!((r.facility, r.severity), (Some(18), Some(4)));
+        assert_eq!(r.msg, "python default format");
+        assert_eq!(r.source, "syslog");
+        assert!(r.timestamp.is_none());
+    }
+
+    #[test]
+    fn python_with_ident() {
+        let r = parse(b"<11>myapp[77]: went wrong\0").record;
+        assert_eq!(r.app.as_deref(), Some("myapp"));
+        assert_eq!(r.pid.as_deref(), Some("77"));
+        assert_eq!(r.msg, "went wrong");
+    }
+
+    #[test]
+    fn feb_29_in_a_non_leap_year_still_parses() {
+        let r = parse(b"<30>Feb 29 12:00:00 leap: x").record;
+        assert_eq!(r.app.as_deref(), Some("leap"));
+        assert_eq!(r.msg, "x");
+        let ts = r.timestamp.unwrap();
+        assert_eq!((ts.year(), ts.month(), ts.day()), (2024, 2, 29));
+    }
+
+    #[test]
+    fn december_read_in_january_is_last_year() {
+        assert_eq!(resolve_year((12, 31, 23, 59, 59), 2027, 1), 2026);
+        assert_eq!(resolve_year((1, 1, 0, 0, 0), 2026, 12), 2027);
+        assert_eq!(resolve_year((6, 1, 0, 0, 0), 2026, 11), 2026);
+    }
+
+    #[test]
+    fn bom_nul_and_newlines_are_stripped() {
+        let r = parse("<13>1 2026-11-21T23:39:54Z vm app - - - \u{feff}text\n".as_bytes()).record;
+        assert_eq!(r.msg, "text");
+        let r = parse(b"<13>Nov 21 23:40:10 bbtag: line\n").record;
+        assert_eq!(r.msg, "line");
+    }
+
+    #[test]
+    fn octet_count_prefix_on_a_datagram() {
+        let r = parse(b"29 <13>Nov 21 23:39:54 t: hi").record;
+        assert_eq!(r.app.as_deref(), Some("t"));
+        assert_eq!(r.msg, "hi");
+    }
+
+    #[test]
+    fn no_pri_is_user_notice_and_malformed() {
+        let p = parse(b"just text");
+        assert!(p.malformed);
+        assert_eq!((p.record.facility, p.record.severity), (Some(1), Some(5)));
+        assert_eq!(p.record.msg, "just text");
+    }
+
+    #[test]
+    fn impossible_pri_keeps_the_raw_text() {
+        for raw in ["<999>x", "<>x", "<-1>x", "<192>x", "<13"] {
+            let p = parse(raw.as_bytes());
+            assert!(p.malformed, "{raw}");
+            assert_eq!(p.record.msg, raw);
+        }
+    }
+
+    #[test]
+    fn rfc3164_text_starting_with_brackets_is_not_structured_data() {
+        let r = parse(br#"<13>Nov 21 23:39:54 app: [id k="v"] rest"#).record;
+        assert!(r.sd.is_empty());
+        assert_eq!(r.msg, r#"[id k="v"] rest"#);
+    }
+
+    #[test]
+    fn invalid_utf8_is_escaped() {
+        let r = parse(b"<13>Nov 21 23:39:54 app: bad \xff byte").record;
+        assert_eq!(r.msg, "bad \\xff byte");
+    }
+
+    #[test]
+    fn long_text_is_cut_and_flagged() {
+        let p = SyslogParser::new("h", 10).parse(
+            "<13>Nov 21 23:39:54 app: ééééééééé".as_bytes(),
+            NOW,
+            Input::Syslog,
+            Origin::Local,
+            None,
+        );
+        assert!(p.record.truncated);
+        assert_eq!(p.record.msg, "ééééé");
+    }
+
+    #[test]
+    fn remote_origin_keeps_a_lone_field_as_host() {
+        let p = SyslogParser::new("h", 100).parse(
+            b"<13>1 2026-11-21T23:39:54Z - app - - - x",
+            NOW,
+            Input::Net,
+            Origin::Remote,
+            None,
+        );
+        assert_eq!(p.record.host, None);
+        assert_eq!(p.record.app.as_deref(), Some("app"));
+    }
+}

@@ -1,0 +1,212 @@
+//! The one record type that every input produces, the ring stores and every
+//! query returns.
+//!
+//! A [`Record`] is deliberately flat: what a syslog message, a line from a
+//! passed fd, a kernel message or the daemon itself has to say fits in the
+//! same fields, so sources, storage and queries never need to know about each
+//! other.
+
+use chrono::{DateTime, FixedOffset};
+
+/// Which kind of input produced a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Input {
+    /// A datagram on `/dev/log` or another local syslog socket.
+    Syslog = 0,
+    /// A line read from a file descriptor passed over the intake socket.
+    Fd = 1,
+    /// A record read from `/dev/kmsg`.
+    Kmsg = 2,
+    /// A message received over UDP or TCP.
+    Net = 3,
+    /// Something the daemon itself has to say (start, losses, warnings).
+    Internal = 4,
+}
+
+impl Input {
+    /// Every input, in the order of their numeric codes.
+    pub const ALL: [Input; 5] = [
+        Input::Syslog,
+        Input::Fd,
+        Input::Kmsg,
+        Input::Net,
+        Input::Internal,
+    ];
+
+    /// The name used in JSON output and in filters.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Input::Syslog => "syslog",
+            Input::Fd => "fd",
+            Input::Kmsg => "kmsg",
+            Input::Net => "net",
+            Input::Internal => "internal",
+        }
+    }
+
+    /// The inverse of `self as u8`.
+    pub fn from_code(code: u8) -> Option<Input> {
+        Input::ALL.get(usize::from(code)).copied()
+    }
+}
+
+/// Syslog facility names, indexed by facility code (RFC 5424 table 1, with
+/// the names rsyslog and `logger` use).
+pub const FACILITY_NAMES: [&str; 24] = [
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
+    "ftp", "ntp", "audit", "alert", "clock", "local0", "local1", "local2", "local3", "local4",
+    "local5", "local6", "local7",
+];
+
+/// Syslog severity names, indexed by severity code (0 = most severe).
+pub const SEVERITY_NAMES: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+];
+
+/// The name of a facility code, `None` for codes outside 0..=23.
+pub fn facility_name(code: u8) -> Option<&'static str> {
+    FACILITY_NAMES.get(usize::from(code)).copied()
+}
+
+/// The name of a severity code, `None` for codes outside 0..=7.
+pub fn severity_name(code: u8) -> Option<&'static str> {
+    SEVERITY_NAMES.get(usize::from(code)).copied()
+}
+
+/// The sender's identity as the kernel reported it (SCM_CREDENTIALS or
+/// SO_PEERCRED), as opposed to whatever the sender wrote into its message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub pid: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// One RFC 5424 SD-ELEMENT: an SD-ID and its parameters, values unescaped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SdElement {
+    pub id: String,
+    pub params: Vec<(String, String)>,
+}
+
+/// One log entry, whatever its input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Position in the ring: strictly increasing, never reused while the
+    /// daemon runs. Assigned by [`crate::ring::Ring::push`]; sources leave it 0.
+    pub seq: u64,
+    /// When the daemon received the record (for a line: when it completed),
+    /// nanoseconds since the Unix epoch, UTC.
+    pub received_ns: i64,
+    /// The timestamp the message carried itself, with its own UTC offset.
+    /// Kept beside `received_ns`, never instead of it.
+    pub timestamp: Option<DateTime<FixedOffset>>,
+    /// Which kind of input produced the record.
+    pub input: Input,
+    /// The memlogd "source": for syslog the app name / tag (else `syslog`),
+    /// for fd intake the name the client gave, `memlogd` for the daemon.
+    pub source: String,
+    /// Facility code 0..=23, when the input has one.
+    pub facility: Option<u8>,
+    /// Severity code 0..=7, when the input has one.
+    pub severity: Option<u8>,
+    /// The originating host: as written in the message, else this machine's
+    /// name for local input.
+    pub host: Option<String>,
+    /// APP-NAME / TAG as written.
+    pub app: Option<String>,
+    /// PROCID as written by the sender (may be a name, and may lie: see `peer`).
+    pub pid: Option<String>,
+    /// RFC 5424 MSGID.
+    pub msgid: Option<String>,
+    /// RFC 5424 structured data, in the order sent.
+    pub sd: Vec<SdElement>,
+    /// The message text.
+    pub msg: String,
+    /// The sender's kernel-verified credentials, when the socket gives them.
+    pub peer: Option<Peer>,
+    /// The text was longer than the configured limit and was cut.
+    pub truncated: bool,
+}
+
+impl Record {
+    /// A record with only the fields every input has; the rest empty.
+    pub fn new(input: Input, received_ns: i64, source: impl Into<String>, msg: impl Into<String>) -> Record {
+        Record {
+            seq: 0,
+            received_ns,
+            timestamp: None,
+            input,
+            source: source.into(),
+            facility: None,
+            severity: None,
+            host: None,
+            app: None,
+            pid: None,
+            msgid: None,
+            sd: Vec::new(),
+            msg: msg.into(),
+            peer: None,
+            truncated: false,
+        }
+    }
+
+    /// A message from the daemon itself, under the source name memlogd uses
+    /// so LinuxKit tooling that looks for it keeps working.
+    pub fn internal(received_ns: i64, severity: u8, msg: impl Into<String>) -> Record {
+        let mut r = Record::new(Input::Internal, received_ns, "memlogd", msg);
+        r.facility = Some(5); // syslog: messages generated by the log daemon
+        r.severity = Some(severity);
+        r
+    }
+}
+
+/// The current wall-clock time in nanoseconds since the Unix epoch.
+pub fn now_ns() -> i64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+    }
+}
+
+/// Cut `s` to at most `max` bytes without splitting a UTF-8 character.
+/// Returns whether anything was cut.
+pub fn truncate_utf8(s: &mut String, max: usize) -> bool {
+    if s.len() <= max {
+        return false;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        let mut s = String::from("aé"); // 'é' is two bytes
+        assert!(truncate_utf8(&mut s, 2));
+        assert_eq!(s, "a");
+        let mut t = String::from("abc");
+        assert!(!truncate_utf8(&mut t, 3));
+        assert_eq!(t, "abc");
+    }
+
+    #[test]
+    fn names_cover_every_code() {
+        assert_eq!(facility_name(1), Some("user"));
+        assert_eq!(facility_name(23), Some("local7"));
+        assert_eq!(facility_name(24), None);
+        assert_eq!(severity_name(3), Some("err"));
+        assert_eq!(severity_name(8), None);
+        for i in Input::ALL {
+            assert_eq!(Input::from_code(i as u8), Some(i));
+        }
+    }
+}

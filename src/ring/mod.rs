@@ -1,0 +1,348 @@
+//! The ring: a bounded, in-memory sequence of records, oldest evicted first.
+//!
+//! Records are stored encoded ([`codec`]) back to back in chunks of a few
+//! KiB, so a record costs its encoded size plus four bytes of index, and
+//! freeing memory means dropping whole chunks rather than thousands of small
+//! allocations. The ring is bounded twice: by a number of entries
+//! (`max_lines`) and by the bytes its chunks really occupy (`max_bytes`,
+//! counted from allocation sizes, not from payload lengths).
+//!
+//! Every record gets the next sequence number. Readers hold a sequence
+//! number (their cursor) rather than a copy of anything: a reader whose
+//! cursor is older than [`Ring::first_seq`] has been lapped and can tell
+//! exactly how many entries it missed.
+
+pub mod codec;
+
+use std::collections::VecDeque;
+
+use crate::ledger::Ledger;
+use crate::record::{Input, Record};
+
+/// Default `--max-lines`, as memlogd.
+pub const DEFAULT_MAX_LINES: usize = 5000;
+/// Default `--max-bytes`: 8 MiB.
+pub const DEFAULT_MAX_BYTES: usize = 8 << 20;
+/// The smallest byte budget the ring accepts: below it, one chunk would be
+/// a large part of the whole and eviction would be too coarse.
+pub const MIN_MAX_BYTES: usize = 16 << 10;
+
+/// A ring's bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_lines: usize,
+    pub max_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_lines: DEFAULT_MAX_LINES,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+/// A run of encoded records; `ends[i]` is where record `first_seq + i` ends.
+struct Chunk {
+    first_seq: u64,
+    data: Vec<u8>,
+    ends: Vec<u32>,
+}
+
+impl Chunk {
+    /// What this chunk really occupies: its two buffers and its header.
+    fn bytes(&self) -> usize {
+        self.data.capacity() + self.ends.capacity() * 4 + std::mem::size_of::<Chunk>()
+    }
+
+    fn record(&self, idx: usize) -> &[u8] {
+        let start = if idx == 0 { 0 } else { self.ends[idx - 1] as usize };
+        &self.data[start..self.ends[idx] as usize]
+    }
+}
+
+/// Figures that describe the ring's state, for stats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RingStats {
+    pub entries: usize,
+    pub bytes: usize,
+    pub max_lines: usize,
+    pub max_bytes: usize,
+    pub first_seq: u64,
+    pub next_seq: u64,
+}
+
+/// The bounded store every source pushes into and every query reads from.
+pub struct Ring {
+    chunks: VecDeque<Chunk>,
+    /// How many records at the front of `chunks[0]` are already evicted.
+    head: usize,
+    next_seq: u64,
+    len: usize,
+    used: usize,
+    limits: Limits,
+    chunk_size: usize,
+    scratch: Vec<u8>,
+    /// What arrived, what was kept and what was lost, per input.
+    pub ledger: Ledger,
+}
+
+impl Ring {
+    /// An empty ring. `limits.max_bytes` is raised to [`MIN_MAX_BYTES`] and
+    /// `limits.max_lines` to 1 if given lower.
+    pub fn new(limits: Limits) -> Ring {
+        let limits = Limits {
+            max_lines: limits.max_lines.max(1),
+            max_bytes: limits.max_bytes.max(MIN_MAX_BYTES),
+        };
+        // About 1/16 of the budget per chunk: eviction by bytes frees at most
+        // that much at once, and the chunk headers stay negligible.
+        let chunk_size = (limits.max_bytes / 16).clamp(1 << 10, 64 << 10);
+        Ring {
+            chunks: VecDeque::new(),
+            head: 0,
+            next_seq: 0,
+            len: 0,
+            used: 0,
+            limits,
+            chunk_size,
+            scratch: Vec::new(),
+            ledger: Ledger::default(),
+        }
+    }
+
+    /// Store `record` as the newest entry, evicting the oldest ones as the
+    /// bounds require, and return its sequence number. Counts it as stored
+    /// for its input.
+    pub fn push(&mut self, record: &Record) -> u64 {
+        self.scratch.clear();
+        codec::encode(record, &mut self.scratch);
+        let n = self.scratch.len();
+        while self.len >= self.limits.max_lines {
+            self.evict_one();
+        }
+        let fits = self
+            .chunks
+            .back()
+            .is_some_and(|c| c.data.len() + n <= c.data.capacity());
+        if !fits {
+            // A record larger than a chunk gets a chunk of its own size.
+            let cap = self.chunk_size.max(n);
+            let index_cap = (cap / 64).max(4);
+            let chunk = Chunk {
+                first_seq: self.next_seq,
+                data: Vec::with_capacity(cap),
+                ends: Vec::with_capacity(index_cap),
+            };
+            let need = chunk.bytes();
+            while !self.chunks.is_empty() && self.used + need > self.limits.max_bytes {
+                self.evict_front_chunk();
+            }
+            self.used += need;
+            self.chunks.push_back(chunk);
+        }
+        let tail = self.chunks.back_mut().expect("a chunk was just ensured");
+        let before = tail.bytes();
+        tail.data.extend_from_slice(&self.scratch);
+        tail.ends.push(tail.data.len() as u32);
+        let grown = tail.bytes() - before;
+        self.used += grown;
+        while self.chunks.len() > 1 && self.used > self.limits.max_bytes {
+            self.evict_front_chunk();
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.len += 1;
+        self.ledger.input_mut(record.input).stored += 1;
+        seq
+    }
+
+    /// The oldest sequence number still held (equal to `next_seq` when empty).
+    pub fn first_seq(&self) -> u64 {
+        self.next_seq - self.len as u64
+    }
+
+    /// The sequence number the next pushed record will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes the ring's storage occupies now.
+    pub fn bytes_used(&self) -> usize {
+        self.used
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    pub fn stats(&self) -> RingStats {
+        RingStats {
+            entries: self.len,
+            bytes: self.used,
+            max_lines: self.limits.max_lines,
+            max_bytes: self.limits.max_bytes,
+            first_seq: self.first_seq(),
+            next_seq: self.next_seq,
+        }
+    }
+
+    /// The record with sequence number `seq`, if the ring still holds it.
+    pub fn get(&self, seq: u64) -> Option<Record> {
+        let (c, i) = self.locate(seq)?;
+        codec::decode(seq, self.chunks[c].record(i))
+    }
+
+    /// Records from `seq` onwards (or from the oldest held, if `seq` was
+    /// evicted), oldest first.
+    pub fn iter_from(&self, seq: u64) -> impl Iterator<Item = Record> + '_ {
+        let start = seq.max(self.first_seq());
+        (start..self.next_seq).filter_map(move |s| self.get(s))
+    }
+
+    fn locate(&self, seq: u64) -> Option<(usize, usize)> {
+        if seq < self.first_seq() || seq >= self.next_seq {
+            return None;
+        }
+        let c = self.chunks.partition_point(|c| c.first_seq <= seq) - 1;
+        Some((c, (seq - self.chunks[c].first_seq) as usize))
+    }
+
+    fn evict_one(&mut self) {
+        let Some(front) = self.chunks.front() else {
+            return;
+        };
+        let code = front.record(self.head)[codec::INPUT_OFFSET];
+        if let Some(input) = Input::from_code(code) {
+            self.ledger.input_mut(input).evicted += 1;
+        }
+        self.head += 1;
+        self.len -= 1;
+        if self.head == front.ends.len() {
+            self.drop_front_chunk();
+        }
+    }
+
+    fn evict_front_chunk(&mut self) {
+        let Some(front) = self.chunks.front() else {
+            return;
+        };
+        for i in self.head..front.ends.len() {
+            if let Some(input) = Input::from_code(front.record(i)[codec::INPUT_OFFSET]) {
+                self.ledger.input_mut(input).evicted += 1;
+            }
+        }
+        self.len -= front.ends.len() - self.head;
+        self.drop_front_chunk();
+    }
+
+    fn drop_front_chunk(&mut self) {
+        if let Some(c) = self.chunks.pop_front() {
+            self.used -= c.bytes();
+        }
+        self.head = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(i: usize, len: usize) -> Record {
+        let mut r = Record::new(Input::Syslog, i as i64, "t", "x".repeat(len));
+        r.app = Some(format!("app{i}"));
+        r
+    }
+
+    #[test]
+    fn sequence_numbers_increase_and_records_read_back() {
+        let mut ring = Ring::new(Limits::default());
+        for i in 0..100 {
+            assert_eq!(ring.push(&rec(i, 10)), i as u64);
+        }
+        assert_eq!(ring.first_seq(), 0);
+        assert_eq!(ring.next_seq(), 100);
+        let r = ring.get(42).unwrap();
+        assert_eq!(r.seq, 42);
+        assert_eq!(r.app.as_deref(), Some("app42"));
+        assert!(ring.get(100).is_none());
+        let all: Vec<u64> = ring.iter_from(0).map(|r| r.seq).collect();
+        assert_eq!(all, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn evicts_oldest_by_lines() {
+        let mut ring = Ring::new(Limits {
+            max_lines: 10,
+            max_bytes: DEFAULT_MAX_BYTES,
+        });
+        for i in 0..25 {
+            ring.push(&rec(i, 10));
+        }
+        assert_eq!(ring.len(), 10);
+        assert_eq!(ring.first_seq(), 15);
+        assert!(ring.get(14).is_none());
+        assert_eq!(ring.get(15).unwrap().app.as_deref(), Some("app15"));
+        let c = ring.ledger.input(Input::Syslog);
+        assert_eq!((c.stored, c.evicted), (25, 15));
+    }
+
+    #[test]
+    fn byte_budget_bounds_real_usage() {
+        let max_bytes = 64 << 10;
+        let mut ring = Ring::new(Limits {
+            max_lines: 1_000_000,
+            max_bytes,
+        });
+        for i in 0..10_000 {
+            ring.push(&rec(i, 200));
+            assert!(ring.bytes_used() <= max_bytes, "over budget at {i}");
+        }
+        // Holds most of what the budget allows, and never more.
+        assert!(ring.len() > 200, "only {} entries held", ring.len());
+        assert_eq!(ring.first_seq() + ring.len() as u64, 10_000);
+        let c = ring.ledger.input(Input::Syslog);
+        assert_eq!(c.stored - c.evicted, ring.len() as u64);
+        assert_eq!(
+            ring.iter_from(0).count(),
+            ring.len(),
+            "every held entry is readable"
+        );
+    }
+
+    #[test]
+    fn oversized_record_gets_its_own_chunk() {
+        let mut ring = Ring::new(Limits {
+            max_lines: 100,
+            max_bytes: 64 << 10,
+        });
+        ring.push(&rec(0, 10));
+        ring.push(&rec(1, 20_000));
+        ring.push(&rec(2, 10));
+        assert_eq!(ring.get(1).unwrap().msg.len(), 20_000);
+        assert_eq!(ring.get(2).unwrap().msg.len(), 10);
+    }
+
+    #[test]
+    fn mixed_lines_and_bytes_keep_counts_consistent() {
+        let mut ring = Ring::new(Limits {
+            max_lines: 300,
+            max_bytes: 32 << 10,
+        });
+        for i in 0..5000 {
+            ring.push(&rec(i, i % 500));
+            assert!(ring.len() <= 300);
+            let c = *ring.ledger.input(Input::Syslog);
+            assert_eq!(c.stored - c.evicted, ring.len() as u64);
+        }
+    }
+}
