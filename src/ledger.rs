@@ -3,7 +3,7 @@
 //!
 //! The invariant every test leans on is `received = stored + dropped` per
 //! input; `evicted` then says how many stored entries the ring has since
-//! overwritten, and the query counters say what readers missed.
+//! overwritten. What readers missed is counted by the query server.
 
 use serde::Serialize;
 
@@ -26,26 +26,10 @@ pub struct InputCounters {
     pub evicted: u64,
 }
 
-/// Counters for the query side.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct QueryCounters {
-    /// Connections accepted on the query socket.
-    pub connections: u64,
-    /// Connections closed because no request arrived in time.
-    pub timeouts: u64,
-    /// Requests refused as malformed (bad mode byte, bad JSON).
-    pub bad_requests: u64,
-    /// Times a reader was lapped by the ring and told so.
-    pub lapped: u64,
-    /// Entries readers missed because the ring overwrote them first.
-    pub missed: u64,
-}
-
 /// Every counter the daemon keeps.
 #[derive(Clone, Debug, Default)]
 pub struct Ledger {
     inputs: [InputCounters; Input::ALL.len()],
-    pub queries: QueryCounters,
 }
 
 impl Ledger {

@@ -1,0 +1,231 @@
+//! The daemon's command line, turned into one [`Settings`].
+//!
+//! Flags are GNU long options; every long option is also accepted in the Go
+//! style memlogd and LinuxKit configs use (`-socket-query X`,
+//! `-max-lines=10`), by rewriting such arguments before clap sees them.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{CommandFactory, Parser};
+
+use crate::ring::{Limits, DEFAULT_MAX_LINES, MIN_MAX_BYTES};
+
+pub const DEFAULT_SYSLOG_SOCKET: &str = "/dev/log";
+pub const DEFAULT_QUERY_SOCKET: &str = "/var/run/memlogdq.sock";
+/// File names used under `--runtime-dir`.
+pub const RUNTIME_SYSLOG_NAME: &str = "log";
+pub const RUNTIME_QUERY_NAME: &str = "memlogdq.sock";
+
+/// ringlogd: a syslog-compatible in-memory log server.
+///
+/// Keeps every log message of the machine in one bounded ring in memory,
+/// fed by /dev/log, and serves it over memlogd's query socket.
+#[derive(Parser, Debug)]
+#[command(name = "ringlogd", version)]
+pub struct DaemonArgs {
+    /// Syslog datagram socket to listen on (mode 0666). Repeat the flag for
+    /// more sockets, e.g. one inside a chroot. [default: /dev/log]
+    #[arg(long = "syslog-socket", value_name = "PATH")]
+    pub syslog_socket: Vec<PathBuf>,
+
+    /// memlogd query socket (mode 0600). [default: /var/run/memlogdq.sock]
+    #[arg(long = "socket-query", value_name = "PATH")]
+    pub socket_query: Option<PathBuf>,
+
+    /// Put every socket not given explicitly into DIR under its default
+    /// file name (log, memlogdq.sock): for tests and unprivileged use.
+    #[arg(long = "runtime-dir", value_name = "DIR")]
+    pub runtime_dir: Option<PathBuf>,
+
+    /// Most entries the ring holds; the oldest are evicted beyond it.
+    #[arg(long = "max-lines", value_name = "N", default_value_t = DEFAULT_MAX_LINES,
+          value_parser = parse_max_lines)]
+    pub max_lines: usize,
+
+    /// Most memory the ring's storage occupies (e.g. 64k, 8M, 1G; at least
+    /// 16k); the oldest entries are evicted beyond it.
+    #[arg(long = "max-bytes", value_name = "SIZE", default_value = "8M", value_parser = parse_max_bytes)]
+    pub max_bytes: usize,
+
+    /// Longest message text stored; longer text is cut at a UTF-8 boundary
+    /// and flagged truncated.
+    #[arg(long = "max-line-len", value_name = "BYTES", default_value_t = 8192,
+          value_parser = parse_max_line_len)]
+    pub max_line_len: usize,
+}
+
+/// Everything the daemon needs to start, resolved from the flags.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub syslog_sockets: Vec<PathBuf>,
+    pub query_socket: PathBuf,
+    pub limits: Limits,
+    pub max_line_len: usize,
+}
+
+impl DaemonArgs {
+    /// Parse the process's arguments (Go-style forms included); on a usage
+    /// error clap prints it and exits 2.
+    pub fn from_env() -> DaemonArgs {
+        DaemonArgs::parse_from(go_style_args(std::env::args_os(), &DaemonArgs::command()))
+    }
+
+    pub fn settings(&self) -> Settings {
+        let in_dir = |name: &str, default: &str| match &self.runtime_dir {
+            Some(dir) => dir.join(name),
+            None => PathBuf::from(default),
+        };
+        let syslog_sockets = if self.syslog_socket.is_empty() {
+            vec![in_dir(RUNTIME_SYSLOG_NAME, DEFAULT_SYSLOG_SOCKET)]
+        } else {
+            self.syslog_socket.clone()
+        };
+        Settings {
+            syslog_sockets,
+            query_socket: self
+                .socket_query
+                .clone()
+                .unwrap_or_else(|| in_dir(RUNTIME_QUERY_NAME, DEFAULT_QUERY_SOCKET)),
+            limits: Limits {
+                max_lines: self.max_lines,
+                max_bytes: self.max_bytes,
+            },
+            max_line_len: self.max_line_len,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        DaemonArgs::parse_from(["ringlogd"]).settings()
+    }
+}
+
+/// A size with an optional binary suffix: `4096`, `64k`, `8M`, `1G`
+/// (`KiB`, `MB` and the like are read the same way).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return Err(format!("{s:?} is not a size (try 4096, 64k, 8M)"));
+    }
+    let n: usize = t[..digits].parse().map_err(|_| format!("{s:?} is too large"))?;
+    let unit = t[digits..].trim().to_ascii_lowercase();
+    let shift = match unit.trim_end_matches("ib").trim_end_matches('b') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        _ => return Err(format!("{s:?}: unknown size unit (use k, M or G)")),
+    };
+    n.checked_mul(1 << shift).ok_or_else(|| format!("{s:?} is too large"))
+}
+
+fn parse_max_bytes(s: &str) -> Result<usize, String> {
+    let n = parse_size(s)?;
+    if n < MIN_MAX_BYTES {
+        return Err(format!("must be at least {}k", MIN_MAX_BYTES >> 10));
+    }
+    Ok(n)
+}
+
+fn parse_max_lines(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("must be a whole number of at least 1".into()),
+    }
+}
+
+fn parse_max_line_len(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=1 << 20).contains(&n) => Ok(n),
+        _ => Err("must be a whole number from 1 to 1048576".into()),
+    }
+}
+
+/// Rewrite Go-style single-dash long options (`-max-lines=10`,
+/// `-socket X`) as GNU ones for `cmd`. Short options and everything after
+/// `--` are left alone.
+pub fn go_style_args(
+    args: impl IntoIterator<Item = OsString>,
+    cmd: &clap::Command,
+) -> Vec<OsString> {
+    let longs: Vec<&str> = cmd.get_arguments().filter_map(|a| a.get_long()).collect();
+    let mut out = Vec::new();
+    let mut rest = false;
+    for arg in args {
+        if !rest {
+            if let Some(s) = arg.to_str() {
+                if s == "--" {
+                    rest = true;
+                } else if let Some(body) = s.strip_prefix('-').filter(|b| !b.starts_with('-')) {
+                    let name = body.split('=').next().unwrap_or(body);
+                    if name.len() > 1 && longs.contains(&name) {
+                        out.push(OsString::from(format!("-{s}")));
+                        continue;
+                    }
+                }
+            }
+        }
+        out.push(arg);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Result<DaemonArgs, clap::Error> {
+        DaemonArgs::try_parse_from(go_style_args(
+            v.iter().map(OsString::from),
+            &DaemonArgs::command(),
+        ))
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("8M"), Ok(8 << 20));
+        assert_eq!(parse_size("8MiB"), Ok(8 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("8X").is_err());
+        assert!(parse_size("99999999999999999999").is_err());
+    }
+
+    #[test]
+    fn defaults_match_memlogd() {
+        let s = Settings::default();
+        assert_eq!(s.syslog_sockets, vec![PathBuf::from("/dev/log")]);
+        assert_eq!(s.query_socket, PathBuf::from("/var/run/memlogdq.sock"));
+        assert_eq!(s.limits.max_lines, 5000);
+        assert_eq!(s.limits.max_bytes, crate::ring::DEFAULT_MAX_BYTES);
+        assert_eq!(s.max_line_len, 8192);
+    }
+
+    #[test]
+    fn go_style_flags_are_accepted() {
+        let a = args(&["ringlogd", "-socket-query", "/q", "-max-lines=10", "--max-bytes", "64k"]).unwrap();
+        let s = a.settings();
+        assert_eq!(s.query_socket, PathBuf::from("/q"));
+        assert_eq!(s.limits.max_lines, 10);
+        assert_eq!(s.limits.max_bytes, 64 << 10);
+    }
+
+    #[test]
+    fn runtime_dir_places_every_socket() {
+        let s = args(&["ringlogd", "--runtime-dir", "/tmp/x"]).unwrap().settings();
+        assert_eq!(s.syslog_sockets, vec![PathBuf::from("/tmp/x/log")]);
+        assert_eq!(s.query_socket, PathBuf::from("/tmp/x/memlogdq.sock"));
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        assert!(args(&["ringlogd", "--max-bytes", "1k"]).is_err());
+        assert!(args(&["ringlogd", "--max-lines", "0"]).is_err());
+        assert!(args(&["ringlogd", "-nosuchflag"]).is_err());
+    }
+}
