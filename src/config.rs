@@ -110,7 +110,9 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
     if digits == 0 {
         return Err(format!("{s:?} is not a size (try 4096, 64k, 8M)"));
     }
-    let n: usize = t[..digits].parse().map_err(|_| format!("{s:?} is too large"))?;
+    let n: usize = t[..digits]
+        .parse()
+        .map_err(|_| format!("{s:?} is too large"))?;
     let unit = t[digits..].trim().to_ascii_lowercase();
     let shift = match unit.trim_end_matches("ib").trim_end_matches('b') {
         "" => 0,
@@ -119,7 +121,8 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         "g" => 30,
         _ => return Err(format!("{s:?}: unknown size unit (use k, M or G)")),
     };
-    n.checked_mul(1 << shift).ok_or_else(|| format!("{s:?} is too large"))
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 fn parse_max_bytes(s: &str) -> Result<usize, String> {
@@ -208,7 +211,15 @@ mod tests {
 
     #[test]
     fn go_style_flags_are_accepted() {
-        let a = args(&["ringlogd", "-socket-query", "/q", "-max-lines=10", "--max-bytes", "64k"]).unwrap();
+        let a = args(&[
+            "ringlogd",
+            "-socket-query",
+            "/q",
+            "-max-lines=10",
+            "--max-bytes",
+            "64k",
+        ])
+        .unwrap();
         let s = a.settings();
         assert_eq!(s.query_socket, PathBuf::from("/q"));
         assert_eq!(s.limits.max_lines, 10);
@@ -217,7 +228,9 @@ mod tests {
 
     #[test]
     fn runtime_dir_places_every_socket() {
-        let s = args(&["ringlogd", "--runtime-dir", "/tmp/x"]).unwrap().settings();
+        let s = args(&["ringlogd", "--runtime-dir", "/tmp/x"])
+            .unwrap()
+            .settings();
         assert_eq!(s.syslog_sockets, vec![PathBuf::from("/tmp/x/log")]);
         assert_eq!(s.query_socket, PathBuf::from("/tmp/x/memlogdq.sock"));
     }

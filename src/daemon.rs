@@ -40,7 +40,9 @@ const SEV_INFO: u8 = 6;
 
 /// Store a message from the daemon itself.
 pub fn log_internal(ring: &mut Ring, severity: u8, msg: impl Into<String>) {
-    ring.ledger.input_mut(crate::record::Input::Internal).received += 1;
+    ring.ledger
+        .input_mut(crate::record::Input::Internal)
+        .received += 1;
     ring.push(&Record::internal(now_ns(), severity, msg));
 }
 
@@ -61,7 +63,8 @@ pub fn run(settings: &Settings) -> Result<(), String> {
     for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         mask.add(s);
     }
-    mask.thread_block().map_err(|e| format!("cannot block signals: {e}"))?;
+    mask.thread_block()
+        .map_err(|e| format!("cannot block signals: {e}"))?;
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| format!("cannot create signalfd: {e}"))?;
 
@@ -82,7 +85,11 @@ pub fn run(settings: &Settings) -> Result<(), String> {
     let registry = poll.registry();
     let reg_err = |e: std::io::Error| format!("cannot register with poll: {e}");
     registry
-        .register(&mut SourceFd(&signals.as_raw_fd()), SIGNALS, Interest::READABLE)
+        .register(
+            &mut SourceFd(&signals.as_raw_fd()),
+            SIGNALS,
+            Interest::READABLE,
+        )
         .map_err(reg_err)?;
     registry
         .register(query.listener_mut(), QUERY_LISTENER, Interest::READABLE)

@@ -43,6 +43,8 @@ impl Ledger {
 
     /// Every input with its counters, in code order.
     pub fn inputs(&self) -> impl Iterator<Item = (Input, &InputCounters)> {
-        Input::ALL.iter().map(move |&i| (i, &self.inputs[i as usize]))
+        Input::ALL
+            .iter()
+            .map(move |&i| (i, &self.inputs[i as usize]))
     }
 }

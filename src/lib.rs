@@ -12,13 +12,13 @@
 //! never sees a source. [`daemon`] owns the event loop that wires them, and
 //! [`ledger`] counts everything that arrives and everything that is lost.
 
-pub mod record;
-pub mod ledger;
-pub mod ring;
-pub mod parse;
-pub mod source;
-pub mod query;
-pub mod sockpath;
+pub mod client;
 pub mod config;
 pub mod daemon;
-pub mod client;
+pub mod ledger;
+pub mod parse;
+pub mod query;
+pub mod record;
+pub mod ring;
+pub mod sockpath;
+pub mod source;

@@ -132,7 +132,12 @@ pub struct Record {
 
 impl Record {
     /// A record with only the fields every input has; the rest empty.
-    pub fn new(input: Input, received_ns: i64, source: impl Into<String>, msg: impl Into<String>) -> Record {
+    pub fn new(
+        input: Input,
+        received_ns: i64,
+        source: impl Into<String>,
+        msg: impl Into<String>,
+    ) -> Record {
         Record {
             seq: 0,
             received_ns,

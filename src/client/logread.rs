@@ -32,7 +32,12 @@ pub struct LogreadArgs {
     #[arg(short = 'F')]
     pub dump_follow: bool,
     /// Only the last N entries of the dump.
-    #[arg(short = 'n', long = "lines", value_name = "N", conflicts_with = "follow")]
+    #[arg(
+        short = 'n',
+        long = "lines",
+        value_name = "N",
+        conflicts_with = "follow"
+    )]
     pub lines: Option<u64>,
     /// Print each entry as the daemon's JSON line, with every field.
     #[arg(long, conflicts_with = "stats")]

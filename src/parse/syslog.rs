@@ -305,7 +305,10 @@ mod tests {
         assert_eq!(r.msgid.as_deref(), Some("MID"));
         assert_eq!(r.sd.len(), 1);
         assert_eq!(r.sd[0].id, "ex@32473");
-        assert_eq!(r.sd[0].params, vec![("k".to_owned(), r#"a"b]c\d"#.to_owned())]);
+        assert_eq!(
+            r.sd[0].params,
+            vec![("k".to_owned(), r#"a"b]c\d"#.to_owned())]
+        );
         assert_eq!(r.msg, "the msg");
         assert_eq!(
             r.timestamp.unwrap().to_rfc3339(),

@@ -184,7 +184,11 @@ impl QueryServer {
         for idx in 0..self.clients.len() {
             let wants = matches!(
                 &self.clients[idx],
-                Some(Client { phase: Phase::Stream { end: None, .. }, blocked: false, .. })
+                Some(Client {
+                    phase: Phase::Stream { end: None, .. },
+                    blocked: false,
+                    ..
+                })
             );
             if wants {
                 let c = self.clients[idx].take().expect("checked above");
@@ -309,7 +313,14 @@ impl QueryServer {
         };
     }
 
-    fn finish_turn(&mut self, idx: usize, mut c: Client, close: bool, registry: &Registry, ring: &Ring) {
+    fn finish_turn(
+        &mut self,
+        idx: usize,
+        mut c: Client,
+        close: bool,
+        registry: &Registry,
+        ring: &Ring,
+    ) {
         let outcome = if close {
             Pump::Close
         } else if c.blocked || matches!(c.phase, Phase::Request { .. }) {
@@ -408,7 +419,12 @@ fn stats_json(
     let inputs = ledger
         .inputs()
         .filter(|(i, c)| **c != Default::default() || *i == Input::Syslog)
-        .map(|(i, c)| (i.as_str().to_owned(), serde_json::to_value(c).expect("counters serialize")))
+        .map(|(i, c)| {
+            (
+                i.as_str().to_owned(),
+                serde_json::to_value(c).expect("counters serialize"),
+            )
+        })
         .collect();
     serde_json::to_value(Stats {
         uptime_secs: uptime.as_secs(),

@@ -57,12 +57,10 @@ struct JsonRequest {
 /// Read a request from the bytes received so far. `eof` says the client
 /// has stopped sending, so an unterminated JSON line is complete.
 pub fn parse_request(buf: &[u8], eof: bool) -> Parse {
+    // A client that leaves without a word (a liveness probe) is not an
+    // error: the caller closes it when `eof` and still `Incomplete`.
     let Some(&first) = buf.first() else {
-        return if eof {
-            Parse::Error("no request was sent".into())
-        } else {
-            Parse::Incomplete
-        };
+        return Parse::Incomplete;
     };
     match first {
         0 | b'0' => Parse::Done(Mode::Dump.into()),
@@ -80,9 +78,7 @@ fn parse_json_line(buf: &[u8], eof: bool) -> Parse {
         Some(end) => &buf[..end],
         None if eof => buf,
         None if buf.len() > MAX_REQUEST_LEN => {
-            return Parse::Error(format!(
-                "request line longer than {MAX_REQUEST_LEN} bytes"
-            ))
+            return Parse::Error(format!("request line longer than {MAX_REQUEST_LEN} bytes"))
         }
         None => return Parse::Incomplete,
     };
@@ -101,10 +97,7 @@ fn parse_json_line(buf: &[u8], eof: bool) -> Parse {
             ))
         }
     };
-    Parse::Done(Request {
-        mode,
-        tail: req.n,
-    })
+    Parse::Done(Request { mode, tail: req.n })
 }
 
 #[cfg(test)]
@@ -115,8 +108,14 @@ mod tests {
     fn memlogd_mode_bytes() {
         assert_eq!(parse_request(&[0], false), Parse::Done(Mode::Dump.into()));
         assert_eq!(parse_request(&[1], false), Parse::Done(Mode::Follow.into()));
-        assert_eq!(parse_request(&[2], false), Parse::Done(Mode::DumpFollow.into()));
-        assert_eq!(parse_request(b"2", false), Parse::Done(Mode::DumpFollow.into()));
+        assert_eq!(
+            parse_request(&[2], false),
+            Parse::Done(Mode::DumpFollow.into())
+        );
+        assert_eq!(
+            parse_request(b"2", false),
+            Parse::Done(Mode::DumpFollow.into())
+        );
         assert_eq!(parse_request(&[], false), Parse::Incomplete);
         for bad in [3u8, 0xff, b'x'] {
             assert!(matches!(parse_request(&[bad], false), Parse::Error(_)));
@@ -125,7 +124,10 @@ mod tests {
 
     #[test]
     fn json_requests() {
-        assert_eq!(parse_request(b"{\"mode\":\"stats\"", false), Parse::Incomplete);
+        assert_eq!(
+            parse_request(b"{\"mode\":\"stats\"", false),
+            Parse::Incomplete
+        );
         assert_eq!(
             parse_request(b"{\"mode\":\"stats\"}\n", false),
             Parse::Done(Mode::Stats.into())

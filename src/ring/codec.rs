@@ -226,7 +226,10 @@ mod tests {
             msgid: Some("MID".into()),
             sd: vec![SdElement {
                 id: "ex@32473".into(),
-                params: vec![("k".into(), "a\"b]c\\d".into()), ("é".into(), String::new())],
+                params: vec![
+                    ("k".into(), "a\"b]c\\d".into()),
+                    ("é".into(), String::new()),
+                ],
             }],
             msg: "hello ünïcode".into(),
             peer: Some(Peer {

@@ -57,7 +57,11 @@ impl Chunk {
     }
 
     fn record(&self, idx: usize) -> &[u8] {
-        let start = if idx == 0 { 0 } else { self.ends[idx - 1] as usize };
+        let start = if idx == 0 {
+            0
+        } else {
+            self.ends[idx - 1] as usize
+        };
         &self.data[start..self.ends[idx] as usize]
     }
 }

@@ -11,7 +11,9 @@ use std::path::Path;
 
 use mio::net::UnixDatagram;
 use nix::errno::Errno;
-use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, UnixCredentials};
+use nix::sys::socket::{
+    recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, UnixCredentials,
+};
 
 use super::Drain;
 use crate::parse::syslog::{Origin, SyslogParser};
@@ -63,7 +65,13 @@ impl DevLogSource {
                 Ok(None) => return Drain::Idle,
                 Err(()) => continue,
             };
-            let parsed = self.parser.parse(&self.buf[..len], now_ns(), Input::Syslog, Origin::Local, peer);
+            let parsed = self.parser.parse(
+                &self.buf[..len],
+                now_ns(),
+                Input::Syslog,
+                Origin::Local,
+                peer,
+            );
             let mut record = parsed.record;
             record.truncated |= cut;
             let counters = ring.ledger.input_mut(Input::Syslog);

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine: install the programs
+# the integration tests drive when they are missing, then run cargo test.
+# Extra arguments go to cargo test (e.g. tests/run.sh --release).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# tool -> Debian package that provides it
+declare -A want=(
+  [logger]=bsdutils
+  [unshare]=util-linux
+  [setpriv]=util-linux
+  [python3]=python3
+  [socat]=socat
+)
+missing=()
+for tool in "${!want[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${want[$tool]}")
+done
+if ((${#missing[@]})); then
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  echo "tests/run.sh: installing ${missing[*]}" >&2
+  "${sudo[@]}" apt-get update
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends \
+    $(printf '%s\n' "${missing[@]}" | sort -u)
+fi
+
+cargo test "$@"

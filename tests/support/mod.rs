@@ -1,0 +1,227 @@
+//! The harness every integration test uses: start the real `ringlogd`
+//! binary on sockets in a temporary directory, talk to it over those
+//! sockets, stop it by its pid.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const RINGLOGD: &str = env!("CARGO_BIN_EXE_ringlogd");
+pub const LOGREAD: &str = env!("CARGO_BIN_EXE_logread");
+
+/// A running daemon in its own temporary directory.
+pub struct Daemon {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+    pub query: PathBuf,
+}
+
+impl Daemon {
+    /// Start with `--runtime-dir` plus `args`, and wait until it serves.
+    pub fn start(args: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let child = Command::new(RINGLOGD)
+            .arg("--runtime-dir")
+            .arg(dir.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start ringlogd");
+        let d = Daemon {
+            child,
+            log: dir.path().join("log"),
+            query: dir.path().join("memlogdq.sock"),
+            dir,
+        };
+        d.wait_ready();
+        d
+    }
+
+    fn wait_ready(&self) {
+        if !wait_socket(&self.query) {
+            panic!("ringlogd did not start serving {}", self.query.display());
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send one datagram to the daemon's syslog socket.
+    pub fn send(&self, bytes: &[u8]) {
+        let s = UnixDatagram::unbound().unwrap();
+        s.send_to(bytes, &self.log)
+            .expect("send to /dev/log socket");
+    }
+
+    /// A raw query: send `request`, read until the daemon closes.
+    pub fn query_raw(&self, request: &[u8]) -> Vec<u8> {
+        let mut c = UnixStream::connect(&self.query).expect("connect query socket");
+        c.write_all(request).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut out = Vec::new();
+        c.read_to_end(&mut out).expect("read query reply");
+        out
+    }
+
+    /// Every entry in the ring (memlogd mode 0), parsed.
+    pub fn dump(&self) -> Vec<Value> {
+        parse_lines(&self.query_raw(&[0]))
+    }
+
+    /// The daemon's counters.
+    pub fn stats(&self) -> Value {
+        let out = self.query_raw(b"{\"mode\":\"stats\"}\n");
+        serde_json::from_slice(&out).expect("stats is one JSON object")
+    }
+
+    /// Dump until `pred` holds for the entries (the daemon works
+    /// asynchronously), failing after 10 s.
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let entries = self.dump();
+            if pred(&entries) {
+                return entries;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; ring holds:\n{entries:#?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The first entry whose msg is `msg`, once it has arrived.
+    pub fn entry_with_msg(&self, msg: &str) -> Value {
+        let entries = self.wait_for(msg, |e| e.iter().any(|v| v["msg"] == msg));
+        entries.into_iter().find(|v| v["msg"] == msg).unwrap()
+    }
+
+    /// Run our logread against this daemon.
+    pub fn logread(&self, args: &[&str]) -> Output {
+        Command::new(LOGREAD)
+            .arg("--socket")
+            .arg(&self.query)
+            .args(args)
+            .output()
+            .expect("run logread")
+    }
+
+    /// SIGTERM, then wait for the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        signal(self.child.id(), "TERM");
+        let status = wait_timeout(&mut self.child, Duration::from_secs(10));
+        std::mem::forget(self);
+        status
+    }
+
+    /// Check the ledger's promise for `input`: received = stored + dropped.
+    pub fn assert_ledger_balances(&self, input: &str) -> Value {
+        let stats = self.stats();
+        let c = &stats["inputs"][input];
+        let received = c["received"].as_u64().unwrap();
+        let stored = c["stored"].as_u64().unwrap();
+        let dropped = c["dropped"].as_u64().unwrap();
+        assert_eq!(received, stored + dropped, "ledger for {input}: {c}");
+        c.clone()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} {pid}");
+}
+
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process {} did not exit within {limit:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn parse_lines(out: &[u8]) -> Vec<Value> {
+    out.split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            serde_json::from_slice(l)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {}", String::from_utf8_lossy(l)))
+        })
+        .collect()
+}
+
+/// The path of an external program the tests drive. The test command
+/// (tests/run.sh) installs them all, so a missing one is a failure.
+pub fn require(tool: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let p = dir.join(tool);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("{tool} is not installed: run tests/run.sh, which installs what the tests drive");
+}
+
+/// Messages are unique per test run so parallel tests never confuse theirs.
+pub fn unique(label: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{label}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn socket_mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// Wait up to 10 s until something accepts connections at `path`.
+pub fn wait_socket(path: &Path) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if UnixStream::connect(path).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
