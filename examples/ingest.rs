@@ -88,7 +88,7 @@ fn daemon_rate(dir: &Path, n: usize) -> f64 {
     let start = Instant::now();
     send_all(&dir.join("log"), n);
     while stats(&q)["inputs"]["syslog"]["stored"].as_u64().unwrap() < n as u64 {
-        std::thread::sleep(Duration::from_micros(200));
+        std::thread::sleep(Duration::from_millis(2));
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
     child.kill().unwrap();

@@ -26,4 +26,13 @@ if ((${#missing[@]})); then
     $(printf '%s\n' "${missing[@]}" | sort -u)
 fi
 
-cargo test "$@"
+# One closing line with the totals over every test binary.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ { p += $4; f += $6; i += $8 }
+     END { printf "all tests: %d passed, %d failed, %d ignored\n", p, f, i }' "$log"
+exit "$status"
