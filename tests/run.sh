@@ -34,5 +34,5 @@ cargo test "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 awk '/^test result:/ { p += $4; f += $6; i += $8 }
-     END { printf "all tests: %d passed, %d failed, %d ignored\n", p, f, i }' "$log"
+     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
 exit "$status"
