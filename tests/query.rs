@@ -392,3 +392,41 @@ fn logread_into_head_exits_quietly() {
         .unwrap();
     assert!(status.success(), "logread exited {status} on a closed pipe");
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn max_bytes_bounds_resident_memory_whatever_the_input() {
+    let d = Daemon::start(&["--max-lines", "10000000", "--max-bytes", "4M"]);
+    let empty = rss_kib(d.pid());
+    let s = UnixDatagram::unbound().unwrap();
+    // 40 MiB of varied messages through a 4 MiB ring.
+    for i in 0..40_000usize {
+        let pad = "y".repeat(100 + (i * 7919) % 1900);
+        s.send_to(
+            format!("<13>Nov 21 23:40:10 gen: mem {i} {pad}").as_bytes(),
+            &d.log,
+        )
+        .unwrap();
+    }
+    d.wait_for("the last entry", |e| {
+        e.last()
+            .is_some_and(|v| v["msg"].as_str().unwrap().starts_with("mem 39999 "))
+    });
+    let full = rss_kib(d.pid());
+    let stats = d.stats();
+    assert!(
+        stats["ring"]["bytes"].as_u64().unwrap() <= 4 << 20,
+        "{stats}"
+    );
+    assert!(
+        full <= empty + 4 * 1024 + 1024,
+        "RSS grew from {empty} KiB to {full} KiB for a 4 MiB ring"
+    );
+}
