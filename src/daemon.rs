@@ -21,16 +21,18 @@ use crate::parse::syslog::SyslogParser;
 use crate::query::QueryServer;
 use crate::record::{now_ns, Record};
 use crate::ring::Ring;
-use crate::sockpath::{self, SocketKind};
+use crate::sockpath::{self, BoundPath, SocketKind};
 use crate::source::devlog::DevLogSource;
 use crate::source::Drain;
 
+// Tokens, one constant or range per room. Query clients take everything
+// from QUERY_CLIENT_BASE up, so it stays the highest.
 const SIGNALS: Token = Token(0);
 const QUERY_LISTENER: Token = Token(1);
 /// Syslog sockets are `Token(SYSLOG_BASE + i)`.
 const SYSLOG_BASE: usize = 1 << 8;
 /// Query clients are `Token(QUERY_CLIENT_BASE + i)`.
-const QUERY_CLIENT_BASE: usize = 1 << 20;
+const QUERY_CLIENT_BASE: usize = 1 << 30;
 /// Datagrams read from one socket per turn.
 const SOURCE_BUDGET: usize = 1024;
 
@@ -57,102 +59,172 @@ pub fn local_hostname() -> String {
 /// Bind everything `settings` asks for, then serve until SIGTERM or SIGINT.
 /// Errors are one line for the user, e.g. a socket path already in use.
 pub fn run(settings: &Settings) -> Result<(), String> {
-    // Block the signals we handle before anything else, so they queue for
-    // the signalfd instead of killing the process mid-write.
-    let mut mask = SigSet::empty();
-    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-        mask.add(s);
-    }
-    mask.thread_block()
-        .map_err(|e| format!("cannot block signals: {e}"))?;
-    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-        .map_err(|e| format!("cannot create signalfd: {e}"))?;
+    Daemon::bind(settings)?.run()
+}
 
-    let mut ring = Ring::new(settings.limits);
-    log_internal(&mut ring, SEV_INFO, "memlogd started");
+/// Whether the loop goes on after an event.
+enum Flow {
+    Continue,
+    Stop,
+}
 
-    let parser = SyslogParser::new(local_hostname(), settings.max_line_len);
-    let mut syslog = Vec::new();
-    for path in &settings.syslog_sockets {
-        syslog.push(DevLogSource::bind(path, parser.clone())?);
-    }
-    sockpath::prepare(&settings.query_socket, SocketKind::Stream)?;
-    let (listener, _query_path) =
-        sockpath::bind_with_mode(&settings.query_socket, 0o600, |p| UnixListener::bind(p))?;
-    let mut query = QueryServer::new(listener, QUERY_CLIENT_BASE);
+/// Everything the running daemon owns. The one place that holds the poll
+/// registry: sources and the query server are handed it, never keep it.
+pub struct Daemon {
+    poll: Poll,
+    signals: SignalFd,
+    ring: Ring,
+    syslog: Vec<DevLogSource>,
+    query: QueryServer,
+    /// Sources with something to read this turn: a readiness event, or a
+    /// budget that ran out last turn.
+    busy: Vec<Token>,
+    _query_path: BoundPath,
+}
 
-    let mut poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
-    let registry = poll.registry();
-    let reg_err = |e: std::io::Error| format!("cannot register with poll: {e}");
-    registry
-        .register(
-            &mut SourceFd(&signals.as_raw_fd()),
-            SIGNALS,
-            Interest::READABLE,
-        )
-        .map_err(reg_err)?;
-    registry
-        .register(query.listener_mut(), QUERY_LISTENER, Interest::READABLE)
-        .map_err(reg_err)?;
-    for (i, s) in syslog.iter_mut().enumerate() {
-        registry
-            .register(s.socket_mut(), Token(SYSLOG_BASE + i), Interest::READABLE)
-            .map_err(reg_err)?;
-    }
-
-    let mut events = Events::with_capacity(1024);
-    // Sources that stopped at their budget, to drain again next turn.
-    let mut busy: Vec<usize> = (0..syslog.len()).collect();
-    loop {
-        let timeout = if !busy.is_empty() || query.has_pending() {
-            Some(Duration::ZERO)
-        } else {
-            query
-                .next_deadline()
-                .map(|d| d.saturating_duration_since(Instant::now()))
-        };
-        if let Err(e) = poll.poll(&mut events, timeout) {
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(format!("poll failed: {e}"));
+impl Daemon {
+    /// Block the handled signals, start the ring, bind and register every
+    /// socket `settings` asks for.
+    pub fn bind(settings: &Settings) -> Result<Daemon, String> {
+        // Block the signals we handle before anything else, so they queue
+        // for the signalfd instead of killing the process mid-write.
+        let mut mask = SigSet::empty();
+        for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+            mask.add(s);
         }
-        let before = ring.next_seq();
-        for event in events.iter() {
-            match event.token() {
-                SIGNALS => {
-                    while let Ok(Some(info)) = signals.read_signal() {
-                        match Signal::try_from(info.ssi_signo as i32) {
-                            Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => return Ok(()),
-                            Ok(Signal::SIGHUP) => log_internal(
-                                &mut ring,
-                                SEV_WARNING,
-                                "received SIGHUP: there is no configuration file to re-read",
-                            ),
-                            _ => {}
-                        }
-                    }
+        mask.thread_block()
+            .map_err(|e| format!("cannot block signals: {e}"))?;
+        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| format!("cannot create signalfd: {e}"))?;
+
+        let mut ring = Ring::new(settings.limits);
+        log_internal(&mut ring, SEV_INFO, "memlogd started");
+
+        let parser = SyslogParser::new(local_hostname(), settings.max_line_len);
+        let mut syslog = Vec::new();
+        for path in &settings.syslog_sockets {
+            syslog.push(DevLogSource::bind(path, parser.clone())?);
+        }
+        sockpath::prepare(&settings.query_socket, SocketKind::Stream)?;
+        let (listener, query_path) =
+            sockpath::bind_with_mode(&settings.query_socket, 0o600, |p| UnixListener::bind(p))?;
+        let mut query = QueryServer::new(listener, QUERY_CLIENT_BASE);
+
+        let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
+        let registry = poll.registry();
+        let reg_err = |e: std::io::Error| format!("cannot register with poll: {e}");
+        registry
+            .register(
+                &mut SourceFd(&signals.as_raw_fd()),
+                SIGNALS,
+                Interest::READABLE,
+            )
+            .map_err(reg_err)?;
+        registry
+            .register(query.listener_mut(), QUERY_LISTENER, Interest::READABLE)
+            .map_err(reg_err)?;
+        for (i, s) in syslog.iter_mut().enumerate() {
+            registry
+                .register(s.socket_mut(), Token(SYSLOG_BASE + i), Interest::READABLE)
+                .map_err(reg_err)?;
+        }
+        // Anything queued before registration raised no edge: read it now.
+        let busy = (0..syslog.len()).map(|i| Token(SYSLOG_BASE + i)).collect();
+        Ok(Daemon {
+            poll,
+            signals,
+            ring,
+            syslog,
+            query,
+            busy,
+            _query_path: query_path,
+        })
+    }
+
+    /// Serve until SIGTERM or SIGINT.
+    pub fn run(mut self) -> Result<(), String> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            if let Err(e) = self.poll.poll(&mut events, self.timeout()) {
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
                 }
-                QUERY_LISTENER => query.accept(poll.registry()),
-                t if query.owns(t) => query.client_event(t, event, poll.registry(), &ring),
-                Token(t) if (SYSLOG_BASE..SYSLOG_BASE + syslog.len()).contains(&t) => {
-                    let i = t - SYSLOG_BASE;
-                    if !busy.contains(&i) {
-                        busy.push(i);
-                    }
+                return Err(format!("poll failed: {e}"));
+            }
+            let before = self.ring.next_seq();
+            for event in events.iter() {
+                if let Flow::Stop = self.on_event(event) {
+                    return Ok(());
                 }
+            }
+            for token in std::mem::take(&mut self.busy) {
+                if self.drain(token) == Drain::More {
+                    self.busy.push(token);
+                }
+            }
+            let registry = self.poll.registry();
+            if self.ring.next_seq() != before {
+                self.query.ring_advanced(registry, &self.ring);
+            }
+            self.query.run_pending(registry, &self.ring);
+            self.query.expire(Instant::now(), registry);
+        }
+    }
+
+    /// How long the next poll may sleep: not at all while work is left over,
+    /// else until the next deadline.
+    fn timeout(&self) -> Option<Duration> {
+        if !self.busy.is_empty() || self.query.has_pending() {
+            return Some(Duration::ZERO);
+        }
+        self.query
+            .next_deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    fn on_event(&mut self, event: &mio::event::Event) -> Flow {
+        match event.token() {
+            SIGNALS => return self.on_signals(),
+            QUERY_LISTENER => self.query.accept(self.poll.registry()),
+            t if self.query.owns(t) => {
+                self.query
+                    .client_event(t, event, self.poll.registry(), &self.ring)
+            }
+            t => {
+                if self.is_source(t) && !self.busy.contains(&t) {
+                    self.busy.push(t);
+                }
+            }
+        }
+        Flow::Continue
+    }
+
+    fn on_signals(&mut self) -> Flow {
+        while let Ok(Some(info)) = self.signals.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => return Flow::Stop,
+                Ok(Signal::SIGHUP) => log_internal(
+                    &mut self.ring,
+                    SEV_WARNING,
+                    "received SIGHUP: there is no configuration file to re-read",
+                ),
                 _ => {}
             }
         }
-        for i in std::mem::take(&mut busy) {
-            if syslog[i].drain(&mut ring, SOURCE_BUDGET) == Drain::More {
-                busy.push(i);
+        Flow::Continue
+    }
+
+    fn is_source(&self, t: Token) -> bool {
+        (SYSLOG_BASE..SYSLOG_BASE + self.syslog.len()).contains(&t.0)
+    }
+
+    /// Read what a source has, up to its budget.
+    fn drain(&mut self, t: Token) -> Drain {
+        match t.0 {
+            i if (SYSLOG_BASE..SYSLOG_BASE + self.syslog.len()).contains(&i) => {
+                self.syslog[i - SYSLOG_BASE].drain(&mut self.ring, SOURCE_BUDGET)
             }
+            _ => Drain::Idle,
         }
-        if ring.next_seq() != before {
-            query.ring_advanced(poll.registry(), &ring);
-        }
-        query.run_pending(poll.registry(), &ring);
-        query.expire(Instant::now(), poll.registry());
     }
 }
