@@ -18,6 +18,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::config::Settings;
 use crate::parse::syslog::SyslogParser;
+use crate::query::request::Control;
 use crate::query::QueryServer;
 use crate::record::{now_ns, Record};
 use crate::ring::Ring;
@@ -89,7 +90,12 @@ impl Daemon {
         // Block the signals we handle before anything else, so they queue
         // for the signalfd instead of killing the process mid-write.
         let mut mask = SigSet::empty();
-        for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        for s in [
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+            Signal::SIGUSR1,
+        ] {
             mask.add(s);
         }
         mask.thread_block()
@@ -188,7 +194,7 @@ impl Daemon {
             QUERY_LISTENER => self.query.accept(self.poll.registry()),
             t if self.query.owns(t) => {
                 self.query
-                    .client_event(t, event, self.poll.registry(), &self.ring)
+                    .client_event(t, event, self.poll.registry(), &mut self.ring)
             }
             t => {
                 if self.is_source(t) && !self.busy.contains(&t) {
@@ -203,6 +209,14 @@ impl Daemon {
         while let Ok(Some(info)) = self.signals.read_signal() {
             match Signal::try_from(info.ssi_signo as i32) {
                 Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => return Flow::Stop,
+                Ok(Signal::SIGUSR1) => {
+                    let control = if self.ring.is_paused() {
+                        Control::Resume
+                    } else {
+                        Control::Pause
+                    };
+                    crate::control::apply(&mut self.ring, control);
+                }
                 Ok(Signal::SIGHUP) => log_internal(
                     &mut self.ring,
                     SEV_WARNING,

@@ -3,7 +3,9 @@
 //!
 //! The invariant every test leans on is `received = stored + dropped` per
 //! input; `evicted` then says how many stored entries the ring has since
-//! overwritten. What readers missed is counted by the query server.
+//! overwritten and `cleared` how many a clear request removed, so
+//! `stored - evicted - cleared` is what the ring holds. What readers missed
+//! is counted by the query server.
 
 use serde::Serialize;
 
@@ -24,6 +26,8 @@ pub struct InputCounters {
     pub truncated: u64,
     /// Stored entries later overwritten by newer ones (the ring was full).
     pub evicted: u64,
+    /// Stored entries removed by a clear request.
+    pub cleared: u64,
 }
 
 /// Every counter the daemon keeps.

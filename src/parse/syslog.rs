@@ -257,7 +257,7 @@ fn resolve_year(d: IncompleteDate, now_year: i32, now_month: u32) -> i32 {
 mod tests {
     use super::*;
 
-    const NOW: i64 = 1_795_391_994_000_000_000; // 2026-11-21T23:59:54Z
+    const NOW: i64 = 1_795_391_994_000_000_000; // 2026-11-22T23:59:54Z
 
     fn parse(raw: &[u8]) -> Parsed {
         SyslogParser::new("thishost", 8192).parse(raw, NOW, Input::Syslog, Origin::Local, None)

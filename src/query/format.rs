@@ -1,11 +1,143 @@
 //! Records as the bytes clients read: the memlogd JSON line (with our extra
-//! keys after memlogd's three) and the `TIME;SOURCE;MSG` text line.
+//! keys after memlogd's three), and the text formats operators know from
+//! memlogd, /var/log/messages and journalctl. The JSON line can be read
+//! back into a [`Record`], so a client can request JSON and still print
+//! any format.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Local, SecondsFormat, Utc};
 use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::record::{facility_name, severity_name, Record, SdElement};
+use crate::query::filter::DEFAULT_SEVERITY;
+use crate::record::{
+    facility_name, severity_name, Input, Peer, Record, SdElement, FACILITY_NAMES, SEVERITY_NAMES,
+};
+
+/// How entries are written out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON object per line, every field (the query socket's default).
+    #[default]
+    Json,
+    /// memlogd's `TIME;SOURCE;MSG`.
+    Memlogd,
+    /// `Nov 21 23:40:10 host app[pid]: msg`, local time, like /var/log/messages.
+    Short,
+    /// `2026-11-21T23:40:10+00:00 host app[pid]: msg`.
+    ShortIso,
+    /// RFC 5424, one message per line.
+    Rfc5424,
+    /// The message text alone.
+    Cat,
+}
+
+impl Format {
+    pub const NAMES: &'static str = "json, memlogd, short, short-iso, rfc5424, cat";
+
+    pub fn parse(s: &str) -> Result<Format, String> {
+        Ok(match s {
+            "json" => Format::Json,
+            "memlogd" => Format::Memlogd,
+            "short" => Format::Short,
+            "short-iso" => Format::ShortIso,
+            "rfc5424" => Format::Rfc5424,
+            "cat" => Format::Cat,
+            _ => return Err(format!("format: {s:?} is not one of {}", Format::NAMES)),
+        })
+    }
+}
+
+/// Append `r` in `format`, ending with `\n`, to `out`.
+pub fn write_record(r: &Record, format: Format, out: &mut Vec<u8>) {
+    if format == Format::Json {
+        return write_json_line(r, out);
+    }
+    let mut s = String::with_capacity(r.msg.len() + 64);
+    match format {
+        Format::Json => unreachable!("handled above"),
+        Format::Memlogd => s.push_str(&text_line(&rfc3339_nanos(r.received_ns), &r.source, &r.msg)),
+        Format::Short | Format::ShortIso => {
+            let t = DateTime::<Utc>::from_timestamp_nanos(r.received_ns).with_timezone(&Local);
+            if format == Format::Short {
+                let _ = write!(s, "{}", t.format("%b %e %H:%M:%S"));
+            } else {
+                s.push_str(&t.to_rfc3339_opts(SecondsFormat::Secs, false));
+            }
+            let _ = write!(
+                s,
+                " {} {}",
+                r.host.as_deref().unwrap_or("-"),
+                r.app.as_deref().unwrap_or(&r.source)
+            );
+            if let Some(pid) = &r.pid {
+                let _ = write!(s, "[{pid}]");
+            }
+            let _ = write!(s, ": {}", r.msg);
+        }
+        Format::Rfc5424 => write_rfc5424(r, &mut s),
+        Format::Cat => s.push_str(&r.msg),
+    }
+    s.push('\n');
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn write_rfc5424(r: &Record, s: &mut String) {
+    let pri =
+        u16::from(r.facility.unwrap_or(1)) * 8 + u16::from(r.severity.unwrap_or(DEFAULT_SEVERITY));
+    let ts = match r.timestamp {
+        Some(t) => t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        None => DateTime::<Utc>::from_timestamp_nanos(r.received_ns)
+            .to_rfc3339_opts(SecondsFormat::Micros, true),
+    };
+    // Header fields are PRINTUSASCII without spaces, with length limits.
+    let field = |v: Option<&str>, max: usize| -> String {
+        let f: String = v
+            .unwrap_or("")
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(max)
+            .collect();
+        if f.is_empty() {
+            "-".to_owned()
+        } else {
+            f
+        }
+    };
+    let _ = write!(
+        s,
+        "<{pri}>1 {ts} {} {} {} {} ",
+        field(r.host.as_deref(), 255),
+        field(r.app.as_deref().or(Some(&r.source)), 48),
+        field(r.pid.as_deref(), 128),
+        field(r.msgid.as_deref(), 32),
+    );
+    if r.sd.is_empty() {
+        s.push('-');
+    }
+    let name = |n: &str| -> String {
+        n.chars()
+            .filter(|c| c.is_ascii_graphic() && !matches!(c, '=' | ']' | '"'))
+            .take(32)
+            .collect()
+    };
+    for e in &r.sd {
+        let _ = write!(s, "[{}", name(&e.id));
+        for (k, v) in &e.params {
+            let escaped = v
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace(']', "\\]");
+            let _ = write!(s, " {}=\"{escaped}\"", name(k));
+        }
+        s.push(']');
+    }
+    if !r.msg.is_empty() {
+        s.push(' ');
+        s.push_str(&r.msg);
+    }
+}
 
 /// RFC 3339 in UTC with nanoseconds, trailing zeros of the fraction dropped,
 /// exactly as Go's `time.RFC3339Nano` prints it (memlogd's `time`).
@@ -124,19 +256,97 @@ pub fn write_json_line(r: &Record, out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
-/// Append the line that tells a reader it was lapped: an `internal` entry
-/// from `memlogd` with a `missed` count, and no `seq` of its own since it
-/// is not in the ring.
-pub fn write_missed_line(now_ns: i64, missed: u64, out: &mut Vec<u8>) {
-    let r = Record::internal(
-        now_ns,
-        4,
-        format!("{missed} entries were overwritten in the ring before this reader got them"),
-    );
-    let mut line = Line::of(&r, None);
+/// Append the JSON line that tells a reader it was lapped: the `notice`
+/// entry with a `missed` count, and no `seq` of its own since it is not in
+/// the ring.
+pub fn write_missed_line(notice: &Record, missed: u64, out: &mut Vec<u8>) {
+    let mut line = Line::of(notice, None);
     line.missed = Some(missed);
     serde_json::to_writer(&mut *out, &line).expect("a record always serializes");
     out.push(b'\n');
+}
+
+/// The JSON line read back, every key optional (memlogd sends only `time`,
+/// `source` and `msg`).
+#[derive(Deserialize)]
+struct LineIn {
+    time: Option<String>,
+    #[serde(default)]
+    source: String,
+    #[serde(default)]
+    msg: String,
+    seq: Option<u64>,
+    input: Option<String>,
+    timestamp: Option<String>,
+    facility: Option<String>,
+    severity: Option<String>,
+    host: Option<String>,
+    app: Option<String>,
+    pid: Option<String>,
+    msgid: Option<String>,
+    sd: Option<serde_json::Map<String, serde_json::Value>>,
+    peer: Option<PeerIn>,
+    #[serde(default)]
+    truncated: bool,
+}
+
+#[derive(Deserialize)]
+struct PeerIn {
+    pid: u32,
+    uid: u32,
+    gid: u32,
+}
+
+/// Read a JSON line written by [`write_json_line`] (or by memlogd) back into
+/// a record. `None` for anything that is not such a line (an error reply).
+pub fn parse_json_line(line: &str) -> Option<Record> {
+    let l: LineIn = serde_json::from_str(line).ok()?;
+    let received_ns = DateTime::parse_from_rfc3339(l.time.as_deref()?)
+        .ok()?
+        .timestamp_nanos_opt()?;
+    let input = l
+        .input
+        .and_then(|i| Input::ALL.into_iter().find(|x| x.as_str() == i))
+        .unwrap_or(Input::Fd);
+    let mut r = Record::new(input, received_ns, l.source, l.msg);
+    r.seq = l.seq.unwrap_or(0);
+    r.timestamp = l
+        .timestamp
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok());
+    r.facility = l
+        .facility
+        .and_then(|f| FACILITY_NAMES.iter().position(|n| *n == f))
+        .map(|p| p as u8);
+    r.severity = l
+        .severity
+        .and_then(|f| SEVERITY_NAMES.iter().position(|n| *n == f))
+        .map(|p| p as u8);
+    r.host = l.host;
+    r.app = l.app;
+    r.pid = l.pid;
+    r.msgid = l.msgid;
+    r.sd =
+        l.sd.unwrap_or_default()
+            .into_iter()
+            .map(|(id, params)| SdElement {
+                id,
+                params: params
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect();
+    r.peer = l.peer.map(|p| Peer {
+        pid: p.pid,
+        uid: p.uid,
+        gid: p.gid,
+    });
+    r.truncated = l.truncated;
+    Some(r)
 }
 
 /// memlogd's text form: `TIME;SOURCE;MSG`, with `;` in SOURCE written `\;`.
@@ -197,6 +407,81 @@ mod tests {
         assert_eq!(v["sd"]["a@1"]["k"], "v");
         assert_eq!(v["peer"]["uid"], 2);
         assert_eq!(v["truncated"], true);
+    }
+
+    #[test]
+    fn json_lines_read_back_into_records() {
+        let mut r = Record::new(Input::Syslog, 1_720_000_000_974_497_577, "app", "m\"x");
+        r.seq = 9;
+        r.facility = Some(3);
+        r.severity = Some(4);
+        r.host = Some("h".into());
+        r.app = Some("app".into());
+        r.pid = Some("12".into());
+        r.msgid = Some("M".into());
+        r.sd = vec![SdElement {
+            id: "a@1".into(),
+            params: vec![("k".into(), "v]\"".into())],
+        }];
+        r.peer = Some(Peer {
+            pid: 1,
+            uid: 2,
+            gid: 3,
+        });
+        r.timestamp = Some(DateTime::parse_from_rfc3339("2024-07-03T09:46:40.5+02:00").unwrap());
+        let mut out = Vec::new();
+        write_json_line(&r, &mut out);
+        let back = parse_json_line(std::str::from_utf8(&out).unwrap()).unwrap();
+        assert_eq!(back, r);
+        let memlogd = parse_json_line(r#"{"time":"2024-07-02T19:22:51.974497577Z","source":"memlogd","msg":"memlogd started"}"#).unwrap();
+        assert_eq!(memlogd.source, "memlogd");
+        assert!(parse_json_line(r#"{"error":"x"}"#).is_none());
+    }
+
+    #[test]
+    fn text_formats() {
+        let mut r = Record::new(Input::Syslog, 1_720_000_000_974_497_577, "sshd", "hello");
+        r.host = Some("web1".into());
+        r.app = Some("sshd".into());
+        r.pid = Some("42".into());
+        r.facility = Some(4);
+        r.severity = Some(3);
+        let render = |r: &Record, f| {
+            let mut out = Vec::new();
+            write_record(r, f, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            render(&r, Format::Memlogd),
+            "2024-07-03T09:46:40.974497577Z;sshd;hello\n"
+        );
+        assert_eq!(render(&r, Format::Cat), "hello\n");
+        assert!(
+            render(&r, Format::Short).ends_with(" web1 sshd[42]: hello\n"),
+            "{}",
+            render(&r, Format::Short)
+        );
+        assert!(
+            render(&r, Format::ShortIso).contains("T")
+                && render(&r, Format::ShortIso).ends_with(" web1 sshd[42]: hello\n")
+        );
+        assert_eq!(
+            render(&r, Format::Rfc5424),
+            "<35>1 2024-07-03T09:46:40.974497Z web1 sshd 42 - - hello\n"
+        );
+        r.sd = vec![SdElement {
+            id: "x@1".into(),
+            params: vec![("k".into(), "a\"b]c\\d".into())],
+        }];
+        r.host = None;
+        assert_eq!(
+            render(&r, Format::Rfc5424),
+            "<35>1 2024-07-03T09:46:40.974497Z - sshd 42 - [x@1 k=\"a\\\"b\\]c\\\\d\"] hello\n"
+        );
+        for name in ["json", "memlogd", "short", "short-iso", "rfc5424", "cat"] {
+            assert!(Format::parse(name).is_ok());
+        }
+        assert!(Format::parse("xml").is_err());
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! bytes, so a stopped reader costs one cursor and never blocks anyone; if
 //! the ring laps it, it is told how many entries it missed and goes on.
 
+pub mod filter;
 pub mod format;
+pub mod http;
 pub mod request;
 
 use std::collections::VecDeque;
@@ -17,11 +19,13 @@ use std::time::{Duration, Instant};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 use serde::Serialize;
+use serde_json::json;
 
-use crate::ledger::Ledger;
-use crate::record::{now_ns, Input};
-use crate::ring::{Ring, RingStats};
-use request::{parse_request, Mode, Parse, Request};
+use crate::record::{now_ns, Input, Record};
+use crate::ring::Ring;
+use filter::Filter;
+use format::Format;
+use request::{parse_request, Dialect, Mode, Parse, Query, Request};
 
 /// How long a client may take to send its request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -30,6 +34,9 @@ const BATCH_BYTES: usize = 64 << 10;
 /// At most this much is written to one client per turn of the event loop,
 /// so a fast reader of a large dump cannot hold up ingest.
 const WRITE_BUDGET: usize = 256 << 10;
+/// At most this many entries are examined for one client per turn, so a
+/// filter that matches little cannot hold up ingest either.
+const SCAN_BUDGET: usize = 20_000;
 
 /// Counters for the query side, shown in stats.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -38,7 +45,7 @@ pub struct QueryCounters {
     pub connections: u64,
     /// Connections closed because no request arrived in time.
     pub timeouts: u64,
-    /// Requests refused as malformed (bad mode byte, bad JSON).
+    /// Requests refused as malformed (bad mode byte, bad JSON, bad HTTP).
     pub bad_requests: u64,
     /// Times a reader was lapped by the ring and told so.
     pub lapped: u64,
@@ -46,11 +53,24 @@ pub struct QueryCounters {
     pub missed: u64,
 }
 
+/// A client reading entries.
+struct Stream {
+    cursor: u64,
+    /// A dump stops here; a follow never does.
+    end: Option<u64>,
+    filter: Filter,
+    format: Format,
+    /// Frame the body as HTTP chunks.
+    chunked: bool,
+}
+
 enum Phase {
     /// Waiting for the request bytes.
-    Request { buf: Vec<u8>, deadline: Instant },
-    /// Sending entries from `cursor`; a dump stops at `end`, a follow never.
-    Stream { cursor: u64, end: Option<u64> },
+    Request {
+        buf: Vec<u8>,
+        deadline: Instant,
+    },
+    Stream(Box<Stream>),
     /// Sending what is buffered, then closing.
     Finish,
 }
@@ -67,7 +87,7 @@ struct Client {
 enum Pump {
     /// Nothing more to do until new entries or a writable event.
     Idle,
-    /// The write budget ran out with more to send: come back next turn.
+    /// A budget ran out with more to send: come back next turn.
     More,
     Close,
 }
@@ -114,6 +134,14 @@ impl QueryServer {
         self.clients.len() - self.free.len()
     }
 
+    fn follower_count(&self) -> usize {
+        self.clients
+            .iter()
+            .flatten()
+            .filter(|c| matches!(&c.phase, Phase::Stream(s) if s.end.is_none()))
+            .count()
+    }
+
     /// Accept every waiting connection.
     pub fn accept(&mut self, registry: &Registry) {
         loop {
@@ -153,13 +181,14 @@ impl QueryServer {
         }
     }
 
-    /// Handle readiness on a client's socket.
+    /// Handle readiness on a client's socket. The ring is mutable only for
+    /// the control requests (pause, resume, clear).
     pub fn client_event(
         &mut self,
         token: Token,
         event: &mio::event::Event,
         registry: &Registry,
-        ring: &Ring,
+        ring: &mut Ring,
     ) {
         let idx = token.0 - self.token_base;
         let Some(mut c) = self.clients.get_mut(idx).and_then(Option::take) else {
@@ -184,11 +213,7 @@ impl QueryServer {
         for idx in 0..self.clients.len() {
             let wants = matches!(
                 &self.clients[idx],
-                Some(Client {
-                    phase: Phase::Stream { end: None, .. },
-                    blocked: false,
-                    ..
-                })
+                Some(Client { phase: Phase::Stream(s), blocked: false, .. }) if s.end.is_none()
             );
             if wants {
                 let c = self.clients[idx].take().expect("checked above");
@@ -202,7 +227,7 @@ impl QueryServer {
         !self.pending.is_empty()
     }
 
-    /// Continue the clients whose write budget ran out last turn.
+    /// Continue the clients whose budget ran out last turn.
     pub fn run_pending(&mut self, registry: &Registry, ring: &Ring) {
         for idx in std::mem::take(&mut self.pending) {
             if let Some(c) = self.clients.get_mut(idx).and_then(Option::take) {
@@ -237,17 +262,41 @@ impl QueryServer {
 
     /// The daemon's counters as one JSON object.
     pub fn stats_json(&self, ring: &Ring) -> serde_json::Value {
-        stats_json(
-            &ring.stats(),
-            &ring.ledger,
-            &self.counters,
-            self.client_count(),
-            self.started.elapsed(),
-        )
+        let inputs: serde_json::Map<String, serde_json::Value> = ring
+            .ledger
+            .inputs()
+            .filter(|(i, c)| **c != Default::default() || *i == Input::Syslog)
+            .map(|(i, c)| {
+                (
+                    i.as_str().to_owned(),
+                    serde_json::to_value(c).expect("counters serialize"),
+                )
+            })
+            .collect();
+        let mut r = serde_json::to_value(ring.stats()).expect("ring stats serialize");
+        let (oldest, newest) = match ring.time_span() {
+            Some((o, n)) => (
+                json!(format::rfc3339_nanos(o)),
+                json!(format::rfc3339_nanos(n)),
+            ),
+            None => (json!(null), json!(null)),
+        };
+        r["oldest_time"] = oldest;
+        r["newest_time"] = newest;
+        let mut q = serde_json::to_value(self.counters).expect("counters serialize");
+        q["clients"] = json!(self.client_count());
+        q["followers"] = json!(self.follower_count());
+        json!({
+            "uptime_secs": self.started.elapsed().as_secs(),
+            "paused": ring.is_paused(),
+            "ring": r,
+            "inputs": inputs,
+            "queries": q,
+        })
     }
 
     /// Read what the client sent. Returns false when it should be closed.
-    fn read_request(&mut self, c: &mut Client, ring: &Ring) -> bool {
+    fn read_request(&mut self, c: &mut Client, ring: &mut Ring) -> bool {
         let mut tmp = [0u8; 4096];
         loop {
             let eof = match c.stream.read(&mut tmp) {
@@ -269,14 +318,21 @@ impl QueryServer {
                 // A half-closed reader still gets its entries.
                 return true;
             };
-            match parse_request(buf, eof) {
+            match parse_request(buf, eof, now_ns()) {
                 Parse::Incomplete if eof => return false,
                 Parse::Incomplete => continue,
-                Parse::Done(req) => self.start(c, req, ring),
-                Parse::Error(why) => {
+                Parse::Done(req, dialect) => self.start(c, req, dialect, ring),
+                Parse::Error {
+                    dialect,
+                    status,
+                    why,
+                } => {
                     self.counters.bad_requests += 1;
-                    let line = serde_json::json!({ "error": why });
-                    c.out = format!("{line}\n").into_bytes();
+                    let body = json!({ "error": why });
+                    c.out = match dialect {
+                        Dialect::Http => http::json_response(status, &body),
+                        _ => format!("{body}\n").into_bytes(),
+                    };
                     c.out_pos = 0;
                     c.phase = Phase::Finish;
                 }
@@ -287,30 +343,33 @@ impl QueryServer {
         }
     }
 
-    fn start(&mut self, c: &mut Client, req: Request, ring: &Ring) {
-        let dump_from = match req.tail {
-            Some(n) => ring.next_seq().saturating_sub(n).max(ring.first_seq()),
-            None => ring.first_seq(),
+    fn start(&mut self, c: &mut Client, req: Request, dialect: Dialect, ring: &mut Ring) {
+        let reply = |body: serde_json::Value| match dialect {
+            Dialect::Http => http::json_response(200, &body),
+            _ => format!("{body}\n").into_bytes(),
         };
-        c.phase = match req.mode {
-            Mode::Dump => Phase::Stream {
-                cursor: dump_from,
-                end: Some(ring.next_seq()),
-            },
-            Mode::Follow => Phase::Stream {
-                cursor: ring.next_seq(),
-                end: None,
-            },
-            Mode::DumpFollow => Phase::Stream {
-                cursor: dump_from,
-                end: None,
-            },
-            Mode::Stats => {
-                c.out = format!("{}\n", self.stats_json(ring)).into_bytes();
-                c.out_pos = 0;
-                Phase::Finish
+        c.out_pos = 0;
+        match req {
+            Request::Read(q) => {
+                let chunked = dialect == Dialect::Http;
+                c.out = if chunked {
+                    http::stream_head(q.format)
+                } else {
+                    Vec::new()
+                };
+                c.phase = Phase::Stream(Box::new(open_stream(q, chunked, ring)));
             }
-        };
+            Request::Stats => {
+                c.out = reply(self.stats_json(ring));
+                c.phase = Phase::Finish;
+            }
+            Request::Control(ctl) => {
+                crate::control::apply(ring, ctl);
+                c.out =
+                    reply(json!({ "ok": true, "paused": ring.is_paused(), "entries": ring.len() }));
+                c.phase = Phase::Finish;
+            }
+        }
     }
 
     fn finish_turn(
@@ -338,10 +397,11 @@ impl QueryServer {
         }
     }
 
-    /// Write to `c` until it would block, its budget is spent, or there is
+    /// Write to `c` until it would block, a budget is spent, or there is
     /// nothing more to send.
     fn pump(&mut self, c: &mut Client, ring: &Ring) -> Pump {
         let mut written = 0;
+        let mut scanned = 0;
         loop {
             if c.out_pos < c.out.len() {
                 match c.stream.write(&c.out[c.out_pos..]) {
@@ -364,28 +424,33 @@ impl QueryServer {
             }
             c.out.clear();
             c.out_pos = 0;
-            let Phase::Stream { cursor, end } = &mut c.phase else {
+            let Phase::Stream(s) = &mut c.phase else {
                 // Finish: everything is written.
                 return Pump::Close;
             };
-            if *cursor < ring.first_seq() {
-                let missed = ring.first_seq() - *cursor;
-                self.counters.lapped += 1;
-                self.counters.missed += missed;
-                format::write_missed_line(now_ns(), missed, &mut c.out);
-                *cursor = ring.first_seq();
+            if scanned >= SCAN_BUDGET {
+                return Pump::More;
             }
-            let stop = end.map_or(ring.next_seq(), |e| e.min(ring.next_seq()));
-            for r in ring.iter_from(*cursor).take_while(|r| r.seq < stop) {
-                format::write_json_line(&r, &mut c.out);
-                *cursor = r.seq + 1;
-                if c.out.len() >= BATCH_BYTES {
-                    break;
+            let mut batch = Vec::new();
+            scanned += fill(s, ring, &mut batch, &mut self.counters);
+            let done = s.end.is_some_and(|e| s.cursor >= e);
+            if s.chunked {
+                if !batch.is_empty() {
+                    http::chunk(&batch, &mut c.out);
                 }
+                if done {
+                    c.out.extend_from_slice(http::LAST_CHUNK);
+                }
+            } else {
+                c.out = batch;
+            }
+            if done {
+                c.phase = Phase::Finish;
             }
             if c.out.is_empty() {
-                return match end {
-                    Some(e) if *cursor >= *e => Pump::Close,
+                return match c.phase {
+                    Phase::Finish => Pump::Close,
+                    _ if scanned >= SCAN_BUDGET => Pump::More,
                     _ => Pump::Idle,
                 };
             }
@@ -400,38 +465,72 @@ impl QueryServer {
     }
 }
 
-#[derive(Serialize)]
-struct Stats<'a> {
-    uptime_secs: u64,
-    ring: &'a RingStats,
-    inputs: serde_json::Map<String, serde_json::Value>,
-    queries: &'a QueryCounters,
-    clients: usize,
+/// Where a read starts: after `after_seq`, or the newest `tail` matching
+/// entries, or the oldest held; a follow starts at the next entry.
+fn open_stream(q: Query, chunked: bool, ring: &Ring) -> Stream {
+    let end = (q.mode == Mode::Dump).then_some(ring.next_seq());
+    let mut cursor = match (q.mode, q.after_seq) {
+        (_, Some(after)) => after.saturating_add(1),
+        (Mode::Follow, None) => ring.next_seq(),
+        _ => ring.first_seq(),
+    };
+    if let (Some(n), true) = (q.tail, q.mode != Mode::Follow) {
+        // Walk back from the newest until n entries match.
+        let from = cursor;
+        cursor = ring.next_seq();
+        if n > 0 {
+            let mut found = 0;
+            for r in ring.iter_back_to(from) {
+                if q.filter.matches(&r) {
+                    found += 1;
+                    cursor = r.seq;
+                    if found == n {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    Stream {
+        cursor,
+        end,
+        filter: q.filter,
+        format: q.format,
+        chunked,
+    }
 }
 
-fn stats_json(
-    ring: &RingStats,
-    ledger: &Ledger,
-    queries: &QueryCounters,
-    clients: usize,
-    uptime: Duration,
-) -> serde_json::Value {
-    let inputs = ledger
-        .inputs()
-        .filter(|(i, c)| **c != Default::default() || *i == Input::Syslog)
-        .map(|(i, c)| {
-            (
-                i.as_str().to_owned(),
-                serde_json::to_value(c).expect("counters serialize"),
-            )
-        })
-        .collect();
-    serde_json::to_value(Stats {
-        uptime_secs: uptime.as_secs(),
-        ring,
-        inputs,
-        queries,
-        clients,
-    })
-    .expect("stats serialize")
+/// Append the matching entries from the stream's cursor to `out`, up to a
+/// batch; tell a lapped reader what it missed. Returns entries examined.
+fn fill(s: &mut Stream, ring: &Ring, out: &mut Vec<u8>, counters: &mut QueryCounters) -> usize {
+    if s.cursor < ring.first_seq() {
+        let missed = ring.first_seq() - s.cursor;
+        counters.lapped += 1;
+        counters.missed += missed;
+        let mut notice = Record::internal(
+            now_ns(),
+            4,
+            format!("{missed} entries were overwritten in the ring before this reader got them"),
+        );
+        if s.format == Format::Json {
+            format::write_missed_line(&notice, missed, out);
+        } else {
+            notice.seq = s.cursor;
+            format::write_record(&notice, s.format, out);
+        }
+        s.cursor = ring.first_seq();
+    }
+    let stop = s.end.map_or(ring.next_seq(), |e| e.min(ring.next_seq()));
+    let mut scanned = 0;
+    for r in ring.iter_from(s.cursor).take_while(|r| r.seq < stop) {
+        s.cursor = r.seq + 1;
+        scanned += 1;
+        if s.filter.matches(&r) {
+            format::write_record(&r, s.format, out);
+        }
+        if out.len() >= BATCH_BYTES || scanned >= SCAN_BUDGET {
+            break;
+        }
+    }
+    scanned
 }

@@ -1,150 +1,286 @@
 //! What a query client asks for, read from the first bytes it sends.
 //!
 //! The first byte picks the dialect: memlogd's single mode byte (`0`, `1`,
-//! `2`, sent as the raw byte values by LinuxKit's `logread`; the ASCII digits
-//! are accepted too, for `printf 0 | socat`), or `{` for one JSON line.
+//! `2` as raw byte values, as LinuxKit's `logread` sends them; the ASCII
+//! digits work too, for `printf 0 | socat`), `{` for one JSON line, or an
+//! HTTP/1.1 request line for `curl --unix-socket`. All three end in the same
+//! [`Request`].
 
-use serde::Deserialize;
+use serde_json::{Map, Value};
 
-/// The longest request line accepted before the client is told it is too long.
+use super::filter::Filter;
+use super::format::Format;
+use super::http;
+
+/// The longest request accepted before the client is told it is too long.
 pub const MAX_REQUEST_LEN: usize = 64 << 10;
-
-/// What a client asks for: a mode, and for dumps optionally only the
-/// newest `tail` entries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Request {
-    pub mode: Mode,
-    pub tail: Option<u64>,
-}
-
-impl From<Mode> for Request {
-    fn from(mode: Mode) -> Request {
-        Request { mode, tail: None }
-    }
-}
 
 /// The ways of reading the ring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// Every entry the ring holds now, then close.
+    /// Every matching entry held now, then close.
     Dump,
-    /// Entries that arrive from now on, until the client leaves.
+    /// Matching entries that arrive from now on, until the client leaves.
     Follow,
-    /// Every entry held now, then each new one, with no gap and no duplicate.
+    /// Every matching entry held now, then each new one, with no gap and
+    /// no duplicate.
     DumpFollow,
-    /// The daemon's counters as one JSON object, then close.
+}
+
+/// A read of the ring: which entries, from where, in what format.
+#[derive(Clone, Debug)]
+pub struct Query {
+    pub mode: Mode,
+    /// Only the newest N matching entries of the dump.
+    pub tail: Option<u64>,
+    /// Resume after this sequence number (a cursor from an earlier read).
+    pub after_seq: Option<u64>,
+    pub filter: Filter,
+    pub format: Format,
+}
+
+impl Query {
+    pub fn new(mode: Mode) -> Query {
+        Query {
+            mode,
+            tail: None,
+            after_seq: None,
+            filter: Filter::default(),
+            format: Format::Json,
+        }
+    }
+
+    /// Set one option by its key, as JSON requests and HTTP query strings
+    /// name them. `now_ns` anchors relative times.
+    pub fn set(&mut self, key: &str, value: &str, now_ns: i64) -> Result<(), String> {
+        let number = |v: &str| {
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("{key}: {v:?} is not a whole number"))
+        };
+        match key {
+            "n" => self.tail = Some(number(value)?),
+            "after_seq" => self.after_seq = Some(number(value)?),
+            "format" => self.format = Format::parse(value)?,
+            _ => self.filter.set(key, value, now_ns)?,
+        }
+        Ok(())
+    }
+}
+
+/// Changes to the daemon's state a client may ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Refuse new entries (counted as dropped), keep what is held.
+    Pause,
+    Resume,
+    /// Empty the ring; counters stay.
+    Clear,
+}
+
+#[derive(Clone, Debug)]
+pub enum Request {
+    Read(Query),
     Stats,
+    Control(Control),
+}
+
+/// Which dialect a request came in: decides how answers are framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Memlogd,
+    Json,
+    Http,
 }
 
 /// The outcome of reading the bytes received so far.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Parse {
     /// More bytes are needed.
     Incomplete,
-    Done(Request),
-    /// The request is malformed: this says why, for the client.
-    Error(String),
+    Done(Request, Dialect),
+    /// The request is refused: an HTTP status for the HTTP dialect, and
+    /// why, for the client.
+    Error {
+        dialect: Dialect,
+        status: u16,
+        why: String,
+    },
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JsonRequest {
-    mode: String,
-    /// Only the newest N entries of the dump.
-    n: Option<u64>,
+impl Parse {
+    pub(crate) fn error(dialect: Dialect, status: u16, why: impl Into<String>) -> Parse {
+        Parse::Error {
+            dialect,
+            status,
+            why: why.into(),
+        }
+    }
 }
 
 /// Read a request from the bytes received so far. `eof` says the client
 /// has stopped sending, so an unterminated JSON line is complete.
-pub fn parse_request(buf: &[u8], eof: bool) -> Parse {
+pub fn parse_request(buf: &[u8], eof: bool, now_ns: i64) -> Parse {
     // A client that leaves without a word (a liveness probe) is not an
     // error: the caller closes it when `eof` and still `Incomplete`.
     let Some(&first) = buf.first() else {
         return Parse::Incomplete;
     };
+    let memlogd = |mode| Parse::Done(Request::Read(Query::new(mode)), Dialect::Memlogd);
     match first {
-        0 | b'0' => Parse::Done(Mode::Dump.into()),
-        1 | b'1' => Parse::Done(Mode::Follow.into()),
-        2 | b'2' => Parse::Done(Mode::DumpFollow.into()),
-        b'{' => parse_json_line(buf, eof),
-        other => Parse::Error(format!(
-            "unknown mode byte 0x{other:02x}: send 0 (dump), 1 (follow), 2 (dump and follow) or a JSON line"
-        )),
+        0 | b'0' => memlogd(Mode::Dump),
+        1 | b'1' => memlogd(Mode::Follow),
+        2 | b'2' => memlogd(Mode::DumpFollow),
+        b'{' => parse_json_line(buf, eof, now_ns),
+        b'A'..=b'Z' => http::parse(buf, eof, now_ns),
+        other => Parse::error(
+            Dialect::Memlogd,
+            400,
+            format!("unknown mode byte 0x{other:02x}: send 0 (dump), 1 (follow), 2 (dump and follow), a JSON line or an HTTP request"),
+        ),
     }
 }
 
-fn parse_json_line(buf: &[u8], eof: bool) -> Parse {
+fn parse_json_line(buf: &[u8], eof: bool, now_ns: i64) -> Parse {
     let line = match buf.iter().position(|&b| b == b'\n') {
         Some(end) => &buf[..end],
-        None if eof => buf,
         None if buf.len() > MAX_REQUEST_LEN => {
-            return Parse::Error(format!("request line longer than {MAX_REQUEST_LEN} bytes"))
+            return Parse::error(
+                Dialect::Json,
+                413,
+                format!("request line longer than {MAX_REQUEST_LEN} bytes"),
+            )
         }
+        None if eof => buf,
         None => return Parse::Incomplete,
     };
-    let req: JsonRequest = match serde_json::from_slice(line) {
-        Ok(r) => r,
-        Err(e) => return Parse::Error(format!("bad JSON request: {e}")),
+    let map: Map<String, Value> = match serde_json::from_slice(line) {
+        Ok(m) => m,
+        Err(e) => return Parse::error(Dialect::Json, 400, format!("bad JSON request: {e}")),
     };
-    let mode = match req.mode.as_str() {
-        "dump" => Mode::Dump,
-        "follow" => Mode::Follow,
-        "dump+follow" => Mode::DumpFollow,
-        "stats" => Mode::Stats,
-        m => {
-            return Parse::Error(format!(
-                "unknown mode {m:?}: use dump, follow, dump+follow or stats"
-            ))
+    match json_request(map, now_ns) {
+        Ok(r) => Parse::Done(r, Dialect::Json),
+        Err(why) => Parse::error(Dialect::Json, 400, why),
+    }
+}
+
+fn json_request(mut map: Map<String, Value>, now_ns: i64) -> Result<Request, String> {
+    let mode = match map.remove("mode") {
+        None => "dump".to_owned(),
+        Some(Value::String(m)) => m,
+        Some(other) => return Err(format!("mode: expected a string, got {other}")),
+    };
+    let read = |mode| {
+        let mut q = Query::new(mode);
+        for (key, value) in &map {
+            let text = match value {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                other => return Err(format!("{key}: expected a string or a number, got {other}")),
+            };
+            q.set(key, &text, now_ns).map_err(|e| {
+                if e.starts_with("unknown filter") {
+                    format!("unknown key {key:?}")
+                } else {
+                    e
+                }
+            })?;
         }
+        Ok(Request::Read(q))
     };
-    Parse::Done(Request { mode, tail: req.n })
+    let bare = |r: Request| match map.keys().next() {
+        Some(k) => Err(format!("unknown key {k:?} for this mode")),
+        None => Ok(r),
+    };
+    match mode.as_str() {
+        "dump" => read(Mode::Dump),
+        "follow" => read(Mode::Follow),
+        "dump+follow" => read(Mode::DumpFollow),
+        "stats" => bare(Request::Stats),
+        "pause" => bare(Request::Control(Control::Pause)),
+        "resume" => bare(Request::Control(Control::Resume)),
+        "clear" => bare(Request::Control(Control::Clear)),
+        m => Err(format!(
+            "unknown mode {m:?}: use dump, follow, dump+follow, stats, pause, resume or clear"
+        )),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn done(p: Parse) -> (Request, Dialect) {
+        match p {
+            Parse::Done(r, d) => (r, d),
+            other => panic!("not done: {other:?}"),
+        }
+    }
+
+    fn error(p: Parse) -> String {
+        match p {
+            Parse::Error { why, .. } => why,
+            other => panic!("not an error: {other:?}"),
+        }
+    }
+
+    fn mode(p: Parse) -> Mode {
+        match done(p).0 {
+            Request::Read(q) => q.mode,
+            other => panic!("not a read: {other:?}"),
+        }
+    }
+
     #[test]
     fn memlogd_mode_bytes() {
-        assert_eq!(parse_request(&[0], false), Parse::Done(Mode::Dump.into()));
-        assert_eq!(parse_request(&[1], false), Parse::Done(Mode::Follow.into()));
-        assert_eq!(
-            parse_request(&[2], false),
-            Parse::Done(Mode::DumpFollow.into())
-        );
-        assert_eq!(
-            parse_request(b"2", false),
-            Parse::Done(Mode::DumpFollow.into())
-        );
-        assert_eq!(parse_request(&[], false), Parse::Incomplete);
-        for bad in [3u8, 0xff, b'x'] {
-            assert!(matches!(parse_request(&[bad], false), Parse::Error(_)));
+        assert_eq!(mode(parse_request(&[0], false, 0)), Mode::Dump);
+        assert_eq!(mode(parse_request(&[1], false, 0)), Mode::Follow);
+        assert_eq!(mode(parse_request(&[2], false, 0)), Mode::DumpFollow);
+        assert_eq!(mode(parse_request(b"2", false, 0)), Mode::DumpFollow);
+        assert!(matches!(parse_request(&[], false, 0), Parse::Incomplete));
+        for bad in [3u8, 0xff, b'x', b'\n'] {
+            assert!(error(parse_request(&[bad], false, 0)).contains("mode byte"));
         }
     }
 
     #[test]
     fn json_requests() {
-        assert_eq!(
-            parse_request(b"{\"mode\":\"stats\"", false),
-            Parse::Incomplete
-        );
-        assert_eq!(
-            parse_request(b"{\"mode\":\"stats\"}\n", false),
-            Parse::Done(Mode::Stats.into())
-        );
-        assert_eq!(
-            parse_request(b"{\"mode\":\"dump\",\"n\":5}", true),
-            Parse::Done(Request {
-                mode: Mode::Dump,
-                tail: Some(5)
-            })
-        );
         assert!(matches!(
-            parse_request(b"{\"mode\":\"dump\",\"x\":1}\n", false),
-            Parse::Error(e) if e.contains("unknown field")
+            parse_request(b"{\"mode\":\"stats\"", false, 0),
+            Parse::Incomplete
         ));
-        assert!(matches!(parse_request(b"{nope}\n", false), Parse::Error(_)));
+        assert!(matches!(
+            done(parse_request(b"{\"mode\":\"stats\"}\n", false, 0)).0,
+            Request::Stats
+        ));
+        let (r, d) = done(parse_request(
+            br#"{"mode":"dump","n":5,"priority":"err","source":"onboot.*","after_seq":"7","format":"short"}"#,
+            true,
+            0,
+        ));
+        assert_eq!(d, Dialect::Json);
+        let Request::Read(q) = r else { panic!() };
+        assert_eq!(q.tail, Some(5));
+        assert_eq!(q.after_seq, Some(7));
+        assert_eq!(q.format, Format::Short);
+        assert_eq!(q.filter.severity, Some((0, 3)));
+        assert!(matches!(
+            done(parse_request(b"{\"mode\":\"pause\"}\n", false, 0)).0,
+            Request::Control(Control::Pause)
+        ));
+        assert!(
+            error(parse_request(b"{\"mode\":\"dump\",\"x\":1}\n", false, 0))
+                .contains("unknown key")
+        );
+        assert!(
+            error(parse_request(b"{\"mode\":\"stats\",\"n\":1}\n", false, 0))
+                .contains("unknown key")
+        );
+        assert!(error(parse_request(b"{\"priority\":\"loud\"}\n", false, 0)).contains("loud"));
+        assert!(error(parse_request(b"{\"n\":[1]}\n", false, 0)).contains("expected"));
+        assert!(error(parse_request(b"{nope}\n", false, 0)).contains("bad JSON"));
+        assert!(error(parse_request(b"{\"mode\":\"x\"}\n", false, 0)).contains("unknown mode"));
         let long = vec![b'{'; MAX_REQUEST_LEN + 1];
-        assert!(matches!(parse_request(&long, false), Parse::Error(_)));
+        assert!(error(parse_request(&long, false, 0)).contains("longer"));
     }
 }

@@ -88,6 +88,8 @@ pub struct Ring {
     limits: Limits,
     chunk_size: usize,
     scratch: Vec<u8>,
+    /// New entries are refused (and counted as dropped) while paused.
+    paused: bool,
     /// What arrived, what was kept and what was lost, per input.
     pub ledger: Ledger,
 }
@@ -112,14 +114,19 @@ impl Ring {
             limits,
             chunk_size,
             scratch: Vec::new(),
+            paused: false,
             ledger: Ledger::default(),
         }
     }
 
     /// Store `record` as the newest entry, evicting the oldest ones as the
     /// bounds require, and return its sequence number. Counts it as stored
-    /// for its input.
-    pub fn push(&mut self, record: &Record) -> u64 {
+    /// for its input; while paused, counts it as dropped and returns `None`.
+    pub fn push(&mut self, record: &Record) -> Option<u64> {
+        if self.paused {
+            self.ledger.input_mut(record.input).dropped += 1;
+            return None;
+        }
         self.scratch.clear();
         codec::encode(record, &mut self.scratch);
         let n = self.scratch.len();
@@ -159,7 +166,45 @@ impl Ring {
         self.next_seq += 1;
         self.len += 1;
         self.ledger.input_mut(record.input).stored += 1;
-        seq
+        Some(seq)
+    }
+
+    /// Stop (`true`) or resume storing new entries. What is held stays.
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Drop every entry held, counting each as cleared for its input.
+    /// Sequence numbers go on from where they were.
+    pub fn clear(&mut self) {
+        while let Some(front) = self.chunks.front() {
+            for i in self.head..front.ends.len() {
+                if let Some(input) = Input::from_code(front.record(i)[codec::INPUT_OFFSET]) {
+                    self.ledger.input_mut(input).cleared += 1;
+                }
+            }
+            self.drop_front_chunk();
+        }
+        self.len = 0;
+    }
+
+    /// The receive times of the oldest and newest entries held.
+    pub fn time_span(&self) -> Option<(i64, i64)> {
+        let oldest = self.get(self.first_seq())?.received_ns;
+        let newest = self.get(self.next_seq.checked_sub(1)?)?.received_ns;
+        Some((oldest, newest))
+    }
+
+    /// Records from the newest back to `seq` (or the oldest held).
+    pub fn iter_back_to(&self, seq: u64) -> impl Iterator<Item = Record> + '_ {
+        let start = seq.max(self.first_seq());
+        (start..self.next_seq)
+            .rev()
+            .filter_map(move |s| self.get(s))
     }
 
     /// The oldest sequence number still held (equal to `next_seq` when empty).
@@ -271,7 +316,7 @@ mod tests {
     fn sequence_numbers_increase_and_records_read_back() {
         let mut ring = Ring::new(Limits::default());
         for i in 0..100 {
-            assert_eq!(ring.push(&rec(i, 10)), i as u64);
+            assert_eq!(ring.push(&rec(i, 10)), Some(i as u64));
         }
         assert_eq!(ring.first_seq(), 0);
         assert_eq!(ring.next_seq(), 100);
@@ -320,6 +365,30 @@ mod tests {
             ring.iter_from(0).count(),
             ring.len(),
             "every held entry is readable"
+        );
+    }
+
+    #[test]
+    fn pause_drops_and_counts_clear_empties_and_counts() {
+        let mut ring = Ring::new(Limits::default());
+        for i in 0..10 {
+            ring.push(&rec(i, 10));
+        }
+        ring.set_paused(true);
+        assert_eq!(ring.push(&rec(10, 10)), None);
+        ring.set_paused(false);
+        assert_eq!(ring.push(&rec(11, 10)), Some(10));
+        let c = *ring.ledger.input(Input::Syslog);
+        assert_eq!((c.stored, c.dropped), (11, 1));
+        ring.clear();
+        assert!(ring.is_empty());
+        assert_eq!(ring.first_seq(), 11);
+        assert_eq!(ring.bytes_used(), 0);
+        assert_eq!(ring.ledger.input(Input::Syslog).cleared, 11);
+        assert_eq!(ring.push(&rec(12, 10)), Some(11));
+        assert_eq!(
+            ring.iter_back_to(0).map(|r| r.seq).collect::<Vec<_>>(),
+            [11]
         );
     }
 

@@ -1,0 +1,49 @@
+//! Changes to the daemon's state that clients (over the query socket) and
+//! signals (SIGUSR1) may ask for: pause, resume, clear. Each leaves an
+//! `internal` entry saying what happened, so the ring tells its own story.
+
+use crate::daemon::log_internal;
+use crate::query::request::Control;
+use crate::ring::Ring;
+
+const SEV_NOTICE: u8 = 5;
+
+/// Carry out `control` on the ring.
+pub fn apply(ring: &mut Ring, control: Control) {
+    match control {
+        Control::Pause => set_paused(ring, true),
+        Control::Resume => set_paused(ring, false),
+        Control::Clear => {
+            let n = ring.len();
+            ring.clear();
+            log_internal(
+                ring,
+                SEV_NOTICE,
+                format!("ring cleared on request: {n} entries removed"),
+            );
+        }
+    }
+}
+
+fn set_paused(ring: &mut Ring, paused: bool) {
+    if ring.is_paused() == paused {
+        return;
+    }
+    // Logged while storing is on, so the entry itself is kept.
+    if paused {
+        log_internal(
+            ring,
+            SEV_NOTICE,
+            "ring paused: new entries are dropped and counted",
+        );
+        ring.set_paused(true);
+    } else {
+        ring.set_paused(false);
+        let dropped: u64 = ring.ledger.inputs().map(|(_, c)| c.dropped).sum();
+        log_internal(
+            ring,
+            SEV_NOTICE,
+            format!("ring resumed; {dropped} entries dropped since start, pauses included"),
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! The HTTP/1.1 dialect, so `curl --unix-socket` needs no special client.
+//! Requests are parsed with `httparse`; every answer closes the connection.
+//!
+//! `GET /logs` takes the query's options as parameters (`follow=1` dumps
+//! then streams, chunked, until the client leaves), `GET /stats` the
+//! counters, `POST /pause`, `/resume` and `/clear` change the ring.
+
+use super::format::Format;
+use super::request::{Control, Dialect, Mode, Parse, Query, Request, MAX_REQUEST_LEN};
+
+/// The most header lines read from one request.
+const MAX_HEADERS: usize = 64;
+
+pub(crate) fn parse(buf: &[u8], eof: bool, now_ns: i64) -> Parse {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) if buf.len() > MAX_REQUEST_LEN => {
+            return Parse::error(Dialect::Http, 431, "request head too large")
+        }
+        Ok(httparse::Status::Partial) if eof => {
+            return Parse::error(Dialect::Http, 400, "incomplete HTTP request")
+        }
+        Ok(httparse::Status::Partial) => return Parse::Incomplete,
+        Err(e) => return Parse::error(Dialect::Http, 400, format!("bad HTTP request: {e}")),
+    }
+    let (method, target) = (req.method.unwrap_or(""), req.path.unwrap_or(""));
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let request = match (method, path) {
+        ("GET", "/logs") => logs_query(query, now_ns).map(Request::Read),
+        ("GET", "/stats") => Ok(Request::Stats),
+        ("POST", "/pause") => Ok(Request::Control(Control::Pause)),
+        ("POST", "/resume") => Ok(Request::Control(Control::Resume)),
+        ("POST", "/clear") => Ok(Request::Control(Control::Clear)),
+        (_, "/logs" | "/stats" | "/pause" | "/resume" | "/clear") => {
+            return Parse::error(Dialect::Http, 405, format!("{method} is not allowed on {path}"))
+        }
+        _ => {
+            return Parse::error(
+                Dialect::Http,
+                404,
+                format!("no such endpoint {path:?}: try GET /logs, GET /stats, POST /pause, /resume or /clear"),
+            )
+        }
+    };
+    match request {
+        Ok(r) => Parse::Done(r, Dialect::Http),
+        Err(why) => Parse::error(Dialect::Http, 400, why),
+    }
+}
+
+fn logs_query(query: &str, now_ns: i64) -> Result<Query, String> {
+    let mut q = Query::new(Mode::Dump);
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match key.as_ref() {
+            "follow" => match value.as_ref() {
+                "1" | "true" | "yes" | "" => q.mode = Mode::DumpFollow,
+                "0" | "false" | "no" => q.mode = Mode::Dump,
+                v => return Err(format!("follow: {v:?} is not 1 or 0")),
+            },
+            k => q.set(k, &value, now_ns).map_err(|e| {
+                if e.starts_with("unknown filter") {
+                    format!("unknown parameter {k:?}")
+                } else {
+                    e
+                }
+            })?,
+        }
+    }
+    Ok(q)
+}
+
+/// The status line's reason phrase.
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Payload Too Large",
+        431 => "Request Header Fields Too Large",
+        _ => "Error",
+    }
+}
+
+/// A whole response with a JSON body.
+pub fn json_response(status: u16, body: &serde_json::Value) -> Vec<u8> {
+    let body = format!("{body}\n");
+    format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        reason(status),
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// The head of a streamed `/logs` answer; the body follows in chunks.
+pub fn stream_head(format: Format) -> Vec<u8> {
+    let ctype = match format {
+        Format::Json => "application/x-ndjson",
+        _ => "text/plain; charset=utf-8",
+    };
+    format!("HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+        .into_bytes()
+}
+
+/// Wrap `data` as one chunk.
+pub fn chunk(data: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The chunk that ends a chunked body.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::request::parse_request;
+
+    fn status(p: Parse) -> u16 {
+        match p {
+            Parse::Error { status, .. } => status,
+            Parse::Done(..) => 200,
+            Parse::Incomplete => 0,
+        }
+    }
+
+    #[test]
+    fn routes() {
+        let p = parse_request(
+            b"GET /logs?priority=err&n=20&source=onboot.%2A HTTP/1.1\r\nHost: x\r\n\r\n",
+            false,
+            0,
+        );
+        let Parse::Done(Request::Read(q), Dialect::Http) = p else {
+            panic!("{p:?}")
+        };
+        assert_eq!((q.mode, q.tail), (Mode::Dump, Some(20)));
+        assert!(q.filter.source.unwrap().is_match("onboot.x"));
+        let p = parse_request(b"GET /logs?follow=1&format=cat HTTP/1.1\r\n\r\n", false, 0);
+        let Parse::Done(Request::Read(q), _) = p else {
+            panic!()
+        };
+        assert_eq!((q.mode, q.format), (Mode::DumpFollow, Format::Cat));
+        assert!(matches!(
+            parse_request(b"POST /clear HTTP/1.1\r\n\r\n", false, 0),
+            Parse::Done(Request::Control(Control::Clear), _)
+        ));
+        assert!(matches!(
+            parse_request(b"GET /stats HTTP/1.0\r\n\r\n", false, 0),
+            Parse::Done(Request::Stats, _)
+        ));
+        assert_eq!(
+            status(parse_request(b"GET /logs HTTP/1.1\r\n", false, 0)),
+            0
+        );
+        assert_eq!(
+            status(parse_request(b"GET /logs HTTP/1.1\r\n", true, 0)),
+            400
+        );
+        assert_eq!(
+            status(parse_request(b"GET /nope HTTP/1.1\r\n\r\n", false, 0)),
+            404
+        );
+        assert_eq!(
+            status(parse_request(b"DELETE /logs HTTP/1.1\r\n\r\n", false, 0)),
+            405
+        );
+        assert_eq!(
+            status(parse_request(
+                b"GET /logs?bogus=1 HTTP/1.1\r\n\r\n",
+                false,
+                0
+            )),
+            400
+        );
+        assert_eq!(
+            status(parse_request(b"GET /logs?n=x HTTP/1.1\r\n\r\n", false, 0)),
+            400
+        );
+        assert_eq!(
+            status(parse_request(b"GARBAGE\x01\x02\r\n\r\n", false, 0)),
+            400
+        );
+        let big = [
+            b"GET /logs HTTP/1.1\r\nX: ".as_slice(),
+            &vec![b'a'; MAX_REQUEST_LEN],
+        ]
+        .concat();
+        assert_eq!(status(parse_request(&big, false, 0)), 431);
+    }
+
+    #[test]
+    fn chunks() {
+        let mut out = Vec::new();
+        chunk(b"hello world!", &mut out);
+        assert_eq!(out, b"c\r\nhello world!\r\n");
+    }
+}
