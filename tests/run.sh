@@ -12,6 +12,7 @@ declare -A want=(
   [setpriv]=util-linux
   [python3]=python3
   [socat]=socat
+  [curl]=curl
 )
 missing=()
 for tool in "${!want[@]}"; do
