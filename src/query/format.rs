@@ -85,6 +85,12 @@ struct Line<'a> {
     truncated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     missed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kmsg_seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kmsg_usec: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    kmsg_fragment: bool,
 }
 
 impl<'a> Line<'a> {
@@ -112,6 +118,9 @@ impl<'a> Line<'a> {
             }),
             truncated: r.truncated,
             missed: None,
+            kmsg_seq: r.kernel.map(|k| k.seq),
+            kmsg_usec: r.kernel.map(|k| k.usec),
+            kmsg_fragment: r.kernel.is_some_and(|k| k.fragment),
         }
     }
 }
@@ -147,7 +156,7 @@ pub fn text_line(time: &str, source: &str, msg: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Input, Peer};
+    use crate::record::{Input, KernelMeta, Peer};
 
     #[test]
     fn time_matches_go_rfc3339nano() {
@@ -197,6 +206,35 @@ mod tests {
         assert_eq!(v["sd"]["a@1"]["k"], "v");
         assert_eq!(v["peer"]["uid"], 2);
         assert_eq!(v["truncated"], true);
+    }
+
+    #[test]
+    fn kernel_keys_come_last_and_only_for_kernel_records() {
+        let mut r = Record::new(Input::Kmsg, 0, "kernel", "hello");
+        r.kernel = Some(KernelMeta {
+            seq: 340,
+            usec: 1_353_811,
+            fragment: false,
+        });
+        let mut out = Vec::new();
+        write_json_line(&r, &mut out);
+        let line = String::from_utf8(out).unwrap();
+        assert!(
+            line.ends_with(",\"kmsg_seq\":340,\"kmsg_usec\":1353811}\n"),
+            "{line}"
+        );
+        r.kernel = Some(KernelMeta {
+            fragment: true,
+            ..r.kernel.unwrap()
+        });
+        let mut out = Vec::new();
+        write_json_line(&r, &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["kmsg_fragment"], true);
+        r.kernel = None;
+        let mut out = Vec::new();
+        write_json_line(&r, &mut out);
+        assert!(!String::from_utf8(out).unwrap().contains("kmsg_"));
     }
 
     #[test]
