@@ -68,6 +68,8 @@ fn start(dir: &Path, args: &[&str]) -> std::process::Child {
     let child = Command::new(daemon_bin())
         .arg("--runtime-dir")
         .arg(dir)
+        // Only the benchmark's own messages in the ring.
+        .arg("--no-kmsg")
         .args(args)
         .stdin(Stdio::null())
         .spawn()

@@ -134,7 +134,7 @@ fn memlogd_style_flags_work() {
         .arg(&q)
         .arg("-syslog-socket")
         .arg(&log)
-        .args(["-max-lines", "3", "-max-line-len=5"])
+        .args(["-max-lines", "3", "-max-line-len=5", "-no-kmsg"])
         .spawn()
         .unwrap();
     assert!(wait_socket(&q));
