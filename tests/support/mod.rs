@@ -38,8 +38,17 @@ impl Daemon {
         Daemon::spawn(args, true)
     }
 
+    /// [`Daemon::start_with_kmsg`] in a directory the test made, so it can
+    /// watch the sockets appear while the daemon starts.
+    pub fn start_with_kmsg_in(dir: tempfile::TempDir, args: &[&str]) -> Daemon {
+        Daemon::spawn_in(dir, args, true)
+    }
+
     fn spawn(args: &[&str], kmsg: bool) -> Daemon {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Daemon::spawn_in(tempfile::tempdir().expect("temp dir"), args, kmsg)
+    }
+
+    fn spawn_in(dir: tempfile::TempDir, args: &[&str], kmsg: bool) -> Daemon {
         let mut cmd = Command::new(RINGLOGD);
         cmd.arg("--runtime-dir").arg(dir.path());
         let mut stderr = None;
