@@ -155,10 +155,17 @@ impl Daemon {
         if let Some(fd) = kmsg.as_ref().and_then(KmsgSource::poll_fd) {
             if let Err(e) = registry.register(&mut SourceFd(&fd), KMSG, Interest::READABLE) {
                 let path = settings.kmsg.as_deref().unwrap_or(std::path::Path::new(""));
+                // EPERM: the device has no poll (a container's /dev/null
+                // bound over /dev/kmsg), so it is no kernel log.
+                let why = if e.raw_os_error() == Some(nix::libc::EPERM) {
+                    format!("not a kernel log device: it cannot be polled ({e})")
+                } else {
+                    format!("cannot register with poll: {e}")
+                };
                 warn(
                     &mut ring,
                     format!(
-                        "{}: cannot register with poll: {e}; kernel messages will not be collected",
+                        "{}: {why}; kernel messages will not be collected",
                         path.display()
                     ),
                 );

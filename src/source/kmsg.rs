@@ -174,8 +174,10 @@ impl KmsgSource {
                     ),
                 );
             }
+            // The cause is told with the gap it explains, if any: the next
+            // numbered record is where that gap shows.
+            self.cause = Cause::Unknown;
         }
-        self.cause = Cause::Unknown;
         let counters = ring.ledger.input_mut(Input::Kmsg);
         counters.received += 1;
         counters.malformed += u64::from(parsed.malformed);
@@ -499,6 +501,39 @@ mod tests {
             m[0].contains("read failed") && m[0].contains("no longer collected"),
             "{m:?}"
         );
+    }
+
+    #[test]
+    fn end_of_file_on_a_device_stops_the_source() {
+        // A container may bind /dev/null over /dev/kmsg.
+        let mut ring = Ring::new(Limits::default());
+        let mut s = scripted(vec![Ok(b"")]);
+        assert_eq!(s.drain(&mut ring, 100), Drain::Idle);
+        assert!(s.is_done());
+        assert_eq!(
+            msgs(&ring),
+            ["/dev/kmsg: end of file: not a kernel log device; kernel messages are no longer collected"]
+        );
+    }
+
+    #[test]
+    fn the_cause_of_a_gap_survives_a_malformed_record() {
+        let mut ring = Ring::new(Limits::default());
+        let mut s = scripted(vec![
+            Ok(b"6,0,1,-;a\n"),
+            Err(Errno::EPIPE),
+            Ok(b"garbage\n"),
+            Ok(b"6,9,2,-;b\n"),
+        ]);
+        s.drain(&mut ring, 100);
+        let m = msgs(&ring);
+        assert_eq!(m[1], "garbage");
+        assert!(
+            m[2].starts_with("8 kernel messages were lost")
+                && m[2].ends_with("the kernel overwrote them before ringlogd could read them"),
+            "{m:?}"
+        );
+        assert_eq!(ring.ledger.input(Input::Kmsg).malformed, 1);
     }
 
     #[test]
