@@ -38,9 +38,10 @@ const SYSLOG_BASE: usize = 1 << 8;
 const QUERY_CLIENT_BASE: usize = 1 << 30;
 /// Datagrams (or kernel records) read from one source per turn.
 const SOURCE_BUDGET: usize = 1024;
-/// Kernel records read before the loop starts: all the kernel holds (its
-/// buffer is at most 32 MiB, so this bounds the start), so the boot lines
-/// come before anything that arrived while they were being read.
+/// Kernel records read before the loop starts, so the boot lines come
+/// before anything that arrived while they were being read. Far more than
+/// the usual kernel buffers hold (128 KiB to a few MiB, some thousands of
+/// records); a larger backlog goes on in the loop, budgeted as any source.
 const KMSG_STARTUP_BUDGET: usize = 1 << 20;
 
 /// Severity codes used for the daemon's own entries.

@@ -142,10 +142,10 @@ impl KmsgSource {
 
     /// Read and store up to `budget` records.
     pub fn drain(&mut self, ring: &mut Ring, budget: usize) -> Drain {
-        // Once per turn, not per record: the clock may be stepped between
-        // turns (NTP at boot), and a turn is short.
-        // A saved file's records may come from another boot, where this
-        // boot's time would make every timestamp wrong.
+        // Once per turn, not per record: cheap, and it still follows a clock
+        // stepped between turns (NTP at boot). A saved file's records may
+        // come from another boot, where this boot's time would make every
+        // timestamp wrong.
         let boot_ns = if self.live { boot_time_ns() } else { None };
         for _ in 0..budget {
             match self.next_record(ring) {
