@@ -312,7 +312,10 @@ fn ringlogd_ingest(bins: &Bins, n: usize, size: usize, senders: usize) -> f64 {
 fn in_private_dev(dir: &Path, command: &str) -> Option<Child> {
     Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg(format!("mount --bind {} /dev && exec {command}", dir.display()))
+        .arg(format!(
+            "mount --bind {} /dev && exec {command}",
+            dir.display()
+        ))
         .stdin(Stdio::null())
         .spawn()
         .ok()
@@ -437,9 +440,17 @@ fn ingest_table(o: &Opts, bins: &Bins) {
     for size in [100, 1000] {
         let n = if size == 1000 { o.n / 2 } else { o.n };
         let raw = repeat(o.reps, || raw_limit(n, size, 1));
-        row(&format!("raw recv() limit, 1 sender, {size} B"), raw, raw.median);
+        row(
+            &format!("raw recv() limit, 1 sender, {size} B"),
+            raw,
+            raw.median,
+        );
         let ours = repeat(o.reps, || ringlogd_ingest(bins, n, size, 1));
-        row(&format!("ringlogd /dev/log, 1 sender, {size} B"), ours, raw.median);
+        row(
+            &format!("ringlogd /dev/log, 1 sender, {size} B"),
+            ours,
+            raw.median,
+        );
         if size != 100 {
             continue;
         }
@@ -453,20 +464,29 @@ fn ingest_table(o: &Opts, bins: &Bins) {
             } else {
                 let f = median(runs);
                 row(name, f, raw.median);
-                println!("{:<46} {:>28}  ringlogd = {:.2} × this", "", "", ours.median / f.median);
+                println!(
+                    "{:<46} {:>28}  ringlogd = {:.2} × this",
+                    "",
+                    "",
+                    ours.median / f.median
+                );
             }
         };
         match &bins.busybox {
             Some(bb) => peer(
                 "busybox syslogd -C, 1 sender, 100 B",
-                (0..o.reps).filter_map(|_| busybox_ingest(bb, n, size)).collect(),
+                (0..o.reps)
+                    .filter_map(|_| busybox_ingest(bb, n, size))
+                    .collect(),
             ),
             None => println!("busybox: not installed (tests/bench.sh installs it)"),
         }
         match &bins.rsyslogd {
             Some(rs) => peer(
                 "rsyslogd imuxsock → omfile, 1 sender, 100 B",
-                (0..o.reps.min(3)).filter_map(|_| rsyslog_ingest(rs, n, size)).collect(),
+                (0..o.reps.min(3))
+                    .filter_map(|_| rsyslog_ingest(rs, n, size))
+                    .collect(),
             ),
             None => println!("rsyslogd: not installed (tests/bench.sh installs it)"),
         }
@@ -503,7 +523,11 @@ fn dump_table(o: &Opts, bins: &Bins) {
     }
     if let Some(bb) = &bins.busybox {
         if let Some(f) = busybox_dump(bb, o) {
-            println!("{:<46} {:>28}", "busybox logread (its -C1024 ring)", f.show());
+            println!(
+                "{:<46} {:>28}",
+                "busybox logread (its -C1024 ring)",
+                f.show()
+            );
         }
     }
 }
@@ -604,7 +628,9 @@ fn memory(o: &Opts, bins: &Bins) {
     // What a reader gets out of each 100-byte datagram: the tag and the text.
     let payload = (100 - "<13>Nov 21 23:40:10 bench[42]: ".len() + "bench".len()) as f64;
     let n = n as f64;
-    println!("memory, {n} entries from 100-byte datagrams (payload: {payload} bytes of tag and text)");
+    println!(
+        "memory, {n} entries from 100-byte datagrams (payload: {payload} bytes of tag and text)"
+    );
     println!("  RSS, empty ring             {empty:>8} KiB");
     println!("  RSS, full ring              {full:>8} KiB");
     println!(

@@ -13,6 +13,7 @@ use crate::ring::{Limits, DEFAULT_MAX_LINES, MIN_MAX_BYTES};
 
 pub const DEFAULT_SYSLOG_SOCKET: &str = "/dev/log";
 pub const DEFAULT_QUERY_SOCKET: &str = "/var/run/memlogdq.sock";
+pub const DEFAULT_KMSG: &str = "/dev/kmsg";
 /// File names used under `--runtime-dir`.
 pub const RUNTIME_SYSLOG_NAME: &str = "log";
 pub const RUNTIME_QUERY_NAME: &str = "memlogdq.sock";
@@ -20,7 +21,7 @@ pub const RUNTIME_QUERY_NAME: &str = "memlogdq.sock";
 /// ringlogd: a syslog-compatible in-memory log server.
 ///
 /// Keeps every log message of the machine in one bounded ring in memory,
-/// fed by /dev/log, and serves it over memlogd's query socket.
+/// fed by /dev/log and /dev/kmsg, and serves it over memlogd's query socket.
 #[derive(Parser, Debug)]
 #[command(name = "ringlogd", version)]
 pub struct DaemonArgs {
@@ -53,6 +54,17 @@ pub struct DaemonArgs {
     #[arg(long = "max-line-len", value_name = "BYTES", default_value_t = 8192,
           value_parser = parse_max_line_len)]
     pub max_line_len: usize,
+
+    /// Kernel log to read, from the oldest record it holds; a regular file
+    /// of saved records is replayed once at start. If it cannot be opened
+    /// (no /dev/kmsg in a container, not root) ringlogd warns and runs on.
+    /// [default: /dev/kmsg]
+    #[arg(long = "kmsg", value_name = "PATH", conflicts_with = "no_kmsg")]
+    pub kmsg: Option<PathBuf>,
+
+    /// Do not read kernel messages.
+    #[arg(long = "no-kmsg")]
+    pub no_kmsg: bool,
 }
 
 /// Everything the daemon needs to start, resolved from the flags.
@@ -62,6 +74,8 @@ pub struct Settings {
     pub query_socket: PathBuf,
     pub limits: Limits,
     pub max_line_len: usize,
+    /// The kernel log device or file to read; `None` with `--no-kmsg`.
+    pub kmsg: Option<PathBuf>,
 }
 
 impl DaemonArgs {
@@ -92,6 +106,13 @@ impl DaemonArgs {
                 max_bytes: self.max_bytes,
             },
             max_line_len: self.max_line_len,
+            // Not moved by --runtime-dir: that flag places the sockets
+            // ringlogd creates, and /dev/kmsg is only read.
+            kmsg: (!self.no_kmsg).then(|| {
+                self.kmsg
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_KMSG))
+            }),
         }
     }
 }
@@ -207,6 +228,24 @@ mod tests {
         assert_eq!(s.limits.max_lines, 5000);
         assert_eq!(s.limits.max_bytes, crate::ring::DEFAULT_MAX_BYTES);
         assert_eq!(s.max_line_len, 8192);
+        assert_eq!(s.kmsg, Some(PathBuf::from("/dev/kmsg")));
+    }
+
+    #[test]
+    fn kmsg_flags() {
+        let s = |v: &[&str]| args(v).unwrap().settings().kmsg;
+        assert_eq!(s(&["ringlogd", "--no-kmsg"]), None);
+        assert_eq!(s(&["ringlogd", "-no-kmsg"]), None);
+        assert_eq!(
+            s(&["ringlogd", "-kmsg", "/tmp/saved"]),
+            Some(PathBuf::from("/tmp/saved"))
+        );
+        assert_eq!(
+            s(&["ringlogd", "--runtime-dir", "/tmp/x"]),
+            Some(PathBuf::from("/dev/kmsg")),
+            "--runtime-dir places sockets, it does not turn kmsg off"
+        );
+        assert!(args(&["ringlogd", "--kmsg", "/x", "--no-kmsg"]).is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::config::Settings;
+use crate::parse::kmsg::KmsgParser;
 use crate::parse::syslog::SyslogParser;
 use crate::query::request::Control;
 use crate::query::QueryServer;
@@ -24,18 +25,25 @@ use crate::record::{now_ns, Record};
 use crate::ring::Ring;
 use crate::sockpath::{self, BoundPath, SocketKind};
 use crate::source::devlog::DevLogSource;
+use crate::source::kmsg::KmsgSource;
 use crate::source::Drain;
 
 // Tokens, one constant or range per room. Query clients take everything
 // from QUERY_CLIENT_BASE up, so it stays the highest.
 const SIGNALS: Token = Token(0);
 const QUERY_LISTENER: Token = Token(1);
+const KMSG: Token = Token(2);
 /// Syslog sockets are `Token(SYSLOG_BASE + i)`.
 const SYSLOG_BASE: usize = 1 << 8;
 /// Query clients are `Token(QUERY_CLIENT_BASE + i)`.
 const QUERY_CLIENT_BASE: usize = 1 << 30;
-/// Datagrams read from one socket per turn.
+/// Datagrams (or kernel records) read from one source per turn.
 const SOURCE_BUDGET: usize = 1024;
+/// Kernel records read before the loop starts, so the boot lines come
+/// before anything that arrived while they were being read. Far more than
+/// the usual kernel buffers hold (128 KiB to a few MiB, some thousands of
+/// records); a larger backlog goes on in the loop, budgeted as any source.
+const KMSG_STARTUP_BUDGET: usize = 1 << 20;
 
 /// Severity codes used for the daemon's own entries.
 const SEV_WARNING: u8 = 4;
@@ -47,6 +55,13 @@ pub fn log_internal(ring: &mut Ring, severity: u8, msg: impl Into<String>) {
         .input_mut(crate::record::Input::Internal)
         .received += 1;
     ring.push(&Record::internal(now_ns(), severity, msg));
+}
+
+/// A problem the daemon runs on despite: on stderr for whoever started it,
+/// and in the ring for whoever reads the log later.
+fn warn(ring: &mut Ring, msg: String) {
+    eprintln!("ringlogd: warning: {msg}");
+    log_internal(ring, SEV_WARNING, msg);
 }
 
 /// This machine's host name, for messages that carry none.
@@ -76,6 +91,8 @@ pub struct Daemon {
     signals: SignalFd,
     ring: Ring,
     syslog: Vec<DevLogSource>,
+    /// The kernel's log; `None` when off, unavailable, or finished.
+    kmsg: Option<KmsgSource>,
     query: QueryServer,
     /// Sources with something to read this turn: a readiness event, or a
     /// budget that ran out last turn.
@@ -111,6 +128,12 @@ impl Daemon {
         for path in &settings.syslog_sockets {
             syslog.push(DevLogSource::bind(path, parser.clone())?);
         }
+        let mut kmsg = settings.kmsg.as_deref().and_then(|path| {
+            let parser = KmsgParser::new(local_hostname(), settings.max_line_len);
+            KmsgSource::open(path, parser)
+                .map_err(|e| warn(&mut ring, e))
+                .ok()
+        });
         sockpath::prepare(&settings.query_socket, SocketKind::Stream)?;
         let (listener, query_path) =
             sockpath::bind_with_mode(&settings.query_socket, 0o600, |p| UnixListener::bind(p))?;
@@ -135,12 +158,41 @@ impl Daemon {
                 .map_err(reg_err)?;
         }
         // Anything queued before registration raised no edge: read it now.
-        let busy = (0..syslog.len()).map(|i| Token(SYSLOG_BASE + i)).collect();
+        let mut busy: Vec<Token> = (0..syslog.len()).map(|i| Token(SYSLOG_BASE + i)).collect();
+        if let Some(fd) = kmsg.as_ref().and_then(KmsgSource::poll_fd) {
+            if let Err(e) = registry.register(&mut SourceFd(&fd), KMSG, Interest::READABLE) {
+                let path = settings.kmsg.as_deref().unwrap_or(std::path::Path::new(""));
+                // EPERM: the device has no poll (a container's /dev/null
+                // bound over /dev/kmsg), so it is no kernel log.
+                let why = if e.raw_os_error() == Some(nix::libc::EPERM) {
+                    format!("not a kernel log device: it cannot be polled ({e})")
+                } else {
+                    format!("cannot register with poll: {e}")
+                };
+                warn(
+                    &mut ring,
+                    format!(
+                        "{}: {why}; kernel messages will not be collected",
+                        path.display()
+                    ),
+                );
+                kmsg = None;
+            }
+        }
+        if let Some(k) = &mut kmsg {
+            if k.drain(&mut ring, KMSG_STARTUP_BUDGET) == Drain::More {
+                busy.push(KMSG);
+            }
+            if k.is_done() {
+                kmsg = None;
+            }
+        }
         Ok(Daemon {
             poll,
             signals,
             ring,
             syslog,
+            kmsg,
             query,
             busy,
             _query_path: query_path,
@@ -229,7 +281,8 @@ impl Daemon {
     }
 
     fn is_source(&self, t: Token) -> bool {
-        (SYSLOG_BASE..SYSLOG_BASE + self.syslog.len()).contains(&t.0)
+        (t == KMSG && self.kmsg.is_some())
+            || (SYSLOG_BASE..SYSLOG_BASE + self.syslog.len()).contains(&t.0)
     }
 
     /// Read what a source has, up to its budget.
@@ -238,7 +291,20 @@ impl Daemon {
             i if (SYSLOG_BASE..SYSLOG_BASE + self.syslog.len()).contains(&i) => {
                 self.syslog[i - SYSLOG_BASE].drain(&mut self.ring, SOURCE_BUDGET)
             }
+            _ if t == KMSG => self.drain_kmsg(),
             _ => Drain::Idle,
         }
+    }
+
+    fn drain_kmsg(&mut self) -> Drain {
+        let Some(k) = &mut self.kmsg else {
+            return Drain::Idle;
+        };
+        let drained = k.drain(&mut self.ring, SOURCE_BUDGET);
+        if k.is_done() {
+            // Dropping it closes its fd, which takes it out of the poll.
+            self.kmsg = None;
+        }
+        drained
     }
 }

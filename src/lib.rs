@@ -3,7 +3,8 @@
 //! Data flows one way:
 //!
 //! ```text
-//! /dev/log ─► source::devlog ─► parse::syslog ─► Record ─► Ring ─► query ─► logread, LinuxKit logread
+//! /dev/log  ─► source::devlog ─► parse::syslog ─┐
+//! /dev/kmsg ─► source::kmsg   ─► parse::kmsg   ─┴► Record ─► Ring ─► query ─► logread, LinuxKit logread
 //! ```
 //!
 //! Sources read bytes and turn them into [`record::Record`]s with a parser;

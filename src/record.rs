@@ -90,6 +90,20 @@ pub struct SdElement {
     pub params: Vec<(String, String)>,
 }
 
+/// What the kernel's log says about one of its records, beyond the text:
+/// kept so a reader can match a ring entry with `dmesg` and tell gaps apart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelMeta {
+    /// The kernel's own sequence number for the record (`SEQ` in
+    /// `/dev/kmsg`): consecutive, so a jump means records were lost.
+    pub seq: u64,
+    /// Microseconds since boot when the kernel logged it (`USEC`), raw.
+    pub usec: u64,
+    /// The kernel flagged the record as a fragment of a line continued in
+    /// the next record (`c` in `/dev/kmsg`'s flags).
+    pub fragment: bool,
+}
+
 /// One log entry, whatever its input.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
@@ -128,6 +142,8 @@ pub struct Record {
     pub peer: Option<Peer>,
     /// The text was longer than the configured limit and was cut.
     pub truncated: bool,
+    /// The kernel's sequence number and timestamp, for `/dev/kmsg` records.
+    pub kernel: Option<KernelMeta>,
 }
 
 impl Record {
@@ -154,6 +170,7 @@ impl Record {
             msg: msg.into(),
             peer: None,
             truncated: false,
+            kernel: None,
         }
     }
 

@@ -115,6 +115,7 @@ fn bad_flags_are_one_clear_error_not_a_panic() {
         &["--max-lines", "0"],
         &["--max-line-len", "-5"],
         &["--no-such-flag"],
+        &["--kmsg", "/dev/kmsg", "--no-kmsg"],
     ] {
         let out = Command::new(RINGLOGD).args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -134,7 +135,7 @@ fn memlogd_style_flags_work() {
         .arg(&q)
         .arg("-syslog-socket")
         .arg(&log)
-        .args(["-max-lines", "3", "-max-line-len=5"])
+        .args(["-max-lines", "3", "-max-line-len=5", "-no-kmsg"])
         .spawn()
         .unwrap();
     assert!(wait_socket(&q));

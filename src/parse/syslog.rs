@@ -211,7 +211,7 @@ fn split_pri(t: &str) -> Pri<'_> {
 /// journald's reading of `TAG[PID]: MSG`: the tag runs up to `[`, `:` or
 /// white space; a `[PID]` may follow; a `:` must. Without that shape the
 /// whole text is the message.
-fn split_tag(s: &str) -> (Option<&str>, Option<&str>, &str) {
+pub(crate) fn split_tag(s: &str) -> (Option<&str>, Option<&str>, &str) {
     let end = s
         .find(|c: char| c == ':' || c == '[' || c.is_whitespace())
         .unwrap_or(s.len());

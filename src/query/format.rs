@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::query::filter::DEFAULT_SEVERITY;
 use crate::record::{
-    facility_name, severity_name, Input, Peer, Record, SdElement, FACILITY_NAMES, SEVERITY_NAMES,
+    facility_name, severity_name, Input, KernelMeta, Peer, Record, SdElement, FACILITY_NAMES,
+    SEVERITY_NAMES,
 };
 
 /// How entries are written out.
@@ -217,6 +218,12 @@ struct Line<'a> {
     truncated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     missed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kmsg_seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kmsg_usec: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    kmsg_fragment: bool,
 }
 
 impl<'a> Line<'a> {
@@ -244,6 +251,9 @@ impl<'a> Line<'a> {
             }),
             truncated: r.truncated,
             missed: None,
+            kmsg_seq: r.kernel.map(|k| k.seq),
+            kmsg_usec: r.kernel.map(|k| k.usec),
+            kmsg_fragment: r.kernel.is_some_and(|k| k.fragment),
         }
     }
 }
@@ -288,6 +298,10 @@ struct LineIn {
     peer: Option<PeerIn>,
     #[serde(default)]
     truncated: bool,
+    kmsg_seq: Option<u64>,
+    kmsg_usec: Option<u64>,
+    #[serde(default)]
+    kmsg_fragment: bool,
 }
 
 #[derive(Deserialize)]
@@ -346,6 +360,13 @@ pub fn parse_json_line(line: &str) -> Option<Record> {
         gid: p.gid,
     });
     r.truncated = l.truncated;
+    if let (Some(seq), Some(usec)) = (l.kmsg_seq, l.kmsg_usec) {
+        r.kernel = Some(KernelMeta {
+            seq,
+            usec,
+            fragment: l.kmsg_fragment,
+        });
+    }
     Some(r)
 }
 
@@ -357,7 +378,7 @@ pub fn text_line(time: &str, source: &str, msg: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Input, Peer};
+    use crate::record::{Input, KernelMeta, Peer};
 
     #[test]
     fn time_matches_go_rfc3339nano() {
@@ -482,6 +503,35 @@ mod tests {
             assert!(Format::parse(name).is_ok());
         }
         assert!(Format::parse("xml").is_err());
+    }
+
+    #[test]
+    fn kernel_keys_come_last_and_only_for_kernel_records() {
+        let mut r = Record::new(Input::Kmsg, 0, "kernel", "hello");
+        r.kernel = Some(KernelMeta {
+            seq: 340,
+            usec: 1_353_811,
+            fragment: false,
+        });
+        let mut out = Vec::new();
+        write_json_line(&r, &mut out);
+        let line = String::from_utf8(out).unwrap();
+        assert!(
+            line.ends_with(",\"kmsg_seq\":340,\"kmsg_usec\":1353811}\n"),
+            "{line}"
+        );
+        r.kernel = Some(KernelMeta {
+            fragment: true,
+            ..r.kernel.unwrap()
+        });
+        let mut out = Vec::new();
+        write_json_line(&r, &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["kmsg_fragment"], true);
+        r.kernel = None;
+        let mut out = Vec::new();
+        write_json_line(&r, &mut out);
+        assert!(!String::from_utf8(out).unwrap().contains("kmsg_"));
     }
 
     #[test]

@@ -8,20 +8,24 @@
 //!
 //! Layout: `input:u8 flags:u8 facility:u8 severity:u8 received_ns:i64`,
 //! then `[ts_secs:i64 ts_nanos:u32 ts_offset:i32]` if `TS`,
-//! `[pid:u32 uid:u32 gid:u32]` if `PEER`, then `source`, `msg` as varint
+//! `[pid:u32 uid:u32 gid:u32]` if `PEER`, `[kseq:varint kusec:varint]` if
+//! `KERNEL` (with `KFRAGMENT` for the kernel's fragment flag), then `source`,
+//! `msg` as varint
 //! length + bytes, `host`, `app`, `pid`, `msgid` as varint (length + 1, 0 for
 //! absent) + bytes, and the structured data as a varint count of elements,
 //! each an id and a varint count of name/value pairs.
 
 use chrono::{DateTime, FixedOffset};
 
-use crate::record::{Input, Peer, Record, SdElement};
+use crate::record::{Input, KernelMeta, Peer, Record, SdElement};
 
 const TRUNCATED: u8 = 1;
 const TS: u8 = 2;
 const PEER: u8 = 4;
 const FACILITY: u8 = 8;
 const SEVERITY: u8 = 16;
+const KERNEL: u8 = 32;
+const KFRAGMENT: u8 = 64;
 
 /// Byte offset of the input code: eviction reads it without decoding.
 pub const INPUT_OFFSET: usize = 0;
@@ -44,6 +48,12 @@ pub fn encode(r: &Record, out: &mut Vec<u8>) {
     if r.severity.is_some() {
         flags |= SEVERITY;
     }
+    if let Some(k) = &r.kernel {
+        flags |= KERNEL;
+        if k.fragment {
+            flags |= KFRAGMENT;
+        }
+    }
     out.extend_from_slice(&[
         r.input as u8,
         flags,
@@ -60,6 +70,11 @@ pub fn encode(r: &Record, out: &mut Vec<u8>) {
         for v in [p.pid, p.uid, p.gid] {
             out.extend_from_slice(&v.to_le_bytes());
         }
+    }
+    if let Some(k) = &r.kernel {
+        // Varints: a sequence number and a boot-relative time are small.
+        put_varint(out, k.seq);
+        put_varint(out, k.usec);
     }
     put_str(out, &r.source);
     put_str(out, &r.msg);
@@ -107,6 +122,15 @@ pub fn decode(seq: u64, b: &[u8]) -> Option<Record> {
     } else {
         None
     };
+    let kernel = if flags & KERNEL != 0 {
+        Some(KernelMeta {
+            seq: r.varint()?,
+            usec: r.varint()?,
+            fragment: flags & KFRAGMENT != 0,
+        })
+    } else {
+        None
+    };
     let source = r.string()?;
     let msg = r.string()?;
     let host = r.opt_string()?;
@@ -140,6 +164,7 @@ pub fn decode(seq: u64, b: &[u8]) -> Option<Record> {
         msg,
         peer,
         truncated: flags & TRUNCATED != 0,
+        kernel,
     })
 }
 
@@ -238,6 +263,7 @@ mod tests {
                 gid: 3,
             }),
             truncated: true,
+            kernel: None,
         }
     }
 
@@ -258,12 +284,50 @@ mod tests {
         assert_eq!(decode(0, &b), Some(r));
     }
 
+    fn kernel_record(fragment: bool) -> Record {
+        let mut r = Record::new(Input::Kmsg, 42, "kernel", "Linux version 6.18");
+        r.facility = Some(0);
+        r.severity = Some(5);
+        r.sd = vec![SdElement {
+            id: "kmsg".into(),
+            params: vec![("SUBSYSTEM".into(), "pci".into())],
+        }];
+        r.kernel = Some(KernelMeta {
+            // Past one varint byte, and the extremes of the field.
+            seq: u64::MAX,
+            usec: 1_353_811,
+            fragment,
+        });
+        r
+    }
+
+    #[test]
+    fn round_trips_kernel_metadata() {
+        for fragment in [false, true] {
+            let r = kernel_record(fragment);
+            let mut b = Vec::new();
+            encode(&r, &mut b);
+            assert_eq!(decode(3, &b).map(|d| d.kernel), Some(r.kernel));
+            assert_eq!(decode(3, &b), Some(Record { seq: 3, ..r }));
+        }
+        let mut zero = kernel_record(false);
+        zero.kernel = Some(KernelMeta::default());
+        let mut b = Vec::new();
+        encode(&zero, &mut b);
+        assert_eq!(decode(0, &b), Some(Record { seq: 0, ..zero }));
+    }
+
     #[test]
     fn refuses_every_truncation_of_a_record() {
-        let mut b = Vec::new();
-        encode(&full_record(), &mut b);
-        for n in 0..b.len() {
-            assert!(decode(7, &b[..n]).is_none(), "prefix of {n} bytes decoded");
+        for r in [full_record(), kernel_record(true)] {
+            let mut b = Vec::new();
+            encode(&r, &mut b);
+            for n in 0..b.len() {
+                assert!(
+                    decode(r.seq, &b[..n]).is_none(),
+                    "prefix of {n} bytes decoded"
+                );
+            }
         }
     }
 }

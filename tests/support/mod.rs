@@ -20,15 +20,46 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub log: PathBuf,
     pub query: PathBuf,
+    /// Where the daemon's stderr goes, when the test reads it.
+    pub stderr: Option<PathBuf>,
 }
 
 impl Daemon {
-    /// Start with `--runtime-dir` plus `args`, and wait until it serves.
+    /// Start with `--runtime-dir` and `--no-kmsg` plus `args`, and wait until
+    /// it serves. Without kernel messages the ring starts with exactly the
+    /// `memlogd started` entry, which most tests count on.
     pub fn start(args: &[&str]) -> Daemon {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let child = Command::new(RINGLOGD)
-            .arg("--runtime-dir")
-            .arg(dir.path())
+        Daemon::spawn(args, false)
+    }
+
+    /// Start reading kernel messages too: the real `/dev/kmsg`, or the
+    /// `--kmsg PATH` in `args`. Its stderr goes to a file ([`Daemon::stderr_text`]).
+    pub fn start_with_kmsg(args: &[&str]) -> Daemon {
+        Daemon::spawn(args, true)
+    }
+
+    /// [`Daemon::start_with_kmsg`] in a directory the test made, so it can
+    /// watch the sockets appear while the daemon starts.
+    pub fn start_with_kmsg_in(dir: tempfile::TempDir, args: &[&str]) -> Daemon {
+        Daemon::spawn_in(dir, args, true)
+    }
+
+    fn spawn(args: &[&str], kmsg: bool) -> Daemon {
+        Daemon::spawn_in(tempfile::tempdir().expect("temp dir"), args, kmsg)
+    }
+
+    fn spawn_in(dir: tempfile::TempDir, args: &[&str], kmsg: bool) -> Daemon {
+        let mut cmd = Command::new(RINGLOGD);
+        cmd.arg("--runtime-dir").arg(dir.path());
+        let mut stderr = None;
+        if kmsg {
+            let path = dir.path().join("stderr");
+            cmd.stderr(std::fs::File::create(&path).expect("stderr file"));
+            stderr = Some(path);
+        } else {
+            cmd.arg("--no-kmsg");
+        }
+        let child = cmd
             .args(args)
             .stdin(Stdio::null())
             .spawn()
@@ -37,10 +68,18 @@ impl Daemon {
             child,
             log: dir.path().join("log"),
             query: dir.path().join("memlogdq.sock"),
+            stderr,
             dir,
         };
         d.wait_ready();
         d
+    }
+
+    /// What the daemon wrote to stderr so far (only for
+    /// [`Daemon::start_with_kmsg`]).
+    pub fn stderr_text(&self) -> String {
+        let path = self.stderr.as_ref().expect("stderr is captured");
+        std::fs::read_to_string(path).expect("read stderr")
     }
 
     fn wait_ready(&self) {
