@@ -13,6 +13,7 @@ declare -A want=(
   [python3]=python3
   [socat]=socat
   [curl]=curl
+  [busybox]=busybox
 )
 missing=()
 for tool in "${!want[@]}"; do
@@ -33,6 +34,14 @@ trap 'rm -f "$log"' EXIT
 set +e
 cargo test "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+if [ "$status" -eq 0 ]; then
+  # The benchmark in its smoke mode: it must run and account for every
+  # message; its figures (debug build, small counts) mean nothing.
+  profile=debug
+  case " $* " in *" --release "*) profile=release ;; esac
+  target/$profile/examples/bench --quick
+  status=$?
+fi
 set -e
 awk '/^test result:/ { p += $4; f += $6; i += $8 }
      END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
