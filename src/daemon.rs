@@ -121,9 +121,11 @@ impl Daemon {
             .map_err(|e| format!("cannot create signalfd: {e}"))?;
 
         let mut ring = Ring::new(settings.limits);
+        let host = local_hostname();
+        ring.set_local_host(host.clone());
         log_internal(&mut ring, SEV_INFO, "memlogd started");
 
-        let parser = SyslogParser::new(local_hostname(), settings.max_line_len);
+        let parser = SyslogParser::new(host, settings.max_line_len);
         let mut syslog = Vec::new();
         for path in &settings.syslog_sockets {
             syslog.push(DevLogSource::bind(path, parser.clone())?);

@@ -6,6 +6,8 @@
 //! same fields, so sources, storage and queries never need to know about each
 //! other.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, FixedOffset};
 
 /// Which kind of input produced a record.
@@ -184,12 +186,151 @@ impl Record {
     }
 }
 
+/// One SD-ELEMENT whose text lives elsewhere. Values are `Cow` because
+/// unescaping a received value may need a new string, while values read
+/// back from the ring never do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SdRef<'a> {
+    pub id: &'a str,
+    pub params: Vec<(&'a str, Cow<'a, str>)>,
+}
+
+/// A [`Record`] whose text lives elsewhere: in a receive buffer while it is
+/// parsed, in the ring's storage while it is read. The hot paths (ingest
+/// and dump) use it so that no field costs an allocation; every field means
+/// what the same field of [`Record`] means.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    pub seq: u64,
+    pub received_ns: i64,
+    pub timestamp: Option<DateTime<FixedOffset>>,
+    pub input: Input,
+    pub source: &'a str,
+    pub facility: Option<u8>,
+    pub severity: Option<u8>,
+    pub host: Option<&'a str>,
+    pub app: Option<&'a str>,
+    /// A `Cow` because a parser may have to spell out a number.
+    pub pid: Option<Cow<'a, str>>,
+    pub msgid: Option<&'a str>,
+    pub sd: Vec<SdRef<'a>>,
+    pub msg: &'a str,
+    pub peer: Option<Peer>,
+    pub truncated: bool,
+    pub kernel: Option<KernelMeta>,
+}
+
+impl<'a> RecordRef<'a> {
+    /// A view with only the fields every input has.
+    pub fn new(input: Input, received_ns: i64, source: &'a str, msg: &'a str) -> RecordRef<'a> {
+        RecordRef {
+            seq: 0,
+            received_ns,
+            timestamp: None,
+            input,
+            source,
+            facility: None,
+            severity: None,
+            host: None,
+            app: None,
+            pid: None,
+            msgid: None,
+            sd: Vec::new(),
+            msg,
+            peer: None,
+            truncated: false,
+            kernel: None,
+        }
+    }
+
+    /// An owned copy.
+    pub fn to_record(&self) -> Record {
+        Record {
+            seq: self.seq,
+            received_ns: self.received_ns,
+            timestamp: self.timestamp,
+            input: self.input,
+            source: self.source.to_owned(),
+            facility: self.facility,
+            severity: self.severity,
+            host: self.host.map(str::to_owned),
+            app: self.app.map(str::to_owned),
+            pid: self.pid.as_deref().map(str::to_owned),
+            msgid: self.msgid.map(str::to_owned),
+            sd: self
+                .sd
+                .iter()
+                .map(|e| SdElement {
+                    id: e.id.to_owned(),
+                    params: e
+                        .params
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), v.clone().into_owned()))
+                        .collect(),
+                })
+                .collect(),
+            msg: self.msg.to_owned(),
+            peer: self.peer,
+            truncated: self.truncated,
+            kernel: self.kernel,
+        }
+    }
+}
+
+impl Record {
+    /// A view of this record, for code that takes [`RecordRef`].
+    pub fn as_ref(&self) -> RecordRef<'_> {
+        RecordRef {
+            seq: self.seq,
+            received_ns: self.received_ns,
+            timestamp: self.timestamp,
+            input: self.input,
+            source: &self.source,
+            facility: self.facility,
+            severity: self.severity,
+            host: self.host.as_deref(),
+            app: self.app.as_deref(),
+            pid: self.pid.as_deref().map(Cow::Borrowed),
+            msgid: self.msgid.as_deref(),
+            sd: self
+                .sd
+                .iter()
+                .map(|e| SdRef {
+                    id: &e.id,
+                    params: e
+                        .params
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), Cow::Borrowed(v.as_str())))
+                        .collect(),
+                })
+                .collect(),
+            msg: &self.msg,
+            peer: self.peer,
+            truncated: self.truncated,
+            kernel: self.kernel,
+        }
+    }
+}
+
 /// The current wall-clock time in nanoseconds since the Unix epoch.
 pub fn now_ns() -> i64 {
     match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
     }
+}
+
+/// `s` cut to at most `max` bytes without splitting a UTF-8 character, and
+/// whether anything was cut.
+pub fn truncated_str(s: &str, max: usize) -> (&str, bool) {
+    if s.len() <= max {
+        return (s, false);
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    (&s[..end], true)
 }
 
 /// Cut `s` to at most `max` bytes without splitting a UTF-8 character.

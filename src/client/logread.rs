@@ -287,7 +287,7 @@ pub fn run(args: &LogreadArgs) -> i32 {
             match format::parse_json_line(text) {
                 Some(r) => {
                     rendered.clear();
-                    format::write_record(&r, format, &mut rendered);
+                    format::write_record(&r.as_ref(), format, &mut rendered);
                     let paint = colour
                         .then(|| severity_colour(r.severity.unwrap_or(DEFAULT_SEVERITY)))
                         .flatten();

@@ -4,6 +4,7 @@
 //! back into a [`Record`], so a client can request JSON and still print
 //! any format.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Local, SecondsFormat, Utc};
@@ -12,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::query::filter::DEFAULT_SEVERITY;
 use crate::record::{
-    facility_name, severity_name, Input, KernelMeta, Peer, Record, SdElement, FACILITY_NAMES,
-    SEVERITY_NAMES,
+    facility_name, severity_name, Input, KernelMeta, Peer, Record, RecordRef, SdElement, SdRef,
+    FACILITY_NAMES, SEVERITY_NAMES,
 };
 
 /// How entries are written out.
@@ -51,14 +52,14 @@ impl Format {
 }
 
 /// Append `r` in `format`, ending with `\n`, to `out`.
-pub fn write_record(r: &Record, format: Format, out: &mut Vec<u8>) {
+pub fn write_record(r: &RecordRef, format: Format, out: &mut Vec<u8>) {
     if format == Format::Json {
         return write_json_line(r, out);
     }
     let mut s = String::with_capacity(r.msg.len() + 64);
     match format {
         Format::Json => unreachable!("handled above"),
-        Format::Memlogd => s.push_str(&text_line(&rfc3339_nanos(r.received_ns), &r.source, &r.msg)),
+        Format::Memlogd => s.push_str(&text_line(&rfc3339_nanos(r.received_ns), r.source, r.msg)),
         Format::Short | Format::ShortIso => {
             let t = DateTime::<Utc>::from_timestamp_nanos(r.received_ns).with_timezone(&Local);
             if format == Format::Short {
@@ -69,8 +70,8 @@ pub fn write_record(r: &Record, format: Format, out: &mut Vec<u8>) {
             let _ = write!(
                 s,
                 " {} {}",
-                r.host.as_deref().unwrap_or("-"),
-                r.app.as_deref().unwrap_or(&r.source)
+                r.host.unwrap_or("-"),
+                r.app.unwrap_or(r.source)
             );
             if let Some(pid) = &r.pid {
                 let _ = write!(s, "[{pid}]");
@@ -78,13 +79,13 @@ pub fn write_record(r: &Record, format: Format, out: &mut Vec<u8>) {
             let _ = write!(s, ": {}", r.msg);
         }
         Format::Rfc5424 => write_rfc5424(r, &mut s),
-        Format::Cat => s.push_str(&r.msg),
+        Format::Cat => s.push_str(r.msg),
     }
     s.push('\n');
     out.extend_from_slice(s.as_bytes());
 }
 
-fn write_rfc5424(r: &Record, s: &mut String) {
+fn write_rfc5424(r: &RecordRef, s: &mut String) {
     let pri =
         u16::from(r.facility.unwrap_or(1)) * 8 + u16::from(r.severity.unwrap_or(DEFAULT_SEVERITY));
     let ts = match r.timestamp {
@@ -109,10 +110,10 @@ fn write_rfc5424(r: &Record, s: &mut String) {
     let _ = write!(
         s,
         "<{pri}>1 {ts} {} {} {} {} ",
-        field(r.host.as_deref(), 255),
-        field(r.app.as_deref().or(Some(&r.source)), 48),
+        field(r.host, 255),
+        field(r.app.or(Some(r.source)), 48),
         field(r.pid.as_deref(), 128),
-        field(r.msgid.as_deref(), 32),
+        field(r.msgid, 32),
     );
     if r.sd.is_empty() {
         s.push('-');
@@ -124,7 +125,7 @@ fn write_rfc5424(r: &Record, s: &mut String) {
             .collect()
     };
     for e in &r.sd {
-        let _ = write!(s, "[{}", name(&e.id));
+        let _ = write!(s, "[{}", name(e.id));
         for (k, v) in &e.params {
             let escaped = v
                 .replace('\\', "\\\\")
@@ -136,38 +137,119 @@ fn write_rfc5424(r: &Record, s: &mut String) {
     }
     if !r.msg.is_empty() {
         s.push(' ');
-        s.push_str(&r.msg);
+        s.push_str(r.msg);
     }
 }
 
 /// RFC 3339 in UTC with nanoseconds, trailing zeros of the fraction dropped,
 /// exactly as Go's `time.RFC3339Nano` prints it (memlogd's `time`).
 pub fn rfc3339_nanos(ns: i64) -> String {
-    let t = DateTime::<Utc>::from_timestamp_nanos(ns);
-    let mut s = t.format("%Y-%m-%dT%H:%M:%S").to_string();
-    let frac = t.timestamp_subsec_nanos();
-    if frac != 0 {
-        let digits = format!("{frac:09}");
-        s.push('.');
-        s.push_str(digits.trim_end_matches('0'));
-    }
-    s.push('Z');
-    s
+    Rfc3339Nanos::new(ns).as_str().to_owned()
 }
 
-struct Sd<'a>(&'a [SdElement]);
+/// [`rfc3339_nanos`] without allocating: a dump writes one per entry.
+pub struct Rfc3339Nanos {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl Rfc3339Nanos {
+    pub fn new(ns: i64) -> Rfc3339Nanos {
+        let secs = ns.div_euclid(1_000_000_000);
+        let frac = ns.rem_euclid(1_000_000_000) as u32;
+        let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (y, m, d) = civil_from_days(days);
+        let mut t = Rfc3339Nanos {
+            buf: [0; 40],
+            len: 0,
+        };
+        if !(0..=9999).contains(&y) {
+            // Outside what four digits hold: let chrono spell it.
+            let s = DateTime::<Utc>::from_timestamp_nanos(ns)
+                .to_rfc3339_opts(SecondsFormat::AutoSi, true);
+            let n = s.len().min(t.buf.len());
+            t.buf[..n].copy_from_slice(&s.as_bytes()[..n]);
+            t.len = n;
+            return t;
+        }
+        let put = |v: u32, width: usize, t: &mut Rfc3339Nanos| {
+            for i in (0..width).rev() {
+                t.buf[t.len + i] = b'0' + (v / 10u32.pow((width - 1 - i) as u32) % 10) as u8;
+            }
+            t.len += width;
+        };
+        put(y as u32, 4, &mut t);
+        t.buf[t.len] = b'-';
+        t.len += 1;
+        put(m, 2, &mut t);
+        t.buf[t.len] = b'-';
+        t.len += 1;
+        put(d, 2, &mut t);
+        t.buf[t.len] = b'T';
+        t.len += 1;
+        let sod = sod as u32;
+        put(sod / 3600, 2, &mut t);
+        t.buf[t.len] = b':';
+        t.len += 1;
+        put(sod / 60 % 60, 2, &mut t);
+        t.buf[t.len] = b':';
+        t.len += 1;
+        put(sod % 60, 2, &mut t);
+        if frac != 0 {
+            t.buf[t.len] = b'.';
+            t.len += 1;
+            let (mut f, mut digits) = (frac, 9);
+            while f % 10 == 0 {
+                f /= 10;
+                digits -= 1;
+            }
+            put(f, digits, &mut t);
+        }
+        t.buf[t.len] = b'Z';
+        t.len += 1;
+        t
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and punctuation are ever written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl Serialize for Rfc3339Nanos {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
+/// calendar (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+struct Sd<'a>(&'a [SdRef<'a>]);
 
 impl Serialize for Sd<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(self.0.len()))?;
         for e in self.0 {
-            m.serialize_entry(&e.id, &Params(&e.params))?;
+            m.serialize_entry(e.id, &Params(&e.params))?;
         }
         m.end()
     }
 }
 
-struct Params<'a>(&'a [(String, String)]);
+struct Params<'a>(&'a [(&'a str, Cow<'a, str>)]);
 
 impl Serialize for Params<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -190,7 +272,7 @@ struct PeerJson {
 /// `source`, `msg` first, then ours. Absent fields are left out.
 #[derive(Serialize)]
 struct Line<'a> {
-    time: String,
+    time: Rfc3339Nanos,
     source: &'a str,
     msg: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -227,11 +309,11 @@ struct Line<'a> {
 }
 
 impl<'a> Line<'a> {
-    fn of(r: &'a Record, seq: Option<u64>) -> Line<'a> {
+    fn of(r: &'a RecordRef<'a>, seq: Option<u64>) -> Line<'a> {
         Line {
-            time: rfc3339_nanos(r.received_ns),
-            source: &r.source,
-            msg: &r.msg,
+            time: Rfc3339Nanos::new(r.received_ns),
+            source: r.source,
+            msg: r.msg,
             seq,
             input: r.input.as_str(),
             timestamp: r
@@ -239,10 +321,10 @@ impl<'a> Line<'a> {
                 .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
             facility: r.facility.and_then(facility_name),
             severity: r.severity.and_then(severity_name),
-            host: r.host.as_deref(),
-            app: r.app.as_deref(),
+            host: r.host,
+            app: r.app,
             pid: r.pid.as_deref(),
-            msgid: r.msgid.as_deref(),
+            msgid: r.msgid,
             sd: (!r.sd.is_empty()).then_some(Sd(&r.sd)),
             peer: r.peer.map(|p| PeerJson {
                 pid: p.pid,
@@ -259,7 +341,7 @@ impl<'a> Line<'a> {
 }
 
 /// Append `r` as one JSON line (with its `\n`) to `out`.
-pub fn write_json_line(r: &Record, out: &mut Vec<u8>) {
+pub fn write_json_line(r: &RecordRef, out: &mut Vec<u8>) {
     let line = Line::of(r, Some(r.seq));
     // Writing to a Vec cannot fail, and every value here serializes.
     serde_json::to_writer(&mut *out, &line).expect("a record always serializes");
@@ -269,7 +351,7 @@ pub fn write_json_line(r: &Record, out: &mut Vec<u8>) {
 /// Append the JSON line that tells a reader it was lapped: the `notice`
 /// entry with a `missed` count, and no `seq` of its own since it is not in
 /// the ring.
-pub fn write_missed_line(notice: &Record, missed: u64, out: &mut Vec<u8>) {
+pub fn write_missed_line(notice: &RecordRef, missed: u64, out: &mut Vec<u8>) {
     let mut line = Line::of(notice, None);
     line.missed = Some(missed);
     serde_json::to_writer(&mut *out, &line).expect("a record always serializes");
@@ -398,7 +480,7 @@ mod tests {
         let mut r = Record::new(Input::Fd, 0, "svc.out", "hello");
         r.seq = 3;
         let mut out = Vec::new();
-        write_json_line(&r, &mut out);
+        write_json_line(&r.as_ref(), &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "{\"time\":\"1970-01-01T00:00:00Z\",\"source\":\"svc.out\",\"msg\":\"hello\",\"seq\":3,\"input\":\"fd\"}\n"
@@ -421,7 +503,7 @@ mod tests {
         });
         r.truncated = true;
         let mut out = Vec::new();
-        write_json_line(&r, &mut out);
+        write_json_line(&r.as_ref(), &mut out);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["facility"], "user");
         assert_eq!(v["severity"], "err");
@@ -451,7 +533,7 @@ mod tests {
         });
         r.timestamp = Some(DateTime::parse_from_rfc3339("2024-07-03T09:46:40.5+02:00").unwrap());
         let mut out = Vec::new();
-        write_json_line(&r, &mut out);
+        write_json_line(&r.as_ref(), &mut out);
         let back = parse_json_line(std::str::from_utf8(&out).unwrap()).unwrap();
         assert_eq!(back, r);
         let memlogd = parse_json_line(r#"{"time":"2024-07-02T19:22:51.974497577Z","source":"memlogd","msg":"memlogd started"}"#).unwrap();
@@ -469,7 +551,7 @@ mod tests {
         r.severity = Some(3);
         let render = |r: &Record, f| {
             let mut out = Vec::new();
-            write_record(r, f, &mut out);
+            write_record(&r.as_ref(), f, &mut out);
             String::from_utf8(out).unwrap()
         };
         assert_eq!(
@@ -514,7 +596,7 @@ mod tests {
             fragment: false,
         });
         let mut out = Vec::new();
-        write_json_line(&r, &mut out);
+        write_json_line(&r.as_ref(), &mut out);
         let line = String::from_utf8(out).unwrap();
         assert!(
             line.ends_with(",\"kmsg_seq\":340,\"kmsg_usec\":1353811}\n"),
@@ -525,12 +607,12 @@ mod tests {
             ..r.kernel.unwrap()
         });
         let mut out = Vec::new();
-        write_json_line(&r, &mut out);
+        write_json_line(&r.as_ref(), &mut out);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["kmsg_fragment"], true);
         r.kernel = None;
         let mut out = Vec::new();
-        write_json_line(&r, &mut out);
+        write_json_line(&r.as_ref(), &mut out);
         assert!(!String::from_utf8(out).unwrap().contains("kmsg_"));
     }
 

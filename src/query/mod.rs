@@ -513,10 +513,10 @@ fn fill(s: &mut Stream, ring: &Ring, out: &mut Vec<u8>, counters: &mut QueryCoun
             format!("{missed} entries were overwritten in the ring before this reader got them"),
         );
         if s.format == Format::Json {
-            format::write_missed_line(&notice, missed, out);
+            format::write_missed_line(&notice.as_ref(), missed, out);
         } else {
             notice.seq = s.cursor;
-            format::write_record(&notice, s.format, out);
+            format::write_record(&notice.as_ref(), s.format, out);
         }
         s.cursor = ring.first_seq();
     }

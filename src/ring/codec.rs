@@ -1,52 +1,73 @@
-//! How a [`Record`] is laid out as bytes inside the ring's chunks.
+//! How a record is laid out as bytes inside the ring's chunks.
 //!
-//! One record is one contiguous run of bytes: a fixed 12-byte head, the
-//! optional fixed-size parts the flags announce, then length-prefixed strings.
-//! Compact (a 100-byte syslog message costs about 30 bytes beyond its text)
-//! and position-independent, so chunks can later be compressed or moved into
-//! shared memory without touching anything outside the ring.
+//! One record is one contiguous run of bytes, position-independent (so
+//! chunks can later be compressed or moved into shared memory without
+//! touching anything outside the ring), and small: what a record costs
+//! beyond its text is mostly varints.
 //!
-//! Layout: `input:u8 flags:u8 facility:u8 severity:u8 received_ns:i64`,
-//! then `[ts_secs:i64 ts_nanos:u32 ts_offset:i32]` if `TS`,
-//! `[pid:u32 uid:u32 gid:u32]` if `PEER`, `[kseq:varint kusec:varint]` if
-//! `KERNEL` (with `KFRAGMENT` for the kernel's fragment flag), then `source`,
-//! `msg` as varint
-//! length + bytes, `host`, `app`, `pid`, `msgid` as varint (length + 1, 0 for
-//! absent) + bytes, and the structured data as a varint count of elements,
-//! each an id and a varint count of name/value pairs.
+//! Layout: `input:u8 flags:u8 pri:u8 more:u8`, then varints: the receive
+//! time as a zigzag delta from the chunk's base time; if `TS`, the message's
+//! own time as a zigzag delta from the receive time and its UTC offset in
+//! minutes (zigzag), or with `TS_WIDE` (a time too far to fit in i64
+//! nanoseconds) seconds and nanoseconds; if `PEER`, pid, uid, gid; if
+//! `KERNEL`, the kernel's sequence number and microseconds. Then strings as
+//! varint length + bytes: `source` unless `SOURCE_IS_APP`, `msg`; `host`
+//! unless `HOST_LOCAL`, `app`, `pid`, `msgid` as varint (length + 1, 0 for
+//! absent) + bytes; the structured data as a varint count of elements, each
+//! an id and a varint count of name/value pairs.
+//!
+//! `pri` is `facility << 3 | severity` (facility ≤ 23 fits);
+//! `FACILITY`/`SEVERITY` in `more` say whether each is present.
+
+use std::borrow::Cow;
 
 use chrono::{DateTime, FixedOffset};
 
-use crate::record::{Input, KernelMeta, Peer, Record, SdElement};
+use crate::record::{Input, KernelMeta, Peer, RecordRef, SdRef};
 
+// `flags`
 const TRUNCATED: u8 = 1;
 const TS: u8 = 2;
 const PEER: u8 = 4;
-const FACILITY: u8 = 8;
-const SEVERITY: u8 = 16;
-const KERNEL: u8 = 32;
-const KFRAGMENT: u8 = 64;
+const KERNEL: u8 = 8;
+const KFRAGMENT: u8 = 16;
+const SOURCE_IS_APP: u8 = 32;
+const HOST_LOCAL: u8 = 64;
+const TS_WIDE: u8 = 128;
+// `more`
+const FACILITY: u8 = 1;
+const SEVERITY: u8 = 2;
 
 /// Byte offset of the input code: eviction reads it without decoding.
 pub const INPUT_OFFSET: usize = 0;
 
+/// What records in one chunk share, so that each need not store it.
+#[derive(Clone, Copy, Debug)]
+pub struct Context<'a> {
+    /// Receive times are stored relative to this.
+    pub base_ns: i64,
+    /// This machine's host name: a record from here stores a flag instead.
+    pub local_host: &'a str,
+}
+
 /// Append the encoding of `r` (all but its seq) to `out`.
-pub fn encode(r: &Record, out: &mut Vec<u8>) {
+pub fn encode(r: &RecordRef, ctx: Context, out: &mut Vec<u8>) {
     let mut flags = 0;
+    let mut more = 0;
     if r.truncated {
         flags |= TRUNCATED;
     }
-    if r.timestamp.is_some() {
-        flags |= TS;
+    let ts_delta = r.timestamp.map(|ts| {
+        ts.timestamp_nanos_opt()
+            .and_then(|n| n.checked_sub(r.received_ns))
+    });
+    match ts_delta {
+        Some(Some(_)) => flags |= TS,
+        Some(None) => flags |= TS | TS_WIDE,
+        None => {}
     }
     if r.peer.is_some() {
         flags |= PEER;
-    }
-    if r.facility.is_some() {
-        flags |= FACILITY;
-    }
-    if r.severity.is_some() {
-        flags |= SEVERITY;
     }
     if let Some(k) = &r.kernel {
         flags |= KERNEL;
@@ -54,31 +75,50 @@ pub fn encode(r: &Record, out: &mut Vec<u8>) {
             flags |= KFRAGMENT;
         }
     }
-    out.extend_from_slice(&[
-        r.input as u8,
-        flags,
-        r.facility.unwrap_or(0),
-        r.severity.unwrap_or(0),
-    ]);
-    out.extend_from_slice(&r.received_ns.to_le_bytes());
+    if r.app == Some(r.source) {
+        flags |= SOURCE_IS_APP;
+    }
+    if r.host == Some(ctx.local_host) {
+        flags |= HOST_LOCAL;
+    }
+    if r.facility.is_some() {
+        more |= FACILITY;
+    }
+    if r.severity.is_some() {
+        more |= SEVERITY;
+    }
+    let pri = (r.facility.unwrap_or(0) << 3) | (r.severity.unwrap_or(0) & 7);
+    out.extend_from_slice(&[r.input as u8, flags, pri, more]);
+    put_varint(out, zigzag(r.received_ns.wrapping_sub(ctx.base_ns)));
     if let Some(ts) = &r.timestamp {
-        out.extend_from_slice(&ts.timestamp().to_le_bytes());
-        out.extend_from_slice(&ts.timestamp_subsec_nanos().to_le_bytes());
-        out.extend_from_slice(&ts.offset().local_minus_utc().to_le_bytes());
+        match ts_delta {
+            Some(Some(delta)) => put_varint(out, zigzag(delta)),
+            _ => {
+                put_varint(out, zigzag(ts.timestamp()));
+                put_varint(out, u64::from(ts.timestamp_subsec_nanos()));
+            }
+        }
+        put_varint(out, zigzag(i64::from(ts.offset().local_minus_utc() / 60)));
     }
     if let Some(p) = &r.peer {
         for v in [p.pid, p.uid, p.gid] {
-            out.extend_from_slice(&v.to_le_bytes());
+            put_varint(out, u64::from(v));
         }
     }
     if let Some(k) = &r.kernel {
-        // Varints: a sequence number and a boot-relative time are small.
         put_varint(out, k.seq);
         put_varint(out, k.usec);
     }
-    put_str(out, &r.source);
-    put_str(out, &r.msg);
-    for s in [&r.host, &r.app, &r.pid, &r.msgid] {
+    if flags & SOURCE_IS_APP == 0 {
+        put_str(out, r.source);
+    }
+    put_str(out, r.msg);
+    let host = if flags & HOST_LOCAL == 0 {
+        r.host
+    } else {
+        None
+    };
+    for s in [host, r.app, r.pid.as_deref(), r.msgid] {
         match s {
             None => put_varint(out, 0),
             Some(s) => {
@@ -89,7 +129,7 @@ pub fn encode(r: &Record, out: &mut Vec<u8>) {
     }
     put_varint(out, r.sd.len() as u64);
     for e in &r.sd {
-        put_str(out, &e.id);
+        put_str(out, e.id);
         put_varint(out, e.params.len() as u64);
         for (k, v) in &e.params {
             put_str(out, k);
@@ -98,26 +138,31 @@ pub fn encode(r: &Record, out: &mut Vec<u8>) {
     }
 }
 
-/// Rebuild the record stored in `b` under sequence number `seq`.
-/// `None` means the bytes are not a record this codec wrote.
-pub fn decode(seq: u64, b: &[u8]) -> Option<Record> {
+/// The record stored in `b` under sequence number `seq`, borrowing its text
+/// from `b`. `None` means the bytes are not a record this codec wrote.
+pub fn decode<'a>(seq: u64, b: &'a [u8], ctx: Context<'a>) -> Option<RecordRef<'a>> {
     let mut r = Reader { b, pos: 0 };
     let head = r.take(4)?;
-    let (input, flags, facility, severity) = (head[0], head[1], head[2], head[3]);
-    let received_ns = r.i64()?;
+    let (input, flags, pri, more) = (head[0], head[1], head[2], head[3]);
+    let received_ns = ctx.base_ns.wrapping_add(unzigzag(r.varint()?));
     let timestamp = if flags & TS != 0 {
-        let secs = r.i64()?;
-        let nanos = r.u32()?;
-        let offset = FixedOffset::east_opt(r.u32()? as i32)?;
-        Some(DateTime::from_timestamp(secs, nanos)?.with_timezone(&offset))
+        let utc = if flags & TS_WIDE == 0 {
+            DateTime::from_timestamp_nanos(received_ns.checked_add(unzigzag(r.varint()?))?)
+        } else {
+            let secs = unzigzag(r.varint()?);
+            DateTime::from_timestamp(secs, u32::try_from(r.varint()?).ok()?)?
+        };
+        let minutes = i32::try_from(unzigzag(r.varint()?)).ok()?;
+        let offset = FixedOffset::east_opt(minutes.checked_mul(60)?)?;
+        Some(utc.with_timezone(&offset))
     } else {
         None
     };
     let peer = if flags & PEER != 0 {
         Some(Peer {
-            pid: r.u32()?,
-            uid: r.u32()?,
-            gid: r.u32()?,
+            pid: u32::try_from(r.varint()?).ok()?,
+            uid: u32::try_from(r.varint()?).ok()?,
+            gid: u32::try_from(r.varint()?).ok()?,
         })
     } else {
         None
@@ -131,34 +176,45 @@ pub fn decode(seq: u64, b: &[u8]) -> Option<Record> {
     } else {
         None
     };
-    let source = r.string()?;
-    let msg = r.string()?;
-    let host = r.opt_string()?;
-    let app = r.opt_string()?;
-    let pid = r.opt_string()?;
-    let msgid = r.opt_string()?;
+    let source = if flags & SOURCE_IS_APP == 0 {
+        Some(r.str()?)
+    } else {
+        None
+    };
+    let msg = r.str()?;
+    let host = r.opt_str()?;
+    let app = r.opt_str()?;
+    let pid = r.opt_str()?;
+    let msgid = r.opt_str()?;
     let n = r.varint()?;
     let mut sd = Vec::new();
     for _ in 0..n {
-        let id = r.string()?;
+        let id = r.str()?;
         let np = r.varint()?;
         let mut params = Vec::new();
         for _ in 0..np {
-            params.push((r.string()?, r.string()?));
+            params.push((r.str()?, Cow::Borrowed(r.str()?)));
         }
-        sd.push(SdElement { id, params });
+        sd.push(SdRef { id, params });
     }
-    Some(Record {
+    Some(RecordRef {
         seq,
         received_ns,
         timestamp,
         input: Input::from_code(input)?,
-        source,
-        facility: (flags & FACILITY != 0).then_some(facility),
-        severity: (flags & SEVERITY != 0).then_some(severity),
-        host,
+        source: match source {
+            Some(s) => s,
+            None => app?,
+        },
+        facility: (more & FACILITY != 0).then_some(pri >> 3),
+        severity: (more & SEVERITY != 0).then_some(pri & 7),
+        host: if flags & HOST_LOCAL != 0 {
+            Some(ctx.local_host)
+        } else {
+            host
+        },
         app,
-        pid,
+        pid: pid.map(Cow::Borrowed),
         msgid,
         sd,
         msg,
@@ -166,6 +222,14 @@ pub fn decode(seq: u64, b: &[u8]) -> Option<Record> {
         truncated: flags & TRUNCATED != 0,
         kernel,
     })
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -194,18 +258,11 @@ impl<'a> Reader<'a> {
         Some(s)
     }
 
-    fn i64(&mut self) -> Option<i64> {
-        Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-
     fn varint(&mut self) -> Option<u64> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
-            let byte = *self.take(1)?.first()?;
+            let byte = *self.b.get(self.pos)?;
+            self.pos += 1;
             v |= u64::from(byte & 0x7f) << shift;
             if byte & 0x80 == 0 {
                 return Some(v);
@@ -214,17 +271,17 @@ impl<'a> Reader<'a> {
         None
     }
 
-    fn string(&mut self) -> Option<String> {
+    fn str(&mut self) -> Option<&'a str> {
         let n = usize::try_from(self.varint()?).ok()?;
-        String::from_utf8(self.take(n)?.to_vec()).ok()
+        std::str::from_utf8(self.take(n)?).ok()
     }
 
-    fn opt_string(&mut self) -> Option<Option<String>> {
+    fn opt_str(&mut self) -> Option<Option<&'a str>> {
         match self.varint()? {
             0 => Some(None),
             n => {
                 let n = usize::try_from(n - 1).ok()?;
-                Some(Some(String::from_utf8(self.take(n)?.to_vec()).ok()?))
+                Some(Some(std::str::from_utf8(self.take(n)?).ok()?))
             }
         }
     }
@@ -233,6 +290,12 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::{Record, SdElement};
+
+    const CTX: Context = Context {
+        base_ns: 1_700_000_000_000_000_000,
+        local_host: "thishost",
+    };
 
     fn full_record() -> Record {
         Record {
@@ -243,8 +306,8 @@ mod tests {
             ),
             input: Input::Syslog,
             source: "mytag".into(),
-            facility: Some(1),
-            severity: Some(5),
+            facility: Some(23),
+            severity: Some(7),
             host: Some("vm".into()),
             app: Some("mytag".into()),
             pid: Some("123".into()),
@@ -258,7 +321,7 @@ mod tests {
             }],
             msg: "hello ünïcode".into(),
             peer: Some(Peer {
-                pid: 1,
+                pid: u32::MAX,
                 uid: 2,
                 gid: 3,
             }),
@@ -267,21 +330,56 @@ mod tests {
         }
     }
 
+    fn round_trip(r: &Record, ctx: Context) -> (Option<Record>, usize) {
+        let mut b = Vec::new();
+        encode(&r.as_ref(), ctx, &mut b);
+        (decode(r.seq, &b, ctx).map(|d| d.to_record()), b.len())
+    }
+
     #[test]
     fn round_trips_every_field() {
         let r = full_record();
-        let mut b = Vec::new();
-        encode(&r, &mut b);
-        assert_eq!(decode(7, &b), Some(r));
+        assert_eq!(round_trip(&r, CTX).0, Some(r));
     }
 
     #[test]
     fn round_trips_a_bare_record() {
         let r = Record::new(Input::Fd, -5, "svc.out", "");
         let mut b = Vec::new();
-        encode(&r, &mut b);
+        encode(&r.as_ref(), CTX, &mut b);
         assert_eq!(b[INPUT_OFFSET], Input::Fd as u8);
-        assert_eq!(decode(0, &b), Some(r));
+        assert_eq!(decode(0, &b, CTX).map(|d| d.to_record()), Some(r));
+    }
+
+    #[test]
+    fn shared_parts_are_not_stored_twice() {
+        let mut r = full_record();
+        r.host = Some("thishost".into());
+        r.sd.clear();
+        r.timestamp = None;
+        let (back, len) = round_trip(&r, CTX);
+        assert_eq!(back, Some(r.clone()));
+        // head 4, time 4, peer 5+1+1, msg 1+15, app 1+5, pid 1+3, msgid 1+3,
+        // empty host 1, sd count 1: neither the host nor the source again.
+        assert_eq!(len, 47, "{len}");
+        r.source = "other".into();
+        let (back, _) = round_trip(&r, CTX);
+        assert_eq!(back.unwrap().source, "other");
+    }
+
+    #[test]
+    fn far_timestamps_and_odd_offsets_survive() {
+        let mut r = full_record();
+        for ts in [
+            "9999-12-31T23:59:59.999999999-23:59",
+            "0001-01-01T00:00:00+05:45",
+            "1970-01-01T00:00:00Z",
+        ] {
+            r.timestamp = Some(DateTime::parse_from_rfc3339(ts).unwrap());
+            assert_eq!(round_trip(&r, CTX).0, Some(r.clone()), "{ts}");
+        }
+        r.received_ns = i64::MIN;
+        assert_eq!(round_trip(&r, CTX).0, Some(r.clone()));
     }
 
     fn kernel_record(fragment: bool) -> Record {
@@ -305,26 +403,21 @@ mod tests {
     fn round_trips_kernel_metadata() {
         for fragment in [false, true] {
             let r = kernel_record(fragment);
-            let mut b = Vec::new();
-            encode(&r, &mut b);
-            assert_eq!(decode(3, &b).map(|d| d.kernel), Some(r.kernel));
-            assert_eq!(decode(3, &b), Some(Record { seq: 3, ..r }));
+            assert_eq!(round_trip(&r, CTX).0, Some(r));
         }
         let mut zero = kernel_record(false);
         zero.kernel = Some(KernelMeta::default());
-        let mut b = Vec::new();
-        encode(&zero, &mut b);
-        assert_eq!(decode(0, &b), Some(Record { seq: 0, ..zero }));
+        assert_eq!(round_trip(&zero, CTX).0, Some(zero));
     }
 
     #[test]
     fn refuses_every_truncation_of_a_record() {
         for r in [full_record(), kernel_record(true)] {
             let mut b = Vec::new();
-            encode(&r, &mut b);
+            encode(&r.as_ref(), CTX, &mut b);
             for n in 0..b.len() {
                 assert!(
-                    decode(r.seq, &b[..n]).is_none(),
+                    decode(r.seq, &b[..n], CTX).is_none(),
                     "prefix of {n} bytes decoded"
                 );
             }

@@ -17,7 +17,7 @@ pub mod codec;
 use std::collections::VecDeque;
 
 use crate::ledger::Ledger;
-use crate::record::{Input, Record};
+use crate::record::{Input, Record, RecordRef};
 
 /// Default `--max-lines`, as memlogd.
 pub const DEFAULT_MAX_LINES: usize = 5000;
@@ -46,6 +46,8 @@ impl Default for Limits {
 /// A run of encoded records; `ends[i]` is where record `first_seq + i` ends.
 struct Chunk {
     first_seq: u64,
+    /// Receive times in the chunk are stored relative to this.
+    base_ns: i64,
     data: Vec<u8>,
     ends: Vec<u32>,
 }
@@ -88,6 +90,10 @@ pub struct Ring {
     limits: Limits,
     chunk_size: usize,
     scratch: Vec<u8>,
+    /// A freed chunk kept for reuse (its bytes stay in `used`).
+    spare: Option<Chunk>,
+    /// This machine's host name, shared by the records that carry it.
+    local_host: String,
     /// New entries are refused (and counted as dropped) while paused.
     paused: bool,
     /// What arrived, what was kept and what was lost, per input.
@@ -114,8 +120,25 @@ impl Ring {
             limits,
             chunk_size,
             scratch: Vec::new(),
+            spare: None,
+            local_host: String::new(),
             paused: false,
             ledger: Ledger::default(),
+        }
+    }
+
+    /// This machine's host name: records that carry it store a flag instead.
+    pub fn set_local_host(&mut self, host: impl Into<String>) {
+        // Chunks already written were encoded against the old name.
+        if self.is_empty() {
+            self.local_host = host.into();
+        }
+    }
+
+    fn context(&self, base_ns: i64) -> codec::Context<'_> {
+        codec::Context {
+            base_ns,
+            local_host: &self.local_host,
         }
     }
 
@@ -123,42 +146,40 @@ impl Ring {
     /// bounds require, and return its sequence number. Counts it as stored
     /// for its input; while paused, counts it as dropped and returns `None`.
     pub fn push(&mut self, record: &Record) -> Option<u64> {
+        self.push_ref(&record.as_ref())
+    }
+
+    /// [`Ring::push`] for a record whose text lives elsewhere.
+    pub fn push_ref(&mut self, record: &RecordRef) -> Option<u64> {
         if self.paused {
             self.ledger.input_mut(record.input).dropped += 1;
             return None;
         }
-        self.scratch.clear();
-        codec::encode(record, &mut self.scratch);
-        let n = self.scratch.len();
         while self.len >= self.limits.max_lines {
             self.evict_one();
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let tail_base = self.chunks.back().map(|c| c.base_ns);
+        if let Some(base) = tail_base {
+            codec::encode(record, self.context(base), &mut scratch);
         }
         let fits = self
             .chunks
             .back()
-            .is_some_and(|c| c.data.len() + n <= c.data.capacity());
+            .is_some_and(|c| c.data.len() + scratch.len() <= c.data.capacity());
         if !fits {
-            // A record larger than a chunk gets a chunk of its own size.
-            let cap = self.chunk_size.max(n);
-            let index_cap = (cap / 64).max(4);
-            let chunk = Chunk {
-                first_seq: self.next_seq,
-                data: Vec::with_capacity(cap),
-                ends: Vec::with_capacity(index_cap),
-            };
-            let need = chunk.bytes();
-            while !self.chunks.is_empty() && self.used + need > self.limits.max_bytes {
-                self.evict_front_chunk();
-            }
-            self.used += need;
-            self.chunks.push_back(chunk);
+            // A new chunk, based on this record's time.
+            scratch.clear();
+            codec::encode(record, self.context(record.received_ns), &mut scratch);
+            self.start_chunk(record.received_ns, scratch.len());
         }
         let tail = self.chunks.back_mut().expect("a chunk was just ensured");
         let before = tail.bytes();
-        tail.data.extend_from_slice(&self.scratch);
+        tail.data.extend_from_slice(&scratch);
         tail.ends.push(tail.data.len() as u32);
-        let grown = tail.bytes() - before;
-        self.used += grown;
+        self.used += tail.bytes() - before;
+        self.scratch = scratch;
         while self.chunks.len() > 1 && self.used > self.limits.max_bytes {
             self.evict_front_chunk();
         }
@@ -167,6 +188,42 @@ impl Ring {
         self.len += 1;
         self.ledger.input_mut(record.input).stored += 1;
         Some(seq)
+    }
+
+    /// Open a new tail chunk with room for at least `n` bytes, evicting whole
+    /// chunks first if the budget needs it. A chunk freed earlier is reused,
+    /// so a full ring in steady state allocates nothing.
+    fn start_chunk(&mut self, base_ns: i64, n: usize) {
+        // A record larger than a chunk gets a chunk of its own size.
+        let cap = self.chunk_size.max(n);
+        let reuse = if cap == self.chunk_size {
+            self.spare.take()
+        } else {
+            None
+        };
+        let mut chunk = match reuse {
+            Some(c) => {
+                // Its bytes left `used` when it was dropped.
+                self.used -= c.bytes();
+                c
+            }
+            None => Chunk {
+                first_seq: 0,
+                base_ns: 0,
+                data: Vec::with_capacity(cap),
+                ends: Vec::with_capacity((cap / 64).max(4)),
+            },
+        };
+        chunk.first_seq = self.next_seq;
+        chunk.base_ns = base_ns;
+        chunk.data.clear();
+        chunk.ends.clear();
+        let need = chunk.bytes();
+        while !self.chunks.is_empty() && self.used + need > self.limits.max_bytes {
+            self.evict_front_chunk();
+        }
+        self.used += need;
+        self.chunks.push_back(chunk);
     }
 
     /// Stop (`true`) or resume storing new entries. What is held stays.
@@ -189,22 +246,25 @@ impl Ring {
             }
             self.drop_front_chunk();
         }
+        if let Some(spare) = self.spare.take() {
+            self.used -= spare.bytes();
+        }
         self.len = 0;
     }
 
     /// The receive times of the oldest and newest entries held.
     pub fn time_span(&self) -> Option<(i64, i64)> {
-        let oldest = self.get(self.first_seq())?.received_ns;
-        let newest = self.get(self.next_seq.checked_sub(1)?)?.received_ns;
+        let oldest = self.get_ref(self.first_seq())?.received_ns;
+        let newest = self.get_ref(self.next_seq.checked_sub(1)?)?.received_ns;
         Some((oldest, newest))
     }
 
     /// Records from the newest back to `seq` (or the oldest held).
-    pub fn iter_back_to(&self, seq: u64) -> impl Iterator<Item = Record> + '_ {
+    pub fn iter_back_to(&self, seq: u64) -> impl Iterator<Item = RecordRef<'_>> + '_ {
         let start = seq.max(self.first_seq());
         (start..self.next_seq)
             .rev()
-            .filter_map(move |s| self.get(s))
+            .filter_map(move |s| self.get_ref(s))
     }
 
     /// The oldest sequence number still held (equal to `next_seq` when empty).
@@ -247,15 +307,36 @@ impl Ring {
 
     /// The record with sequence number `seq`, if the ring still holds it.
     pub fn get(&self, seq: u64) -> Option<Record> {
+        self.get_ref(seq).map(|r| r.to_record())
+    }
+
+    /// [`Ring::get`] without copying: the text stays in the ring.
+    pub fn get_ref(&self, seq: u64) -> Option<RecordRef<'_>> {
         let (c, i) = self.locate(seq)?;
-        codec::decode(seq, self.chunks[c].record(i))
+        let chunk = &self.chunks[c];
+        codec::decode(seq, chunk.record(i), self.context(chunk.base_ns))
     }
 
     /// Records from `seq` onwards (or from the oldest held, if `seq` was
-    /// evicted), oldest first.
-    pub fn iter_from(&self, seq: u64) -> impl Iterator<Item = Record> + '_ {
+    /// evicted), oldest first, walking the chunks in order.
+    pub fn iter_from(&self, seq: u64) -> impl Iterator<Item = RecordRef<'_>> + '_ {
         let start = seq.max(self.first_seq());
-        (start..self.next_seq).filter_map(move |s| self.get(s))
+        let (mut c, mut i) = self.locate(start).unwrap_or((self.chunks.len(), 0));
+        let mut seq = start;
+        std::iter::from_fn(move || loop {
+            let chunk = self.chunks.get(c)?;
+            if i >= chunk.ends.len() {
+                c += 1;
+                i = 0;
+                continue;
+            }
+            let r = codec::decode(seq, chunk.record(i), self.context(chunk.base_ns));
+            i += 1;
+            seq += 1;
+            if r.is_some() {
+                return r;
+            }
+        })
     }
 
     fn locate(&self, seq: u64) -> Option<(usize, usize)> {
@@ -297,6 +378,11 @@ impl Ring {
     fn drop_front_chunk(&mut self) {
         if let Some(c) = self.chunks.pop_front() {
             self.used -= c.bytes();
+            if c.data.capacity() == self.chunk_size && self.spare.is_none() {
+                // Kept for the next chunk, and counted while kept.
+                self.used += c.bytes();
+                self.spare = Some(c);
+            }
         }
         self.head = 0;
     }

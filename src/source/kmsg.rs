@@ -431,7 +431,7 @@ mod tests {
     }
 
     fn msgs(ring: &Ring) -> Vec<String> {
-        ring.iter_from(0).map(|r| r.msg).collect()
+        ring.iter_from(0).map(|r| r.msg.to_owned()).collect()
     }
 
     #[test]
