@@ -6,6 +6,8 @@
 //! same fields, so sources, storage and queries never need to know about each
 //! other.
 
+use std::net::SocketAddr;
+
 use chrono::{DateTime, FixedOffset};
 
 /// Which kind of input produced a record.
@@ -126,6 +128,9 @@ pub struct Record {
     pub msg: String,
     /// The sender's kernel-verified credentials, when the socket gives them.
     pub peer: Option<Peer>,
+    /// The network address the message came from (UDP or TCP): the hop
+    /// that delivered it, which for a relay is not the originating `host`.
+    pub peer_addr: Option<SocketAddr>,
     /// The text was longer than the configured limit and was cut.
     pub truncated: bool,
 }
@@ -153,6 +158,7 @@ impl Record {
             sd: Vec::new(),
             msg: msg.into(),
             peer: None,
+            peer_addr: None,
             truncated: false,
         }
     }

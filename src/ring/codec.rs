@@ -8,10 +8,13 @@
 //!
 //! Layout: `input:u8 flags:u8 facility:u8 severity:u8 received_ns:i64`,
 //! then `[ts_secs:i64 ts_nanos:u32 ts_offset:i32]` if `TS`,
-//! `[pid:u32 uid:u32 gid:u32]` if `PEER`, then `source`, `msg` as varint
+//! `[pid:u32 uid:u32 gid:u32]` if `PEER`, `[family:u8 (4 or 6) ip:4|16
+//! port:u16 (scope_id:u32 for 6)]` if `PEER_ADDR`, then `source`, `msg` as varint
 //! length + bytes, `host`, `app`, `pid`, `msgid` as varint (length + 1, 0 for
 //! absent) + bytes, and the structured data as a varint count of elements,
 //! each an id and a varint count of name/value pairs.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use chrono::{DateTime, FixedOffset};
 
@@ -22,6 +25,7 @@ const TS: u8 = 2;
 const PEER: u8 = 4;
 const FACILITY: u8 = 8;
 const SEVERITY: u8 = 16;
+const PEER_ADDR: u8 = 32;
 
 /// Byte offset of the input code: eviction reads it without decoding.
 pub const INPUT_OFFSET: usize = 0;
@@ -44,6 +48,9 @@ pub fn encode(r: &Record, out: &mut Vec<u8>) {
     if r.severity.is_some() {
         flags |= SEVERITY;
     }
+    if r.peer_addr.is_some() {
+        flags |= PEER_ADDR;
+    }
     out.extend_from_slice(&[
         r.input as u8,
         flags,
@@ -59,6 +66,22 @@ pub fn encode(r: &Record, out: &mut Vec<u8>) {
     if let Some(p) = &r.peer {
         for v in [p.pid, p.uid, p.gid] {
             out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    match &r.peer_addr {
+        None => {}
+        Some(SocketAddr::V4(a)) => {
+            out.push(4);
+            out.extend_from_slice(&a.ip().octets());
+            out.extend_from_slice(&a.port().to_le_bytes());
+        }
+        Some(SocketAddr::V6(a)) => {
+            // The flow label is per packet, not part of who sent it; the
+            // scope is, for a link-local address.
+            out.push(6);
+            out.extend_from_slice(&a.ip().octets());
+            out.extend_from_slice(&a.port().to_le_bytes());
+            out.extend_from_slice(&a.scope_id().to_le_bytes());
         }
     }
     put_str(out, &r.source);
@@ -107,6 +130,11 @@ pub fn decode(seq: u64, b: &[u8]) -> Option<Record> {
     } else {
         None
     };
+    let peer_addr = if flags & PEER_ADDR != 0 {
+        Some(r.socket_addr()?)
+    } else {
+        None
+    };
     let source = r.string()?;
     let msg = r.string()?;
     let host = r.opt_string()?;
@@ -139,6 +167,7 @@ pub fn decode(seq: u64, b: &[u8]) -> Option<Record> {
         sd,
         msg,
         peer,
+        peer_addr,
         truncated: flags & TRUNCATED != 0,
     })
 }
@@ -175,6 +204,32 @@ impl<'a> Reader<'a> {
 
     fn u32(&mut self) -> Option<u32> {
         Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
+    }
+
+    fn socket_addr(&mut self) -> Option<SocketAddr> {
+        match self.take(1)?[0] {
+            4 => {
+                let ip: [u8; 4] = self.take(4)?.try_into().ok()?;
+                let port = self.u16()?;
+                Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port)))
+            }
+            6 => {
+                let ip: [u8; 16] = self.take(16)?.try_into().ok()?;
+                let port = self.u16()?;
+                let scope = self.u32()?;
+                Some(SocketAddr::V6(SocketAddrV6::new(
+                    Ipv6Addr::from(ip),
+                    port,
+                    0,
+                    scope,
+                )))
+            }
+            _ => None,
+        }
     }
 
     fn varint(&mut self) -> Option<u64> {
@@ -237,6 +292,7 @@ mod tests {
                 uid: 2,
                 gid: 3,
             }),
+            peer_addr: Some("[fe80::1%2]:514".parse().unwrap()),
             truncated: true,
         }
     }
@@ -256,6 +312,32 @@ mod tests {
         encode(&r, &mut b);
         assert_eq!(b[INPUT_OFFSET], Input::Fd as u8);
         assert_eq!(decode(0, &b), Some(r));
+    }
+
+    #[test]
+    fn round_trips_both_address_families() {
+        for addr in [
+            "127.0.0.1:5514",
+            "[::1]:65535",
+            "0.0.0.0:0",
+            "[fe80::2%7]:1",
+        ] {
+            let mut r = Record::new(Input::Net, 1, "syslog", "m");
+            r.peer_addr = Some(addr.parse().unwrap());
+            let mut b = Vec::new();
+            encode(&r, &mut b);
+            assert_eq!(decode(0, &b), Some(r), "{addr}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_address_family_is_refused() {
+        let mut r = Record::new(Input::Net, 1, "syslog", "m");
+        r.peer_addr = Some("127.0.0.1:1".parse().unwrap());
+        let mut b = Vec::new();
+        encode(&r, &mut b);
+        b[12] = 5; // the family byte follows the 12-byte head
+        assert!(decode(0, &b).is_none());
     }
 
     #[test]
