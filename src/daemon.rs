@@ -24,6 +24,7 @@ use crate::record::{now_ns, Record};
 use crate::ring::Ring;
 use crate::sockpath::{self, BoundPath, SocketKind};
 use crate::source::devlog::DevLogSource;
+use crate::source::net::NetSource;
 use crate::source::Drain;
 
 // Tokens, one constant or range per room. Query clients take everything
@@ -32,6 +33,10 @@ const SIGNALS: Token = Token(0);
 const QUERY_LISTENER: Token = Token(1);
 /// Syslog sockets are `Token(SYSLOG_BASE + i)`.
 const SYSLOG_BASE: usize = 1 << 8;
+/// UDP sockets and TCP listeners are `Token(NET_LISTENER_BASE + i)`.
+const NET_LISTENER_BASE: usize = 1 << 12;
+/// TCP connections are `Token(NET_CONN_BASE + i)`, i < --tcp-max-conns.
+const NET_CONN_BASE: usize = 1 << 24;
 /// Query clients are `Token(QUERY_CLIENT_BASE + i)`.
 const QUERY_CLIENT_BASE: usize = 1 << 30;
 /// Datagrams read from one socket per turn.
@@ -76,6 +81,7 @@ pub struct Daemon {
     signals: SignalFd,
     ring: Ring,
     syslog: Vec<DevLogSource>,
+    net: NetSource,
     query: QueryServer,
     /// Sources with something to read this turn: a readiness event, or a
     /// budget that ran out last turn.
@@ -111,6 +117,17 @@ impl Daemon {
         for path in &settings.syslog_sockets {
             syslog.push(DevLogSource::bind(path, parser.clone())?);
         }
+        let mut net = NetSource::bind(
+            &settings.net,
+            parser.clone(),
+            settings.max_line_len,
+            NET_LISTENER_BASE,
+            NET_CONN_BASE,
+        )?;
+        // With port 0 this is the only way to learn the port.
+        for (proto, addr) in net.listening() {
+            log_internal(&mut ring, SEV_INFO, format!("listening on {proto} {addr}"));
+        }
         sockpath::prepare(&settings.query_socket, SocketKind::Stream)?;
         let (listener, query_path) =
             sockpath::bind_with_mode(&settings.query_socket, 0o600, |p| UnixListener::bind(p))?;
@@ -134,6 +151,7 @@ impl Daemon {
                 .register(s.socket_mut(), Token(SYSLOG_BASE + i), Interest::READABLE)
                 .map_err(reg_err)?;
         }
+        net.register(registry).map_err(reg_err)?;
         // Anything queued before registration raised no edge: read it now.
         let busy = (0..syslog.len()).map(|i| Token(SYSLOG_BASE + i)).collect();
         Ok(Daemon {
@@ -141,6 +159,7 @@ impl Daemon {
             signals,
             ring,
             syslog,
+            net,
             query,
             busy,
             _query_path: query_path,
@@ -169,6 +188,7 @@ impl Daemon {
                 }
             }
             let registry = self.poll.registry();
+            self.net.tick(Instant::now(), &mut self.ring, registry);
             if self.ring.next_seq() != before {
                 self.query.ring_advanced(registry, &self.ring);
             }
@@ -183,8 +203,10 @@ impl Daemon {
         if !self.busy.is_empty() || self.query.has_pending() {
             return Some(Duration::ZERO);
         }
-        self.query
-            .next_deadline()
+        [self.query.next_deadline(), self.net.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
             .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
@@ -229,7 +251,7 @@ impl Daemon {
     }
 
     fn is_source(&self, t: Token) -> bool {
-        (SYSLOG_BASE..SYSLOG_BASE + self.syslog.len()).contains(&t.0)
+        (SYSLOG_BASE..SYSLOG_BASE + self.syslog.len()).contains(&t.0) || self.net.owns(t)
     }
 
     /// Read what a source has, up to its budget.
@@ -237,6 +259,10 @@ impl Daemon {
         match t.0 {
             i if (SYSLOG_BASE..SYSLOG_BASE + self.syslog.len()).contains(&i) => {
                 self.syslog[i - SYSLOG_BASE].drain(&mut self.ring, SOURCE_BUDGET)
+            }
+            _ if self.net.owns(t) => {
+                self.net
+                    .drain(t, &mut self.ring, self.poll.registry(), SOURCE_BUDGET)
             }
             _ => Drain::Idle,
         }

@@ -2,6 +2,7 @@
 //! pushes records into the ring. Sources never see queries.
 
 pub mod devlog;
+pub mod net;
 
 /// What a source's drain call left behind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
