@@ -459,3 +459,32 @@ fn an_idle_connection_is_closed() {
     }
     d.entry_with_msg(&format!("{msg} 5"));
 }
+
+#[test]
+fn udp_datagrams_the_kernel_drops_are_counted() {
+    let d = Daemon::start(&["--udp", "127.0.0.1:0"]);
+    let udp = d.listening("udp");
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Stopped, the daemon reads nothing: 20 MB of datagrams overflow its
+    // socket buffer (at most 4 MiB) and the kernel drops the rest.
+    signal(d.pid(), "STOP");
+    let mut m = format!("<13>1 - h flood - - - {} ", unique("flood")).into_bytes();
+    m.resize(1000, b'x');
+    const SENT: u64 = 20_000;
+    for _ in 0..SENT {
+        s.send_to(&m, udp).unwrap();
+    }
+    signal(d.pid(), "CONT");
+    // The kernel's count arrives with the next datagram read.
+    let last = unique("after-flood");
+    s.send_to(format!("<13>1 - h flood - - - {last}").as_bytes(), udp)
+        .unwrap();
+    d.entry_with_msg(&last);
+    let net = d.assert_ledger_balances("net");
+    assert_eq!(
+        net["received"],
+        SENT + 1,
+        "every datagram sent is accounted for: {net}"
+    );
+    assert!(net["dropped"].as_u64().unwrap() > 0, "{net}");
+}

@@ -11,13 +11,23 @@
 //! Past `--tcp-max-conns`, new connections are accepted and closed at once,
 //! counted, and reported as internal entries (at most one per
 //! [`REFUSAL_REPORT_EVERY`], with the count since).
+//!
+//! UDP has no flow control: when ringlogd falls behind, the kernel drops
+//! datagrams from a full socket buffer. SO_RXQ_OVFL reports how many with
+//! every datagram after them, and they are counted as received and
+//! dropped for `net`, so even that loss shows in the ledger.
 
-use std::io::{self, Read};
+use std::io::{self, IoSliceMut, Read};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Interest, Registry, Token};
+use nix::errno::Errno;
+use nix::sys::socket::{
+    recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage,
+};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::Drain;
@@ -49,8 +59,16 @@ const SEV_WARNING: u8 = 4;
 
 /// A bound socket: where messages or connections arrive.
 enum Listener {
-    Udp(UdpSocket, SocketAddr),
+    Udp(Udp),
     Tcp(TcpListener, SocketAddr),
+}
+
+struct Udp {
+    socket: UdpSocket,
+    addr: SocketAddr,
+    /// The kernel's count of datagrams it dropped on this socket, as last
+    /// reported (SO_RXQ_OVFL).
+    kernel_dropped: u32,
 }
 
 /// One accepted TCP connection.
@@ -105,9 +123,15 @@ impl NetSource {
             let s =
                 socket(addr, Type::DGRAM, Protocol::UDP).map_err(|e| format!("udp {addr}: {e}"))?;
             let _ = s.set_recv_buffer_size(UDP_RECV_BUFFER);
-            let udp = UdpSocket::from_std(s.into());
-            let local = udp.local_addr().unwrap_or(addr);
-            listeners.push(Listener::Udp(udp, local));
+            setsockopt(&s, sockopt::RxqOvfl, &1)
+                .map_err(|e| format!("udp {addr}: cannot enable SO_RXQ_OVFL: {e}"))?;
+            let socket = UdpSocket::from_std(s.into());
+            let local = socket.local_addr().unwrap_or(addr);
+            listeners.push(Listener::Udp(Udp {
+                socket,
+                addr: local,
+                kernel_dropped: 0,
+            }));
         }
         for &addr in &settings.tcp {
             let s = socket(addr, Type::STREAM, Protocol::TCP)
@@ -138,7 +162,7 @@ impl NetSource {
     /// with the port the kernel picked for port 0).
     pub fn listening(&self) -> impl Iterator<Item = (&'static str, SocketAddr)> + '_ {
         self.listeners.iter().map(|l| match l {
-            Listener::Udp(_, a) => ("udp", *a),
+            Listener::Udp(u) => ("udp", u.addr),
             Listener::Tcp(_, a) => ("tcp", *a),
         })
     }
@@ -148,7 +172,7 @@ impl NetSource {
         for (i, l) in self.listeners.iter_mut().enumerate() {
             let token = Token(self.listener_base + i);
             match l {
-                Listener::Udp(s, _) => registry.register(s, token, Interest::READABLE)?,
+                Listener::Udp(u) => registry.register(&mut u.socket, token, Interest::READABLE)?,
                 Listener::Tcp(s, _) => registry.register(s, token, Interest::READABLE)?,
             }
         }
@@ -186,7 +210,7 @@ impl NetSource {
     ) -> Drain {
         if let Some(i) = self.listener_index(token) {
             match &self.listeners[i] {
-                Listener::Udp(..) => self.drain_udp(i, ring, budget),
+                Listener::Udp(_) => self.drain_udp(i, ring, budget),
                 Listener::Tcp(..) => self.accept(i, ring, registry, budget),
             }
         } else if let Some(i) = self.conn_index(token) {
@@ -197,16 +221,40 @@ impl NetSource {
     }
 
     fn drain_udp(&mut self, i: usize, ring: &mut Ring, budget: usize) -> Drain {
-        let Listener::Udp(socket, _) = &self.listeners[i] else {
+        let Listener::Udp(udp) = &mut self.listeners[i] else {
             return Drain::Idle;
         };
+        let mut errors = 0;
         for _ in 0..budget {
-            match socket.recv_from(&mut self.buf) {
-                Ok((n, peer)) => store(&self.parser, ring, &self.buf[..n], false, peer, now_ns()),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Drain::Idle,
-                // Anything else concerns one datagram (or none): go on, the
-                // budget bounds the loop.
-                Err(_) => {}
+            let got = recv_datagram(udp.socket.as_raw_fd(), &mut self.buf);
+            let (n, peer, dropped) = match got {
+                Ok(Some(d)) => d,
+                Ok(None) => return Drain::Idle,
+                // One datagram's trouble (or a pending ICMP error): go on,
+                // but never spin on an error that does not go away.
+                Err(_) => {
+                    errors += 1;
+                    if errors > 16 {
+                        return Drain::Idle;
+                    }
+                    continue;
+                }
+            };
+            if let Some(total) = dropped {
+                let lost = u64::from(total.wrapping_sub(udp.kernel_dropped));
+                udp.kernel_dropped = total;
+                let c = ring.ledger.input_mut(Input::Net);
+                c.received += lost;
+                c.dropped += lost;
+            }
+            match peer {
+                Some(peer) => store(&self.parser, ring, &self.buf[..n], false, peer, now_ns()),
+                // Only a socket of another family could lack an address.
+                None => {
+                    let c = ring.ledger.input_mut(Input::Net);
+                    c.received += 1;
+                    c.dropped += 1;
+                }
             }
         }
         Drain::More
@@ -423,6 +471,35 @@ fn socket(addr: SocketAddr, ty: Type, proto: Protocol) -> io::Result<Socket> {
     s.bind(&addr.into())
         .map_err(|e| io::Error::new(e.kind(), format!("cannot bind: {e}")))?;
     Ok(s)
+}
+
+/// One datagram into `buf`: its length, sender, and the kernel's running
+/// count of datagrams it dropped on this socket. `Ok(None)` when empty.
+type Datagram = (usize, Option<SocketAddr>, Option<u32>);
+
+fn recv_datagram(fd: std::os::fd::RawFd, buf: &mut [u8]) -> Result<Option<Datagram>, Errno> {
+    let mut iov = [IoSliceMut::new(buf)];
+    let mut cmsg = nix::cmsg_space!(u32);
+    let msg =
+        match recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_DONTWAIT) {
+            Ok(m) => m,
+            Err(Errno::EAGAIN) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+    let mut dropped = None;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            if let ControlMessageOwned::RxqOvfl(n) = c {
+                dropped = Some(n);
+            }
+        }
+    }
+    let peer = msg.address.as_ref().and_then(|a| {
+        a.as_sockaddr_in()
+            .map(|v4| SocketAddr::from(*v4))
+            .or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6)))
+    });
+    Ok(Some((msg.bytes, peer, dropped)))
 }
 
 /// Parse one message from `peer` and store it, counting it for `net`.
