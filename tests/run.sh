@@ -45,7 +45,7 @@ if ! have syslog-ng && [ ! -x target/unpacked/syslog-ng-core/usr/sbin/syslog-ng 
 fi
 
 if ((${#missing[@]} + ${#unpack[@]})); then
-  echo "tests/run.sh: installing ${missing[*]:-} ${unpack[*]:+(unpacking ${unpack[*]})}" >&2
+  echo "tests/run.sh: installing ${missing[*]:-nothing}, unpacking ${unpack[*]:-nothing}" >&2
   "${sudo[@]}" apt-get update
 fi
 # The shared libraries of an unpacked package: its "Depends: lib..." lines
