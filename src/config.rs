@@ -5,7 +5,9 @@
 //! `-max-lines=10`), by rewriting such arguments before clap sees them.
 
 use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 
@@ -65,6 +67,35 @@ pub struct DaemonArgs {
     /// Do not read kernel messages.
     #[arg(long = "no-kmsg")]
     pub no_kmsg: bool,
+    /// Receive syslog over UDP on ADDR:PORT (127.0.0.1:514, [::]:514; port
+    /// 0 picks a free one). Repeat for more. Off unless given.
+    #[arg(long = "udp", value_name = "ADDR:PORT", value_parser = parse_listen_addr)]
+    pub udp: Vec<SocketAddr>,
+
+    /// Receive syslog over TCP on ADDR:PORT (RFC 6587 octet-counting or
+    /// LF framing). Repeat for more. Off unless given.
+    #[arg(long = "tcp", value_name = "ADDR:PORT", value_parser = parse_listen_addr)]
+    pub tcp: Vec<SocketAddr>,
+
+    /// Most TCP connections open at once; more are closed as they arrive,
+    /// and counted.
+    #[arg(long = "tcp-max-conns", value_name = "N", default_value_t = 256,
+          value_parser = parse_max_conns)]
+    pub tcp_max_conns: usize,
+
+    /// Close a TCP connection that sent nothing for this long (0: never).
+    #[arg(long = "tcp-idle-timeout", value_name = "SECS", default_value_t = 300)]
+    pub tcp_idle_timeout: u64,
+}
+
+/// The network listeners and their limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetSettings {
+    pub udp: Vec<SocketAddr>,
+    pub tcp: Vec<SocketAddr>,
+    pub tcp_max_conns: usize,
+    /// `None`: connections may stay idle forever.
+    pub tcp_idle_timeout: Option<Duration>,
 }
 
 /// Everything the daemon needs to start, resolved from the flags.
@@ -76,6 +107,7 @@ pub struct Settings {
     pub max_line_len: usize,
     /// The kernel log device or file to read; `None` with `--no-kmsg`.
     pub kmsg: Option<PathBuf>,
+    pub net: NetSettings,
 }
 
 impl DaemonArgs {
@@ -113,6 +145,13 @@ impl DaemonArgs {
                     .clone()
                     .unwrap_or_else(|| PathBuf::from(DEFAULT_KMSG))
             }),
+            net: NetSettings {
+                udp: self.udp.clone(),
+                tcp: self.tcp.clone(),
+                tcp_max_conns: self.tcp_max_conns,
+                tcp_idle_timeout: (self.tcp_idle_timeout > 0)
+                    .then(|| Duration::from_secs(self.tcp_idle_timeout)),
+            },
         }
     }
 }
@@ -162,6 +201,21 @@ fn parse_max_lines(s: &str) -> Result<usize, String> {
 }
 
 fn parse_max_line_len(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=1 << 20).contains(&n) => Ok(n),
+        _ => Err("must be a whole number from 1 to 1048576".into()),
+    }
+}
+
+/// An IP address and port, `[v6]:port` for IPv6. Names are not resolved:
+/// a listener's address should not depend on DNS at boot.
+fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
+    s.trim().parse().map_err(|_| {
+        format!("{s:?} is not ADDR:PORT with a numeric address (e.g. 127.0.0.1:514, [::1]:514, 0.0.0.0:514)")
+    })
+}
+
+fn parse_max_conns(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(n) if (1..=1 << 20).contains(&n) => Ok(n),
         _ => Err("must be a whole number from 1 to 1048576".into()),
@@ -229,6 +283,12 @@ mod tests {
         assert_eq!(s.limits.max_bytes, crate::ring::DEFAULT_MAX_BYTES);
         assert_eq!(s.max_line_len, 8192);
         assert_eq!(s.kmsg, Some(PathBuf::from("/dev/kmsg")));
+        assert!(
+            s.net.udp.is_empty() && s.net.tcp.is_empty(),
+            "no network unless asked"
+        );
+        assert_eq!(s.net.tcp_max_conns, 256);
+        assert_eq!(s.net.tcp_idle_timeout, Some(Duration::from_secs(300)));
     }
 
     #[test]
@@ -246,6 +306,44 @@ mod tests {
             "--runtime-dir places sockets, it does not turn kmsg off"
         );
         assert!(args(&["ringlogd", "--kmsg", "/x", "--no-kmsg"]).is_err());
+    }
+
+    #[test]
+    fn network_listeners() {
+        let s = args(&[
+            "ringlogd",
+            "--udp",
+            "127.0.0.1:514",
+            "-udp=[::1]:0",
+            "--tcp",
+            "[::]:6514",
+            "--tcp-max-conns",
+            "2",
+            "--tcp-idle-timeout",
+            "0",
+        ])
+        .unwrap()
+        .settings();
+        assert_eq!(
+            s.net.udp,
+            vec![
+                "127.0.0.1:514".parse::<SocketAddr>().unwrap(),
+                "[::1]:0".parse().unwrap()
+            ]
+        );
+        assert_eq!(s.net.tcp, vec!["[::]:6514".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(s.net.tcp_max_conns, 2);
+        assert_eq!(s.net.tcp_idle_timeout, None);
+        for bad in [
+            &["--udp", "localhost:514"][..],
+            &["--tcp", "127.0.0.1"],
+            &["--tcp", "::1:514"],
+            &["--tcp-max-conns", "0"],
+        ] {
+            let mut v = vec!["ringlogd"];
+            v.extend_from_slice(bad);
+            assert!(args(&v).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -26,6 +26,7 @@ use crate::ring::Ring;
 use crate::sockpath::{self, BoundPath, SocketKind};
 use crate::source::devlog::DevLogSource;
 use crate::source::kmsg::KmsgSource;
+use crate::source::net::NetSource;
 use crate::source::Drain;
 
 // Tokens, one constant or range per room. Query clients take everything
@@ -35,6 +36,10 @@ const QUERY_LISTENER: Token = Token(1);
 const KMSG: Token = Token(2);
 /// Syslog sockets are `Token(SYSLOG_BASE + i)`.
 const SYSLOG_BASE: usize = 1 << 8;
+/// UDP sockets and TCP listeners are `Token(NET_LISTENER_BASE + i)`.
+const NET_LISTENER_BASE: usize = 1 << 12;
+/// TCP connections are `Token(NET_CONN_BASE + i)`, i < --tcp-max-conns.
+const NET_CONN_BASE: usize = 1 << 24;
 /// Query clients are `Token(QUERY_CLIENT_BASE + i)`.
 const QUERY_CLIENT_BASE: usize = 1 << 30;
 /// Datagrams (or kernel records) read from one source per turn.
@@ -93,6 +98,7 @@ pub struct Daemon {
     syslog: Vec<DevLogSource>,
     /// The kernel's log; `None` when off, unavailable, or finished.
     kmsg: Option<KmsgSource>,
+    net: NetSource,
     query: QueryServer,
     /// Sources with something to read this turn: a readiness event, or a
     /// budget that ran out last turn.
@@ -136,6 +142,17 @@ impl Daemon {
                 .map_err(|e| warn(&mut ring, e))
                 .ok()
         });
+        let mut net = NetSource::bind(
+            &settings.net,
+            parser.clone(),
+            settings.max_line_len,
+            NET_LISTENER_BASE,
+            NET_CONN_BASE,
+        )?;
+        // With port 0 this is the only way to learn the port.
+        for (proto, addr) in net.listening() {
+            log_internal(&mut ring, SEV_INFO, format!("listening on {proto} {addr}"));
+        }
         sockpath::prepare(&settings.query_socket, SocketKind::Stream)?;
         let (listener, query_path) =
             sockpath::bind_with_mode(&settings.query_socket, 0o600, |p| UnixListener::bind(p))?;
@@ -159,6 +176,7 @@ impl Daemon {
                 .register(s.socket_mut(), Token(SYSLOG_BASE + i), Interest::READABLE)
                 .map_err(reg_err)?;
         }
+        net.register(registry).map_err(reg_err)?;
         // Anything queued before registration raised no edge: read it now.
         let mut busy: Vec<Token> = (0..syslog.len()).map(|i| Token(SYSLOG_BASE + i)).collect();
         if let Some(fd) = kmsg.as_ref().and_then(KmsgSource::poll_fd) {
@@ -195,6 +213,7 @@ impl Daemon {
             ring,
             syslog,
             kmsg,
+            net,
             query,
             busy,
             _query_path: query_path,
@@ -223,6 +242,7 @@ impl Daemon {
                 }
             }
             let registry = self.poll.registry();
+            self.net.tick(Instant::now(), &mut self.ring, registry);
             if self.ring.next_seq() != before {
                 self.query.ring_advanced(registry, &self.ring);
             }
@@ -237,8 +257,10 @@ impl Daemon {
         if !self.busy.is_empty() || self.query.has_pending() {
             return Some(Duration::ZERO);
         }
-        self.query
-            .next_deadline()
+        [self.query.next_deadline(), self.net.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
             .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
@@ -285,6 +307,7 @@ impl Daemon {
     fn is_source(&self, t: Token) -> bool {
         (t == KMSG && self.kmsg.is_some())
             || (SYSLOG_BASE..SYSLOG_BASE + self.syslog.len()).contains(&t.0)
+            || self.net.owns(t)
     }
 
     /// Read what a source has, up to its budget.
@@ -294,6 +317,10 @@ impl Daemon {
                 self.syslog[i - SYSLOG_BASE].drain(&mut self.ring, SOURCE_BUDGET)
             }
             _ if t == KMSG => self.drain_kmsg(),
+            _ if self.net.owns(t) => {
+                self.net
+                    .drain(t, &mut self.ring, self.poll.registry(), SOURCE_BUDGET)
+            }
             _ => Drain::Idle,
         }
     }

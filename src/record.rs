@@ -7,6 +7,7 @@
 //! other.
 
 use std::borrow::Cow;
+use std::net::SocketAddr;
 
 use chrono::{DateTime, FixedOffset};
 
@@ -142,6 +143,9 @@ pub struct Record {
     pub msg: String,
     /// The sender's kernel-verified credentials, when the socket gives them.
     pub peer: Option<Peer>,
+    /// The network address the message came from (UDP or TCP): the hop
+    /// that delivered it, which for a relay is not the originating `host`.
+    pub peer_addr: Option<SocketAddr>,
     /// The text was longer than the configured limit and was cut.
     pub truncated: bool,
     /// The kernel's sequence number and timestamp, for `/dev/kmsg` records.
@@ -171,6 +175,7 @@ impl Record {
             sd: Vec::new(),
             msg: msg.into(),
             peer: None,
+            peer_addr: None,
             truncated: false,
             kernel: None,
         }
@@ -218,6 +223,7 @@ pub struct RecordRef<'a> {
     pub peer: Option<Peer>,
     pub truncated: bool,
     pub kernel: Option<KernelMeta>,
+    pub peer_addr: Option<SocketAddr>,
 }
 
 impl<'a> RecordRef<'a> {
@@ -240,6 +246,7 @@ impl<'a> RecordRef<'a> {
             peer: None,
             truncated: false,
             kernel: None,
+            peer_addr: None,
         }
     }
 
@@ -273,6 +280,7 @@ impl<'a> RecordRef<'a> {
             peer: self.peer,
             truncated: self.truncated,
             kernel: self.kernel,
+            peer_addr: self.peer_addr,
         }
     }
 }
@@ -308,6 +316,7 @@ impl Record {
             peer: self.peer,
             truncated: self.truncated,
             kernel: self.kernel,
+            peer_addr: self.peer_addr,
         }
     }
 }

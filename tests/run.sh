@@ -5,6 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+
+# A program is there if it is on PATH or in an sbin directory (which a
+# non-root PATH may lack).
+have() {
+  command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]
+}
+installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
 # tool -> Debian package that provides it
 declare -A want=(
   [logger]=bsdutils
@@ -17,16 +29,43 @@ declare -A want=(
 )
 missing=()
 for tool in "${!want[@]}"; do
-  command -v "$tool" >/dev/null 2>&1 || missing+=("${want[$tool]}")
+  have "$tool" || missing+=("${want[$tool]}")
+done
+
+# rsyslog and syslog-ng-core conflict in Debian, and the tests run both:
+# one is installed with apt, the other unpacked (dpkg -x) into
+# target/unpacked/PACKAGE, where the tests look for it, with the shared
+# libraries it needs installed with apt. Whichever one the machine already
+# has stays installed.
+unpack=()
+if ! have rsyslogd && [ ! -x target/unpacked/rsyslog/usr/sbin/rsyslogd ]; then
+  if installed syslog-ng-core; then unpack+=(rsyslog); else missing+=(rsyslog); fi
+fi
+if ! have syslog-ng && [ ! -x target/unpacked/syslog-ng-core/usr/sbin/syslog-ng ]; then
+  unpack+=(syslog-ng-core)
+fi
+
+if ((${#missing[@]} + ${#unpack[@]})); then
+  echo "tests/run.sh: installing ${missing[*]:-nothing}, unpacking ${unpack[*]:-nothing}" >&2
+  "${sudo[@]}" apt-get update
+fi
+# The shared libraries of an unpacked package: its "Depends: lib..." lines
+# (the first of a set of alternatives).
+for pkg in "${unpack[@]}"; do
+  missing+=($(apt-cache depends "$pkg" | awk '/^  Depends: lib/ { print $2 }'))
 done
 if ((${#missing[@]})); then
-  sudo=()
-  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-  echo "tests/run.sh: installing ${missing[*]}" >&2
-  "${sudo[@]}" apt-get update
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends \
     $(printf '%s\n' "${missing[@]}" | sort -u)
 fi
+for pkg in "${unpack[@]}"; do
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download "$pkg")
+  rm -rf "target/unpacked/$pkg"
+  mkdir -p "target/unpacked/$pkg"
+  dpkg -x "$tmp"/*.deb "target/unpacked/$pkg"
+  rm -rf "$tmp"
+done
 
 # One closing line with the totals over every test binary.
 log=$(mktemp)

@@ -12,12 +12,17 @@
 //!   year resolver never yields an invalid date, and handles Dec/Jan rollover.
 //! - A BOM and one trailing NUL stay in msg; trailing newlines too: removed.
 //! - `logger --octet-count` puts `LEN ` in front even on a datagram: removed.
+//! - syslog-ng with `frac-digits()` writes `Nov 22 00:26:48.925863` in RFC
+//!   3164, whose fraction `syslog_loose` does not read: it is read here.
+//! - From the network, a lone `tag:` field is the tag, not a host.
 //! - An RFC 3164 message whose text starts with `[x y="z"]` has it eaten as
 //!   structured data (3164 has none): the text is put back.
 //! - No PRI, or an impossible one, means user.notice with the whole text as
 //!   msg, counted as malformed; nothing is ever dropped.
 
-use chrono::{DateTime, Datelike, Local, NaiveDate, Utc};
+use std::borrow::Cow;
+
+use chrono::{DateTime, Datelike, Local, NaiveDate, TimeDelta, Utc};
 use syslog_loose::{parse_message_with_year_tz, IncompleteDate, ProcId, Protocol, Variant};
 
 use super::escape_invalid_utf8;
@@ -112,6 +117,19 @@ impl SyslogParser {
         r.severity = Some(pri & 7);
         let now = DateTime::<Utc>::from_timestamp_nanos(received_ns);
         let (now_year, now_month) = (now.year(), now.month());
+        // syslog_loose reads no fraction in an RFC 3164 stamp: parse
+        // without it and add it back.
+        let (t, fraction) = match fraction_3164(after_pri) {
+            Some((start, end, nanos)) => {
+                let at = t.len() - after_pri.len();
+                let mut s = String::with_capacity(t.len());
+                s.push_str(&t[..at + start]);
+                s.push_str(&t[at + end..]);
+                (Cow::Owned(s), nanos)
+            }
+            None => (Cow::Borrowed(t), 0),
+        };
+        let t: &str = &t;
         let m = parse_message_with_year_tz(
             t,
             move |d: IncompleteDate| resolve_year(d, now_year, now_month),
@@ -127,11 +145,23 @@ impl SyslogParser {
             r.msg = strip_bom(msg).to_owned();
             return;
         }
-        r.timestamp = m.timestamp;
+        r.timestamp = m
+            .timestamp
+            .map(|ts| ts + TimeDelta::nanoseconds(i64::from(fraction)));
         let (mut host, mut app) = (m.hostname, m.appname);
-        if m.protocol == Protocol::RFC3164 && origin == Origin::Local && app.is_none() {
-            // `<13>Nov 21 23:40:00 mytag: msg`: a lone field on a local
-            // socket is the tag, not a hostname.
+        // `<13>Nov 21 23:40:00 mytag: msg`: a lone field on a local socket
+        // is the tag, not a hostname. From the network a lone field is a
+        // host, unless it ends in `:`, which no hostname does (busybox
+        // `syslogd -R` relays local messages that way).
+        let lone_tag = match origin {
+            Origin::Local => true,
+            // syslog_loose drops that `:`: look for it in the text.
+            Origin::Remote => host.is_some_and(|h| {
+                t.find(h)
+                    .is_some_and(|at| t[at + h.len()..].starts_with(':'))
+            }),
+        };
+        if m.protocol == Protocol::RFC3164 && app.is_none() && lone_tag {
             app = host.take().map(|h| h.trim_end_matches(':'));
         }
         r.host = host.map(str::to_owned);
@@ -181,6 +211,38 @@ fn strip_octet_count(t: &str) -> &str {
     } else {
         t
     }
+}
+
+/// A fraction of a second in an RFC 3164 stamp, as syslog-ng writes it with
+/// `frac-digits()`: `Nov 22 00:26:48.925863 host ...`. Returns where the
+/// `.DIGITS` starts and ends in `after_pri`, and its value in nanoseconds.
+fn fraction_3164(after_pri: &str) -> Option<(usize, usize, u32)> {
+    let b = after_pri.as_bytes();
+    // `Mmm dd hh:mm:ss`: 15 bytes, the day space-padded.
+    let shape = b.len() > 16
+        && b[..3].iter().all(u8::is_ascii_alphabetic)
+        && b[3] == b' '
+        && (b[4] == b' ' || b[4].is_ascii_digit())
+        && b[5].is_ascii_digit()
+        && b[6] == b' '
+        && [7, 8, 10, 11, 13, 14]
+            .iter()
+            .all(|&i| b[i].is_ascii_digit())
+        && b[9] == b':'
+        && b[12] == b':'
+        && b[15] == b'.';
+    if !shape {
+        return None;
+    }
+    let digits = b[16..].iter().take_while(|c| c.is_ascii_digit()).count();
+    if !(1..=9).contains(&digits) || b.get(16 + digits) != Some(&b' ') {
+        return None;
+    }
+    let mut nanos: u32 = after_pri[16..16 + digits].parse().ok()?;
+    for _ in digits..9 {
+        nanos *= 10;
+    }
+    Some((15, 16 + digits, nanos))
 }
 
 fn strip_bom(s: &str) -> &str {
@@ -360,6 +422,26 @@ mod tests {
     }
 
     #[test]
+    fn fractions_of_3164_stamps() {
+        assert_eq!(
+            fraction_3164("Nov 22 00:26:48.925863 h t: m"),
+            Some((15, 22, 925_863_000))
+        );
+        assert_eq!(
+            fraction_3164("Nov  2 00:26:48.5 h"),
+            Some((15, 17, 500_000_000))
+        );
+        assert_eq!(fraction_3164("Nov 22 00:26:48 h t: m"), None);
+        assert_eq!(fraction_3164("Nov 22 00:26:48.x h"), None);
+        assert_eq!(fraction_3164("Nov 22 00:26:48.1234567890 h"), None);
+        assert_eq!(fraction_3164("Nov 22 00:26:48.12"), None);
+        assert_eq!(fraction_3164("1 2026-11-22T00:26:48.12 h"), None);
+        let r = parse(b"<13>Nov  2 00:26:48.5 mytag: m").record;
+        assert_eq!(r.app.as_deref(), Some("mytag"));
+        assert_eq!(r.timestamp.unwrap().timestamp_subsec_millis(), 500);
+    }
+
+    #[test]
     fn octet_count_prefix_on_a_datagram() {
         let r = parse(b"29 <13>Nov 21 23:39:54 t: hi").record;
         assert_eq!(r.app.as_deref(), Some("t"));
@@ -409,6 +491,111 @@ mod tests {
         assert_eq!(p.record.msg, "ééééé");
     }
 
+    /// What rsyslog's omuxsock and syslog-ng's unix-dgram destination send
+    /// (bytes captured from rsyslogd 8.2302 and syslog-ng 3.38).
+    mod forwarded {
+        use super::*;
+
+        fn at(raw: &[u8]) -> Record {
+            let p = parse(raw);
+            assert!(!p.malformed, "{:?}", String::from_utf8_lossy(raw));
+            p.record
+        }
+
+        fn ts(r: &Record) -> String {
+            r.timestamp
+                .unwrap()
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        }
+
+        #[test]
+        fn rsyslog_default_template_keeps_host_and_the_escaped_newline() {
+            let r = at(b"<156>Nov 22 00:28:25 web1 fwdtag[4242]: line1#012line2");
+            assert_eq!((r.facility, r.severity), (Some(19), Some(4)));
+            assert_eq!(r.host.as_deref(), Some("web1"));
+            assert_eq!(r.app.as_deref(), Some("fwdtag"));
+            assert_eq!(r.pid.as_deref(), Some("4242"));
+            // rsyslog replaced the newline before it forwarded: `#012` is
+            // what arrived, and could as well be literal text.
+            assert_eq!(r.msg, "line1#012line2");
+        }
+
+        #[test]
+        fn rsyslog_default_template_of_a_5424_message_has_no_colon() {
+            let r = at("<13>Nov 22 00:28:25 web1 fwd5[77] héllo five".as_bytes());
+            assert_eq!(r.host.as_deref(), Some("web1"));
+            assert_eq!(r.app.as_deref(), Some("fwd5"));
+            assert_eq!(r.pid.as_deref(), Some("77"));
+            assert_eq!(r.msg, "héllo five");
+        }
+
+        #[test]
+        fn rsyslog_protocol23_of_a_3164_message_has_a_double_space() {
+            let r = at(b"<156>1 2026-11-22T00:28:34+00:00 web1 fwdtag 4242 - -  line1#012line2\n");
+            assert_eq!(r.host.as_deref(), Some("web1"));
+            assert_eq!(r.app.as_deref(), Some("fwdtag"));
+            assert_eq!(r.pid.as_deref(), Some("4242"));
+            assert_eq!(r.msgid, None);
+            assert!(r.sd.is_empty());
+            assert_eq!(r.msg, "line1#012line2");
+            assert_eq!(ts(&r), "2026-11-22T00:28:34Z");
+        }
+
+        #[test]
+        fn rsyslog_protocol23_of_a_5424_message() {
+            let r = at(b"<165>1 2003-10-11T22:14:15.003000+02:00 web1 evntslog 1234 ID47 [exampleSDID@32473 iut=\"3\" eventSource=\"Application\"] \xef\xbb\xbfAn application event\n");
+            assert_eq!((r.facility, r.severity), (Some(20), Some(5)));
+            assert_eq!(r.host.as_deref(), Some("web1"));
+            assert_eq!(r.app.as_deref(), Some("evntslog"));
+            assert_eq!(r.pid.as_deref(), Some("1234"));
+            assert_eq!(r.msgid.as_deref(), Some("ID47"));
+            assert_eq!(r.sd.len(), 1);
+            assert_eq!(r.sd[0].id, "exampleSDID@32473");
+            assert_eq!(r.sd[0].params.len(), 2);
+            assert_eq!(r.msg, "An application event");
+            assert_eq!(ts(&r), "2003-10-11T22:14:15.003+02:00");
+        }
+
+        #[test]
+        fn syslog_ng_syslog_protocol_with_bom_and_newline() {
+            let r = at(b"<13>1 2026-11-21T10:00:00.123000+02:00 web1 app 77 M2 [meta sequenceId=\"2\"] \xef\xbb\xbfbom text\n");
+            assert_eq!(r.host.as_deref(), Some("web1"));
+            assert_eq!(r.app.as_deref(), Some("app"));
+            assert_eq!(r.pid.as_deref(), Some("77"));
+            assert_eq!(r.msgid.as_deref(), Some("M2"));
+            assert_eq!(r.sd[0].id, "meta");
+            assert_eq!(r.msg, "bom text");
+            assert_eq!(ts(&r), "2026-11-21T10:00:00.123+02:00");
+        }
+
+        #[test]
+        fn syslog_ng_syslog_protocol_keeps_inner_newlines() {
+            let r =
+                at(b"<13>1 2026-11-22T00:26:38+00:00 web1 nl - - [meta sequenceId=\"5\"] a\nb\n");
+            assert_eq!(r.msg, "a\nb");
+            assert_eq!(r.pid, None);
+        }
+
+        #[test]
+        fn syslog_ng_legacy_format() {
+            let r = at(b"<13>Nov 22 00:26:38 web1 fwdtag[1459]: via syslog-ng\n");
+            assert_eq!(r.host.as_deref(), Some("web1"));
+            assert_eq!(r.app.as_deref(), Some("fwdtag"));
+            assert_eq!(r.pid.as_deref(), Some("1459"));
+            assert_eq!(r.msg, "via syslog-ng");
+        }
+
+        #[test]
+        fn syslog_ng_legacy_format_with_frac_digits() {
+            let r = at("<13>Nov 22 00:26:48.925863 web1 fwd5[2193]: héllo five\n".as_bytes());
+            assert_eq!(r.host.as_deref(), Some("web1"));
+            assert_eq!(r.app.as_deref(), Some("fwd5"));
+            assert_eq!(r.pid.as_deref(), Some("2193"));
+            assert_eq!(r.msg, "héllo five");
+            assert_eq!(r.timestamp.unwrap().timestamp_subsec_micros(), 925863);
+        }
+    }
+
     #[test]
     fn remote_origin_keeps_a_lone_field_as_host() {
         let p = SyslogParser::new("h", 100).parse(
@@ -420,5 +607,18 @@ mod tests {
         );
         assert_eq!(p.record.host, None);
         assert_eq!(p.record.app.as_deref(), Some("app"));
+        let remote = |raw: &[u8]| {
+            SyslogParser::new("h", 100)
+                .parse(raw, NOW, Input::Net, Origin::Remote, None)
+                .record
+        };
+        let r = remote(b"<13>Nov 21 23:39:54 web1 app: m");
+        assert_eq!(
+            (r.host.as_deref(), r.app.as_deref()),
+            (Some("web1"), Some("app"))
+        );
+        let r = remote(b"<13>Nov 21 23:39:54 mytag: m");
+        assert_eq!((r.host.as_deref(), r.app.as_deref()), (None, Some("mytag")));
+        assert_eq!(r.msg, "m");
     }
 }

@@ -296,6 +296,9 @@ struct Line<'a> {
     sd: Option<Sd<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     peer: Option<PeerJson>,
+    /// `127.0.0.1:5514`, `[::1]:5514`: the network hop it came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer_addr: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     truncated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -331,6 +334,7 @@ impl<'a> Line<'a> {
                 uid: p.uid,
                 gid: p.gid,
             }),
+            peer_addr: r.peer_addr.map(|a| a.to_string()),
             truncated: r.truncated,
             missed: None,
             kmsg_seq: r.kernel.map(|k| k.seq),
@@ -378,6 +382,7 @@ struct LineIn {
     msgid: Option<String>,
     sd: Option<serde_json::Map<String, serde_json::Value>>,
     peer: Option<PeerIn>,
+    peer_addr: Option<String>,
     #[serde(default)]
     truncated: bool,
     kmsg_seq: Option<u64>,
@@ -441,6 +446,7 @@ pub fn parse_json_line(line: &str) -> Option<Record> {
         uid: p.uid,
         gid: p.gid,
     });
+    r.peer_addr = l.peer_addr.and_then(|a| a.parse().ok());
     r.truncated = l.truncated;
     if let (Some(seq), Some(usec)) = (l.kmsg_seq, l.kmsg_usec) {
         r.kernel = Some(KernelMeta {
@@ -510,6 +516,15 @@ mod tests {
         assert_eq!(v["sd"]["a@1"]["k"], "v");
         assert_eq!(v["peer"]["uid"], 2);
         assert_eq!(v["truncated"], true);
+        assert!(
+            v.get("peer_addr").is_none(),
+            "absent when not from the network"
+        );
+        r.peer_addr = Some("127.0.0.1:5514".parse().unwrap());
+        out.clear();
+        write_json_line(&r.as_ref(), &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["peer_addr"], "127.0.0.1:5514");
     }
 
     #[test]
@@ -532,6 +547,7 @@ mod tests {
             gid: 3,
         });
         r.timestamp = Some(DateTime::parse_from_rfc3339("2024-07-03T09:46:40.5+02:00").unwrap());
+        r.peer_addr = Some("[::1]:5514".parse().unwrap());
         let mut out = Vec::new();
         write_json_line(&r.as_ref(), &mut out);
         let back = parse_json_line(std::str::from_utf8(&out).unwrap()).unwrap();

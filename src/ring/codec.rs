@@ -21,6 +21,8 @@
 
 use std::borrow::Cow;
 
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+
 use chrono::{DateTime, FixedOffset};
 
 use crate::record::{Input, KernelMeta, Peer, RecordRef, SdRef};
@@ -37,6 +39,7 @@ const TS_WIDE: u8 = 128;
 // `more`
 const FACILITY: u8 = 1;
 const SEVERITY: u8 = 2;
+const PEER_ADDR: u8 = 4;
 
 /// Byte offset of the input code: eviction reads it without decoding.
 pub const INPUT_OFFSET: usize = 0;
@@ -87,6 +90,9 @@ pub fn encode(r: &RecordRef, ctx: Context, out: &mut Vec<u8>) {
     if r.severity.is_some() {
         more |= SEVERITY;
     }
+    if r.peer_addr.is_some() {
+        more |= PEER_ADDR;
+    }
     let pri = (r.facility.unwrap_or(0) << 3) | (r.severity.unwrap_or(0) & 7);
     out.extend_from_slice(&[r.input as u8, flags, pri, more]);
     put_varint(out, zigzag(r.received_ns.wrapping_sub(ctx.base_ns)));
@@ -108,6 +114,22 @@ pub fn encode(r: &RecordRef, ctx: Context, out: &mut Vec<u8>) {
     if let Some(k) = &r.kernel {
         put_varint(out, k.seq);
         put_varint(out, k.usec);
+    }
+    match &r.peer_addr {
+        None => {}
+        Some(SocketAddr::V4(a)) => {
+            out.push(4);
+            out.extend_from_slice(&a.ip().octets());
+            out.extend_from_slice(&a.port().to_le_bytes());
+        }
+        Some(SocketAddr::V6(a)) => {
+            // The flow label is per packet, not part of who sent it; the
+            // scope is, for a link-local address.
+            out.push(6);
+            out.extend_from_slice(&a.ip().octets());
+            out.extend_from_slice(&a.port().to_le_bytes());
+            out.extend_from_slice(&a.scope_id().to_le_bytes());
+        }
     }
     if flags & SOURCE_IS_APP == 0 {
         put_str(out, r.source);
@@ -176,6 +198,11 @@ pub fn decode<'a>(seq: u64, b: &'a [u8], ctx: Context<'a>) -> Option<RecordRef<'
     } else {
         None
     };
+    let peer_addr = if more & PEER_ADDR != 0 {
+        Some(r.socket_addr()?)
+    } else {
+        None
+    };
     let source = if flags & SOURCE_IS_APP == 0 {
         Some(r.str()?)
     } else {
@@ -219,6 +246,7 @@ pub fn decode<'a>(seq: u64, b: &'a [u8], ctx: Context<'a>) -> Option<RecordRef<'
         sd,
         msg,
         peer,
+        peer_addr,
         truncated: flags & TRUNCATED != 0,
         kernel,
     })
@@ -256,6 +284,36 @@ impl<'a> Reader<'a> {
         let s = self.b.get(self.pos..end)?;
         self.pos = end;
         Some(s)
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn socket_addr(&mut self) -> Option<SocketAddr> {
+        match self.take(1)?[0] {
+            4 => {
+                let ip: [u8; 4] = self.take(4)?.try_into().ok()?;
+                let port = self.u16()?;
+                Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port)))
+            }
+            6 => {
+                let ip: [u8; 16] = self.take(16)?.try_into().ok()?;
+                let port = self.u16()?;
+                let scope = self.u32()?;
+                Some(SocketAddr::V6(SocketAddrV6::new(
+                    Ipv6Addr::from(ip),
+                    port,
+                    0,
+                    scope,
+                )))
+            }
+            _ => None,
+        }
     }
 
     fn varint(&mut self) -> Option<u64> {
@@ -325,6 +383,7 @@ mod tests {
                 uid: 2,
                 gid: 3,
             }),
+            peer_addr: Some("[fe80::1%2]:514".parse().unwrap()),
             truncated: true,
             kernel: None,
         }
@@ -357,6 +416,7 @@ mod tests {
         r.host = Some("thishost".into());
         r.sd.clear();
         r.timestamp = None;
+        r.peer_addr = None;
         let (back, len) = round_trip(&r, CTX);
         assert_eq!(back, Some(r.clone()));
         // head 4, time 4, peer 5+1+1, msg 1+15, app 1+5, pid 1+3, msgid 1+3,
@@ -408,6 +468,36 @@ mod tests {
         let mut zero = kernel_record(false);
         zero.kernel = Some(KernelMeta::default());
         assert_eq!(round_trip(&zero, CTX).0, Some(zero));
+    }
+
+    #[test]
+    fn round_trips_both_address_families() {
+        for addr in [
+            "127.0.0.1:5514",
+            "[::1]:65535",
+            "0.0.0.0:0",
+            "[fe80::2%7]:1",
+        ] {
+            let mut r = Record::new(Input::Net, 1, "syslog", "m");
+            r.peer_addr = Some(addr.parse().unwrap());
+            assert_eq!(round_trip(&r, CTX).0, Some(r), "{addr}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_address_family_is_refused() {
+        let mut r = Record::new(Input::Net, 1, "syslog", "m");
+        r.peer_addr = Some("127.0.0.1:1".parse().unwrap());
+        let ctx = Context {
+            base_ns: 1,
+            local_host: "",
+        };
+        let mut b = Vec::new();
+        encode(&r.as_ref(), ctx, &mut b);
+        // The family byte follows the 4-byte head and the 1-byte time delta.
+        assert_eq!(b[5], 4);
+        b[5] = 5;
+        assert!(decode(0, &b, ctx).is_none());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod devlog;
 pub mod kmsg;
+pub mod net;
 
 /// What a source's drain call left behind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod syslogd;
+
 pub const RINGLOGD: &str = env!("CARGO_BIN_EXE_ringlogd");
 pub const LOGREAD: &str = env!("CARGO_BIN_EXE_logread");
 
@@ -160,6 +162,41 @@ impl Daemon {
         status
     }
 
+    /// The address ringlogd says it listens on for `proto` (`udp`, `tcp`),
+    /// from its `listening on` entry: the tests bind port 0.
+    pub fn listening(&self, proto: &str) -> std::net::SocketAddr {
+        self.listening_all(proto)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("ringlogd listens on no {proto} socket"))
+    }
+
+    /// Every address ringlogd listens on for `proto`, in flag order.
+    pub fn listening_all(&self, proto: &str) -> Vec<std::net::SocketAddr> {
+        let prefix = format!("listening on {proto} ");
+        self.dump()
+            .iter()
+            .filter(|e| e["input"] == "internal")
+            .filter_map(|e| e["msg"].as_str()?.strip_prefix(&prefix)?.parse().ok())
+            .collect()
+    }
+
+    /// Read the stats until `pred` holds for the counters of `input`,
+    /// failing after 10 s.
+    pub fn wait_for_counters(&self, input: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let c = self.stats()["inputs"][input].clone();
+            if pred(&c) {
+                return c;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for the {input} counters; they are {c}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Check the ledger's promise for `input`: received = stored + dropped.
     pub fn assert_ledger_balances(&self, input: &str) -> Value {
         let stats = self.stats();
@@ -216,14 +253,19 @@ pub fn parse_lines(out: &[u8]) -> Vec<Value> {
 /// The path of an external program the tests drive. The test command
 /// (tests/run.sh) installs them all, so a missing one is a failure.
 pub fn require(tool: &str) -> PathBuf {
+    find_tool(tool).unwrap_or_else(|| {
+        panic!("{tool} is not installed: run tests/run.sh, which installs what the tests drive")
+    })
+}
+
+/// `tool` on PATH, or in an sbin directory (daemons live there, and a
+/// non-root PATH may lack it).
+pub fn find_tool(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
-        let p = dir.join(tool);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("{tool} is not installed: run tests/run.sh, which installs what the tests drive");
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(tool))
+        .find(|p| p.is_file())
 }
 
 /// Messages are unique per test run so parallel tests never confuse theirs.

@@ -1,0 +1,256 @@
+//! A quick network and forwarding figure: how many messages per second
+//! arrive (are stored, per ringlogd's stats) through
+//!
+//! - one TCP connection, LF framing and octet counting, 100-byte messages;
+//! - rsyslogd forwarding with omuxsock (the README's RFC 5424 snippet) into
+//!   ringlogd's syslog socket, fed by one fast sender on rsyslog's input;
+//! - rsyslogd forwarding with omfwd over TCP, octet-counted (the README's
+//!   snippet).
+//!
+//! Each is the median of 3 runs, timed from the first byte sent until the
+//! stats show every message stored (or stop moving, which is reported).
+//!
+//! `cargo build --release && cargo run --release --example net [N]`
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Ringlogd {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Ringlogd {
+    fn start(args: &[&str]) -> Ringlogd {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let bin = exe.parent().unwrap().parent().unwrap().join("ringlogd");
+        let child = Command::new(bin)
+            .arg("--runtime-dir")
+            .arg(dir.path())
+            .args(["--max-lines", "100000", "--max-bytes", "64M"])
+            .args(args)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("build ringlogd first: cargo build --release");
+        let q = dir.path().join("memlogdq.sock");
+        while UnixStream::connect(&q).is_err() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ringlogd { child, dir }
+    }
+
+    fn query(&self, req: &[u8]) -> Vec<u8> {
+        let mut c = UnixStream::connect(self.dir.path().join("memlogdq.sock")).unwrap();
+        c.write_all(req).unwrap();
+        let mut out = Vec::new();
+        c.read_to_end(&mut out).unwrap();
+        out
+    }
+
+    fn stored(&self, input: &str) -> u64 {
+        let s: serde_json::Value =
+            serde_json::from_slice(&self.query(b"{\"mode\":\"stats\"}\n")).unwrap();
+        s["inputs"][input]["stored"].as_u64().unwrap_or(0)
+    }
+
+    fn tcp_addr(&self) -> SocketAddr {
+        String::from_utf8(self.query(&[0]))
+            .unwrap()
+            .lines()
+            .find_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                v["msg"]
+                    .as_str()?
+                    .strip_prefix("listening on tcp ")?
+                    .parse()
+                    .ok()
+            })
+            .expect("a tcp listener")
+    }
+
+    /// Wait until `n` entries of `input` are stored; the rate since
+    /// `start`, and how many arrived if they stopped coming first.
+    fn rate(&self, input: &str, n: u64, start: Instant) -> (f64, u64) {
+        let (mut last, mut moved) = (0, Instant::now());
+        loop {
+            let got = self.stored(input);
+            if got >= n {
+                return (n as f64 / start.elapsed().as_secs_f64(), got);
+            }
+            if got != last {
+                (last, moved) = (got, Instant::now());
+            } else if moved.elapsed() > Duration::from_secs(5) {
+                let secs = (moved - start).as_secs_f64();
+                return (got as f64 / secs, got);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for Ringlogd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn message(i: u64) -> Vec<u8> {
+    let mut m =
+        format!("<13>1 2026-11-22T00:00:00.000001Z web1 bench 42 - - message {i:08} ").into_bytes();
+    m.resize(100, b'x');
+    m
+}
+
+/// All `n` messages framed, in one buffer (built before the clock starts).
+fn framed(n: u64, octet_counted: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n as usize * 105);
+    for i in 0..n {
+        let m = message(i);
+        if octet_counted {
+            out.extend_from_slice(format!("{} ", m.len()).as_bytes());
+            out.extend_from_slice(&m);
+        } else {
+            out.extend_from_slice(&m);
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+fn tcp_run(n: u64, octet_counted: bool) -> (f64, u64) {
+    let d = Ringlogd::start(&["--tcp", "127.0.0.1:0"]);
+    let bytes = framed(n, octet_counted);
+    let mut s = TcpStream::connect(d.tcp_addr()).unwrap();
+    let start = Instant::now();
+    s.write_all(&bytes).unwrap();
+    d.rate("net", n, start)
+}
+
+fn rsyslogd() -> (PathBuf, Option<PathBuf>) {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let system = std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join("rsyslogd"))
+        .find(|p| p.is_file());
+    if let Some(p) = system {
+        return (p, None);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/unpacked/rsyslog");
+    let modules = std::fs::read_dir(root.join("usr/lib"))
+        .expect("rsyslogd is not installed: run tests/run.sh")
+        .flatten()
+        .map(|e| e.path().join("rsyslog"))
+        .find(|p| p.join("omuxsock.so").is_file())
+        .expect("rsyslog modules");
+    (root.join("usr/sbin/rsyslogd"), Some(modules))
+}
+
+/// rsyslogd with a private input socket and `forward`; returns it and
+/// its input socket.
+fn start_rsyslog(dir: &Path, forward: &str) -> (Child, PathBuf) {
+    let (exe, modules) = rsyslogd();
+    let input = dir.join("in.sock");
+    std::fs::create_dir_all(dir.join("work")).unwrap();
+    let conf = dir.join("rsyslog.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "global(workDirectory=\"{}\")\nmodule(load=\"imuxsock\" SysSock.Use=\"off\")\n\
+             input(type=\"imuxsock\" Socket=\"{}\" UseSpecialParser=\"off\" ParseHostname=\"on\" IgnoreTimestamp=\"off\")\n{forward}\n",
+            dir.join("work").display(),
+            input.display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(exe);
+    cmd.arg("-n")
+        .arg("-f")
+        .arg(&conf)
+        .arg("-i")
+        .arg(dir.join("rsyslogd.pid"));
+    if let Some(m) = modules {
+        cmd.arg("-M").arg(m);
+    }
+    let child = cmd.stdin(Stdio::null()).spawn().unwrap();
+    while !input.exists() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (child, input)
+}
+
+fn rsyslog_run(n: u64, tcp: bool) -> (f64, u64) {
+    let d = Ringlogd::start(&["--tcp", "127.0.0.1:0"]);
+    let forward = if tcp {
+        format!(
+            "*.* action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{}\" protocol=\"tcp\"\n  \
+             TCP_Framing=\"octet-counted\" template=\"RSYSLOG_SyslogProtocol23Format\")",
+            d.tcp_addr().port()
+        )
+    } else {
+        format!(
+            "$ModLoad omuxsock\n$OMUxSockSocket {}\n\
+             $OMUxSockDefaultTemplate RSYSLOG_SyslogProtocol23Format\n*.* :omuxsock:",
+            d.dir.path().join("log").display()
+        )
+    };
+    let rdir = tempfile::tempdir().unwrap();
+    let (mut rs, input) = start_rsyslog(rdir.path(), &forward);
+    let msgs: Vec<Vec<u8>> = (0..1000).map(message).collect();
+    let s = UnixDatagram::unbound().unwrap();
+    s.connect(&input).unwrap();
+    let start = Instant::now();
+    for i in 0..n {
+        s.send(&msgs[(i % 1000) as usize]).unwrap();
+    }
+    let r = d.rate(if tcp { "net" } else { "syslog" }, n, start);
+    let _ = rs.kill();
+    let _ = rs.wait();
+    r
+}
+
+fn median(label: &str, n: u64, mut run: impl FnMut() -> (f64, u64)) {
+    let mut rates = Vec::new();
+    let mut short = Vec::new();
+    for _ in 0..3 {
+        let (rate, got) = run();
+        rates.push(rate);
+        if got < n {
+            short.push(got);
+        }
+    }
+    rates.sort_by(f64::total_cmp);
+    print!(
+        "  {label:<34} {:>10.0} msg/s  ({:.0}..{:.0})",
+        rates[1], rates[0], rates[2]
+    );
+    if short.is_empty() {
+        println!();
+    } else {
+        println!("  incomplete runs stored only {short:?} of {n}");
+    }
+}
+
+fn main() {
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let nr = (n / 5).max(1);
+    println!("100-byte RFC 5424 messages, one sender, median of 3 (min..max):");
+    median(&format!("TCP, LF framing ({n})"), n, || tcp_run(n, false));
+    median(&format!("TCP, octet counting ({n})"), n, || {
+        tcp_run(n, true)
+    });
+    median(&format!("rsyslog omuxsock ({nr})"), nr, || {
+        rsyslog_run(nr, false)
+    });
+    median(&format!("rsyslog omfwd TCP octet ({nr})"), nr, || {
+        rsyslog_run(nr, true)
+    });
+}
