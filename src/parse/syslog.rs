@@ -22,11 +22,13 @@
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, Datelike, Local, NaiveDate, TimeDelta, Utc};
+use std::cell::Cell;
+
+use chrono::{DateTime, Datelike, FixedOffset, Local, NaiveDate, TimeDelta, Utc};
 use syslog_loose::{parse_message_with_year_tz, IncompleteDate, ProcId, Protocol, Variant};
 
 use super::escape_invalid_utf8;
-use crate::record::{truncate_utf8, Input, Peer, Record, SdElement};
+use crate::record::{truncated_str, Input, Peer, Record, RecordRef, SdRef};
 
 /// Default facility and severity when a message carries no PRI (RFC 3164
 /// §4.3.3): user.notice.
@@ -51,12 +53,32 @@ pub struct Parsed {
     pub malformed: bool,
 }
 
+/// [`Parsed`], with the text still in the receive buffer (or the scratch).
+#[derive(Debug)]
+pub struct ParsedRef<'a> {
+    pub record: RecordRef<'a>,
+    pub malformed: bool,
+}
+
+/// Room for the text when it cannot be borrowed from the received bytes:
+/// invalid UTF-8 written out as `\xNN`, or a 3164 stamp's fraction taken
+/// out for syslog_loose. Kept by the caller so that it is reused.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    text: String,
+    defrac: String,
+}
+
 /// Turns syslog messages into records. Holds what every message needs but
 /// none carries: this machine's name and the length limit.
 #[derive(Clone, Debug)]
 pub struct SyslogParser {
     local_host: String,
     max_msg_len: usize,
+    /// The local UTC offset for zoneless RFC 3164 stamps, and the minute it
+    /// was looked up for: the time zone is asked once a minute, not per
+    /// message.
+    offset: Cell<(i64, FixedOffset)>,
 }
 
 impl SyslogParser {
@@ -64,6 +86,7 @@ impl SyslogParser {
         SyslogParser {
             local_host: local_host.into(),
             max_msg_len,
+            offset: Cell::new((i64::MIN, FixedOffset::east_opt(0).expect("zero offset"))),
         }
     }
 
@@ -77,14 +100,40 @@ impl SyslogParser {
         origin: Origin,
         peer: Option<Peer>,
     ) -> Parsed {
-        let text = escape_invalid_utf8(raw);
-        let t = clean_ends(&text);
-        let t = strip_octet_count(t);
-        let mut record = Record::new(input, received_ns, "", "");
+        let mut scratch = Scratch::default();
+        let p = self.parse_ref(raw, received_ns, input, origin, peer, &mut scratch);
+        Parsed {
+            record: p.record.to_record(),
+            malformed: p.malformed,
+        }
+    }
+
+    /// [`SyslogParser::parse`] without copying: the record borrows from
+    /// `raw`, from this parser (the host name) or from `scratch`.
+    pub fn parse_ref<'a>(
+        &'a self,
+        raw: &'a [u8],
+        received_ns: i64,
+        input: Input,
+        origin: Origin,
+        peer: Option<Peer>,
+        scratch: &'a mut Scratch,
+    ) -> ParsedRef<'a> {
+        let Scratch { text, defrac } = scratch;
+        let t: &'a str = match std::str::from_utf8(raw) {
+            Ok(t) => t,
+            Err(_) => {
+                text.clear();
+                text.push_str(&escape_invalid_utf8(raw));
+                text
+            }
+        };
+        let t = strip_octet_count(clean_ends(t));
+        let mut record = RecordRef::new(input, received_ns, "", "");
         record.peer = peer;
         let malformed = match split_pri(t) {
             Pri::Valid(pri, rest) => {
-                self.parse_with_header(t, pri, rest, received_ns, origin, &mut record);
+                self.parse_with_header(t, pri, rest, origin, defrac, &mut record);
                 false
             }
             Pri::Missing | Pri::Invalid => {
@@ -92,57 +141,70 @@ impl SyslogParser {
                 record.severity = Some(DEFAULT_PRI & 7);
                 // Text without a header is kept as it came: the PRI-like
                 // junk in front is part of what the sender said.
-                record.msg = t.to_owned();
+                record.msg = t;
                 true
             }
         };
         if record.host.is_none() && origin == Origin::Local {
-            record.host = Some(self.local_host.clone());
+            record.host = Some(&self.local_host);
         }
-        record.source = record.app.clone().unwrap_or_else(|| "syslog".to_owned());
-        record.truncated = truncate_utf8(&mut record.msg, self.max_msg_len);
-        Parsed { record, malformed }
+        record.source = record.app.unwrap_or("syslog");
+        (record.msg, record.truncated) = truncated_str(record.msg, self.max_msg_len);
+        ParsedRef { record, malformed }
     }
 
-    fn parse_with_header(
+    /// The local UTC offset at `received_ns`, looked up once a minute.
+    fn local_offset(&self, received_ns: i64) -> FixedOffset {
+        let minute = received_ns.div_euclid(60_000_000_000);
+        let (cached_minute, offset) = self.offset.get();
+        if cached_minute == minute {
+            return offset;
+        }
+        let offset = *DateTime::<Utc>::from_timestamp_nanos(received_ns)
+            .with_timezone(&Local)
+            .offset();
+        self.offset.set((minute, offset));
+        offset
+    }
+
+    fn parse_with_header<'a>(
         &self,
-        t: &str,
+        t: &'a str,
         pri: u8,
-        after_pri: &str,
-        received_ns: i64,
+        after_pri: &'a str,
         origin: Origin,
-        r: &mut Record,
+        defrac: &'a mut String,
+        r: &mut RecordRef<'a>,
     ) {
         r.facility = Some(pri >> 3);
         r.severity = Some(pri & 7);
-        let now = DateTime::<Utc>::from_timestamp_nanos(received_ns);
+        let now = DateTime::<Utc>::from_timestamp_nanos(r.received_ns);
         let (now_year, now_month) = (now.year(), now.month());
         // syslog_loose reads no fraction in an RFC 3164 stamp: parse
         // without it and add it back.
-        let (t, fraction) = match fraction_3164(after_pri) {
+        let (t, fraction): (&'a str, u32) = match fraction_3164(after_pri) {
             Some((start, end, nanos)) => {
                 let at = t.len() - after_pri.len();
-                let mut s = String::with_capacity(t.len());
-                s.push_str(&t[..at + start]);
-                s.push_str(&t[at + end..]);
-                (Cow::Owned(s), nanos)
+                defrac.clear();
+                defrac.push_str(&t[..at + start]);
+                defrac.push_str(&t[at + end..]);
+                (defrac, nanos)
             }
-            None => (Cow::Borrowed(t), 0),
+            None => (t, 0),
         };
-        let t: &str = &t;
         let m = parse_message_with_year_tz(
             t,
             move |d: IncompleteDate| resolve_year(d, now_year, now_month),
-            Some(Local),
+            Some(self.local_offset(r.received_ns)),
             Variant::Either,
         );
         if m.facility.is_none() {
             // syslog_loose gave up (no timestamp, as Python sends): keep our
             // PRI and read a tag the way journald does.
             let (app, pid, msg) = split_tag(after_pri);
-            r.app = app.map(str::to_owned);
-            r.pid = pid.map(str::to_owned);
-            r.msg = strip_bom(msg).to_owned();
+            r.app = app;
+            r.pid = pid.map(Cow::Borrowed);
+            r.msg = strip_bom(msg);
             return;
         }
         r.timestamp = m
@@ -164,13 +226,13 @@ impl SyslogParser {
         if m.protocol == Protocol::RFC3164 && app.is_none() && lone_tag {
             app = host.take().map(|h| h.trim_end_matches(':'));
         }
-        r.host = host.map(str::to_owned);
-        r.app = app.map(str::to_owned);
+        r.host = host;
+        r.app = app;
         r.pid = m.procid.map(|p| match p {
-            ProcId::PID(n) => n.to_string(),
-            ProcId::Name(s) => s.to_owned(),
+            ProcId::PID(n) => pid_as_written(t, app, n),
+            ProcId::Name(s) => Cow::Borrowed(s),
         });
-        r.msgid = m.msgid.map(str::to_owned);
+        r.msgid = m.msgid;
         let mut msg = m.msg;
         if m.protocol == Protocol::RFC3164 {
             if let Some(first) = m.structured_data.first() {
@@ -185,13 +247,31 @@ impl SyslogParser {
             r.sd = m
                 .structured_data
                 .iter()
-                .map(|e| SdElement {
-                    id: e.id.to_owned(),
-                    params: e.params().map(|(k, v)| ((*k).to_owned(), v)).collect(),
+                .map(|e| SdRef {
+                    id: e.id,
+                    params: e.params().map(|(k, v)| (*k, Cow::Owned(v))).collect(),
                 })
                 .collect();
         }
-        r.msg = strip_bom(msg).to_owned();
+        r.msg = strip_bom(msg);
+    }
+}
+
+/// The PROCID as the sender wrote it. syslog_loose hands back a number;
+/// the text right after the app name (`app[0042]`, `app 0042`) is used when
+/// it spells that number, so nothing is allocated and nothing rewritten.
+fn pid_as_written<'a>(t: &'a str, app: Option<&'a str>, n: i32) -> Cow<'a, str> {
+    let written = app.and_then(|app| {
+        let start = (app.as_ptr() as usize).checked_sub(t.as_ptr() as usize)? + app.len();
+        let rest = t.get(start + 1..)?;
+        let end = rest
+            .find(|c: char| c == ']' || c == ' ')
+            .unwrap_or(rest.len());
+        Some(&rest[..end])
+    });
+    match written {
+        Some(w) if w.parse::<i32>() == Ok(n) => Cow::Borrowed(w),
+        _ => Cow::Owned(n.to_string()),
     }
 }
 
@@ -376,6 +456,16 @@ mod tests {
             r.timestamp.unwrap().to_rfc3339(),
             "2026-11-21T23:39:54.708105+00:00"
         );
+    }
+
+    #[test]
+    fn the_pid_is_kept_as_written() {
+        let r = parse(b"<30>Nov 21 23:40:10 ctag[0042]: x").record;
+        assert_eq!(r.pid.as_deref(), Some("0042"));
+        let r = parse(b"<13>1 2026-11-21T23:39:54Z vm app 007 - - x").record;
+        assert_eq!(r.pid.as_deref(), Some("007"));
+        let r = parse(b"<13>1 2026-11-21T23:39:54Z vm app worker-3 - - x").record;
+        assert_eq!(r.pid.as_deref(), Some("worker-3"));
     }
 
     #[test]

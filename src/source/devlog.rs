@@ -16,7 +16,7 @@ use nix::sys::socket::{
 };
 
 use super::Drain;
-use crate::parse::syslog::{Origin, SyslogParser};
+use crate::parse::syslog::{Origin, Scratch, SyslogParser};
 use crate::record::{now_ns, Input, Peer};
 use crate::ring::Ring;
 use crate::sockpath::{self, BoundPath, SocketKind};
@@ -32,6 +32,7 @@ const RECV_BUFFER: usize = 4 << 20;
 pub struct DevLogSource {
     socket: UnixDatagram,
     parser: SyslogParser,
+    scratch: Scratch,
     buf: Vec<u8>,
     _path: BoundPath,
 }
@@ -48,6 +49,7 @@ impl DevLogSource {
         Ok(DevLogSource {
             socket,
             parser,
+            scratch: Scratch::default(),
             buf: vec![0; MAX_DATAGRAM],
             _path: guard,
         })
@@ -65,12 +67,13 @@ impl DevLogSource {
                 Ok(None) => return Drain::Idle,
                 Err(()) => continue,
             };
-            let parsed = self.parser.parse(
+            let parsed = self.parser.parse_ref(
                 &self.buf[..len],
                 now_ns(),
                 Input::Syslog,
                 Origin::Local,
                 peer,
+                &mut self.scratch,
             );
             let mut record = parsed.record;
             record.truncated |= cut;
@@ -78,7 +81,7 @@ impl DevLogSource {
             counters.received += 1;
             counters.malformed += u64::from(parsed.malformed);
             counters.truncated += u64::from(record.truncated);
-            ring.push(&record);
+            ring.push_ref(&record);
         }
         Drain::More
     }
