@@ -1,6 +1,7 @@
 //! Parsers: bytes from the outside world into [`crate::record::Record`]s.
 //! Each one is pure (no I/O), so it can be unit-tested and fuzzed alone.
 
+pub mod lines;
 pub mod syslog;
 
 use std::borrow::Cow;
