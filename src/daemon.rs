@@ -1,6 +1,6 @@
 //! The event loop: one `mio` poll that owns every socket's registration,
-//! dispatches readiness to the sources and the query server, and handles
-//! signals and timers.
+//! dispatches readiness to the sources (syslog sockets, the fd intake and
+//! its fds) and the query server, and handles signals and timers.
 //!
 //! Every fd is non-blocking and edge-triggered. A source reads at most a
 //! budget of messages per turn and a client is written at most a budget of
@@ -10,27 +10,34 @@
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use mio::net::UnixListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::config::Settings;
+use crate::daemonize::{self, Handover};
+use crate::listen::Listeners;
 use crate::parse::syslog::SyslogParser;
 use crate::query::QueryServer;
 use crate::record::{now_ns, Record};
 use crate::ring::Ring;
-use crate::sockpath::{self, BoundPath, SocketKind};
+use crate::sockpath::BoundPath;
 use crate::source::devlog::DevLogSource;
+use crate::source::intake::{IntakeOptions, IntakeSource};
 use crate::source::Drain;
 
 // Tokens, one constant or range per room. Query clients take everything
 // from QUERY_CLIENT_BASE up, so it stays the highest.
 const SIGNALS: Token = Token(0);
 const QUERY_LISTENER: Token = Token(1);
+const INTAKE_SOCKET: Token = Token(2);
 /// Syslog sockets are `Token(SYSLOG_BASE + i)`.
 const SYSLOG_BASE: usize = 1 << 8;
+/// Fds received on the intake socket are `Token(INTAKE_FD_BASE + i)`, with
+/// `i` below `--max-fds` (at most 1 << 20), so they stay under the query
+/// clients.
+const INTAKE_FD_BASE: usize = 1 << 20;
 /// Query clients are `Token(QUERY_CLIENT_BASE + i)`.
 const QUERY_CLIENT_BASE: usize = 1 << 30;
 /// Datagrams read from one socket per turn.
@@ -56,10 +63,21 @@ pub fn local_hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-/// Bind everything `settings` asks for, then serve until SIGTERM or SIGINT.
-/// Errors are one line for the user, e.g. a socket path already in use.
+/// Bind everything `settings` asks for, then serve until SIGTERM or SIGINT;
+/// under `--daemonize`, hand the sockets to a background daemon and return
+/// once it serves. Errors are one line for the user, e.g. a socket path
+/// already in use.
 pub fn run(settings: &Settings) -> Result<(), String> {
-    Daemon::bind(settings)?.run()
+    let handover = Handover::from_env()?;
+    let listeners = Listeners::open(settings, handover.as_ref().map(|h| &h.fds))?;
+    if settings.daemonize && handover.is_none() {
+        return daemonize::start_background(listeners);
+    }
+    let daemon = Daemon::new(settings, listeners)?;
+    if let Some(h) = handover {
+        h.ready()?;
+    }
+    daemon.run()
 }
 
 /// Whether the loop goes on after an event.
@@ -75,17 +93,18 @@ pub struct Daemon {
     signals: SignalFd,
     ring: Ring,
     syslog: Vec<DevLogSource>,
+    intake: IntakeSource,
     query: QueryServer,
     /// Sources with something to read this turn: a readiness event, or a
     /// budget that ran out last turn.
     busy: Vec<Token>,
-    _query_path: BoundPath,
+    _query_path: Option<BoundPath>,
 }
 
 impl Daemon {
-    /// Block the handled signals, start the ring, bind and register every
-    /// socket `settings` asks for.
-    pub fn bind(settings: &Settings) -> Result<Daemon, String> {
+    /// Block the handled signals, start the ring, and register every
+    /// socket of `listeners` for the sources and queries `settings` ask for.
+    pub fn new(settings: &Settings, listeners: Listeners) -> Result<Daemon, String> {
         // Block the signals we handle before anything else, so they queue
         // for the signalfd instead of killing the process mid-write.
         let mut mask = SigSet::empty();
@@ -101,14 +120,27 @@ impl Daemon {
         log_internal(&mut ring, SEV_INFO, "memlogd started");
 
         let parser = SyslogParser::new(local_hostname(), settings.max_line_len);
+        let Listeners {
+            syslog: syslog_listeners,
+            intake,
+            query: query_listener,
+        } = listeners;
         let mut syslog = Vec::new();
-        for path in &settings.syslog_sockets {
-            syslog.push(DevLogSource::bind(path, parser.clone())?);
+        for listener in syslog_listeners {
+            syslog.push(DevLogSource::new(listener, parser.clone())?);
         }
-        sockpath::prepare(&settings.query_socket, SocketKind::Stream)?;
-        let (listener, query_path) =
-            sockpath::bind_with_mode(&settings.query_socket, 0o600, |p| UnixListener::bind(p))?;
-        let mut query = QueryServer::new(listener, QUERY_CLIENT_BASE);
+        let mut intake = IntakeSource::new(
+            intake,
+            IntakeOptions {
+                max_fds: settings.max_fds,
+                max_line_len: settings.max_line_len,
+                level_prefix: settings.level_prefix,
+            },
+            INTAKE_FD_BASE,
+            &mut ring,
+        );
+        let mut query = QueryServer::new(query_listener.socket, QUERY_CLIENT_BASE);
+        let query_path = query_listener.path;
 
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
         let registry = poll.registry();
@@ -128,13 +160,18 @@ impl Daemon {
                 .register(s.socket_mut(), Token(SYSLOG_BASE + i), Interest::READABLE)
                 .map_err(reg_err)?;
         }
+        registry
+            .register(intake.socket_mut(), INTAKE_SOCKET, Interest::READABLE)
+            .map_err(reg_err)?;
         // Anything queued before registration raised no edge: read it now.
-        let busy = (0..syslog.len()).map(|i| Token(SYSLOG_BASE + i)).collect();
+        let mut busy: Vec<Token> = (0..syslog.len()).map(|i| Token(SYSLOG_BASE + i)).collect();
+        busy.push(INTAKE_SOCKET);
         Ok(Daemon {
             poll,
             signals,
             ring,
             syslog,
+            intake,
             query,
             busy,
             _query_path: query_path,
@@ -157,6 +194,9 @@ impl Daemon {
                     return Ok(());
                 }
             }
+            // A source can be both left over from last turn and ready again.
+            self.busy.sort_unstable();
+            self.busy.dedup();
             for token in std::mem::take(&mut self.busy) {
                 if self.drain(token) == Drain::More {
                     self.busy.push(token);
@@ -191,7 +231,7 @@ impl Daemon {
                     .client_event(t, event, self.poll.registry(), &self.ring)
             }
             t => {
-                if self.is_source(t) && !self.busy.contains(&t) {
+                if self.is_source(t) {
                     self.busy.push(t);
                 }
             }
@@ -216,6 +256,8 @@ impl Daemon {
 
     fn is_source(&self, t: Token) -> bool {
         (SYSLOG_BASE..SYSLOG_BASE + self.syslog.len()).contains(&t.0)
+            || t == INTAKE_SOCKET
+            || self.intake.owns_fd(t)
     }
 
     /// Read what a source has, up to its budget.
@@ -223,6 +265,18 @@ impl Daemon {
         match t.0 {
             i if (SYSLOG_BASE..SYSLOG_BASE + self.syslog.len()).contains(&i) => {
                 self.syslog[i - SYSLOG_BASE].drain(&mut self.ring, SOURCE_BUDGET)
+            }
+            _ if t == INTAKE_SOCKET => {
+                let drained =
+                    self.intake
+                        .drain_socket(&mut self.ring, self.poll.registry(), SOURCE_BUDGET);
+                // New fds may hold data already, and files raise no events.
+                self.busy.extend(self.intake.take_ready());
+                drained
+            }
+            _ if self.intake.owns_fd(t) => {
+                self.intake
+                    .drain_fd(t, &mut self.ring, self.poll.registry())
             }
             _ => Drain::Idle,
         }

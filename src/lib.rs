@@ -15,7 +15,9 @@
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod daemonize;
 pub mod ledger;
+pub mod listen;
 pub mod parse;
 pub mod query;
 pub mod record;

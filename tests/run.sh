@@ -10,6 +10,7 @@ declare -A want=(
   [logger]=bsdutils
   [unshare]=util-linux
   [setpriv]=util-linux
+  [prlimit]=util-linux
   [python3]=python3
   [socat]=socat
 )

@@ -7,7 +7,6 @@
 
 use std::io::IoSliceMut;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
 
 use mio::net::UnixDatagram;
 use nix::errno::Errno;
@@ -16,10 +15,11 @@ use nix::sys::socket::{
 };
 
 use super::Drain;
+use crate::listen::Listener;
 use crate::parse::syslog::{Origin, SyslogParser};
 use crate::record::{now_ns, Input, Peer};
 use crate::ring::Ring;
-use crate::sockpath::{self, BoundPath, SocketKind};
+use crate::sockpath::BoundPath;
 
 /// Datagrams up to this size are received whole. Larger ones (the kernel
 /// allows about 200 KiB) are cut here and flagged truncated.
@@ -33,23 +33,31 @@ pub struct DevLogSource {
     socket: UnixDatagram,
     parser: SyslogParser,
     buf: Vec<u8>,
-    _path: BoundPath,
+    _path: Option<BoundPath>,
 }
 
 impl DevLogSource {
-    /// Bind `path` (mode 0666: every local program may log) and turn on
-    /// credential passing.
-    pub fn bind(path: &Path, parser: SyslogParser) -> Result<DevLogSource, String> {
-        sockpath::prepare(path, SocketKind::Datagram)?;
-        let (socket, guard) = sockpath::bind_with_mode(path, 0o666, |p| UnixDatagram::bind(p))?;
-        setsockopt(&socket, sockopt::PassCred, &true)
-            .map_err(|e| format!("{}: cannot enable SO_PASSCRED: {e}", path.display()))?;
+    /// Serve `listener` (bound at mode 0666: every local program may log,
+    /// or inherited), with credential passing on.
+    pub fn new(
+        listener: Listener<UnixDatagram>,
+        parser: SyslogParser,
+    ) -> Result<DevLogSource, String> {
+        let Listener { socket, path } = listener;
+        setsockopt(&socket, sockopt::PassCred, &true).map_err(|e| {
+            let at = path
+                .as_ref()
+                .map_or("an inherited syslog socket".into(), |p| {
+                    p.path().display().to_string()
+                });
+            format!("{at}: cannot enable SO_PASSCRED: {e}")
+        })?;
         let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(RECV_BUFFER);
         Ok(DevLogSource {
             socket,
             parser,
             buf: vec![0; MAX_DATAGRAM],
-            _path: guard,
+            _path: path,
         })
     }
 
