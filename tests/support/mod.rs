@@ -14,6 +14,7 @@ use serde_json::Value;
 
 pub const RINGLOGD: &str = env!("CARGO_BIN_EXE_ringlogd");
 pub const LOGREAD: &str = env!("CARGO_BIN_EXE_logread");
+pub const LOGWRITE: &str = env!("CARGO_BIN_EXE_logwrite");
 /// A LinuxKit init stand-in that passes fds with Python's socket.send_fds.
 pub const FAKE_INIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/fake_init.py");
 
