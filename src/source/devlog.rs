@@ -5,16 +5,13 @@
 //! gid as the kernel saw them; those go into the record's `peer`, whatever
 //! the message claims.
 
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 
 use mio::net::UnixDatagram;
 use nix::errno::Errno;
-use nix::sys::socket::{
-    recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, UnixCredentials,
-};
+use nix::sys::socket::{setsockopt, sockopt};
 
-use super::Drain;
+use super::{fdpass, Drain};
 use crate::listen::Listener;
 use crate::parse::syslog::{Origin, SyslogParser};
 use crate::record::{now_ns, Input, Peer};
@@ -33,6 +30,7 @@ pub struct DevLogSource {
     socket: UnixDatagram,
     parser: SyslogParser,
     buf: Vec<u8>,
+    control: Vec<u64>,
     _path: Option<BoundPath>,
 }
 
@@ -57,6 +55,7 @@ impl DevLogSource {
             socket,
             parser,
             buf: vec![0; MAX_DATAGRAM],
+            control: fdpass::control_buffer(8),
             _path: path,
         })
     }
@@ -95,44 +94,14 @@ impl DevLogSource {
     /// the sender's credentials. `Ok(None)` when the socket is empty;
     /// `Err(())` for a datagram that could not be received (already gone).
     fn recv(&mut self) -> Result<Option<(usize, bool, Option<Peer>)>, ()> {
-        let mut iov = [IoSliceMut::new(&mut self.buf)];
-        // Room for credentials and a few fds: a sender may attach fds, which
-        // are closed below rather than leaked.
-        let mut cmsg = nix::cmsg_space!(UnixCredentials, [std::os::fd::RawFd; 8]);
-        let msg = match recvmsg::<()>(
-            self.socket.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Ok(m) => m,
-            Err(Errno::EAGAIN) => return Ok(None),
-            Err(Errno::EINTR) => return Err(()),
-            Err(_) => return Ok(None),
-        };
-        let mut peer = None;
-        if let Ok(cmsgs) = msg.cmsgs() {
-            for c in cmsgs {
-                match c {
-                    ControlMessageOwned::ScmCredentials(cred) => {
-                        peer = Some(Peer {
-                            pid: cred.pid() as u32,
-                            uid: cred.uid(),
-                            gid: cred.gid(),
-                        });
-                    }
-                    ControlMessageOwned::ScmRights(fds) => {
-                        for fd in fds {
-                            // SAFETY: the kernel just installed these fds
-                            // in this process; nothing else refers to them.
-                            drop(unsafe { OwnedFd::from_raw_fd(fd) });
-                        }
-                    }
-                    _ => {}
-                }
-            }
+        // A sender may attach fds: fdpass hands back every one the kernel
+        // installed, even past the room the buffer has, and they are
+        // closed here when `r` is dropped.
+        match fdpass::recv(self.socket.as_raw_fd(), &mut self.buf, &mut self.control) {
+            Ok(Some(r)) => Ok(Some((r.len, r.payload_cut, r.peer))),
+            Ok(None) => Ok(None),
+            Err(Errno::EINTR) => Err(()),
+            Err(_) => Ok(None),
         }
-        let cut = msg.flags.contains(MsgFlags::MSG_TRUNC);
-        Ok(Some((msg.bytes, cut, peer)))
     }
 }
