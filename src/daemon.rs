@@ -24,7 +24,7 @@ use crate::record::{now_ns, Record};
 use crate::ring::Ring;
 use crate::sockpath::BoundPath;
 use crate::source::devlog::DevLogSource;
-use crate::source::intake::{IntakeOptions, IntakeSource};
+use crate::source::intake::{self, IntakeOptions, IntakeSource};
 use crate::source::Drain;
 
 // Tokens, one constant or range per room. Query clients take everything
@@ -267,9 +267,11 @@ impl Daemon {
                 self.syslog[i - SYSLOG_BASE].drain(&mut self.ring, SOURCE_BUDGET)
             }
             _ if t == INTAKE_SOCKET => {
-                let drained =
-                    self.intake
-                        .drain_socket(&mut self.ring, self.poll.registry(), SOURCE_BUDGET);
+                let drained = self.intake.drain_socket(
+                    &mut self.ring,
+                    self.poll.registry(),
+                    intake::SOCKET_BUDGET,
+                );
                 // New fds may hold data already, and files raise no events.
                 self.busy.extend(self.intake.take_ready());
                 drained

@@ -430,3 +430,22 @@ fn fds_lost_in_a_cut_control_message_are_counted_and_reported() {
     let c = d.assert_ledger_balances("fd");
     assert_eq!(c["dropped"], 1, "{c}");
 }
+
+#[test]
+fn a_burst_of_short_lived_programs_beyond_max_fds_is_read_without_refusals() {
+    // Each fd carries one line and its end: however fast they come, the
+    // daemon closes them as it takes them in, so --max-fds is never hit.
+    let d = Daemon::start(&["--max-fds", "200", "--max-lines", "10000"]);
+    let n = 3000;
+    for i in 0..n {
+        let (mut ours, theirs) = UnixStream::pair().unwrap();
+        ours.write_all(format!("job {i} done\n").as_bytes())
+            .unwrap();
+        drop(ours);
+        d.pass_fds(format!("job{i}").as_bytes(), &[theirs.as_raw_fd()]);
+    }
+    d.wait_until("every line", |d| d.fd_counter("received") >= n);
+    let c = d.assert_ledger_balances("fd");
+    assert_eq!(c["dropped"], 0, "{c}");
+    assert_eq!(c["stored"], n);
+}

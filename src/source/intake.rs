@@ -40,6 +40,10 @@ use crate::sockpath::BoundPath;
 
 /// Bytes read from one fd per turn of the event loop, at most.
 pub const FD_BUDGET: usize = 64 << 10;
+/// Datagrams (so fds) taken in per turn, at most. The fds of one turn are
+/// read in the next, so a burst of short-lived programs is read and closed
+/// as it comes instead of piling up towards `--max-fds`.
+pub const SOCKET_BUDGET: usize = 64;
 /// Source names longer than this are cut.
 pub const MAX_NAME: usize = 4096;
 /// The most fds one datagram can carry (the kernel's SCM_MAX_FD).
