@@ -60,8 +60,9 @@ impl Handover {
     /// whoever waits for the parent's output must not wait for ours.
     pub fn ready(self) -> Result<(), String> {
         let mut pipe = File::from(self.ready);
-        pipe.write_all(b"R")
-            .map_err(|e| format!("cannot tell the parent the daemon is ready: {e}"))?;
+        // A parent that is gone (killed by a boot timeout, say) cannot be
+        // told; serving anyway beats taking logging down with it.
+        let _ = pipe.write_all(b"R");
         drop(pipe);
         let null = File::options()
             .read(true)
