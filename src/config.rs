@@ -6,6 +6,7 @@
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
+use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,14 +17,21 @@ use crate::ring::{Limits, DEFAULT_MAX_LINES, MIN_MAX_BYTES};
 pub const DEFAULT_SYSLOG_SOCKET: &str = "/dev/log";
 pub const DEFAULT_QUERY_SOCKET: &str = "/var/run/memlogdq.sock";
 pub const DEFAULT_KMSG: &str = "/dev/kmsg";
+pub const DEFAULT_INTAKE_SOCKET: &str = "/var/run/linuxkit-external-logging.sock";
 /// File names used under `--runtime-dir`.
 pub const RUNTIME_SYSLOG_NAME: &str = "log";
 pub const RUNTIME_QUERY_NAME: &str = "memlogdq.sock";
+pub const RUNTIME_INTAKE_NAME: &str = "linuxkit-external-logging.sock";
+/// Default `--max-fds`.
+pub const DEFAULT_MAX_FDS: usize = 1024;
+/// The most `--max-fds` accepts: far above any fd limit a kernel grants.
+pub const MAX_MAX_FDS: usize = 1 << 20;
 
 /// ringlogd: a syslog-compatible in-memory log server.
 ///
 /// Keeps every log message of the machine in one bounded ring in memory,
-/// fed by /dev/log and /dev/kmsg, and serves it over memlogd's query socket.
+/// fed by /dev/log, /dev/kmsg, the network and the fds LinuxKit's init and
+/// logwrite pass it, and serves it over memlogd's query socket.
 #[derive(Parser, Debug)]
 #[command(name = "ringlogd", version)]
 pub struct DaemonArgs {
@@ -32,14 +40,53 @@ pub struct DaemonArgs {
     #[arg(long = "syslog-socket", value_name = "PATH")]
     pub syslog_socket: Vec<PathBuf>,
 
+    /// Use the syslog datagram socket the parent process bound and passed
+    /// as fd N, instead of binding one; never unlinked. Repeatable. Given
+    /// without --syslog-socket, /dev/log is not bound.
+    #[arg(long = "fd-syslog", value_name = "N", value_parser = parse_fd)]
+    pub fd_syslog: Vec<RawFd>,
+
     /// memlogd query socket (mode 0600). [default: /var/run/memlogdq.sock]
     #[arg(long = "socket-query", value_name = "PATH")]
     pub socket_query: Option<PathBuf>,
 
+    /// Use the listening query socket the parent process passed as fd N,
+    /// instead of binding --socket-query; never unlinked.
+    #[arg(long = "fd-query", value_name = "N", value_parser = parse_fd)]
+    pub fd_query: Option<RawFd>,
+
+    /// fd intake socket (mode 0600): clients send a name and the fds of a
+    /// program's output, and every line read from them is logged under that
+    /// name. [default: /var/run/linuxkit-external-logging.sock]
+    #[arg(long = "socket-log", value_name = "PATH")]
+    pub socket_log: Option<PathBuf>,
+
+    /// Use the fd intake datagram socket the parent process bound and
+    /// passed as fd N, instead of binding --socket-log; never unlinked.
+    #[arg(long = "fd-log", value_name = "N", value_parser = parse_fd)]
+    pub fd_log: Option<RawFd>,
+
     /// Put every socket not given explicitly into DIR under its default
-    /// file name (log, memlogdq.sock): for tests and unprivileged use.
+    /// file name (log, memlogdq.sock, linuxkit-external-logging.sock): for
+    /// tests and unprivileged use.
     #[arg(long = "runtime-dir", value_name = "DIR")]
     pub runtime_dir: Option<PathBuf>,
+
+    /// Most fds read at once from the intake socket; fds passed beyond it
+    /// are closed at once and counted as dropped.
+    #[arg(long = "max-fds", value_name = "N", default_value_t = DEFAULT_MAX_FDS,
+          value_parser = parse_max_fds)]
+    pub max_fds: usize,
+
+    /// Read a leading <N> (N from 0 to 7) on each line from an intake fd as
+    /// its severity and remove it, as journald does for stdout streams.
+    #[arg(long = "level-prefix")]
+    pub level_prefix: bool,
+
+    /// Bind every socket, start the daemon again in the background with the
+    /// sockets handed over, and exit 0 once it serves (1 if it failed).
+    #[arg(long = "daemonize")]
+    pub daemonize: bool,
 
     /// Most entries the ring holds; the oldest are evicted beyond it.
     #[arg(long = "max-lines", value_name = "N", default_value_t = DEFAULT_MAX_LINES,
@@ -108,6 +155,18 @@ pub struct Settings {
     /// The kernel log device or file to read; `None` with `--no-kmsg`.
     pub kmsg: Option<PathBuf>,
     pub net: NetSettings,
+    /// Syslog sockets inherited from the parent, as fd numbers.
+    pub syslog_fds: Vec<RawFd>,
+    /// The query socket inherited from the parent; `query_socket` is then
+    /// not bound.
+    pub query_fd: Option<RawFd>,
+    pub intake_socket: PathBuf,
+    /// The intake socket inherited from the parent; `intake_socket` is then
+    /// not bound.
+    pub intake_fd: Option<RawFd>,
+    pub max_fds: usize,
+    pub level_prefix: bool,
+    pub daemonize: bool,
 }
 
 impl DaemonArgs {
@@ -122,7 +181,7 @@ impl DaemonArgs {
             Some(dir) => dir.join(name),
             None => PathBuf::from(default),
         };
-        let syslog_sockets = if self.syslog_socket.is_empty() {
+        let syslog_sockets = if self.syslog_socket.is_empty() && self.fd_syslog.is_empty() {
             vec![in_dir(RUNTIME_SYSLOG_NAME, DEFAULT_SYSLOG_SOCKET)]
         } else {
             self.syslog_socket.clone()
@@ -152,6 +211,16 @@ impl DaemonArgs {
                 tcp_idle_timeout: (self.tcp_idle_timeout > 0)
                     .then(|| Duration::from_secs(self.tcp_idle_timeout)),
             },
+            syslog_fds: self.fd_syslog.clone(),
+            query_fd: self.fd_query,
+            intake_socket: self
+                .socket_log
+                .clone()
+                .unwrap_or_else(|| in_dir(RUNTIME_INTAKE_NAME, DEFAULT_INTAKE_SOCKET)),
+            intake_fd: self.fd_log,
+            max_fds: self.max_fds,
+            level_prefix: self.level_prefix,
+            daemonize: self.daemonize,
         }
     }
 }
@@ -197,6 +266,20 @@ fn parse_max_lines(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err("must be a whole number of at least 1".into()),
+    }
+}
+
+fn parse_max_fds(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_MAX_FDS).contains(&n) => Ok(n),
+        _ => Err(format!("must be a whole number from 1 to {MAX_MAX_FDS}")),
+    }
+}
+
+fn parse_fd(s: &str) -> Result<RawFd, String> {
+    match s.trim().parse::<RawFd>() {
+        Ok(n) if n >= 0 => Ok(n),
+        _ => Err("must be a file descriptor number (0 or more)".into()),
     }
 }
 
@@ -289,6 +372,13 @@ mod tests {
         );
         assert_eq!(s.net.tcp_max_conns, 256);
         assert_eq!(s.net.tcp_idle_timeout, Some(Duration::from_secs(300)));
+        assert_eq!(
+            s.intake_socket,
+            PathBuf::from("/var/run/linuxkit-external-logging.sock")
+        );
+        assert_eq!(s.max_fds, 1024);
+        assert!(!s.level_prefix && !s.daemonize);
+        assert_eq!((s.intake_fd, s.query_fd), (None, None));
     }
 
     #[test]
@@ -347,6 +437,44 @@ mod tests {
     }
 
     #[test]
+    fn memlogd_command_lines_are_accepted() {
+        let s = args(&[
+            "memlogd",
+            "-socket-log",
+            "/l",
+            "-socket-query",
+            "/q",
+            "-max-lines",
+            "10",
+            "-max-line-len",
+            "64",
+            "-daemonize",
+        ])
+        .unwrap()
+        .settings();
+        assert_eq!(s.intake_socket, PathBuf::from("/l"));
+        assert_eq!(s.query_socket, PathBuf::from("/q"));
+        assert_eq!((s.limits.max_lines, s.max_line_len), (10, 64));
+        assert!(s.daemonize);
+        let s = args(&["memlogd", "-fd-log", "3", "-fd-query=4", "-level-prefix"])
+            .unwrap()
+            .settings();
+        assert_eq!((s.intake_fd, s.query_fd), (Some(3), Some(4)));
+        assert!(s.level_prefix);
+    }
+
+    #[test]
+    fn inherited_syslog_fds_replace_the_default_path() {
+        let s = args(&["ringlogd", "--fd-syslog", "5"]).unwrap().settings();
+        assert_eq!(s.syslog_fds, vec![5]);
+        assert!(s.syslog_sockets.is_empty());
+        let s = args(&["ringlogd", "--fd-syslog", "5", "--syslog-socket", "/l"])
+            .unwrap()
+            .settings();
+        assert_eq!(s.syslog_sockets, vec![PathBuf::from("/l")]);
+    }
+
+    #[test]
     fn go_style_flags_are_accepted() {
         let a = args(&[
             "ringlogd",
@@ -370,6 +498,10 @@ mod tests {
             .settings();
         assert_eq!(s.syslog_sockets, vec![PathBuf::from("/tmp/x/log")]);
         assert_eq!(s.query_socket, PathBuf::from("/tmp/x/memlogdq.sock"));
+        assert_eq!(
+            s.intake_socket,
+            PathBuf::from("/tmp/x/linuxkit-external-logging.sock")
+        );
     }
 
     #[test]
@@ -377,5 +509,8 @@ mod tests {
         assert!(args(&["ringlogd", "--max-bytes", "1k"]).is_err());
         assert!(args(&["ringlogd", "--max-lines", "0"]).is_err());
         assert!(args(&["ringlogd", "-nosuchflag"]).is_err());
+        assert!(args(&["ringlogd", "--max-fds", "0"]).is_err());
+        assert!(args(&["ringlogd", "--fd-log", "-1"]).is_err());
+        assert!(args(&["ringlogd", "--fd-query", "x"]).is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! The event loop: one `mio` poll that owns every socket's registration,
-//! dispatches readiness to the sources and the query server, and handles
-//! signals and timers.
+//! dispatches readiness to the sources (syslog sockets, the fd intake and
+//! its fds) and the query server, and handles signals and timers.
 //!
 //! Every fd is non-blocking and edge-triggered. A source reads at most a
 //! budget of messages per turn and a client is written at most a budget of
@@ -10,21 +10,23 @@
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use mio::net::UnixListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::config::Settings;
+use crate::daemonize::{self, Handover};
+use crate::listen::Listeners;
 use crate::parse::kmsg::KmsgParser;
 use crate::parse::syslog::SyslogParser;
 use crate::query::request::Control;
 use crate::query::QueryServer;
 use crate::record::{now_ns, Record};
 use crate::ring::Ring;
-use crate::sockpath::{self, BoundPath, SocketKind};
+use crate::sockpath::BoundPath;
 use crate::source::devlog::DevLogSource;
+use crate::source::intake::{self, IntakeOptions, IntakeSource};
 use crate::source::kmsg::KmsgSource;
 use crate::source::net::NetSource;
 use crate::source::Drain;
@@ -34,10 +36,14 @@ use crate::source::Drain;
 const SIGNALS: Token = Token(0);
 const QUERY_LISTENER: Token = Token(1);
 const KMSG: Token = Token(2);
+const INTAKE_SOCKET: Token = Token(3);
 /// Syslog sockets are `Token(SYSLOG_BASE + i)`.
 const SYSLOG_BASE: usize = 1 << 8;
 /// UDP sockets and TCP listeners are `Token(NET_LISTENER_BASE + i)`.
 const NET_LISTENER_BASE: usize = 1 << 12;
+/// Fds received on the intake socket are `Token(INTAKE_FD_BASE + i)`, with
+/// `i` below `--max-fds` (at most 1 << 20).
+const INTAKE_FD_BASE: usize = 1 << 20;
 /// TCP connections are `Token(NET_CONN_BASE + i)`, i < --tcp-max-conns.
 const NET_CONN_BASE: usize = 1 << 24;
 /// Query clients are `Token(QUERY_CLIENT_BASE + i)`.
@@ -77,10 +83,21 @@ pub fn local_hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-/// Bind everything `settings` asks for, then serve until SIGTERM or SIGINT.
-/// Errors are one line for the user, e.g. a socket path already in use.
+/// Bind everything `settings` asks for, then serve until SIGTERM or SIGINT;
+/// under `--daemonize`, hand the sockets to a background daemon and return
+/// once it serves. Errors are one line for the user, e.g. a socket path
+/// already in use.
 pub fn run(settings: &Settings) -> Result<(), String> {
-    Daemon::bind(settings)?.run()
+    let handover = Handover::from_env()?;
+    let listeners = Listeners::open(settings, handover.as_ref().map(|h| &h.fds))?;
+    if settings.daemonize && handover.is_none() {
+        return daemonize::start_background(listeners);
+    }
+    let daemon = Daemon::new(settings, listeners)?;
+    if let Some(h) = handover {
+        h.ready()?;
+    }
+    daemon.run()
 }
 
 /// Whether the loop goes on after an event.
@@ -99,17 +116,18 @@ pub struct Daemon {
     /// The kernel's log; `None` when off, unavailable, or finished.
     kmsg: Option<KmsgSource>,
     net: NetSource,
+    intake: IntakeSource,
     query: QueryServer,
     /// Sources with something to read this turn: a readiness event, or a
     /// budget that ran out last turn.
     busy: Vec<Token>,
-    _query_path: BoundPath,
+    _query_path: Option<BoundPath>,
 }
 
 impl Daemon {
-    /// Block the handled signals, start the ring, bind and register every
-    /// socket `settings` asks for.
-    pub fn bind(settings: &Settings) -> Result<Daemon, String> {
+    /// Block the handled signals, start the ring, and register every
+    /// socket of `listeners` for the sources and queries `settings` ask for.
+    pub fn new(settings: &Settings, listeners: Listeners) -> Result<Daemon, String> {
         // Block the signals we handle before anything else, so they queue
         // for the signalfd instead of killing the process mid-write.
         let mut mask = SigSet::empty();
@@ -132,9 +150,14 @@ impl Daemon {
         log_internal(&mut ring, SEV_INFO, "memlogd started");
 
         let parser = SyslogParser::new(host, settings.max_line_len);
+        let Listeners {
+            syslog: syslog_listeners,
+            intake,
+            query: query_listener,
+        } = listeners;
         let mut syslog = Vec::new();
-        for path in &settings.syslog_sockets {
-            syslog.push(DevLogSource::bind(path, parser.clone())?);
+        for listener in syslog_listeners {
+            syslog.push(DevLogSource::new(listener, parser.clone())?);
         }
         let mut kmsg = settings.kmsg.as_deref().and_then(|path| {
             let parser = KmsgParser::new(local_hostname(), settings.max_line_len);
@@ -153,10 +176,18 @@ impl Daemon {
         for (proto, addr) in net.listening() {
             log_internal(&mut ring, SEV_INFO, format!("listening on {proto} {addr}"));
         }
-        sockpath::prepare(&settings.query_socket, SocketKind::Stream)?;
-        let (listener, query_path) =
-            sockpath::bind_with_mode(&settings.query_socket, 0o600, |p| UnixListener::bind(p))?;
-        let mut query = QueryServer::new(listener, QUERY_CLIENT_BASE);
+        let mut intake = IntakeSource::new(
+            intake,
+            IntakeOptions {
+                max_fds: settings.max_fds,
+                max_line_len: settings.max_line_len,
+                level_prefix: settings.level_prefix,
+            },
+            INTAKE_FD_BASE,
+            &mut ring,
+        );
+        let mut query = QueryServer::new(query_listener.socket, QUERY_CLIENT_BASE);
+        let query_path = query_listener.path;
 
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
         let registry = poll.registry();
@@ -177,8 +208,12 @@ impl Daemon {
                 .map_err(reg_err)?;
         }
         net.register(registry).map_err(reg_err)?;
+        registry
+            .register(intake.socket_mut(), INTAKE_SOCKET, Interest::READABLE)
+            .map_err(reg_err)?;
         // Anything queued before registration raised no edge: read it now.
         let mut busy: Vec<Token> = (0..syslog.len()).map(|i| Token(SYSLOG_BASE + i)).collect();
+        busy.push(INTAKE_SOCKET);
         if let Some(fd) = kmsg.as_ref().and_then(KmsgSource::poll_fd) {
             if let Err(e) = registry.register(&mut SourceFd(&fd), KMSG, Interest::READABLE) {
                 let path = settings.kmsg.as_deref().unwrap_or(std::path::Path::new(""));
@@ -214,6 +249,7 @@ impl Daemon {
             syslog,
             kmsg,
             net,
+            intake,
             query,
             busy,
             _query_path: query_path,
@@ -236,6 +272,9 @@ impl Daemon {
                     return Ok(());
                 }
             }
+            // A source can be both left over from last turn and ready again.
+            self.busy.sort_unstable();
+            self.busy.dedup();
             for token in std::mem::take(&mut self.busy) {
                 if self.drain(token) == Drain::More {
                     self.busy.push(token);
@@ -273,7 +312,7 @@ impl Daemon {
                     .client_event(t, event, self.poll.registry(), &mut self.ring)
             }
             t => {
-                if self.is_source(t) && !self.busy.contains(&t) {
+                if self.is_source(t) {
                     self.busy.push(t);
                 }
             }
@@ -308,6 +347,8 @@ impl Daemon {
         (t == KMSG && self.kmsg.is_some())
             || (SYSLOG_BASE..SYSLOG_BASE + self.syslog.len()).contains(&t.0)
             || self.net.owns(t)
+            || t == INTAKE_SOCKET
+            || self.intake.owns_fd(t)
     }
 
     /// Read what a source has, up to its budget.
@@ -320,6 +361,20 @@ impl Daemon {
             _ if self.net.owns(t) => {
                 self.net
                     .drain(t, &mut self.ring, self.poll.registry(), SOURCE_BUDGET)
+            }
+            _ if t == INTAKE_SOCKET => {
+                let drained = self.intake.drain_socket(
+                    &mut self.ring,
+                    self.poll.registry(),
+                    intake::SOCKET_BUDGET,
+                );
+                // New fds may hold data already, and files raise no events.
+                self.busy.extend(self.intake.take_ready());
+                drained
+            }
+            _ if self.intake.owns_fd(t) => {
+                self.intake
+                    .drain_fd(t, &mut self.ring, self.poll.registry())
             }
             _ => Drain::Idle,
         }

@@ -32,6 +32,21 @@ impl BoundPath {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Take over the removal of a socket path that another process bound
+    /// for us: the daemonizing parent hands its sockets to the background
+    /// daemon, which removes the files when it stops.
+    pub fn adopt(path: &Path) -> Result<BoundPath, String> {
+        let meta = fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if !meta.file_type().is_socket() {
+            return Err(format!("{} is no longer a socket", path.display()));
+        }
+        Ok(BoundPath {
+            path: path.to_owned(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
 }
 
 impl Drop for BoundPath {

@@ -14,6 +14,7 @@ fn sockets_have_the_promised_modes_and_a_start_entry() {
     let d = Daemon::start(&[]);
     assert_eq!(socket_mode(&d.log), 0o666, "/dev/log is for everyone");
     assert_eq!(socket_mode(&d.query), 0o600, "the query socket is not");
+    assert_eq!(socket_mode(&d.intake), 0o600, "nor the fd intake socket");
     let e = d.dump();
     assert_eq!(e[0]["source"], "memlogd");
     assert_eq!(e[0]["msg"], "memlogd started");
@@ -24,13 +25,14 @@ fn sockets_have_the_promised_modes_and_a_start_entry() {
 fn sigterm_and_sigint_remove_the_sockets_and_exit_0() {
     for sig in ["TERM", "INT"] {
         let d = Daemon::start(&[]);
-        let (log, query) = (d.log.clone(), d.query.clone());
+        let (log, query, intake) = (d.log.clone(), d.query.clone(), d.intake.clone());
         signal(d.pid(), sig);
         let mut d = d;
         let status = wait_timeout(&mut d.child, Duration::from_secs(10));
         assert!(status.success(), "SIG{sig}: {status}");
         assert!(!log.exists(), "SIG{sig} left {}", log.display());
         assert!(!query.exists(), "SIG{sig} left {}", query.display());
+        assert!(!intake.exists(), "SIG{sig} left {}", intake.display());
     }
 }
 
@@ -60,6 +62,8 @@ fn a_path_where_a_live_daemon_listens_is_refused() {
         .arg(&first.log)
         .arg("--socket-query")
         .arg(dir.path().join("q.sock"))
+        .arg("--socket-log")
+        .arg(dir.path().join("intake.sock"))
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -73,6 +77,10 @@ fn a_path_where_a_live_daemon_listens_is_refused() {
     first.send(format!("<13>Nov 21 23:40:10 t: {msg}").as_bytes());
     first.entry_with_msg(&msg);
     assert!(!dir.path().join("q.sock").exists(), "nothing left behind");
+    assert!(
+        !dir.path().join("intake.sock").exists(),
+        "nothing left behind"
+    );
 }
 
 #[test]
@@ -135,6 +143,8 @@ fn memlogd_style_flags_work() {
         .arg(&q)
         .arg("-syslog-socket")
         .arg(&log)
+        .arg("-socket-log")
+        .arg(dir.path().join("intake.sock"))
         .args(["-max-lines", "3", "-max-line-len=5", "-no-kmsg"])
         .spawn()
         .unwrap();

@@ -330,3 +330,34 @@ fn extra_syslog_sockets_feed_the_same_ring() {
     d.entry_with_msg(&a);
     d.entry_with_msg(&b);
 }
+
+#[test]
+fn fds_sent_to_dev_log_are_closed_even_when_too_many_to_parse() {
+    use std::os::fd::{AsRawFd, RawFd};
+    let d = Daemon::start(&[]);
+    let open_fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
+            .unwrap()
+            .count()
+    };
+    let before = open_fds();
+    // More fds than /dev/log has room for: the kernel installs those that
+    // fit and cuts the control message.
+    let pairs: Vec<_> = (0..20)
+        .map(|_| std::os::unix::net::UnixStream::pair().unwrap())
+        .collect();
+    let raw: Vec<RawFd> = pairs.iter().map(|(a, _)| a.as_raw_fd()).collect();
+    let msg = unique("with-fds");
+    send_fds(
+        &d.log,
+        format!("<13>Nov 21 23:40:10 t: {msg}").as_bytes(),
+        &raw,
+    )
+    .unwrap();
+    let e = d.entry_with_msg(&msg);
+    assert!(
+        e["peer"]["pid"].is_u64(),
+        "the credentials still count: {e}"
+    );
+    d.wait_until("every received fd closed", |_| open_fds() <= before);
+}

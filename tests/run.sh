@@ -22,6 +22,7 @@ declare -A want=(
   [logger]=bsdutils
   [unshare]=util-linux
   [setpriv]=util-linux
+  [prlimit]=util-linux
   [python3]=python3
   [socat]=socat
   [curl]=curl

@@ -3,3 +3,4 @@
 //! the logic.
 
 pub mod logread;
+pub mod logwrite;

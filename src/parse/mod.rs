@@ -3,6 +3,7 @@
 
 pub mod frames;
 pub mod kmsg;
+pub mod lines;
 pub mod syslog;
 
 use std::borrow::Cow;

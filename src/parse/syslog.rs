@@ -264,9 +264,7 @@ fn pid_as_written<'a>(t: &'a str, app: Option<&'a str>, n: i32) -> Cow<'a, str> 
     let written = app.and_then(|app| {
         let start = (app.as_ptr() as usize).checked_sub(t.as_ptr() as usize)? + app.len();
         let rest = t.get(start + 1..)?;
-        let end = rest
-            .find(|c: char| c == ']' || c == ' ')
-            .unwrap_or(rest.len());
+        let end = rest.find([']', ' ']).unwrap_or(rest.len());
         Some(&rest[..end])
     });
     match written {

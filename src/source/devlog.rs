@@ -5,21 +5,18 @@
 //! gid as the kernel saw them; those go into the record's `peer`, whatever
 //! the message claims.
 
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
+use std::os::fd::AsRawFd;
 
 use mio::net::UnixDatagram;
 use nix::errno::Errno;
-use nix::sys::socket::{
-    recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, UnixCredentials,
-};
+use nix::sys::socket::{setsockopt, sockopt};
 
-use super::Drain;
+use super::{fdpass, Drain};
+use crate::listen::Listener;
 use crate::parse::syslog::{Origin, Scratch, SyslogParser};
 use crate::record::{now_ns, Input, Peer};
 use crate::ring::Ring;
-use crate::sockpath::{self, BoundPath, SocketKind};
+use crate::sockpath::BoundPath;
 
 /// Datagrams up to this size are received whole. Larger ones (the kernel
 /// allows about 200 KiB) are cut here and flagged truncated.
@@ -34,24 +31,34 @@ pub struct DevLogSource {
     parser: SyslogParser,
     scratch: Scratch,
     buf: Vec<u8>,
-    _path: BoundPath,
+    control: Vec<u64>,
+    _path: Option<BoundPath>,
 }
 
 impl DevLogSource {
-    /// Bind `path` (mode 0666: every local program may log) and turn on
-    /// credential passing.
-    pub fn bind(path: &Path, parser: SyslogParser) -> Result<DevLogSource, String> {
-        sockpath::prepare(path, SocketKind::Datagram)?;
-        let (socket, guard) = sockpath::bind_with_mode(path, 0o666, |p| UnixDatagram::bind(p))?;
-        setsockopt(&socket, sockopt::PassCred, &true)
-            .map_err(|e| format!("{}: cannot enable SO_PASSCRED: {e}", path.display()))?;
+    /// Serve `listener` (bound at mode 0666: every local program may log,
+    /// or inherited), with credential passing on.
+    pub fn new(
+        listener: Listener<UnixDatagram>,
+        parser: SyslogParser,
+    ) -> Result<DevLogSource, String> {
+        let Listener { socket, path } = listener;
+        setsockopt(&socket, sockopt::PassCred, &true).map_err(|e| {
+            let at = path
+                .as_ref()
+                .map_or("an inherited syslog socket".into(), |p| {
+                    p.path().display().to_string()
+                });
+            format!("{at}: cannot enable SO_PASSCRED: {e}")
+        })?;
         let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(RECV_BUFFER);
         Ok(DevLogSource {
             socket,
             parser,
             scratch: Scratch::default(),
             buf: vec![0; MAX_DATAGRAM],
-            _path: guard,
+            control: fdpass::control_buffer(8),
+            _path: path,
         })
     }
 
@@ -90,44 +97,14 @@ impl DevLogSource {
     /// the sender's credentials. `Ok(None)` when the socket is empty;
     /// `Err(())` for a datagram that could not be received (already gone).
     fn recv(&mut self) -> Result<Option<(usize, bool, Option<Peer>)>, ()> {
-        let mut iov = [IoSliceMut::new(&mut self.buf)];
-        // Room for credentials and a few fds: a sender may attach fds, which
-        // are closed below rather than leaked.
-        let mut cmsg = nix::cmsg_space!(UnixCredentials, [std::os::fd::RawFd; 8]);
-        let msg = match recvmsg::<()>(
-            self.socket.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
-        ) {
-            Ok(m) => m,
-            Err(Errno::EAGAIN) => return Ok(None),
-            Err(Errno::EINTR) => return Err(()),
-            Err(_) => return Ok(None),
-        };
-        let mut peer = None;
-        if let Ok(cmsgs) = msg.cmsgs() {
-            for c in cmsgs {
-                match c {
-                    ControlMessageOwned::ScmCredentials(cred) => {
-                        peer = Some(Peer {
-                            pid: cred.pid() as u32,
-                            uid: cred.uid(),
-                            gid: cred.gid(),
-                        });
-                    }
-                    ControlMessageOwned::ScmRights(fds) => {
-                        for fd in fds {
-                            // SAFETY: the kernel just installed these fds
-                            // in this process; nothing else refers to them.
-                            drop(unsafe { OwnedFd::from_raw_fd(fd) });
-                        }
-                    }
-                    _ => {}
-                }
-            }
+        // A sender may attach fds: fdpass hands back every one the kernel
+        // installed, even past the room the buffer has, and they are
+        // closed here when `r` is dropped.
+        match fdpass::recv(self.socket.as_raw_fd(), &mut self.buf, &mut self.control) {
+            Ok(Some(r)) => Ok(Some((r.len, r.payload_cut, r.peer))),
+            Ok(None) => Ok(None),
+            Err(Errno::EINTR) => Err(()),
+            Err(_) => Ok(None),
         }
-        let cut = msg.flags.contains(MsgFlags::MSG_TRUNC);
-        Ok(Some((msg.bytes, cut, peer)))
     }
 }

@@ -2,8 +2,11 @@
 //! pushes records into the ring. Sources never see queries.
 
 pub mod devlog;
+pub mod fdpass;
+pub mod intake;
 pub mod kmsg;
 pub mod net;
+pub mod notice;
 
 /// What a source's drain call left behind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

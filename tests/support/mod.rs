@@ -3,7 +3,8 @@
 //! sockets, stop it by its pid.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
+use std::io::{IoSlice, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -15,6 +16,9 @@ pub mod syslogd;
 
 pub const RINGLOGD: &str = env!("CARGO_BIN_EXE_ringlogd");
 pub const LOGREAD: &str = env!("CARGO_BIN_EXE_logread");
+pub const LOGWRITE: &str = env!("CARGO_BIN_EXE_logwrite");
+/// A LinuxKit init stand-in that passes fds with Python's socket.send_fds.
+pub const FAKE_INIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/fake_init.py");
 
 /// A running daemon in its own temporary directory.
 pub struct Daemon {
@@ -24,6 +28,8 @@ pub struct Daemon {
     pub query: PathBuf,
     /// Where the daemon's stderr goes, when the test reads it.
     pub stderr: Option<PathBuf>,
+    /// The fd intake socket, `DIR/linuxkit-external-logging.sock`.
+    pub intake: PathBuf,
 }
 
 impl Daemon {
@@ -71,6 +77,7 @@ impl Daemon {
             log: dir.path().join("log"),
             query: dir.path().join("memlogdq.sock"),
             stderr,
+            intake: dir.path().join("linuxkit-external-logging.sock"),
             dir,
         };
         d.wait_ready();
@@ -99,6 +106,42 @@ impl Daemon {
         let s = UnixDatagram::unbound().unwrap();
         s.send_to(bytes, &self.log)
             .expect("send to /dev/log socket");
+    }
+
+    /// Pass `fds` to the daemon's fd intake under `name`, in one datagram.
+    pub fn pass_fds(&self, name: &[u8], fds: &[RawFd]) {
+        send_fds(&self.intake, name, fds).expect("send fds to the intake socket");
+    }
+
+    /// Pass one end of a new socketpair under `name`; the other end, to
+    /// write the lines to.
+    pub fn pass_socketpair(&self, name: &str) -> UnixStream {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        self.pass_fds(name.as_bytes(), &[theirs.as_raw_fd()]);
+        ours
+    }
+
+    /// The entries from intake source `source`, in ring order.
+    pub fn entries_of(&self, source: &str) -> Vec<Value> {
+        self.dump()
+            .into_iter()
+            .filter(|e| e["source"] == source && e["input"] == "fd")
+            .collect()
+    }
+
+    /// The messages of `source`, once there are `n` of them.
+    pub fn wait_lines(&self, source: &str, n: usize) -> Vec<String> {
+        let entries = self.wait_for(&format!("{n} lines from {source}"), |e| {
+            e.iter()
+                .filter(|v| v["source"] == source && v["input"] == "fd")
+                .count()
+                >= n
+        });
+        entries
+            .into_iter()
+            .filter(|v| v["source"] == source && v["input"] == "fd")
+            .map(|v| v["msg"].as_str().unwrap().to_owned())
+            .collect()
     }
 
     /// A raw query: send `request`, read until the daemon closes.
@@ -136,6 +179,22 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Wait until `pred` holds (it may query the daemon), failing after 10 s.
+    pub fn wait_until(&self, what: &str, pred: impl Fn(&Daemon) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !pred(self) {
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; stats: {}", self.stats());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A counter of the fd intake's ledger (0 while nothing arrived).
+    pub fn fd_counter(&self, name: &str) -> u64 {
+        self.stats()["inputs"]["fd"][name].as_u64().unwrap_or(0)
     }
 
     /// The first entry whose msg is `msg`, once it has arrived.
@@ -213,6 +272,108 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Send `fds` to the intake socket at `path` as LinuxKit's init does: one
+/// datagram from an unbound socket, the name as payload.
+pub fn send_fds(path: &Path, name: &[u8], fds: &[RawFd]) -> nix::Result<usize> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
+    let sender = UnixDatagram::unbound().unwrap();
+    let addr = UnixAddr::new(path)?;
+    let cmsgs = if fds.is_empty() {
+        vec![]
+    } else {
+        vec![ControlMessage::ScmRights(fds)]
+    };
+    sendmsg(
+        sender.as_raw_fd(),
+        &[IoSlice::new(name)],
+        &cmsgs,
+        MsgFlags::empty(),
+        Some(&addr),
+    )
+}
+
+/// The pid of the one live process (other than this one) whose command
+/// line mentions `needle`, e.g. its own temporary directory. (SO_PEERCRED
+/// on a query connection would name whoever called listen(), which under
+/// --daemonize is the parent that has exited.)
+pub fn pid_with_arg(needle: &Path) -> u32 {
+    let needle = needle.as_os_str().as_encoded_bytes();
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let live = !std::fs::read_to_string(entry.path().join("stat"))
+            .unwrap_or_default()
+            .rsplit(')')
+            .next()
+            .is_some_and(|s| s.trim_start().starts_with('Z'));
+        if pid != me && live && cmdline.windows(needle.len()).any(|w| w == needle) {
+            found.push(pid);
+        }
+    }
+    assert_eq!(
+        found.len(),
+        1,
+        "processes mentioning {:?}: {found:?}",
+        String::from_utf8_lossy(needle)
+    );
+    found[0]
+}
+
+/// Wait up to 10 s for process `pid` (not our child) to be gone.
+pub fn wait_gone(pid: u32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let path = format!("/proc/{pid}/stat");
+        match std::fs::read_to_string(&path) {
+            // A zombie has exited; its parent (init) reaps it.
+            Ok(stat)
+                if stat
+                    .rsplit(')')
+                    .next()
+                    .is_some_and(|s| s.trim_start().starts_with('Z')) =>
+            {
+                return true
+            }
+            Ok(_) => {}
+            Err(_) => return true,
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+/// Stops a daemon that is not our child (started with --daemonize) when
+/// dropped, so a failing test leaves nothing running.
+pub struct Detached(pub u32);
+
+impl Detached {
+    /// SIGTERM it and wait until it is gone.
+    pub fn stop(self) {
+        signal(self.0, "TERM");
+        assert!(wait_gone(self.0), "daemon {} did not stop", self.0);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(self.0.to_string())
+            .status();
     }
 }
 
@@ -305,4 +466,12 @@ pub fn wait_socket(path: &Path) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
     false
+}
+
+/// The daemon's command with `--no-kmsg`, for tests that count what the
+/// ring holds (the kernel's log would add its own lines).
+pub fn ringlogd_command() -> Command {
+    let mut c = Command::new(RINGLOGD);
+    c.arg("--no-kmsg");
+    c
 }

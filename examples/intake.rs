@@ -1,0 +1,186 @@
+//! Fd intake figures against the real daemon (default ring, so it evicts
+//! as it goes), each the median of 3 runs, timed from the first byte sent
+//! until the daemon's stats count every line stored:
+//!
+//! - lines per second from 1 fd, from 100 fds and from 1000 fds open at
+//!   once, 100-byte lines written in 64 KiB chunks by one fast writer;
+//! - fds per second: short-lived programs, each fd passed in its own
+//!   datagram with one line and closed at once (received, watched, read,
+//!   closed).
+//!
+//! `cargo build --release && cargo run --release --example intake [LINES]`
+
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
+
+const LINE: usize = 100;
+
+fn daemon_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().join("ringlogd")
+}
+
+fn start(dir: &Path, args: &[&str]) -> Child {
+    let mut child = Command::new(daemon_bin())
+        .arg("--runtime-dir")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("build ringlogd first: cargo build --release");
+    let q = dir.join("memlogdq.sock");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while UnixStream::connect(&q).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("ringlogd exited: {status}; build it first: cargo build --release");
+        }
+        assert!(Instant::now() < deadline, "ringlogd did not start");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child
+}
+
+fn stats(dir: &Path) -> serde_json::Value {
+    let mut c = UnixStream::connect(dir.join("memlogdq.sock")).unwrap();
+    c.write_all(b"{\"mode\":\"stats\"}\n").unwrap();
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).unwrap();
+    serde_json::from_slice(&out).unwrap()
+}
+
+fn newest_entry(dir: &Path) -> serde_json::Value {
+    let mut c = UnixStream::connect(dir.join("memlogdq.sock")).unwrap();
+    c.write_all(b"{\"mode\":\"dump\",\"n\":1}\n").unwrap();
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).unwrap();
+    serde_json::from_slice(&out).unwrap()
+}
+
+fn fd_counter(dir: &Path, name: &str) -> u64 {
+    stats(dir)["inputs"]["fd"][name].as_u64().unwrap_or(0)
+}
+
+fn wait_stored(dir: &Path, n: u64) {
+    while fd_counter(dir, "stored") < n {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn pass(intake: &Path, name: &str, fd: &impl AsRawFd) {
+    let sender = UnixDatagram::unbound().unwrap();
+    let addr = UnixAddr::new(intake).unwrap();
+    let fds = [fd.as_raw_fd()];
+    sendmsg(
+        sender.as_raw_fd(),
+        &[std::io::IoSlice::new(name.as_bytes())],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        Some(&addr),
+    )
+    .unwrap();
+}
+
+/// 64 KiB of whole 100-byte lines.
+fn chunk() -> Vec<u8> {
+    let mut c = Vec::new();
+    let mut i = 0;
+    while c.len() + LINE <= 64 << 10 {
+        let mut l = format!("line {i:08} from a busy service ").into_bytes();
+        l.resize(LINE - 1, b'.');
+        l.push(b'\n');
+        c.extend_from_slice(&l);
+        i += 1;
+    }
+    c
+}
+
+/// Lines per second with `fds` fds open at once, `lines` lines in all.
+fn lines_rate(fds: usize, lines: u64) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = start(dir.path(), &["--max-fds", &(fds + 10).to_string()]);
+    let intake = dir.path().join("linuxkit-external-logging.sock");
+    let chunk = chunk();
+    let per_chunk = (chunk.len() / LINE) as u64;
+    let chunks = lines.div_ceil(per_chunk);
+    let mut writers: Vec<UnixStream> = (0..fds)
+        .map(|i| {
+            let (ours, theirs) = UnixStream::pair().unwrap();
+            pass(&intake, &format!("svc{i}.out"), &theirs);
+            ours
+        })
+        .collect();
+    let start = Instant::now();
+    for c in 0..chunks {
+        writers[c as usize % fds].write_all(&chunk).unwrap();
+    }
+    drop(writers);
+    let total = chunks * per_chunk;
+    wait_stored(dir.path(), total);
+    let rate = total as f64 / start.elapsed().as_secs_f64();
+    assert_eq!(fd_counter(dir.path(), "dropped"), 0);
+    assert_eq!(fd_counter(dir.path(), "received"), total);
+    let newest = newest_entry(dir.path());
+    assert_eq!(newest["input"], "fd");
+    assert_eq!(newest["msg"].as_str().unwrap().len(), LINE - 1, "{newest}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    rate
+}
+
+/// Fds per second: `n` fds, each with one line, passed and closed.
+fn fds_rate(n: u64) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = start(dir.path(), &[]);
+    let intake = dir.path().join("linuxkit-external-logging.sock");
+    let sender = UnixDatagram::unbound().unwrap();
+    let addr = UnixAddr::new(&intake).unwrap();
+    let start = Instant::now();
+    for i in 0..n {
+        let (mut ours, theirs) = UnixStream::pair().unwrap();
+        ours.write_all(b"one line from a short-lived program\n")
+            .unwrap();
+        drop(ours);
+        let fds = [theirs.as_raw_fd()];
+        let name = format!("job{i}");
+        sendmsg(
+            sender.as_raw_fd(),
+            &[std::io::IoSlice::new(name.as_bytes())],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            Some(&addr),
+        )
+        .unwrap();
+    }
+    wait_stored(dir.path(), n);
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    assert_eq!(fd_counter(dir.path(), "dropped"), 0, "no fd refused");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    rate
+}
+
+fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+fn main() {
+    let lines: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(2_000_000);
+    println!("fd intake, {LINE}-byte lines, median of 3 (min..max):");
+    for fds in [1, 100, 1000] {
+        let (m, lo, hi) = median((0..3).map(|_| lines_rate(fds, lines)).collect());
+        println!("  {fds:>5} fds open   {m:>10.0} lines/s  ({lo:.0}..{hi:.0})");
+    }
+    let n = 20_000;
+    let (m, lo, hi) = median((0..3).map(|_| fds_rate(n)).collect());
+    println!("  {n} short-lived fds, one line each: {m:>8.0} fds/s  ({lo:.0}..{hi:.0})");
+}

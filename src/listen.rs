@@ -1,0 +1,259 @@
+//! The sockets the daemon listens on, however it got them: bound at a path
+//! (and removed again when it stops), inherited from the process that
+//! started it (`--fd-syslog`, `--fd-query`, `--fd-log`: never unlinked or
+//! rebound, they belong to whoever made them), or handed over by its own
+//! parent under `--daemonize`.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use mio::net::{UnixDatagram, UnixListener};
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::sys::socket::{getsockname, getsockopt, sockopt, SockType, UnixAddr};
+
+use crate::config::Settings;
+use crate::sockpath::{self, BoundPath, SocketKind};
+
+/// One listening socket, and the path to remove when the daemon stops.
+#[derive(Debug)]
+pub struct Listener<S> {
+    pub socket: S,
+    /// The path this daemon bound (or adopted from its daemonizing parent);
+    /// `None` for an inherited socket.
+    pub path: Option<BoundPath>,
+}
+
+/// Every socket the daemon serves.
+#[derive(Debug)]
+pub struct Listeners {
+    pub syslog: Vec<Listener<UnixDatagram>>,
+    pub intake: Listener<UnixDatagram>,
+    pub query: Listener<UnixListener>,
+}
+
+/// The fd numbers of a [`Listeners`], role by role: what a daemonizing
+/// parent passes to the background daemon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandedFds {
+    /// The `--fd-syslog` sockets first, then those bound at paths, in the
+    /// order of the flags.
+    pub syslog: Vec<RawFd>,
+    pub intake: RawFd,
+    pub query: RawFd,
+}
+
+impl Listeners {
+    /// Bind or inherit every socket `settings` asks for; with `handed`,
+    /// take over the ones a daemonizing parent bound instead. Errors name
+    /// the flag or path at fault.
+    pub fn open(settings: &Settings, handed: Option<&HandedFds>) -> Result<Listeners, String> {
+        match handed {
+            Some(h) => Listeners::take_over(settings, h),
+            None => Listeners::bind(settings),
+        }
+    }
+
+    fn bind(settings: &Settings) -> Result<Listeners, String> {
+        let mut given = settings.syslog_fds.clone();
+        given.extend(settings.intake_fd);
+        given.extend(settings.query_fd);
+        check_distinct(given)?;
+        // Inherited sockets first: a bad --fd-* flag must fail before any
+        // path is bound.
+        let mut syslog = settings
+            .syslog_fds
+            .iter()
+            .map(|&fd| {
+                Ok(Listener {
+                    socket: inherited_datagram(fd, "--fd-syslog")?,
+                    path: None,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let intake = settings
+            .intake_fd
+            .map(|fd| inherited_datagram(fd, "--fd-log"))
+            .transpose()?;
+        let query = settings
+            .query_fd
+            .map(|fd| inherited_listener(fd, "--fd-query"))
+            .transpose()?;
+        for path in &settings.syslog_sockets {
+            syslog.push(bind_datagram(path, 0o666)?);
+        }
+        let intake = match intake {
+            Some(socket) => Listener { socket, path: None },
+            None => bind_datagram(&settings.intake_socket, 0o600)?,
+        };
+        let query = match query {
+            Some(socket) => Listener { socket, path: None },
+            None => {
+                sockpath::prepare(&settings.query_socket, SocketKind::Stream)?;
+                let (socket, path) =
+                    sockpath::bind_with_mode(&settings.query_socket, 0o600, |p| {
+                        UnixListener::bind(p)
+                    })?;
+                Listener {
+                    socket,
+                    path: Some(path),
+                }
+            }
+        };
+        Ok(Listeners {
+            syslog,
+            intake,
+            query,
+        })
+    }
+
+    /// The background daemon's side of `--daemonize`: the parent bound or
+    /// inherited everything; sockets it bound at paths become ours to
+    /// remove, the ones it inherited stay their owner's.
+    fn take_over(settings: &Settings, h: &HandedFds) -> Result<Listeners, String> {
+        let mut given = h.syslog.clone();
+        given.extend([h.intake, h.query]);
+        check_distinct(given)?;
+        let inherited = settings.syslog_fds.len();
+        if h.syslog.len() != inherited + settings.syslog_sockets.len() {
+            return Err(format!(
+                "the daemonizing parent handed over {} syslog sockets, the flags ask for {}",
+                h.syslog.len(),
+                inherited + settings.syslog_sockets.len()
+            ));
+        }
+        let adopt_unless_inherited = |fd: Option<RawFd>, path: &Path| match fd {
+            Some(_) => Ok(None),
+            None => BoundPath::adopt(path).map(Some),
+        };
+        let mut syslog = Vec::new();
+        for (i, &fd) in h.syslog.iter().enumerate() {
+            let path = match i.checked_sub(inherited) {
+                None => None,
+                Some(j) => Some(BoundPath::adopt(&settings.syslog_sockets[j])?),
+            };
+            syslog.push(Listener {
+                socket: inherited_datagram(fd, "handed-over syslog socket")?,
+                path,
+            });
+        }
+        Ok(Listeners {
+            syslog,
+            intake: Listener {
+                socket: inherited_datagram(h.intake, "handed-over intake socket")?,
+                path: adopt_unless_inherited(settings.intake_fd, &settings.intake_socket)?,
+            },
+            query: Listener {
+                socket: inherited_listener(h.query, "handed-over query socket")?,
+                path: adopt_unless_inherited(settings.query_fd, &settings.query_socket)?,
+            },
+        })
+    }
+
+    /// The fd number of every socket, for handing them over.
+    pub fn fds(&self) -> HandedFds {
+        HandedFds {
+            syslog: self.syslog.iter().map(|l| l.socket.as_raw_fd()).collect(),
+            intake: self.intake.socket.as_raw_fd(),
+            query: self.query.socket.as_raw_fd(),
+        }
+    }
+
+    /// Leave the socket files in place when this process exits: another
+    /// process (the background daemon) has taken them over.
+    pub fn release_paths(&mut self) {
+        let paths = self
+            .syslog
+            .iter_mut()
+            .map(|l| l.path.take())
+            .chain([self.intake.path.take(), self.query.path.take()]);
+        for p in paths.flatten() {
+            std::mem::forget(p);
+        }
+    }
+}
+
+fn check_distinct(mut fds: Vec<RawFd>) -> Result<(), String> {
+    fds.sort_unstable();
+    match fds.windows(2).find(|w| w[0] == w[1]) {
+        Some(w) => Err(format!(
+            "fd {} is given for two sockets; each --fd-* flag needs its own",
+            w[0]
+        )),
+        None => Ok(()),
+    }
+}
+
+fn bind_datagram(path: &Path, mode: u32) -> Result<Listener<UnixDatagram>, String> {
+    sockpath::prepare(path, SocketKind::Datagram)?;
+    let (socket, guard) = sockpath::bind_with_mode(path, mode, |p| UnixDatagram::bind(p))?;
+    Ok(Listener {
+        socket,
+        path: Some(guard),
+    })
+}
+
+fn inherited_datagram(fd: RawFd, flag: &str) -> Result<UnixDatagram, String> {
+    let owned = inherited(fd, SockType::Datagram, flag)?;
+    let std = std::os::unix::net::UnixDatagram::from(owned);
+    std.set_nonblocking(true)
+        .map_err(|e| format!("{flag} {fd}: {e}"))?;
+    Ok(UnixDatagram::from_std(std))
+}
+
+fn inherited_listener(fd: RawFd, flag: &str) -> Result<UnixListener, String> {
+    let owned = inherited(fd, SockType::Stream, flag)?;
+    let listening = getsockopt(&owned, sockopt::AcceptConn)
+        .map_err(|e| format!("{flag} {fd}: cannot inspect the socket: {e}"))?;
+    if !listening {
+        return Err(format!(
+            "{flag} {fd}: the socket is not listening (the parent must bind and listen)"
+        ));
+    }
+    let std = std::os::unix::net::UnixListener::from(owned);
+    std.set_nonblocking(true)
+        .map_err(|e| format!("{flag} {fd}: {e}"))?;
+    Ok(UnixListener::from_std(std))
+}
+
+/// Take ownership of fd `fd`, which the parent passed for `flag`, once it
+/// is known to be a unix socket of type `want`. Made close-on-exec: it is
+/// ours now.
+fn inherited(fd: RawFd, want: SockType, flag: &str) -> Result<OwnedFd, String> {
+    if fcntl(unsafe_borrow(fd), FcntlArg::F_GETFD) == Err(Errno::EBADF) {
+        return Err(format!("{flag} {fd}: not an open file descriptor"));
+    }
+    let ty = getsockopt(&unsafe_borrow(fd), sockopt::SockType).map_err(|e| match e {
+        Errno::ENOTSOCK => format!("{flag} {fd}: not a socket"),
+        e => format!("{flag} {fd}: cannot inspect the socket: {e}"),
+    })?;
+    if getsockname::<UnixAddr>(fd).is_err() {
+        return Err(format!("{flag} {fd}: not a unix socket"));
+    }
+    if ty != want {
+        let name = |t: SockType| match t {
+            SockType::Datagram => "datagram",
+            SockType::Stream => "stream",
+            _ => "other",
+        };
+        return Err(format!(
+            "{flag} {fd}: a {} socket, where a unix {} socket is needed",
+            name(ty),
+            name(want)
+        ));
+    }
+    // SAFETY: the flag hands this fd to the process, it was just checked
+    // to be an open socket, and check_distinct made sure no other flag
+    // claims it, so this is its only owner.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    fcntl(owned.as_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+        .map_err(|e| format!("{flag} {fd}: cannot set close-on-exec: {e}"))?;
+    Ok(owned)
+}
+
+/// A borrow of an fd number given on the command line, only to inspect it.
+fn unsafe_borrow(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: used only for fcntl/getsockopt queries before ownership is
+    // taken; a closed number fails those calls with EBADF, nothing worse.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}

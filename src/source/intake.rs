@@ -1,0 +1,420 @@
+//! The fd intake, as LinuxKit's memlogd does it: LinuxKit's `init`,
+//! `logwrite` and any other client pass the read end of a program's stdout
+//! or stderr over a unix datagram socket, with the name to log it under,
+//! and every line read from that fd becomes a record (`input` `fd`).
+//!
+//! A datagram is a name (its payload; one trailing NUL is dropped) and one
+//! or more fds (SCM_RIGHTS), all logged under that name. Each fd is read
+//! until its end, without blocking, from the event loop: pipes, FIFOs and
+//! sockets are watched by epoll, edge-triggered; a regular file, which epoll
+//! refuses, is read to its end in bounded steps. No fd gets more than
+//! [`FD_BUDGET`] bytes per turn, so one noisy program cannot starve the
+//! others. A line's time is when its last byte was read.
+//!
+//! Whatever cannot be used is counted once for input `fd` as received and
+//! dropped, and reported as an internal entry: a datagram without an fd, a
+//! control message the kernel had to cut (fds lost), an fd that cannot be
+//! read or fails while being read, an fd past `--max-fds`. None of it stops
+//! the daemon or the other fds.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use mio::net::UnixDatagram;
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+
+use super::fdpass;
+use super::notice::Notices;
+use super::Drain;
+use crate::listen::Listener;
+use crate::parse::escape_invalid_utf8;
+use crate::parse::lines::{level_prefix, Line, LineSplitter};
+use crate::record::{now_ns, truncate_utf8, Input, Record};
+use crate::ring::Ring;
+use crate::sockpath::BoundPath;
+
+/// Bytes read from one fd per turn of the event loop, at most.
+pub const FD_BUDGET: usize = 64 << 10;
+/// Datagrams (so fds) taken in per turn, at most. The fds of one turn are
+/// read in the next, so a burst of short-lived programs is read and closed
+/// as it comes instead of piling up towards `--max-fds`.
+pub const SOCKET_BUDGET: usize = 64;
+/// Source names longer than this are cut.
+pub const MAX_NAME: usize = 4096;
+/// The most fds one datagram can carry (the kernel's SCM_MAX_FD).
+const MAX_FDS_PER_DATAGRAM: usize = 253;
+/// File descriptors kept free for everything else the daemon opens
+/// (sockets, query clients) when the fd limit bounds `--max-fds`.
+const RESERVED_FDS: u64 = 64;
+/// Severity of the daemon's warnings about the intake.
+const SEV_WARNING: u8 = 4;
+
+/// What the intake does with its fds, from the flags.
+#[derive(Clone, Copy, Debug)]
+pub struct IntakeOptions {
+    pub max_fds: usize,
+    pub max_line_len: usize,
+    pub level_prefix: bool,
+}
+
+/// How an fd learns that it has something to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Watch {
+    /// Registered with epoll: read on readiness.
+    Epoll,
+    /// A regular file, which epoll refuses: always readable, read in
+    /// budget-sized steps every turn until its end.
+    Steps,
+}
+
+/// One received fd being read.
+struct FdReader {
+    file: File,
+    watch: Watch,
+    lines: LineSplitter,
+    /// Reused for every line of this fd: the name is set once, the text
+    /// and time per line, so a line costs no allocation.
+    record: Record,
+}
+
+/// The intake socket and every fd received on it.
+pub struct IntakeSource {
+    socket: UnixDatagram,
+    _path: Option<BoundPath>,
+    readers: Vec<Option<FdReader>>,
+    free: Vec<usize>,
+    open: usize,
+    /// `--max-fds`, lowered to what the process's fd limit allows.
+    max_fds: usize,
+    fd_base: usize,
+    options: IntakeOptions,
+    buf: Vec<u8>,
+    name_buf: Vec<u8>,
+    control: Vec<u64>,
+    /// New fds to read before any readiness event, and regular files.
+    ready: Vec<Token>,
+    notices: Notices,
+}
+
+/// What one `recvmsg` brought.
+struct Datagram {
+    name: String,
+    fds: Vec<OwnedFd>,
+    /// The kernel cut the control message: some fds never arrived.
+    fds_lost: bool,
+    name_cut: bool,
+}
+
+impl IntakeSource {
+    /// Serve `listener`; received fds get tokens from `fd_base` up, below
+    /// `fd_base + options.max_fds`. Raises the process's fd limit as far as
+    /// `--max-fds` needs and the hard limit allows, and says so in the ring
+    /// when that is not far enough.
+    pub fn new(
+        listener: Listener<UnixDatagram>,
+        options: IntakeOptions,
+        fd_base: usize,
+        ring: &mut Ring,
+    ) -> IntakeSource {
+        let max_fds = match fd_limit_for(options.max_fds) {
+            Ok(limit) => {
+                let fit = usize::try_from(limit.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
+                if fit < options.max_fds {
+                    let msg = format!(
+                        "--max-fds {} is more than the fd limit ({limit}) allows: \
+                         at most {fit} intake fds will be read at once",
+                        options.max_fds
+                    );
+                    crate::daemon::log_internal(ring, SEV_WARNING, msg);
+                }
+                fit.min(options.max_fds)
+            }
+            Err(_) => options.max_fds,
+        };
+        IntakeSource {
+            socket: listener.socket,
+            _path: listener.path,
+            readers: Vec::new(),
+            free: Vec::new(),
+            open: 0,
+            max_fds,
+            fd_base,
+            options,
+            buf: vec![0; FD_BUDGET],
+            name_buf: vec![0; MAX_NAME],
+            control: fdpass::control_buffer(MAX_FDS_PER_DATAGRAM),
+            ready: Vec::new(),
+            notices: Notices::default(),
+        }
+    }
+
+    pub fn socket_mut(&mut self) -> &mut UnixDatagram {
+        &mut self.socket
+    }
+
+    /// Whether `token` names one of the received fds.
+    pub fn owns_fd(&self, token: Token) -> bool {
+        (self.fd_base..self.fd_base + self.readers.len()).contains(&token.0)
+    }
+
+    /// Tokens to read without waiting for readiness: fds that just arrived
+    /// (data may be waiting already) and regular files.
+    pub fn take_ready(&mut self) -> Vec<Token> {
+        std::mem::take(&mut self.ready)
+    }
+
+    /// Receive up to `budget` datagrams and take in their fds.
+    pub fn drain_socket(&mut self, ring: &mut Ring, registry: &Registry, budget: usize) -> Drain {
+        for _ in 0..budget {
+            match self.recv() {
+                Ok(Some(d)) => self.take_in(d, ring, registry),
+                Ok(None) => return Drain::Idle,
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    count_dropped(ring);
+                    self.notices.report(ring, "intake-recv", || {
+                        format!("intake: cannot receive from the intake socket: {e}")
+                    });
+                    return Drain::Idle;
+                }
+            }
+        }
+        Drain::More
+    }
+
+    /// Read what the fd behind `token` has, up to [`FD_BUDGET`] bytes;
+    /// at its end (or a read error) store its last line and close it.
+    pub fn drain_fd(&mut self, token: Token, ring: &mut Ring, registry: &Registry) -> Drain {
+        let idx = token.0 - self.fd_base;
+        let Some(reader) = self.readers.get_mut(idx).and_then(Option::as_mut) else {
+            return Drain::Idle;
+        };
+        let options = self.options;
+        let mut read = 0;
+        let outcome = loop {
+            match reader.file.read(&mut self.buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    let now = now_ns();
+                    let FdReader { lines, record, .. } = reader;
+                    lines.feed(&self.buf[..n], |line| {
+                        store_line(ring, record, line, now, options)
+                    });
+                    read += n;
+                    if read >= FD_BUDGET {
+                        return Drain::More;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return match reader.watch {
+                        Watch::Epoll => Drain::Idle,
+                        // Not expected of a file; try again next turn.
+                        Watch::Steps => Drain::More,
+                    };
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        let now = now_ns();
+        let FdReader { lines, record, .. } = reader;
+        lines.finish(|line| store_line(ring, record, line, now, options));
+        if let Err(e) = outcome {
+            // What the fd still held is lost: count the fd once.
+            count_dropped(ring);
+            let name = record.source.clone();
+            self.notices.report(ring, "intake-read", || {
+                format!("intake: reading the fd for {name:?} failed: {e}; closed it")
+            });
+        }
+        self.close(idx, registry);
+        Drain::Idle
+    }
+
+    /// One datagram, or `None` when the socket is empty.
+    fn recv(&mut self) -> Result<Option<Datagram>, Errno> {
+        let Some(r) = fdpass::recv(
+            self.socket.as_raw_fd(),
+            &mut self.name_buf,
+            &mut self.control,
+        )?
+        else {
+            return Ok(None);
+        };
+        let raw = &self.name_buf[..r.len];
+        let raw = raw.strip_suffix(b"\0").unwrap_or(raw);
+        Ok(Some(Datagram {
+            name: escape_invalid_utf8(raw).into_owned(),
+            fds: r.fds,
+            fds_lost: r.control_cut,
+            name_cut: r.payload_cut,
+        }))
+    }
+
+    /// Start reading every fd of `d`, or count and report why not.
+    fn take_in(&mut self, d: Datagram, ring: &mut Ring, registry: &Registry) {
+        let name = d.name;
+        if d.name_cut {
+            self.notices.report(ring, "intake-long-name", || {
+                format!("intake: a source name longer than {MAX_NAME} bytes was cut to {name:?}")
+            });
+        }
+        if d.fds_lost {
+            count_dropped(ring);
+            self.notices.report(ring, "intake-ctrunc", || {
+                format!(
+                    "intake: fds sent for {name:?} were lost: the kernel cut the control message \
+                     (more than {MAX_FDS_PER_DATAGRAM} fds in one datagram, or the daemon is out of fds)"
+                )
+            });
+        }
+        if d.fds.is_empty() && !d.fds_lost {
+            count_dropped(ring);
+            self.notices.report(ring, "intake-no-fd", || {
+                format!("intake: a datagram for {name:?} carried no fd; ignored")
+            });
+        }
+        for fd in d.fds {
+            if self.open >= self.max_fds {
+                count_dropped(ring);
+                let max = self.max_fds;
+                self.notices.report(ring, "intake-max-fds", || {
+                    format!(
+                        "intake: refused the fd for {name:?}: {max} intake fds are open (--max-fds)"
+                    )
+                });
+                continue;
+            }
+            match self.start_reading(fd, &name, registry) {
+                Ok(token) => self.ready.push(token),
+                Err(why) => {
+                    count_dropped(ring);
+                    self.notices.report(ring, "intake-unreadable", || {
+                        format!("intake: refused the fd for {name:?}: {why}")
+                    });
+                }
+            }
+        }
+    }
+
+    /// Check that `fd` can be read, make it non-blocking and watch it.
+    fn start_reading(
+        &mut self,
+        fd: OwnedFd,
+        name: &str,
+        registry: &Registry,
+    ) -> Result<Token, String> {
+        let flags = fcntl(fd.as_fd(), FcntlArg::F_GETFL)
+            .map_err(|e| format!("cannot read its flags: {e}"))?;
+        let flags = OFlag::from_bits_retain(flags);
+        if flags.contains(OFlag::O_PATH) {
+            return Err("it is an O_PATH fd, which cannot be read".into());
+        }
+        if flags & OFlag::O_ACCMODE == OFlag::O_WRONLY {
+            return Err("it is open for writing only".into());
+        }
+        let file = File::from(fd);
+        let kind = file
+            .metadata()
+            .map_err(|e| format!("cannot inspect it: {e}"))?
+            .file_type();
+        if kind.is_dir() {
+            return Err("it is a directory".into());
+        }
+        if !kind.is_file() && !flags.contains(OFlag::O_NONBLOCK) {
+            // The flag is on the open file description, shared with the
+            // sender's copy; senders write to the other end, so it is ours.
+            fcntl(file.as_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))
+                .map_err(|e| format!("cannot make it non-blocking: {e}"))?;
+        }
+        let idx = self.free.pop().unwrap_or_else(|| {
+            self.readers.push(None);
+            self.readers.len() - 1
+        });
+        let token = Token(self.fd_base + idx);
+        let watch = if kind.is_file() {
+            Watch::Steps
+        } else {
+            match registry.register(&mut SourceFd(&file.as_raw_fd()), token, Interest::READABLE) {
+                Ok(()) => Watch::Epoll,
+                // epoll refuses what is always readable (regular files and
+                // the like): read it in steps like a file.
+                Err(e) if e.raw_os_error() == Some(Errno::EPERM as i32) => Watch::Steps,
+                Err(e) => {
+                    self.free.push(idx);
+                    return Err(format!("cannot watch it: {e}"));
+                }
+            }
+        };
+        self.readers[idx] = Some(FdReader {
+            file,
+            watch,
+            lines: LineSplitter::new(self.options.max_line_len),
+            record: Record::new(Input::Fd, 0, name, String::new()),
+        });
+        self.open += 1;
+        Ok(token)
+    }
+
+    fn close(&mut self, idx: usize, registry: &Registry) {
+        if let Some(reader) = self.readers[idx].take() {
+            if reader.watch == Watch::Epoll {
+                let _ = registry.deregister(&mut SourceFd(&reader.file.as_raw_fd()));
+            }
+            self.free.push(idx);
+            self.open -= 1;
+        }
+    }
+}
+
+/// One line into the ring under the fd's name.
+fn store_line(
+    ring: &mut Ring,
+    record: &mut Record,
+    line: Line<'_>,
+    now: i64,
+    options: IntakeOptions,
+) {
+    let (severity, text) = if options.level_prefix {
+        level_prefix(line.bytes)
+    } else {
+        (None, line.bytes)
+    };
+    record.msg.clear();
+    record.msg.push_str(&escape_invalid_utf8(text));
+    // Escaped bytes take four characters each: the limit holds for the text
+    // as stored, too.
+    let cut = truncate_utf8(&mut record.msg, options.max_line_len);
+    record.truncated = line.truncated || cut;
+    record.severity = severity;
+    record.received_ns = now;
+    let counters = ring.ledger.input_mut(Input::Fd);
+    counters.received += 1;
+    counters.truncated += u64::from(record.truncated);
+    ring.push(record);
+}
+
+/// Something arrived on the intake and nothing of it could be stored.
+fn count_dropped(ring: &mut Ring) {
+    let c = ring.ledger.input_mut(Input::Fd);
+    c.received += 1;
+    c.dropped += 1;
+}
+
+/// Make room for `max_fds` intake fds under RLIMIT_NOFILE, raising the
+/// soft limit up to the hard one if needed; the soft limit after that.
+fn fd_limit_for(max_fds: usize) -> Result<u64, Errno> {
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    let want = (max_fds as u64).saturating_add(RESERVED_FDS);
+    if soft >= want {
+        return Ok(soft);
+    }
+    let raised = want.min(hard);
+    setrlimit(Resource::RLIMIT_NOFILE, raised, hard)?;
+    Ok(raised)
+}
