@@ -9,11 +9,13 @@
 //! are checked: a run that loses a message it cannot account for fails.
 
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
 use serde_json::Value;
 
 struct Opts {
@@ -60,6 +62,8 @@ fn main() {
             std::fs::write(qlen_path, &original).expect("restore max_dgram_qlen");
         }
     }
+    println!();
+    intake_row(&opts, &bins);
     println!();
     dump_table(&opts, &bins);
     println!();
@@ -251,6 +255,17 @@ impl Ringlogd {
 
     fn rss_kib(&self) -> u64 {
         rss_kib(self.child.id())
+    }
+
+    /// Proportional set size: shared library pages divided among the
+    /// processes that map them.
+    fn pss_kib(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", self.child.id()))
+            .unwrap_or_default();
+        s.lines()
+            .find_map(|l| l.strip_prefix("Pss:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+            .unwrap_or(0)
     }
 }
 
@@ -493,6 +508,78 @@ fn ingest_table(o: &Opts, bins: &Bins) {
     }
 }
 
+// ---- fd intake ----
+
+/// Pass `fd` to the intake socket under `name`, as LinuxKit's init does.
+fn pass_fd(intake: &Path, name: &str, fd: &impl AsRawFd) {
+    let sender = UnixDatagram::unbound().unwrap();
+    let addr = UnixAddr::new(intake).unwrap();
+    let fds = [fd.as_raw_fd()];
+    sendmsg(
+        sender.as_raw_fd(),
+        &[std::io::IoSlice::new(name.as_bytes())],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        Some(&addr),
+    )
+    .unwrap();
+}
+
+fn intake_row(o: &Opts, bins: &Bins) {
+    const FDS: usize = 64;
+    let per_fd = if o.quick { 2_000 } else { 40_000 };
+    let n = FDS * per_fd;
+    // One 100-byte line, repeated: what a chatty service writes.
+    let mut line =
+        b"2026-11-21T23:40:10Z level=info msg=\"request served\" path=/api/v1/items status=200"
+            .to_vec();
+    line.resize(99, b' ');
+    line.push(b'\n');
+    let block: Vec<u8> = line.repeat(640);
+    let f = repeat(o.reps, || {
+        let d = Ringlogd::start(
+            bins,
+            &["--max-lines", &(n + 10).to_string(), "--max-bytes", "4G"],
+        );
+        let intake = d.dir.path().join("linuxkit-external-logging.sock");
+        let mut writers = Vec::new();
+        for i in 0..FDS {
+            let (ours, theirs) = UnixStream::pair().unwrap();
+            pass_fd(&intake, &format!("svc{i}.out"), &theirs);
+            writers.push(ours);
+        }
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for group in writers.chunks_mut(FDS / 4) {
+                let block = &block;
+                s.spawn(move || {
+                    for _ in 0..per_fd / 640 {
+                        for w in group.iter_mut() {
+                            w.write_all(block).unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let c = &d.stats()["inputs"]["fd"];
+            assert_eq!(c["dropped"], 0, "lines dropped: {c}");
+            if c["stored"].as_u64().unwrap_or(0) >= (per_fd / 640 * 640 * FDS) as u64 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "intake stored too little: {c}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        (per_fd / 640 * 640 * FDS) as f64 / start.elapsed().as_secs_f64()
+    });
+    println!(
+        "{:<46} {:>28}",
+        format!("ringlogd fd intake, {FDS} fds, lines per second"),
+        f.show()
+    );
+}
+
 // ---- dump ----
 
 fn dump_table(o: &Opts, bins: &Bins) {
@@ -620,6 +707,12 @@ fn memory(o: &Opts, bins: &Bins) {
     let d = Ringlogd::start(bins, &["--max-lines", &n.to_string(), "--max-bytes", "1G"]);
     std::thread::sleep(Duration::from_millis(100));
     let empty = d.rss_kib();
+    let empty_pss = d.pss_kib();
+    let anon = std::fs::read_to_string(format!("/proc/{}/status", d.child.id()))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:").map(|v| v.trim().to_owned()))
+        .unwrap_or_default();
     send_all(&d.log(), n - 1, 100, 1);
     d.wait_stored(n - 1);
     let full = d.rss_kib();
@@ -631,7 +724,7 @@ fn memory(o: &Opts, bins: &Bins) {
     println!(
         "memory, {n} entries from 100-byte datagrams (payload: {payload} bytes of tag and text)"
     );
-    println!("  RSS, empty ring             {empty:>8} KiB");
+    println!("  RSS, empty ring             {empty:>8} KiB (PSS {empty_pss} KiB; anonymous {anon}, the rest code pages)");
     println!("  RSS, full ring              {full:>8} KiB");
     println!(
         "  ring storage                {:>8.0} KiB = {:.1} bytes per entry, {:.1} beyond the payload",

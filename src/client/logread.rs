@@ -261,11 +261,25 @@ pub fn run(args: &LogreadArgs) -> i32 {
     let following = args.follow || args.dump_follow;
     let colour = !raw_json && args.colour();
     let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
-    let mut reader = BufReader::new(conn);
+    let mut out = io::BufWriter::with_capacity(READ_CHUNK, stdout.lock());
+    let mut reader = BufReader::with_capacity(READ_CHUNK, conn);
     let mut line = String::new();
     let mut rendered = Vec::new();
+    let mut first = true;
     loop {
+        if raw_json && !first {
+            // Past the first line (the only place an error reply can be),
+            // JSON lines go through as they come, a buffer at a time.
+            return match pass_through(&mut reader, &mut out, following) {
+                Ok(()) => 0,
+                Err(Passed::Read(e)) => {
+                    eprintln!("logread: reading from {}: {e}", args.socket.display());
+                    1
+                }
+                Err(Passed::Write(e)) => quiet_on_broken_pipe(e),
+            };
+        }
+        first = false;
         line.clear();
         match reader.read_line(&mut line) {
             Ok(0) => break,
@@ -316,6 +330,40 @@ pub fn run(args: &LogreadArgs) -> i32 {
     match out.flush() {
         Ok(()) => 0,
         Err(e) => quiet_on_broken_pipe(e),
+    }
+}
+
+/// How much is read from the daemon, and written out, at a time: a dump
+/// of a large ring moves megabytes, and small reads mean a wake-up each.
+const READ_CHUNK: usize = 256 << 10;
+
+enum Passed {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// Copy the rest of the answer to `out` unchanged, flushing whenever the
+/// socket has nothing more for now when following.
+fn pass_through(
+    reader: &mut BufReader<UnixStream>,
+    out: &mut impl Write,
+    following: bool,
+) -> Result<(), Passed> {
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Passed::Read(e)),
+        };
+        if buf.is_empty() {
+            return out.flush().map_err(Passed::Write);
+        }
+        let n = buf.len();
+        out.write_all(buf).map_err(Passed::Write)?;
+        reader.consume(n);
+        if following {
+            out.flush().map_err(Passed::Write)?;
+        }
     }
 }
 

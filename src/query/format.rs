@@ -4,17 +4,15 @@
 //! back into a [`Record`], so a client can request JSON and still print
 //! any format.
 
-use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Local, SecondsFormat, Utc};
-use serde::ser::{SerializeMap, Serializer};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
+use super::json;
 use crate::query::filter::DEFAULT_SEVERITY;
 use crate::record::{
-    facility_name, severity_name, Input, KernelMeta, Peer, Record, RecordRef, SdElement, SdRef,
-    FACILITY_NAMES, SEVERITY_NAMES,
+    Input, KernelMeta, Peer, Record, RecordRef, SdElement, FACILITY_NAMES, SEVERITY_NAMES,
 };
 
 /// How entries are written out.
@@ -141,225 +139,18 @@ fn write_rfc5424(r: &RecordRef, s: &mut String) {
     }
 }
 
-/// RFC 3339 in UTC with nanoseconds, trailing zeros of the fraction dropped,
-/// exactly as Go's `time.RFC3339Nano` prints it (memlogd's `time`).
-pub fn rfc3339_nanos(ns: i64) -> String {
-    Rfc3339Nanos::new(ns).as_str().to_owned()
-}
-
-/// [`rfc3339_nanos`] without allocating: a dump writes one per entry.
-pub struct Rfc3339Nanos {
-    buf: [u8; 40],
-    len: usize,
-}
-
-impl Rfc3339Nanos {
-    pub fn new(ns: i64) -> Rfc3339Nanos {
-        let secs = ns.div_euclid(1_000_000_000);
-        let frac = ns.rem_euclid(1_000_000_000) as u32;
-        let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-        let (y, m, d) = civil_from_days(days);
-        let mut t = Rfc3339Nanos {
-            buf: [0; 40],
-            len: 0,
-        };
-        if !(0..=9999).contains(&y) {
-            // Outside what four digits hold: let chrono spell it.
-            let s = DateTime::<Utc>::from_timestamp_nanos(ns)
-                .to_rfc3339_opts(SecondsFormat::AutoSi, true);
-            let n = s.len().min(t.buf.len());
-            t.buf[..n].copy_from_slice(&s.as_bytes()[..n]);
-            t.len = n;
-            return t;
-        }
-        let put = |v: u32, width: usize, t: &mut Rfc3339Nanos| {
-            for i in (0..width).rev() {
-                t.buf[t.len + i] = b'0' + (v / 10u32.pow((width - 1 - i) as u32) % 10) as u8;
-            }
-            t.len += width;
-        };
-        put(y as u32, 4, &mut t);
-        t.buf[t.len] = b'-';
-        t.len += 1;
-        put(m, 2, &mut t);
-        t.buf[t.len] = b'-';
-        t.len += 1;
-        put(d, 2, &mut t);
-        t.buf[t.len] = b'T';
-        t.len += 1;
-        let sod = sod as u32;
-        put(sod / 3600, 2, &mut t);
-        t.buf[t.len] = b':';
-        t.len += 1;
-        put(sod / 60 % 60, 2, &mut t);
-        t.buf[t.len] = b':';
-        t.len += 1;
-        put(sod % 60, 2, &mut t);
-        if frac != 0 {
-            t.buf[t.len] = b'.';
-            t.len += 1;
-            let (mut f, mut digits) = (frac, 9);
-            while f % 10 == 0 {
-                f /= 10;
-                digits -= 1;
-            }
-            put(f, digits, &mut t);
-        }
-        t.buf[t.len] = b'Z';
-        t.len += 1;
-        t
-    }
-
-    pub fn as_str(&self) -> &str {
-        // Only ASCII digits and punctuation are ever written.
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
-    }
-}
-
-impl Serialize for Rfc3339Nanos {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
-/// calendar (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-struct Sd<'a>(&'a [SdRef<'a>]);
-
-impl Serialize for Sd<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for e in self.0 {
-            m.serialize_entry(e.id, &Params(&e.params))?;
-        }
-        m.end()
-    }
-}
-
-struct Params<'a>(&'a [(&'a str, Cow<'a, str>)]);
-
-impl Serialize for Params<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.0 {
-            m.serialize_entry(k, v)?;
-        }
-        m.end()
-    }
-}
-
-#[derive(Serialize)]
-struct PeerJson {
-    pid: u32,
-    uid: u32,
-    gid: u32,
-}
-
-/// The JSON line's keys, in the order they are written: memlogd's `time`,
-/// `source`, `msg` first, then ours. Absent fields are left out.
-#[derive(Serialize)]
-struct Line<'a> {
-    time: Rfc3339Nanos,
-    source: &'a str,
-    msg: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    seq: Option<u64>,
-    input: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    timestamp: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    facility: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    severity: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    host: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    app: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pid: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    msgid: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sd: Option<Sd<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    peer: Option<PeerJson>,
-    /// `127.0.0.1:5514`, `[::1]:5514`: the network hop it came from.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    peer_addr: Option<String>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    truncated: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    missed: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    kmsg_seq: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    kmsg_usec: Option<u64>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    kmsg_fragment: bool,
-}
-
-impl<'a> Line<'a> {
-    fn of(r: &'a RecordRef<'a>, seq: Option<u64>) -> Line<'a> {
-        Line {
-            time: Rfc3339Nanos::new(r.received_ns),
-            source: r.source,
-            msg: r.msg,
-            seq,
-            input: r.input.as_str(),
-            timestamp: r
-                .timestamp
-                .map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
-            facility: r.facility.and_then(facility_name),
-            severity: r.severity.and_then(severity_name),
-            host: r.host,
-            app: r.app,
-            pid: r.pid.as_deref(),
-            msgid: r.msgid,
-            sd: (!r.sd.is_empty()).then_some(Sd(&r.sd)),
-            peer: r.peer.map(|p| PeerJson {
-                pid: p.pid,
-                uid: p.uid,
-                gid: p.gid,
-            }),
-            peer_addr: r.peer_addr.map(|a| a.to_string()),
-            truncated: r.truncated,
-            missed: None,
-            kmsg_seq: r.kernel.map(|k| k.seq),
-            kmsg_usec: r.kernel.map(|k| k.usec),
-            kmsg_fragment: r.kernel.is_some_and(|k| k.fragment),
-        }
-    }
-}
+pub use super::timefmt::rfc3339_nanos;
 
 /// Append `r` as one JSON line (with its `\n`) to `out`.
 pub fn write_json_line(r: &RecordRef, out: &mut Vec<u8>) {
-    let line = Line::of(r, Some(r.seq));
-    // Writing to a Vec cannot fail, and every value here serializes.
-    serde_json::to_writer(&mut *out, &line).expect("a record always serializes");
-    out.push(b'\n');
+    json::write_line(r, Some(r.seq), None, out);
 }
 
 /// Append the JSON line that tells a reader it was lapped: the `notice`
 /// entry with a `missed` count, and no `seq` of its own since it is not in
 /// the ring.
 pub fn write_missed_line(notice: &RecordRef, missed: u64, out: &mut Vec<u8>) {
-    let mut line = Line::of(notice, None);
-    line.missed = Some(missed);
-    serde_json::to_writer(&mut *out, &line).expect("a record always serializes");
-    out.push(b'\n');
+    json::write_line(notice, None, Some(missed), out);
 }
 
 /// The JSON line read back, every key optional (memlogd sends only `time`,

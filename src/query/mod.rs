@@ -10,7 +10,9 @@
 pub mod filter;
 pub mod format;
 pub mod http;
+pub mod json;
 pub mod request;
+pub mod timefmt;
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -157,6 +159,9 @@ impl QueryServer {
                 self.clients.push(None);
                 self.clients.len() - 1
             });
+            // A large send buffer lets a dump go out in few wake-ups; the
+            // kernel caps it at net.core.wmem_max.
+            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(1 << 20);
             let token = Token(self.token_base + idx);
             if registry
                 .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)

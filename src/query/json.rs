@@ -1,0 +1,217 @@
+//! The JSON line a record is read as, written by hand: memlogd's `time`,
+//! `source`, `msg` first, then ours, absent fields left out. A dump writes
+//! one per entry, so this avoids serde's per-field machinery and escapes
+//! strings eight bytes at a time.
+
+use super::timefmt;
+use crate::record::{facility_name, severity_name, RecordRef};
+
+/// Append `r` as one JSON line (with its `\n`). `seq` is left out for an
+/// entry that is not in the ring; `missed` is only on a lapped reader's
+/// notice.
+pub fn write_line(r: &RecordRef, seq: Option<u64>, missed: Option<u64>, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"time\":\"");
+    timefmt::write_utc_nanos(r.received_ns, out);
+    out.extend_from_slice(b"\",\"source\":");
+    write_str(r.source, out);
+    out.extend_from_slice(b",\"msg\":");
+    write_str(r.msg, out);
+    if let Some(seq) = seq {
+        key(out, "seq");
+        write_u64(seq, out);
+    }
+    key(out, "input");
+    write_str(r.input.as_str(), out);
+    if let Some(ts) = &r.timestamp {
+        key(out, "timestamp");
+        out.push(b'"');
+        timefmt::write_with_offset(ts, out);
+        out.push(b'"');
+    }
+    for (name, value) in [
+        ("facility", r.facility.and_then(facility_name)),
+        ("severity", r.severity.and_then(severity_name)),
+        ("host", r.host),
+        ("app", r.app),
+        ("pid", r.pid.as_deref()),
+        ("msgid", r.msgid),
+    ] {
+        if let Some(v) = value {
+            key(out, name);
+            write_str(v, out);
+        }
+    }
+    if !r.sd.is_empty() {
+        key(out, "sd");
+        out.push(b'{');
+        for (i, e) in r.sd.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(e.id, out);
+            out.extend_from_slice(b":{");
+            for (j, (k, v)) in e.params.iter().enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                write_str(k, out);
+                out.push(b':');
+                write_str(v, out);
+            }
+            out.push(b'}');
+        }
+        out.push(b'}');
+    }
+    if let Some(p) = &r.peer {
+        key(out, "peer");
+        out.extend_from_slice(b"{\"pid\":");
+        write_u64(p.pid.into(), out);
+        out.extend_from_slice(b",\"uid\":");
+        write_u64(p.uid.into(), out);
+        out.extend_from_slice(b",\"gid\":");
+        write_u64(p.gid.into(), out);
+        out.push(b'}');
+    }
+    if let Some(a) = &r.peer_addr {
+        key(out, "peer_addr");
+        write_str(&a.to_string(), out);
+    }
+    if r.truncated {
+        key(out, "truncated");
+        out.extend_from_slice(b"true");
+    }
+    if let Some(m) = missed {
+        key(out, "missed");
+        write_u64(m, out);
+    }
+    if let Some(k) = &r.kernel {
+        key(out, "kmsg_seq");
+        write_u64(k.seq, out);
+        key(out, "kmsg_usec");
+        write_u64(k.usec, out);
+        if k.fragment {
+            key(out, "kmsg_fragment");
+            out.extend_from_slice(b"true");
+        }
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+fn key(out: &mut Vec<u8>, name: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+fn write_u64(v: u64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut v = v;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Whether any of the eight bytes in `w` is `"`, `\` or below 0x20 (SWAR:
+/// the classic has-zero-byte test on `w ^ '"'`, `w ^ '\'` and on `w` less
+/// 0x20 per byte).
+fn needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+    zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) | below_space != 0
+}
+
+/// `s` as a JSON string, quotes included.
+pub fn write_str(s: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    let b = s.as_bytes();
+    let mut done = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if i + 8 <= b.len() {
+            let w = u64::from_le_bytes(b[i..i + 8].try_into().expect("eight bytes"));
+            if !needs_escape(w) {
+                i += 8;
+                continue;
+            }
+        }
+        let c = b[i];
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => b"",
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.extend_from_slice(&b[done..i]);
+        if esc.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(c >> 4)]);
+            out.push(HEX[usize::from(c & 15)]);
+        } else {
+            out.extend_from_slice(esc);
+        }
+        i += 1;
+        done = i;
+    }
+    out.extend_from_slice(&b[done..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_escape_exactly_as_serde_json_does() {
+        let mut samples: Vec<String> = vec![
+            String::new(),
+            "plain ascii text, long enough for several words".into(),
+            "quote\" back\\slash".into(),
+            "ctl \u{0}\u{1}\u{8}\u{c}\n\r\t\u{1b}\u{1f} end".into(),
+            "ünïcødé ✓ 日本語 \u{7f}".into(),
+        ];
+        // Every byte value at every position within an 8-byte word.
+        for c in 0u8..0x80 {
+            for pos in 0..9 {
+                let mut s = "abcdefghijklmnop".to_string();
+                s.insert(pos, c as char);
+                samples.push(s);
+            }
+        }
+        for s in samples {
+            let mut out = Vec::new();
+            write_str(&s, &mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&s).unwrap(),
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn numbers() {
+        for v in [0, 7, 10, 99, 12345, u64::MAX] {
+            let mut out = Vec::new();
+            write_u64(v, &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), v.to_string());
+        }
+    }
+}
