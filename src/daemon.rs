@@ -17,6 +17,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::config::Settings;
 use crate::daemonize::{self, Handover};
+use crate::ledger::Gauges;
 use crate::listen::Listeners;
 use crate::parse::kmsg::KmsgParser;
 use crate::parse::syslog::SyslogParser;
@@ -282,6 +283,10 @@ impl Daemon {
             }
             let registry = self.poll.registry();
             self.net.tick(Instant::now(), &mut self.ring, registry);
+            self.ring.ledger.gauges = Gauges {
+                intake_fds_open: self.intake.open_fds() as u64,
+                tcp_connections: self.net.open_connections() as u64,
+            };
             if self.ring.next_seq() != before {
                 self.query.ring_advanced(registry, &self.ring);
             }

@@ -321,6 +321,11 @@ fn fds_past_max_fds_are_refused_and_counted_and_the_others_go_on() {
     for n in &names[..2] {
         assert_eq!(d.wait_lines(n, 1), [format!("{n} works")]);
     }
+    assert_eq!(
+        d.stats()["open"]["intake_fds_open"],
+        2,
+        "stats say what is open"
+    );
     // Once one is done there is room again, as soon as the daemon has seen
     // its end: until then a new fd is refused (and counted), so retry.
     drop(writers.remove(0));

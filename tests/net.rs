@@ -276,6 +276,11 @@ fn past_max_conns_new_connections_are_closed_and_counted() {
     for _ in 0..3 {
         assert_closed_by_daemon(connect(tcp), "a third connection");
     }
+    assert_eq!(
+        d.stats()["open"]["tcp_connections"],
+        2,
+        "stats say what is open"
+    );
     let e = d.wait_for("the refusal entry", |e| {
         e.iter().any(|v| {
             v["msg"]

@@ -296,6 +296,7 @@ impl QueryServer {
             "paused": ring.is_paused(),
             "ring": r,
             "inputs": inputs,
+            "open": ring.ledger.gauges,
             "queries": q,
         })
     }

@@ -158,6 +158,11 @@ impl IntakeSource {
     }
 
     /// Whether `token` names one of the received fds.
+    /// How many passed fds are being read now.
+    pub fn open_fds(&self) -> usize {
+        self.open
+    }
+
     pub fn owns_fd(&self, token: Token) -> bool {
         (self.fd_base..self.fd_base + self.readers.len()).contains(&token.0)
     }
