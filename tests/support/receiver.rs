@@ -301,7 +301,9 @@ impl Receiver {
     /// The messages received so far.
     pub fn messages(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(&self.out).unwrap_or_default();
-        text.lines()
+        // A last line without its newline is still being written.
+        let done = text.rfind('\n').map_or("", |i| &text[..i]);
+        done.lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line ({e}): {l}")))
             .collect()
     }
