@@ -6,6 +6,7 @@
 
 mod support;
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -300,6 +301,8 @@ fn tls_with_a_client_certificate_delivers_every_field() {
     // Without the client certificate the server drops the connection
     // (after TLS 1.3's handshake, so what was written on it is lost: plain
     // TLS has no acknowledgements), and the route says so in the ring.
+    d.stop();
+    std::thread::sleep(Duration::from_millis(300));
     let before = rx.messages().len();
     let opts = format!("ca={}", pki.path("ca.pem"));
     let d = Daemon::start(&["--route", &rx.url("tls", &opts)]);
@@ -588,5 +591,128 @@ fn bad_routes_stop_the_daemon_at_start_with_the_reason() {
         assert!(!out.status.success(), "{url}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{url}: {err}");
+    }
+}
+
+/// The README's relay snippets, run as they are written: the central
+/// rsyslog configuration, the certificates, the ringlogd command line.
+mod readme {
+    use super::*;
+    use support::receiver::free_port;
+    use support::syslogd::readme_snippet;
+
+    /// The `--route` URL of a README command line.
+    fn route_of(snippet: &str) -> String {
+        let words: Vec<&str> = snippet.split_whitespace().collect();
+        let at = words.iter().position(|w| *w == "--route").expect("--route");
+        words[at + 1].trim_matches('\'').to_owned()
+    }
+
+    /// rsyslogd with a README snippet, its log directory moved to `remote`.
+    fn central(
+        snippet: &str,
+        input: Input,
+        port: u16,
+        default_port: &str,
+        remote: &std::path::Path,
+    ) -> Receiver {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("work")).unwrap();
+        let conf = format!(
+            "global(workDirectory=\"{}\")\n{}",
+            dir.path().join("work").display(),
+            readme_snippet(snippet)
+                .replace("/var/log/remote", remote.to_str().unwrap())
+                .replace(
+                    &format!("port=\"{default_port}\""),
+                    &format!("address=\"127.0.0.1\" port=\"{port}\"")
+                )
+        );
+        let out = dir.path().join("none");
+        Receiver::with_config(dir, input, port, out, &conf)
+    }
+
+    fn wait_file(path: &std::path::Path, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{needle} not in {}: {text:?}",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn the_relp_relay_works_as_pasted() {
+        let remote = tempfile::tempdir().unwrap();
+        let port = free_port(Input::Relp);
+        let _rx = central("central-relp", Input::Relp, port, "2514", remote.path());
+        let url = route_of(&readme_snippet("route-relp"))
+            .replace("logs.example.com:2514", &format!("127.0.0.1:{port}"));
+        let d = Daemon::start(&["--route", &url]);
+        let msg = unique("relay-relp");
+        d.send(&example(&msg));
+        let text = wait_file(&remote.path().join("web1.log"), &msg);
+        assert!(
+            text.contains(&format!(
+                "2003-10-11T22:14:15.003+02:00 web1 evntslog[1234] {msg}"
+            )),
+            "{text}"
+        );
+        wait_file(
+            &remote.path().join(format!("{}.log", hostname())),
+            "memlogd started",
+        );
+    }
+
+    #[test]
+    fn the_tls_relay_works_as_pasted() {
+        let certs = tempfile::tempdir().unwrap();
+        let script = readme_snippet("tls-certs");
+        run_ok(
+            std::process::Command::new("bash")
+                .arg("-ec")
+                .arg(&script)
+                .current_dir(certs.path()),
+        );
+        let certs_dir = format!("{}/", certs.path().display());
+        let remote = tempfile::tempdir().unwrap();
+        let port = free_port(Input::Tls);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("work")).unwrap();
+        let conf = format!(
+            "global(workDirectory=\"{}\")\n{}",
+            dir.path().join("work").display(),
+            readme_snippet("central-tls")
+                .replace("/var/log/remote", remote.path().to_str().unwrap())
+                .replace("/etc/rsyslog.d/tls/", &certs_dir)
+                .replace(
+                    "port=\"6514\"",
+                    &format!("address=\"127.0.0.1\" port=\"{port}\"")
+                )
+        );
+        let _rx = Receiver::with_config(dir, Input::Tls, port, PathBuf::new(), &conf);
+        // No DNS here: the server is 127.0.0.1, and its certificate names
+        // logs.example.com.
+        let url = route_of(&readme_snippet("route-tls"))
+            .replace("logs.example.com:6514", &format!("127.0.0.1:{port}"))
+            .replace("/etc/ringlogd/", &certs_dir)
+            + "&name=logs.example.com";
+        let d = Daemon::start(&["--route", &url]);
+        let msg = unique("relay-tls");
+        d.send(&example(&msg));
+        let text = wait_file(&remote.path().join("web1.log"), &msg);
+        assert!(
+            text.contains(&format!(
+                "2003-10-11T22:14:15.003+02:00 web1 evntslog[1234] {msg}"
+            )),
+            "{text}"
+        );
     }
 }

@@ -178,23 +178,33 @@ impl Receiver {
                 )
             }
         };
-        let conf = dir.path().join("rsyslog.conf");
         // Direct queue: a message is in the file before the input takes
         // the next one (and, for RELP, before it is acknowledged), so a
         // killed receiver loses only what it had not acknowledged.
-        std::fs::write(
-            &conf,
-            format!(
-                "global(workDirectory=\"{work}\" maxMessageSize=\"64k\"\n       \
-                 parser.escapeControlCharactersOnReceive=\"off\"{global})\n\
-                 main_queue(queue.type=\"Direct\")\n\
-                 {module}\n{TEMPLATE}\n\
-                 *.* action(type=\"omfile\" file=\"{out}\" template=\"fields\")\n",
-                work = work.display(),
-                out = out.display(),
-            ),
-        )
-        .unwrap();
+        let conf = format!(
+            "global(workDirectory=\"{work}\" maxMessageSize=\"64k\"\n       \
+             parser.escapeControlCharactersOnReceive=\"off\"{global})\n\
+             main_queue(queue.type=\"Direct\")\n\
+             {module}\n{TEMPLATE}\n\
+             *.* action(type=\"omfile\" file=\"{out}\" template=\"fields\")\n",
+            work = work.display(),
+            out = out.display(),
+        );
+        Receiver::with_config(dir, input, port, out, &conf)
+    }
+
+    /// rsyslogd with the whole configuration `conf`, listening on `port`;
+    /// `out` is where [`Receiver::messages`] reads the JSON lines, if any.
+    pub fn with_config(
+        dir: tempfile::TempDir,
+        input: Input,
+        port: u16,
+        out: PathBuf,
+        conf: &str,
+    ) -> Receiver {
+        let path = dir.path().join("rsyslog.conf");
+        std::fs::write(&path, conf).unwrap();
+        let conf = path;
         let mut r = Receiver {
             child: None,
             dir,
