@@ -47,6 +47,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The first wait after a failure; it doubles with each failure in a row.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(200);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A connection that stayed open this long ends the backoff: one that
+/// breaks sooner (a server that accepts and hangs up) keeps doubling it.
+const STABLE: Duration = Duration::from_secs(10);
 /// How often a name lookup on its helper thread is checked.
 const RESOLVE_POLL: Duration = Duration::from_millis(20);
 const SEV_WARNING: u8 = 4;
@@ -137,6 +140,8 @@ pub struct Route {
     backoff: Duration,
     /// Failed attempts since the last connection that opened.
     failures: u32,
+    /// When the current connection opened.
+    opened_at: Option<Instant>,
     ever_open: bool,
     pub counters: Counters,
     notices: Notices,
@@ -181,6 +186,7 @@ impl Route {
             readable: false,
             backoff: BACKOFF_MIN,
             failures: 0,
+            opened_at: None,
             ever_open: false,
             counters: Counters::default(),
             notices: Notices::default(),
@@ -367,9 +373,8 @@ impl Route {
 
     /// The connection carries messages from now on.
     fn opened(&mut self, now: Instant) {
-        let _ = now;
         self.phase = Phase::Open;
-        self.backoff = BACKOFF_MIN;
+        self.opened_at = Some(now);
         self.failures = 0;
         if self.ever_open {
             self.counters.reconnects += 1;
@@ -411,6 +416,13 @@ impl Route {
         self.relp_in.clear();
         self.writable = false;
         self.readable = false;
+        if was_open
+            && self
+                .opened_at
+                .is_some_and(|t| now.duration_since(t) >= STABLE)
+        {
+            self.backoff = BACKOFF_MIN;
+        }
         let wait = self.backoff;
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
         self.phase = Phase::Down { at: now + wait };
