@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 
+use crate::parse::multiline::{self, MultilineSpec};
 use crate::ring::{Limits, DEFAULT_MAX_LINES, MIN_MAX_BYTES};
+use crate::route::spec::RouteSpec;
 
 pub const DEFAULT_SYSLOG_SOCKET: &str = "/dev/log";
 pub const DEFAULT_QUERY_SOCKET: &str = "/var/run/memlogdq.sock";
@@ -133,6 +135,32 @@ pub struct DaemonArgs {
     /// Close a TCP connection that sent nothing for this long (0: never).
     #[arg(long = "tcp-idle-timeout", value_name = "SECS", default_value_t = 300)]
     pub tcp_idle_timeout: u64,
+
+    /// Forward the ring to a syslog server: udp://, tcp://, tls:// or
+    /// relp://HOST:PORT, options as a query string (format=, framing=,
+    /// filters priority= facility= source= app= input= grep=; for tls ca=
+    /// cert= key= name=; for relp window=). Repeat for more routes.
+    #[arg(long = "route", value_name = "URL", value_parser = RouteSpec::parse)]
+    pub route: Vec<RouteSpec>,
+
+    /// Join continuation lines read from fds into one entry: a regular
+    /// expression matched against each line (`^\s` for indented stack
+    /// traces). Off unless given.
+    #[arg(long = "multiline", value_name = "PATTERN", value_parser = parse_pattern)]
+    pub multiline: Option<String>,
+
+    /// What a match of --multiline means: first (starts an entry), last
+    /// (ends one), nonfirst (a line that does not match starts one), or
+    /// nonlast (a line that does not match ends one).
+    #[arg(long = "multiline-match", value_name = "MODE", default_value = "nonfirst",
+          value_parser = multiline::Mode::parse, requires = "multiline")]
+    pub multiline_match: multiline::Mode,
+
+    /// Store a joined entry this long after its first line at most, in
+    /// milliseconds, even if it may go on.
+    #[arg(long = "multiline-flush", value_name = "MS", default_value_t = 500,
+          value_parser = parse_flush_ms, requires = "multiline")]
+    pub multiline_flush: u64,
 }
 
 /// The network listeners and their limits.
@@ -167,6 +195,10 @@ pub struct Settings {
     pub max_fds: usize,
     pub level_prefix: bool,
     pub daemonize: bool,
+    /// Where the ring is forwarded.
+    pub routes: Vec<RouteSpec>,
+    /// Multi-line joining of fd lines; `None` when off.
+    pub multiline: Option<MultilineSpec>,
 }
 
 impl DaemonArgs {
@@ -221,6 +253,12 @@ impl DaemonArgs {
             max_fds: self.max_fds,
             level_prefix: self.level_prefix,
             daemonize: self.daemonize,
+            routes: self.route.clone(),
+            multiline: self.multiline.as_ref().map(|pattern| MultilineSpec {
+                pattern: pattern.clone(),
+                mode: self.multiline_match,
+                flush: Duration::from_millis(self.multiline_flush),
+            }),
         }
     }
 }
@@ -296,6 +334,18 @@ fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
     s.trim().parse().map_err(|_| {
         format!("{s:?} is not ADDR:PORT with a numeric address (e.g. 127.0.0.1:514, [::1]:514, 0.0.0.0:514)")
     })
+}
+
+fn parse_pattern(s: &str) -> Result<String, String> {
+    regex::Regex::new(s).map_err(|e| e.to_string())?;
+    Ok(s.to_owned())
+}
+
+fn parse_flush_ms(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (1..=3_600_000).contains(&n) => Ok(n),
+        _ => Err("must be a whole number of milliseconds from 1 to 3600000".into()),
+    }
 }
 
 fn parse_max_conns(s: &str) -> Result<usize, String> {
@@ -502,6 +552,42 @@ mod tests {
             s.intake_socket,
             PathBuf::from("/tmp/x/linuxkit-external-logging.sock")
         );
+    }
+
+    #[test]
+    fn routes_and_multiline() {
+        let s = args(&[
+            "ringlogd",
+            "--route",
+            "relp://127.0.0.1:2514",
+            "-route=udp://[::1]:514?format=rfc3164&priority=err",
+            "--multiline",
+            "^\\s",
+            "--multiline-match",
+            "first",
+        ])
+        .unwrap()
+        .settings();
+        assert_eq!(s.routes.len(), 2);
+        assert_eq!(s.routes[1].host, "::1");
+        let m = s.multiline.unwrap();
+        assert_eq!(m.pattern, "^\\s");
+        assert_eq!(m.mode, multiline::Mode::First);
+        assert_eq!(m.flush, multiline::DEFAULT_FLUSH);
+        assert!(Settings::default().routes.is_empty());
+        assert!(Settings::default().multiline.is_none());
+        for bad in [
+            &["--route", "tcp://h"][..],
+            &["--route", "tcp://h:1?nope=1"],
+            &["--multiline", "("],
+            &["--multiline-match", "first"],
+            &["--multiline", "x", "--multiline-match", "middle"],
+            &["--multiline", "x", "--multiline-flush", "0"],
+        ] {
+            let mut v = vec!["ringlogd"];
+            v.extend_from_slice(bad);
+            assert!(args(&v).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

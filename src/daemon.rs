@@ -20,11 +20,13 @@ use crate::daemonize::{self, Handover};
 use crate::ledger::Gauges;
 use crate::listen::Listeners;
 use crate::parse::kmsg::KmsgParser;
+use crate::parse::multiline::Joiner;
 use crate::parse::syslog::SyslogParser;
 use crate::query::request::Control;
 use crate::query::QueryServer;
 use crate::record::{now_ns, Record};
 use crate::ring::Ring;
+use crate::route::Routes;
 use crate::sockpath::BoundPath;
 use crate::source::devlog::DevLogSource;
 use crate::source::intake::{self, IntakeOptions, IntakeSource};
@@ -47,6 +49,8 @@ const NET_LISTENER_BASE: usize = 1 << 12;
 const INTAKE_FD_BASE: usize = 1 << 20;
 /// TCP connections are `Token(NET_CONN_BASE + i)`, i < --tcp-max-conns.
 const NET_CONN_BASE: usize = 1 << 24;
+/// Routes are `Token(ROUTE_BASE + i)`, one per `--route`.
+const ROUTE_BASE: usize = 1 << 28;
 /// Query clients are `Token(QUERY_CLIENT_BASE + i)`.
 const QUERY_CLIENT_BASE: usize = 1 << 30;
 /// Datagrams (or kernel records) read from one source per turn.
@@ -119,6 +123,7 @@ pub struct Daemon {
     net: NetSource,
     intake: IntakeSource,
     query: QueryServer,
+    routes: Routes,
     /// Sources with something to read this turn: a readiness event, or a
     /// budget that ran out last turn.
     busy: Vec<Token>,
@@ -177,6 +182,11 @@ impl Daemon {
         for (proto, addr) in net.listening() {
             log_internal(&mut ring, SEV_INFO, format!("listening on {proto} {addr}"));
         }
+        let joiner = settings
+            .multiline
+            .as_ref()
+            .map(|m| Joiner::new(m, settings.max_line_len))
+            .transpose()?;
         let mut intake = IntakeSource::new(
             intake,
             IntakeOptions {
@@ -184,10 +194,22 @@ impl Daemon {
                 max_line_len: settings.max_line_len,
                 level_prefix: settings.level_prefix,
             },
+            joiner,
             INTAKE_FD_BASE,
             &mut ring,
         );
+        // From the oldest entry: a route started with the daemon forwards
+        // everything from boot on.
+        let routes = Routes::new(
+            &settings.routes,
+            ROUTE_BASE,
+            ring.first_seq(),
+            local_hostname(),
+        )?;
         let mut query = QueryServer::new(query_listener.socket, QUERY_CLIENT_BASE);
+        if !settings.routes.is_empty() {
+            query.routes = Some(routes.board());
+        }
         let query_path = query_listener.path;
 
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
@@ -252,6 +274,7 @@ impl Daemon {
             net,
             intake,
             query,
+            routes,
             busy,
             _query_path: query_path,
         })
@@ -282,7 +305,11 @@ impl Daemon {
                 }
             }
             let registry = self.poll.registry();
-            self.net.tick(Instant::now(), &mut self.ring, registry);
+            let now = Instant::now();
+            self.net.tick(now, &mut self.ring, registry);
+            self.intake.flush_due(now, &mut self.ring);
+            // After the sources, so what arrived this turn goes out in it.
+            self.routes.pump(&mut self.ring, registry, now);
             self.ring.ledger.gauges = Gauges {
                 intake_fds_open: self.intake.open_fds() as u64,
                 tcp_connections: self.net.open_connections() as u64,
@@ -298,20 +325,26 @@ impl Daemon {
     /// How long the next poll may sleep: not at all while work is left over,
     /// else until the next deadline.
     fn timeout(&self) -> Option<Duration> {
-        if !self.busy.is_empty() || self.query.has_pending() {
+        if !self.busy.is_empty() || self.query.has_pending() || self.routes.has_more() {
             return Some(Duration::ZERO);
         }
-        [self.query.next_deadline(), self.net.next_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|d| d.saturating_duration_since(Instant::now()))
+        [
+            self.query.next_deadline(),
+            self.net.next_deadline(),
+            self.intake.next_deadline(),
+            self.routes.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
     fn on_event(&mut self, event: &mio::event::Event) -> Flow {
         match event.token() {
             SIGNALS => return self.on_signals(),
             QUERY_LISTENER => self.query.accept(self.poll.registry()),
+            t if self.routes.owns(t) => self.routes.event(t, event),
             t if self.query.owns(t) => {
                 self.query
                     .client_event(t, event, self.poll.registry(), &mut self.ring)

@@ -24,5 +24,6 @@ pub mod parse;
 pub mod query;
 pub mod record;
 pub mod ring;
+pub mod route;
 pub mod sockpath;
 pub mod source;

@@ -151,6 +151,12 @@ fn logread_output_formats() {
         r5424.ends_with(&format!(" {host} sshd 7 - - auth failure for root")),
         "{r5424}"
     );
+    let r3164 = line("rfc3164");
+    assert!(r3164.starts_with("<11>"), "{r3164}");
+    assert!(
+        r3164.ends_with(&format!(" {host} sshd[7]: auth failure for root")),
+        "{r3164}"
+    );
     let json: Value = serde_json::from_str(&line("json")).unwrap();
     assert_eq!(json["severity"], "err");
     // Colours by severity only when asked (or on a terminal).

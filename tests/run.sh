@@ -27,6 +27,7 @@ declare -A want=(
   [socat]=socat
   [curl]=curl
   [busybox]=busybox
+  [openssl]=openssl
 )
 missing=()
 for tool in "${!want[@]}"; do
@@ -46,6 +47,17 @@ if ! have syslog-ng && [ ! -x target/unpacked/syslog-ng-core/usr/sbin/syslog-ng 
   unpack+=(syslog-ng-core)
 fi
 
+# The route tests run rsyslog as a central server with RELP and TLS
+# (gtls) inputs: modules in packages of their own. Installed with rsyslog,
+# or unpacked beside it when rsyslog itself is unpacked.
+for pkg in rsyslog-relp rsyslog-gnutls; do
+  if [[ " ${unpack[*]} " == *" rsyslog "* ]] || [ -d target/unpacked/rsyslog ]; then
+    [ -e "target/unpacked/rsyslog/.$pkg" ] || unpack+=("$pkg")
+  elif ! installed "$pkg"; then
+    missing+=("$pkg")
+  fi
+done
+
 if ((${#missing[@]} + ${#unpack[@]})); then
   echo "tests/run.sh: installing ${missing[*]:-nothing}, unpacking ${unpack[*]:-nothing}" >&2
   "${sudo[@]}" apt-get update
@@ -62,9 +74,19 @@ fi
 for pkg in "${unpack[@]}"; do
   tmp=$(mktemp -d)
   (cd "$tmp" && apt-get download "$pkg")
-  rm -rf "target/unpacked/$pkg"
-  mkdir -p "target/unpacked/$pkg"
-  dpkg -x "$tmp"/*.deb "target/unpacked/$pkg"
+  case "$pkg" in
+    # rsyslog's module packages go into rsyslog's tree, beside its modules.
+    rsyslog-*)
+      mkdir -p target/unpacked/rsyslog
+      dpkg -x "$tmp"/*.deb target/unpacked/rsyslog
+      touch "target/unpacked/rsyslog/.$pkg"
+      ;;
+    *)
+      rm -rf "target/unpacked/$pkg"
+      mkdir -p "target/unpacked/$pkg"
+      dpkg -x "$tmp"/*.deb "target/unpacked/$pkg"
+      ;;
+  esac
   rm -rf "$tmp"
 done
 

@@ -69,9 +69,9 @@ pub struct LogreadArgs {
     /// Resume after this sequence number (the `seq` of the last entry seen).
     #[arg(long = "after-seq", value_name = "SEQ")]
     pub after_seq: Option<u64>,
-    /// Output format: memlogd (TIME;SOURCE;MSG), short, short-iso, json, rfc5424, cat.
+    /// Output format: memlogd (TIME;SOURCE;MSG), short, short-iso, json, rfc5424, rfc3164, cat.
     #[arg(short = 'o', long = "output", value_name = "FORMAT", default_value = "memlogd",
-          value_parser = ["memlogd", "short", "short-iso", "json", "rfc5424", "cat"])]
+          value_parser = ["memlogd", "short", "short-iso", "json", "rfc5424", "rfc3164", "cat"])]
     pub output: String,
     /// The same as -o json.
     #[arg(long)]

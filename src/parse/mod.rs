@@ -4,6 +4,7 @@
 pub mod frames;
 pub mod kmsg;
 pub mod lines;
+pub mod multiline;
 pub mod syslog;
 
 use std::borrow::Cow;

@@ -29,12 +29,15 @@ pub enum Format {
     ShortIso,
     /// RFC 5424, one message per line.
     Rfc5424,
+    /// RFC 3164 as relays send it: `<PRI>Mmm dd hh:mm:ss HOST TAG[PID]: MSG`,
+    /// the message's own time in local time.
+    Rfc3164,
     /// The message text alone.
     Cat,
 }
 
 impl Format {
-    pub const NAMES: &'static str = "json, memlogd, short, short-iso, rfc5424, cat";
+    pub const NAMES: &'static str = "json, memlogd, short, short-iso, rfc5424, rfc3164, cat";
 
     pub fn parse(s: &str) -> Result<Format, String> {
         Ok(match s {
@@ -43,6 +46,7 @@ impl Format {
             "short" => Format::Short,
             "short-iso" => Format::ShortIso,
             "rfc5424" => Format::Rfc5424,
+            "rfc3164" => Format::Rfc3164,
             "cat" => Format::Cat,
             _ => return Err(format!("format: {s:?} is not one of {}", Format::NAMES)),
         })
@@ -77,6 +81,7 @@ pub fn write_record(r: &RecordRef, format: Format, out: &mut Vec<u8>) {
             let _ = write!(s, ": {}", r.msg);
         }
         Format::Rfc5424 => write_rfc5424(r, &mut s),
+        Format::Rfc3164 => write_rfc3164(r, &mut s),
         Format::Cat => s.push_str(r.msg),
     }
     s.push('\n');
@@ -137,6 +142,49 @@ fn write_rfc5424(r: &RecordRef, s: &mut String) {
         s.push(' ');
         s.push_str(r.msg);
     }
+}
+
+/// RFC 3164 carries no year and no zone: the time is written as local wall
+/// time, which is how receivers (rsyslog, syslog-ng) read it back.
+fn write_rfc3164(r: &RecordRef, s: &mut String) {
+    let pri =
+        u16::from(r.facility.unwrap_or(1)) * 8 + u16::from(r.severity.unwrap_or(DEFAULT_SEVERITY));
+    let t = match r.timestamp {
+        Some(t) => t.with_timezone(&Local),
+        None => DateTime::<Utc>::from_timestamp_nanos(r.received_ns).with_timezone(&Local),
+    };
+    // A TAG ends at '[', ':' or a space, so none of them may be in it.
+    let tag: String = r
+        .app
+        .unwrap_or(r.source)
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && !matches!(c, '[' | ']' | ':'))
+        .take(48)
+        .collect();
+    let host: String = r
+        .host
+        .unwrap_or("-")
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(255)
+        .collect();
+    let _ = write!(
+        s,
+        "<{pri}>{} {} {}",
+        t.format("%b %e %H:%M:%S"),
+        if host.is_empty() { "-" } else { &host },
+        if tag.is_empty() { "-" } else { &tag }
+    );
+    if let Some(pid) = &r.pid {
+        let pid: String = pid
+            .chars()
+            .filter(char::is_ascii_graphic)
+            .take(128)
+            .collect();
+        let _ = write!(s, "[{pid}]");
+    }
+    s.push_str(": ");
+    s.push_str(r.msg);
 }
 
 pub use super::timefmt::rfc3339_nanos;
@@ -388,7 +436,24 @@ mod tests {
             render(&r, Format::Rfc5424),
             "<35>1 2024-07-03T09:46:40.974497Z - sshd 42 - [x@1 k=\"a\\\"b\\]c\\\\d\"] hello\n"
         );
-        for name in ["json", "memlogd", "short", "short-iso", "rfc5424", "cat"] {
+        let line = render(&r, Format::Rfc3164);
+        assert!(line.starts_with("<35>"), "{line}");
+        assert!(line.ends_with(" - sshd[42]: hello\n"), "{line}");
+        r.app = Some("we ird:[tag]".into());
+        r.host = Some("web1".into());
+        assert!(
+            render(&r, Format::Rfc3164).ends_with(" web1 weirdtag[42]: hello\n"),
+            "a TAG cannot hold a space, a colon or brackets"
+        );
+        for name in [
+            "json",
+            "memlogd",
+            "short",
+            "short-iso",
+            "rfc5424",
+            "rfc3164",
+            "cat",
+        ] {
             assert!(Format::parse(name).is_ok());
         }
         assert!(Format::parse("xml").is_err());

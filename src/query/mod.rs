@@ -106,6 +106,8 @@ pub struct QueryServer {
     pending: Vec<usize>,
     started: Instant,
     pub counters: QueryCounters,
+    /// The routes' figures, when there are routes.
+    pub routes: Option<crate::route::Board>,
 }
 
 impl QueryServer {
@@ -120,6 +122,7 @@ impl QueryServer {
             pending: Vec::new(),
             started: Instant::now(),
             counters: QueryCounters::default(),
+            routes: None,
         }
     }
 
@@ -291,14 +294,18 @@ impl QueryServer {
         let mut q = serde_json::to_value(self.counters).expect("counters serialize");
         q["clients"] = json!(self.client_count());
         q["followers"] = json!(self.follower_count());
-        json!({
+        let mut stats = json!({
             "uptime_secs": self.started.elapsed().as_secs(),
             "paused": ring.is_paused(),
             "ring": r,
             "inputs": inputs,
             "open": ring.ledger.gauges,
             "queries": q,
-        })
+        });
+        if let Some(board) = &self.routes {
+            stats["routes"] = crate::route::stats_json(board, ring);
+        }
+        stats
     }
 
     /// Read what the client sent. Returns false when it should be closed.

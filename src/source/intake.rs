@@ -11,6 +11,10 @@
 //! [`FD_BUDGET`] bytes per turn, so one noisy program cannot starve the
 //! others. A line's time is when its last byte was read.
 //!
+//! With `--multiline`, continuation lines are joined into one entry per fd
+//! ([`crate::parse::multiline`]); an entry waiting for more lines is
+//! stored at the latest when its flush timeout passes or the fd ends.
+//!
 //! Whatever cannot be used is counted once for input `fd` as received and
 //! dropped, and reported as an internal entry: a datagram without an fd, a
 //! control message the kernel had to cut (fds lost), an fd that cannot be
@@ -20,6 +24,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::Instant;
 
 use mio::net::UnixDatagram;
 use mio::unix::SourceFd;
@@ -34,6 +39,7 @@ use super::Drain;
 use crate::listen::Listener;
 use crate::parse::escape_invalid_utf8;
 use crate::parse::lines::{level_prefix, Line, LineSplitter};
+use crate::parse::multiline::{Joiner, LineIn, Pending};
 use crate::record::{now_ns, truncate_utf8, Input, Record};
 use crate::ring::Ring;
 use crate::sockpath::BoundPath;
@@ -77,6 +83,8 @@ struct FdReader {
     file: File,
     watch: Watch,
     lines: LineSplitter,
+    /// With `--multiline`: the entry being joined.
+    pending: Option<Pending>,
     /// Reused for every line of this fd: the name is set once, the text
     /// and time per line, so a line costs no allocation.
     record: Record,
@@ -99,6 +107,11 @@ pub struct IntakeSource {
     /// New fds to read before any readiness event, and regular files.
     ready: Vec<Token>,
     notices: Notices,
+    /// `--multiline`, compiled.
+    joiner: Option<Joiner>,
+    /// When the oldest joined entry waiting must be stored; `None` when
+    /// none waits.
+    flush_at: Option<Instant>,
 }
 
 /// What one `recvmsg` brought.
@@ -118,6 +131,7 @@ impl IntakeSource {
     pub fn new(
         listener: Listener<UnixDatagram>,
         options: IntakeOptions,
+        joiner: Option<Joiner>,
         fd_base: usize,
         ring: &mut Ring,
     ) -> IntakeSource {
@@ -150,7 +164,35 @@ impl IntakeSource {
             control: fdpass::control_buffer(MAX_FDS_PER_DATAGRAM),
             ready: Vec::new(),
             notices: Notices::default(),
+            joiner,
+            flush_at: None,
         }
+    }
+
+    /// When a joined entry is due to be stored without more lines.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.flush_at
+    }
+
+    /// Store every joined entry whose flush timeout has passed.
+    pub fn flush_due(&mut self, now: Instant, ring: &mut Ring) {
+        let (Some(joiner), Some(at)) = (&self.joiner, self.flush_at) else {
+            return;
+        };
+        if now < at {
+            return;
+        }
+        let mut next: Option<Instant> = None;
+        for reader in self.readers.iter_mut().flatten() {
+            if let Some(p) = joiner.due(&mut reader.pending, now) {
+                store_entry(ring, &mut reader.record, p);
+            }
+            if let Some(p) = &reader.pending {
+                let at = p.since + joiner.flush;
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        self.flush_at = next;
     }
 
     pub fn socket_mut(&mut self) -> &mut UnixDatagram {
@@ -200,16 +242,28 @@ impl IntakeSource {
             return Drain::Idle;
         };
         let options = self.options;
+        let joiner = self.joiner.as_ref();
+        let flush_at = &mut self.flush_at;
         let mut read = 0;
         let outcome = loop {
             match reader.file.read(&mut self.buf) {
                 Ok(0) => break Ok(()),
                 Ok(n) => {
                     let now = now_ns();
-                    let FdReader { lines, record, .. } = reader;
-                    lines.feed(&self.buf[..n], |line| {
-                        store_line(ring, record, line, now, options)
-                    });
+                    let FdReader {
+                        lines,
+                        record,
+                        pending,
+                        ..
+                    } = reader;
+                    let mut out = Out {
+                        ring,
+                        record,
+                        pending,
+                        joiner,
+                        flush_at,
+                    };
+                    lines.feed(&self.buf[..n], |line| out.line(line, now, options));
                     read += n;
                     if read >= FD_BUDGET {
                         return Drain::More;
@@ -227,8 +281,24 @@ impl IntakeSource {
             }
         };
         let now = now_ns();
-        let FdReader { lines, record, .. } = reader;
-        lines.finish(|line| store_line(ring, record, line, now, options));
+        let FdReader {
+            lines,
+            record,
+            pending,
+            ..
+        } = reader;
+        let mut out = Out {
+            ring,
+            record,
+            pending,
+            joiner,
+            flush_at,
+        };
+        lines.finish(|line| out.line(line, now, options));
+        // The fd ended: what was being joined is complete.
+        if let Some(p) = pending.take() {
+            store_entry(ring, record, p);
+        }
         if let Err(e) = outcome {
             // What the fd still held is lost: count the fd once.
             count_dropped(ring);
@@ -360,6 +430,7 @@ impl IntakeSource {
             file,
             watch,
             lines: LineSplitter::new(self.options.max_line_len),
+            pending: None,
             record: Record::new(Input::Fd, 0, name, String::new()),
         });
         self.open += 1;
@@ -375,6 +446,59 @@ impl IntakeSource {
             self.open -= 1;
         }
     }
+}
+
+/// Where the lines of one fd go: into the ring, or through the joiner.
+struct Out<'a> {
+    ring: &'a mut Ring,
+    record: &'a mut Record,
+    pending: &'a mut Option<Pending>,
+    joiner: Option<&'a Joiner>,
+    flush_at: &'a mut Option<Instant>,
+}
+
+impl Out<'_> {
+    fn line(&mut self, line: Line<'_>, now: i64, options: IntakeOptions) {
+        let Some(joiner) = self.joiner else {
+            return store_line(self.ring, self.record, line, now, options);
+        };
+        let (severity, text) = if options.level_prefix {
+            level_prefix(line.bytes)
+        } else {
+            (None, line.bytes)
+        };
+        let text = escape_invalid_utf8(text);
+        let at = Instant::now();
+        let line = LineIn {
+            text: &text,
+            severity,
+            truncated: line.truncated,
+            now_ns: now,
+            now: at,
+        };
+        let (ring, record) = (&mut *self.ring, &mut *self.record);
+        joiner.line(self.pending, line, |p| store_entry(ring, record, p));
+        if let Some(p) = self.pending.as_ref() {
+            let due = p.since + joiner.flush;
+            if self.flush_at.is_none_or(|f| due < f) {
+                *self.flush_at = Some(due);
+            }
+        }
+    }
+}
+
+/// A joined entry into the ring under the fd's name. With joining, an
+/// entry (not a line) is what `received` counts.
+fn store_entry(ring: &mut Ring, record: &mut Record, p: Pending) {
+    record.msg = p.text;
+    record.truncated = p.truncated;
+    record.severity = p.severity;
+    record.received_ns = p.first_ns;
+    let counters = ring.ledger.input_mut(Input::Fd);
+    counters.received += 1;
+    counters.truncated += u64::from(record.truncated);
+    ring.push(record);
+    record.msg = String::new();
 }
 
 /// One line into the ring under the fd's name.

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod receiver;
 pub mod syslogd;
 
 pub const RINGLOGD: &str = env!("CARGO_BIN_EXE_ringlogd");
