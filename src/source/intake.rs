@@ -153,6 +153,11 @@ impl IntakeSource {
         }
     }
 
+    /// Read `<N>` prefixes from now on, or stop (SIGHUP).
+    pub fn set_level_prefix(&mut self, on: bool) {
+        self.options.level_prefix = on;
+    }
+
     pub fn socket_mut(&mut self) -> &mut UnixDatagram {
         &mut self.socket
     }
