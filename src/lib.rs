@@ -19,6 +19,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod daemonize;
+pub mod docs;
 pub mod ledger;
 pub mod listen;
 pub mod notify;

@@ -35,7 +35,7 @@ pub const DEFAULT_MAX_FDS: usize = 1024;
 /// The most `--max-fds` accepts: far above any fd limit a kernel grants.
 pub const MAX_MAX_FDS: usize = 1 << 20;
 
-/// ringlogd: a syslog-compatible in-memory log server.
+/// A syslog-compatible in-memory log server.
 ///
 /// Keeps every log message of the machine in one bounded ring in memory,
 /// fed by /dev/log, /dev/kmsg, the network and the fds LinuxKit's init and
