@@ -109,7 +109,11 @@ pub fn run(settings: Settings, loader: Option<Loader>) -> Result<(), String> {
     if settings.daemonize && handover.is_none() {
         return daemonize::start_background(listeners);
     }
-    let notifier = Notifier::from_env()?;
+    // A service manager that cannot be told is no reason not to serve.
+    let notifier = Notifier::from_env().unwrap_or_else(|e| {
+        eprintln!("ringlogd: warning: {e}; readiness will not be reported");
+        None
+    });
     let mut daemon = Daemon::new(&settings, listeners)?;
     // Every socket is bound and /dev/kmsg open: root is no longer needed.
     daemon.pidfile = settings

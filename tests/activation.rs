@@ -17,6 +17,29 @@ use std::time::Duration;
 
 use support::*;
 
+/// A started daemon, killed if a failing test leaves it running (its
+/// stdout is the test's, which would keep the test run waiting).
+struct Started(Option<Child>);
+
+impl Started {
+    fn id(&self) -> u32 {
+        self.0.as_ref().expect("running").id()
+    }
+
+    fn take(mut self) -> Child {
+        self.0.take().expect("running")
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// The service manager's side of one start.
 struct Manager {
     dir: tempfile::TempDir,
@@ -45,7 +68,7 @@ impl Manager {
 
     /// Start ringlogd with `fds` as 3, 4, ... named as given, and
     /// `LISTEN_PID` its own pid unless `listen_pid` says otherwise.
-    fn start(&self, fds: &[(RawFd, &str)], args: &[&str], listen_pid: Option<&str>) -> Child {
+    fn start(&self, fds: &[(RawFd, &str)], args: &[&str], listen_pid: Option<&str>) -> Started {
         let names: Vec<&str> = fds.iter().map(|(_, n)| *n).collect();
         // exec keeps the pid, so the shell's $$ is the daemon's pid, as
         // systemd sets LISTEN_PID in the child it forks.
@@ -83,7 +106,9 @@ impl Manager {
                 Ok(())
             })
         };
-        cmd.spawn().expect("start ringlogd under the fake manager")
+        Started(Some(
+            cmd.spawn().expect("start ringlogd under the fake manager"),
+        ))
     }
 
     /// The next notification, as text.
@@ -116,7 +141,8 @@ fn wait_msgs(query: &Path, want: &[&str]) -> Vec<serde_json::Value> {
     panic!("{want:?} did not all arrive; ring: {:#?}", dump(query));
 }
 
-fn stop(mut child: Child) -> std::process::ExitStatus {
+fn stop(started: Started) -> std::process::ExitStatus {
+    let mut child = started.take();
     signal(child.id(), "TERM");
     wait_timeout(&mut child, Duration::from_secs(10))
 }
@@ -132,6 +158,8 @@ fn named_sockets_are_used_as_handed_and_readiness_comes_once_they_serve() {
     let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
     let run = m.path("run");
     std::fs::create_dir(&run).unwrap();
+    let conf = m.path("ringlogd.toml");
+    std::fs::write(&conf, "").unwrap();
     let child = m.start(
         &[
             (syslog_a.as_raw_fd(), "syslog"),
@@ -141,7 +169,13 @@ fn named_sockets_are_used_as_handed_and_readiness_comes_once_they_serve() {
             (tcp.as_raw_fd(), "tcp"),
             (syslog_b.as_raw_fd(), "syslog"),
         ],
-        &["--no-kmsg", "--runtime-dir", run.to_str().unwrap()],
+        &[
+            "--no-kmsg",
+            "--runtime-dir",
+            run.to_str().unwrap(),
+            "--config",
+            conf.to_str().unwrap(),
+        ],
         None,
     );
     let ready = m.notice();
@@ -195,6 +229,10 @@ fn named_sockets_are_used_as_handed_and_readiness_comes_once_they_serve() {
         0,
         "every socket was handed in, so no default path is bound"
     );
+    // A reload is bracketed for the manager.
+    signal(child.id(), "HUP");
+    assert!(m.notice().starts_with("RELOADING=1\nMONOTONIC_USEC="));
+    assert!(m.notice().starts_with("READY=1\n"));
     assert!(stop_notices(&m, child).success());
     for p in ["a.sock", "b.sock", "intake.sock", "q.sock"] {
         assert!(
@@ -205,7 +243,7 @@ fn named_sockets_are_used_as_handed_and_readiness_comes_once_they_serve() {
 }
 
 /// SIGTERM, expecting STOPPING=1 first.
-fn stop_notices(m: &Manager, child: Child) -> std::process::ExitStatus {
+fn stop_notices(m: &Manager, child: Started) -> std::process::ExitStatus {
     let pid = child.id();
     let status = stop(child);
     assert_eq!(m.notice(), "STOPPING=1", "pid {pid}");
@@ -290,7 +328,7 @@ fn a_socket_that_does_not_fit_its_name_stops_the_daemon() {
         let mut args = vec!["--no-kmsg", "--runtime-dir", run.to_str().unwrap()];
         args.extend_from_slice(extra);
         let child = m.start(fds, &args, None);
-        let out = child.wait_with_output().unwrap();
+        let out = child.take().wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{err}");
         assert!(err.starts_with(want), "{err}");
