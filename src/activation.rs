@@ -130,26 +130,6 @@ impl Activated {
         }
         Ok(())
     }
-
-    /// The fd numbers, for messages and tests.
-    pub fn summary(&self) -> String {
-        let nums = |v: &[OwnedFd]| {
-            v.iter()
-                .map(|f| f.as_raw_fd().to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        let one =
-            |f: &Option<OwnedFd>| f.as_ref().map_or("-".into(), |f| f.as_raw_fd().to_string());
-        format!(
-            "syslog [{}] intake {} query {} udp [{}] tcp [{}]",
-            nums(&self.syslog),
-            one(&self.intake),
-            one(&self.query),
-            nums(&self.udp),
-            nums(&self.tcp)
-        )
-    }
 }
 
 /// The role of socket `fd` named `name`: the name's, if the socket fits

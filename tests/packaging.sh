@@ -31,16 +31,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Wait up to 10 s for a socket at $1 that accepts connections.
-wait_socket() {
-  local i
-  for i in $(seq 100); do
-    python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])' "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
 # Start $1 (ringlogd) on runtime dir $2 with --daemonize; echo its pid.
 start_daemon() {
   local bin=$1 dir=$2
