@@ -15,13 +15,16 @@ use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use crate::config::Settings;
+use crate::activation::Activated;
+use crate::config::{show, Loader, Settings};
 use crate::daemonize::{self, Handover};
 use crate::ledger::Gauges;
 use crate::listen::Listeners;
+use crate::notify::Notifier;
 use crate::parse::kmsg::KmsgParser;
 use crate::parse::multiline::Joiner;
 use crate::parse::syslog::SyslogParser;
+use crate::privileges::{Identity, PidFile};
 use crate::query::request::Control;
 use crate::query::QueryServer;
 use crate::record::{now_ns, Record};
@@ -88,17 +91,60 @@ pub fn local_hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-/// Bind everything `settings` asks for, then serve until SIGTERM or SIGINT;
-/// under `--daemonize`, hand the sockets to a background daemon and return
-/// once it serves. Errors are one line for the user, e.g. a socket path
-/// already in use.
-pub fn run(settings: &Settings) -> Result<(), String> {
+/// Bind everything `settings` asks for (or take what socket activation
+/// handed in), then serve until SIGTERM or SIGINT; under `--daemonize`,
+/// hand the sockets to a background daemon and return once it serves.
+/// `loader` is what SIGHUP re-reads. Errors are one line for the user, e.g.
+/// a socket path already in use.
+pub fn run(settings: Settings, loader: Option<Loader>) -> Result<(), String> {
+    // Before anything is bound: an unknown user must not leave sockets.
+    let identity = Identity::resolve(settings.user.as_deref(), settings.group.as_deref())?;
+    if let Some(id) = &identity {
+        id.check_can_switch()?;
+    }
     let handover = Handover::from_env()?;
-    let listeners = Listeners::open(settings, handover.as_ref().map(|h| &h.fds))?;
+    let activated = Activated::from_env()?;
+    if settings.daemonize && handover.is_none() && activated.is_some() {
+        return Err(
+            "--daemonize and socket activation do not mix: a service manager keeps ringlogd in the foreground"
+                .into(),
+        );
+    }
+    let listeners = Listeners::open(&settings, handover.as_ref().map(|h| &h.fds), activated)?;
     if settings.daemonize && handover.is_none() {
         return daemonize::start_background(listeners);
     }
-    let daemon = Daemon::new(settings, listeners)?;
+    // A service manager that cannot be told is no reason not to serve.
+    let notifier = Notifier::from_env().unwrap_or_else(|e| {
+        eprintln!("ringlogd: warning: {e}; readiness will not be reported");
+        None
+    });
+    let mut daemon = Daemon::new(&settings, listeners)?;
+    // Every socket is bound and /dev/kmsg open: root is no longer needed.
+    daemon.pidfile = settings
+        .pidfile
+        .as_deref()
+        .map(PidFile::write)
+        .transpose()?;
+    if let Some(id) = &identity {
+        id.switch()?;
+        log_internal(
+            &mut daemon.ring,
+            SEV_INFO,
+            format!("running as {}", id.label),
+        );
+    }
+    daemon.settings = settings;
+    daemon.loader = loader;
+    if let Some(n) = &notifier {
+        if let Err(e) = n.ready("serving") {
+            warn(
+                &mut daemon.ring,
+                format!("cannot tell the service manager ringlogd is ready: {e}"),
+            );
+        }
+    }
+    daemon.notifier = notifier;
     if let Some(h) = handover {
         h.ready()?;
     }
@@ -128,6 +174,13 @@ pub struct Daemon {
     /// budget that ran out last turn.
     busy: Vec<Token>,
     _query_path: Option<BoundPath>,
+    /// The settings in force: those from the start, with what SIGHUP
+    /// changed since.
+    settings: Settings,
+    /// Reads the configuration again on SIGHUP.
+    loader: Option<Loader>,
+    notifier: Option<Notifier>,
+    pidfile: Option<PidFile>,
 }
 
 impl Daemon {
@@ -160,6 +213,8 @@ impl Daemon {
             syslog: syslog_listeners,
             intake,
             query: query_listener,
+            udp: handed_udp,
+            tcp: handed_tcp,
         } = listeners;
         let mut syslog = Vec::new();
         for listener in syslog_listeners {
@@ -173,6 +228,7 @@ impl Daemon {
         });
         let mut net = NetSource::bind(
             &settings.net,
+            (handed_udp, handed_tcp),
             parser.clone(),
             settings.max_line_len,
             NET_LISTENER_BASE,
@@ -277,6 +333,10 @@ impl Daemon {
             routes,
             busy,
             _query_path: query_path,
+            settings: settings.clone(),
+            loader: None,
+            notifier: None,
+            pidfile: None,
         })
     }
 
@@ -361,7 +421,12 @@ impl Daemon {
     fn on_signals(&mut self) -> Flow {
         while let Ok(Some(info)) = self.signals.read_signal() {
             match Signal::try_from(info.ssi_signo as i32) {
-                Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => return Flow::Stop,
+                Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => {
+                    if let Some(n) = &self.notifier {
+                        let _ = n.stopping();
+                    }
+                    return Flow::Stop;
+                }
                 Ok(Signal::SIGUSR1) => {
                     let control = if self.ring.is_paused() {
                         Control::Resume
@@ -370,15 +435,91 @@ impl Daemon {
                     };
                     crate::control::apply(&mut self.ring, control);
                 }
-                Ok(Signal::SIGHUP) => log_internal(
-                    &mut self.ring,
-                    SEV_WARNING,
-                    "received SIGHUP: there is no configuration file to re-read",
-                ),
+                Ok(Signal::SIGHUP) => self.reload(),
                 _ => {}
             }
         }
         Flow::Continue
+    }
+
+    /// SIGHUP: read the configuration file again and apply what can change
+    /// while the ring is kept (its limits, the intake's `<N>` prefixes, the
+    /// TCP connection limits); say what else changed and waits for a
+    /// restart. A file that no longer loads changes nothing.
+    fn reload(&mut self) {
+        let Some(loader) = self.loader.as_ref().filter(|l| l.config_path().is_some()) else {
+            log_internal(
+                &mut self.ring,
+                SEV_WARNING,
+                "received SIGHUP: there is no configuration file (--config) to re-read",
+            );
+            return;
+        };
+        let path = loader
+            .config_path()
+            .unwrap_or(std::path::Path::new(""))
+            .display()
+            .to_string();
+        if let Some(n) = &self.notifier {
+            let _ = n.reloading();
+        }
+        match loader.load() {
+            Err(e) => warn(
+                &mut self.ring,
+                format!("SIGHUP: {e}; nothing changed, the running settings stay"),
+            ),
+            Ok(loaded) => self.apply(&path, loaded.settings),
+        }
+        if let Some(n) = &self.notifier {
+            let _ = n.ready("serving");
+        }
+    }
+
+    /// Apply the live part of `new` and report every change.
+    fn apply(&mut self, path: &str, new: Settings) {
+        let changes = show::changes(&self.settings, &new);
+        let text = |c: &[&show::Change]| {
+            c.iter()
+                .map(|c| format!("{} {} -> {}", c.key, c.old, c.new))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (live, later): (Vec<_>, Vec<_>) = changes.iter().partition(|c| c.is_live());
+        let s = &mut self.settings;
+        if s.limits != new.limits {
+            s.limits = new.limits;
+            self.ring.set_limits(new.limits);
+        }
+        if s.level_prefix != new.level_prefix {
+            s.level_prefix = new.level_prefix;
+            self.intake.set_level_prefix(new.level_prefix);
+        }
+        if (s.net.tcp_max_conns, s.net.tcp_idle_timeout)
+            != (new.net.tcp_max_conns, new.net.tcp_idle_timeout)
+        {
+            s.net.tcp_max_conns = new.net.tcp_max_conns;
+            s.net.tcp_idle_timeout = new.net.tcp_idle_timeout;
+            self.net.set_limits(
+                new.net.tcp_max_conns,
+                new.net.tcp_idle_timeout,
+                Instant::now(),
+            );
+        }
+        let msg = if live.is_empty() {
+            format!("re-read {path}: nothing to apply")
+        } else {
+            format!("re-read {path}: applied {}", text(&live))
+        };
+        log_internal(&mut self.ring, SEV_INFO, msg);
+        if !later.is_empty() {
+            warn(
+                &mut self.ring,
+                format!(
+                    "re-read {path}: not applied until ringlogd restarts: {}",
+                    text(&later)
+                ),
+            );
+        }
     }
 
     fn is_source(&self, t: Token) -> bool {

@@ -1,8 +1,9 @@
 //! The sockets the daemon listens on, however it got them: bound at a path
 //! (and removed again when it stops), inherited from the process that
 //! started it (`--fd-syslog`, `--fd-query`, `--fd-log`: never unlinked or
-//! rebound, they belong to whoever made them), or handed over by its own
-//! parent under `--daemonize`.
+//! rebound, they belong to whoever made them), handed in by a service
+//! manager ([`crate::activation`]: the same rules), or handed over by its
+//! own parent under `--daemonize`.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -12,6 +13,7 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::sys::socket::{getsockname, getsockopt, sockopt, SockType, UnixAddr};
 
+use crate::activation::Activated;
 use crate::config::Settings;
 use crate::sockpath::{self, BoundPath, SocketKind};
 
@@ -30,6 +32,10 @@ pub struct Listeners {
     pub syslog: Vec<Listener<UnixDatagram>>,
     pub intake: Listener<UnixDatagram>,
     pub query: Listener<UnixListener>,
+    /// UDP sockets and TCP listeners handed in by socket activation; those
+    /// the flags ask for are bound by the network source.
+    pub udp: Vec<std::net::UdpSocket>,
+    pub tcp: Vec<std::net::TcpListener>,
 }
 
 /// The fd numbers of a [`Listeners`], role by role: what a daemonizing
@@ -44,21 +50,44 @@ pub struct HandedFds {
 }
 
 impl Listeners {
-    /// Bind or inherit every socket `settings` asks for; with `handed`,
-    /// take over the ones a daemonizing parent bound instead. Errors name
-    /// the flag or path at fault.
-    pub fn open(settings: &Settings, handed: Option<&HandedFds>) -> Result<Listeners, String> {
-        match handed {
-            Some(h) => Listeners::take_over(settings, h),
-            None => Listeners::bind(settings),
+    /// Bind or inherit every socket `settings` asks for, using the ones
+    /// socket activation handed in (`activated`) in place of binding their
+    /// paths; with `handed`, take over the ones a daemonizing parent bound
+    /// instead. Errors name the flag or path at fault.
+    pub fn open(
+        settings: &Settings,
+        handed: Option<&HandedFds>,
+        activated: Option<Activated>,
+    ) -> Result<Listeners, String> {
+        match (handed, activated) {
+            (Some(_), Some(_)) => Err(
+                "socket activation and --daemonize do not mix: a service manager keeps ringlogd in the foreground"
+                    .into(),
+            ),
+            (Some(h), None) => Listeners::take_over(settings, h),
+            (None, a) => Listeners::bind(settings, a.unwrap_or_default()),
         }
     }
 
-    fn bind(settings: &Settings) -> Result<Listeners, String> {
+    fn bind(settings: &Settings, activated: Activated) -> Result<Listeners, String> {
         let mut given = settings.syslog_fds.clone();
         given.extend(settings.intake_fd);
         given.extend(settings.query_fd);
+        given.extend(activated.syslog.iter().map(|f| f.as_raw_fd()));
+        given.extend(activated.intake.iter().map(|f| f.as_raw_fd()));
+        given.extend(activated.query.iter().map(|f| f.as_raw_fd()));
+        given.extend(activated.udp.iter().map(|f| f.as_raw_fd()));
+        given.extend(activated.tcp.iter().map(|f| f.as_raw_fd()));
         check_distinct(given)?;
+        let twice = |what: &str, flag: &str, fd: RawFd| {
+            format!("the {what} socket is handed in twice: by {flag} {fd} and by socket activation")
+        };
+        if let (Some(fd), Some(_)) = (settings.intake_fd, &activated.intake) {
+            return Err(twice("intake", "--fd-log", fd));
+        }
+        if let (Some(fd), Some(_)) = (settings.query_fd, &activated.query) {
+            return Err(twice("query", "--fd-query", fd));
+        }
         // Inherited sockets first: a bad --fd-* flag must fail before any
         // path is bound.
         let mut syslog = settings
@@ -79,8 +108,36 @@ impl Listeners {
             .query_fd
             .map(|fd| inherited_listener(fd, "--fd-query"))
             .transpose()?;
-        for path in &settings.syslog_sockets {
-            syslog.push(bind_datagram(path, 0o666)?);
+        let Activated {
+            syslog: act_syslog,
+            intake: act_intake,
+            query: act_query,
+            udp,
+            tcp,
+        } = activated;
+        // Handed-in syslog sockets replace the default path, as --fd-syslog
+        // does; paths named explicitly are bound as well.
+        let bind_paths = !settings.syslog_default || act_syslog.is_empty();
+        for fd in act_syslog {
+            syslog.push(Listener {
+                socket: adopt_datagram(fd)?,
+                path: None,
+            });
+        }
+        let intake = match (intake, act_intake) {
+            (Some(socket), _) => Some(socket),
+            (None, Some(fd)) => Some(adopt_datagram(fd)?),
+            (None, None) => None,
+        };
+        let query = match (query, act_query) {
+            (Some(socket), _) => Some(socket),
+            (None, Some(fd)) => Some(adopt_listener(fd)?),
+            (None, None) => None,
+        };
+        if bind_paths {
+            for path in &settings.syslog_sockets {
+                syslog.push(bind_datagram(path, 0o666)?);
+            }
         }
         let intake = match intake {
             Some(socket) => Listener { socket, path: None },
@@ -100,10 +157,29 @@ impl Listeners {
                 }
             }
         };
+        let nonblocking = |e: std::io::Error| format!("socket activation: {e}");
+        let udp = udp
+            .into_iter()
+            .map(|fd| {
+                let s = std::net::UdpSocket::from(fd);
+                s.set_nonblocking(true).map_err(nonblocking)?;
+                Ok(s)
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let tcp = tcp
+            .into_iter()
+            .map(|fd| {
+                let s = std::net::TcpListener::from(fd);
+                s.set_nonblocking(true).map_err(nonblocking)?;
+                Ok(s)
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         Ok(Listeners {
             syslog,
             intake,
             query,
+            udp,
+            tcp,
         })
     }
 
@@ -147,6 +223,8 @@ impl Listeners {
                 socket: inherited_listener(h.query, "handed-over query socket")?,
                 path: adopt_unless_inherited(settings.query_fd, &settings.query_socket)?,
             },
+            udp: Vec::new(),
+            tcp: Vec::new(),
         })
     }
 
@@ -191,6 +269,22 @@ fn bind_datagram(path: &Path, mode: u32) -> Result<Listener<UnixDatagram>, Strin
         socket,
         path: Some(guard),
     })
+}
+
+/// A unix datagram socket from socket activation (its type already checked).
+fn adopt_datagram(fd: OwnedFd) -> Result<UnixDatagram, String> {
+    let std = std::os::unix::net::UnixDatagram::from(fd);
+    std.set_nonblocking(true)
+        .map_err(|e| format!("socket activation: {e}"))?;
+    Ok(UnixDatagram::from_std(std))
+}
+
+/// A listening unix stream socket from socket activation.
+fn adopt_listener(fd: OwnedFd) -> Result<UnixListener, String> {
+    let std = std::os::unix::net::UnixListener::from(fd);
+    std.set_nonblocking(true)
+        .map_err(|e| format!("socket activation: {e}"))?;
+    Ok(UnixListener::from_std(std))
 }
 
 fn inherited_datagram(fd: RawFd, flag: &str) -> Result<UnixDatagram, String> {

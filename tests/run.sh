@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine: install the programs
-# the integration tests drive when they are missing, then run cargo test.
-# Extra arguments go to cargo test (e.g. tests/run.sh --release).
+# the integration tests drive when they are missing, then run cargo test,
+# the benchmark's smoke run and the packaging checks (tests/packaging.sh:
+# static binaries, the .deb built, installed with dpkg -i and purged, the
+# systemd units verified). Extra arguments go to cargo test (e.g.
+# tests/run.sh --release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +31,10 @@ declare -A want=(
   [curl]=curl
   [busybox]=busybox
   [openssl]=openssl
+  [groff]=groff-base
+  [readelf]=binutils
+  # systemd-analyze only: installing the package starts nothing.
+  [systemd-analyze]=systemd
 )
 missing=()
 for tool in "${!want[@]}"; do
@@ -90,6 +97,12 @@ for pkg in "${unpack[@]}"; do
   rm -rf "$tmp"
 done
 
+# cargo-deb, which the packaging checks build the .deb with, from crates.io.
+if ! command -v cargo-deb >/dev/null 2>&1; then
+  echo "tests/run.sh: installing cargo-deb" >&2
+  cargo install cargo-deb --locked
+fi
+
 # One closing line with the totals over every test binary.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
@@ -104,7 +117,13 @@ if [ "$status" -eq 0 ]; then
   target/$profile/examples/bench --quick
   status=$?
 fi
+if [ "$status" -eq 0 ]; then
+  # Installs and purges the .deb, so it needs root.
+  "${sudo[@]}" env "PATH=$PATH" tests/packaging.sh 2>&1 | tee -a "$log"
+  status=${PIPESTATUS[0]}
+fi
 set -e
 awk '/^test result:/ { p += $4; f += $6; i += $8 }
+     /^packaging: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
      END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
 exit "$status"

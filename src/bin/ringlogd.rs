@@ -1,9 +1,28 @@
-//! The ringlogd daemon: parse the flags, run the event loop.
+//! The ringlogd daemon: read the flags and the configuration file, then run
+//! the event loop (or, with --check-config, print the settings and exit).
+
+use ringlogd::config::{show, Loader};
+
+fn fail(e: String) -> ! {
+    eprintln!("ringlogd: {e}");
+    std::process::exit(1);
+}
 
 fn main() {
-    let args = ringlogd::config::DaemonArgs::from_env();
-    if let Err(e) = ringlogd::daemon::run(&args.settings()) {
-        eprintln!("ringlogd: {e}");
-        std::process::exit(1);
+    let loader = Loader::from_env();
+    let loaded = loader.load().unwrap_or_else(|e| fail(e));
+    if loader.check_only() {
+        let s = &loaded.settings;
+        // Names that do not resolve would stop the daemon at start.
+        if let Err(e) =
+            ringlogd::privileges::Identity::resolve(s.user.as_deref(), s.group.as_deref())
+        {
+            fail(e);
+        }
+        print!("{}", show::effective(&loaded));
+        return;
+    }
+    if let Err(e) = ringlogd::daemon::run(loaded.settings, Some(loader)) {
+        fail(e);
     }
 }

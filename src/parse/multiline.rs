@@ -35,6 +35,16 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The name `parse` reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::First => "first",
+            Mode::Last => "last",
+            Mode::NonFirst => "nonfirst",
+            Mode::NonLast => "nonlast",
+        }
+    }
+
     pub fn parse(s: &str) -> Result<Mode, String> {
         Ok(match s.to_ascii_lowercase().as_str() {
             "first" => Mode::First,

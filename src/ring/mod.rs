@@ -294,6 +294,29 @@ impl Ring {
         self.limits
     }
 
+    /// New bounds for a running ring (SIGHUP): what is held stays, except
+    /// the oldest entries beyond the new bounds, which are evicted now (a
+    /// byte budget below one chunk of the old size empties the ring). Raised
+    /// to the minimums as in [`Ring::new`]; new chunks get the size the new
+    /// budget calls for.
+    pub fn set_limits(&mut self, limits: Limits) {
+        let fresh = Ring::new(limits);
+        self.limits = fresh.limits;
+        self.chunk_size = fresh.chunk_size;
+        while self.len > self.limits.max_lines {
+            self.evict_one();
+        }
+        while self.used > self.limits.max_bytes {
+            if let Some(spare) = self.spare.take() {
+                self.used -= spare.bytes();
+            } else if self.chunks.is_empty() {
+                break;
+            } else {
+                self.evict_front_chunk();
+            }
+        }
+    }
+
     pub fn stats(&self) -> RingStats {
         RingStats {
             entries: self.len,
@@ -476,6 +499,32 @@ mod tests {
             ring.iter_back_to(0).map(|r| r.seq).collect::<Vec<_>>(),
             [11]
         );
+    }
+
+    #[test]
+    fn set_limits_keeps_the_newest_and_the_sequence() {
+        let mut ring = Ring::new(Limits::default());
+        for i in 0..100 {
+            ring.push(&rec(i, 100));
+        }
+        ring.set_limits(Limits {
+            max_lines: 10,
+            max_bytes: DEFAULT_MAX_BYTES,
+        });
+        assert_eq!((ring.len(), ring.first_seq()), (10, 90));
+        assert_eq!(ring.get(99).unwrap().app.as_deref(), Some("app99"));
+        ring.set_limits(Limits {
+            max_lines: 1000,
+            max_bytes: MIN_MAX_BYTES,
+        });
+        assert!(ring.bytes_used() <= MIN_MAX_BYTES);
+        for i in 100..1000 {
+            assert_eq!(ring.push(&rec(i, 100)), Some(i as u64));
+            assert!(ring.bytes_used() <= MIN_MAX_BYTES, "over budget at {i}");
+        }
+        assert!(ring.get(999).is_some(), "the newest entry is held");
+        let c = ring.ledger.input(Input::Syslog);
+        assert_eq!(c.stored - c.evicted, ring.len() as u64);
     }
 
     #[test]

@@ -195,6 +195,11 @@ impl IntakeSource {
         self.flush_at = next;
     }
 
+    /// Read `<N>` prefixes from now on, or stop (SIGHUP).
+    pub fn set_level_prefix(&mut self, on: bool) {
+        self.options.level_prefix = on;
+    }
+
     pub fn socket_mut(&mut self) -> &mut UnixDatagram {
         &mut self.socket
     }

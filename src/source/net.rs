@@ -108,17 +108,39 @@ pub struct NetSource {
 }
 
 impl NetSource {
-    /// Bind every listener `settings` asks for. Listeners get tokens from
-    /// `listener_base` up and connections from `conn_base` up; the daemon
-    /// keeps those ranges apart.
+    /// Bind every listener `settings` asks for, after the ones handed in
+    /// by socket activation (`handed`: used as they are, with only
+    /// SO_RXQ_OVFL turned on). Listeners get tokens from `listener_base` up
+    /// and connections from `conn_base` up; the daemon keeps those ranges
+    /// apart.
     pub fn bind(
         settings: &NetSettings,
+        handed: (Vec<std::net::UdpSocket>, Vec<std::net::TcpListener>),
         parser: SyslogParser,
         max_line_len: usize,
         listener_base: usize,
         conn_base: usize,
     ) -> Result<NetSource, String> {
         let mut listeners = Vec::new();
+        let (handed_udp, handed_tcp) = handed;
+        for s in handed_udp {
+            let addr = s
+                .local_addr()
+                .map_err(|e| format!("handed-in udp socket: {e}"))?;
+            setsockopt(&s, sockopt::RxqOvfl, &1)
+                .map_err(|e| format!("udp {addr}: cannot enable SO_RXQ_OVFL: {e}"))?;
+            listeners.push(Listener::Udp(Udp {
+                socket: UdpSocket::from_std(s),
+                addr,
+                kernel_dropped: 0,
+            }));
+        }
+        for s in handed_tcp {
+            let addr = s
+                .local_addr()
+                .map_err(|e| format!("handed-in tcp socket: {e}"))?;
+            listeners.push(Listener::Tcp(TcpListener::from_std(s), addr));
+        }
         for &addr in &settings.udp {
             let s =
                 socket(addr, Type::DGRAM, Protocol::UDP).map_err(|e| format!("udp {addr}: {e}"))?;
@@ -177,6 +199,17 @@ impl NetSource {
             }
         }
         Ok(())
+    }
+
+    /// Apply new connection limits (SIGHUP): they hold for connections
+    /// accepted from now on, and the idle timeout for every open one.
+    pub fn set_limits(&mut self, max_conns: usize, idle_timeout: Option<Duration>, now: Instant) {
+        self.max_conns = max_conns;
+        self.idle_timeout = idle_timeout;
+        self.next_sweep = match idle_timeout {
+            Some(t) if self.open > 0 => Some(now + sweep_interval(t)),
+            _ => None,
+        };
     }
 
     /// Whether `token` is one of this source's sockets.

@@ -1,8 +1,16 @@
-//! The daemon's command line, turned into one [`Settings`].
+//! The daemon's command line and configuration file, turned into one
+//! [`Settings`].
 //!
 //! Flags are GNU long options; every long option is also accepted in the Go
 //! style memlogd and LinuxKit configs use (`-socket-query X`,
 //! `-max-lines=10`), by rewriting such arguments before clap sees them.
+//! Every flag is also a key of the TOML file `--config` names ([`file`]),
+//! and the command line wins over the file ([`Loader`]).
+
+pub mod file;
+pub mod show;
+
+pub use file::{Loaded, Loader, Origin};
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -10,7 +18,7 @@ use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 
 use crate::parse::multiline::{self, MultilineSpec};
 use crate::ring::{Limits, DEFAULT_MAX_LINES, MIN_MAX_BYTES};
@@ -29,7 +37,7 @@ pub const DEFAULT_MAX_FDS: usize = 1024;
 /// The most `--max-fds` accepts: far above any fd limit a kernel grants.
 pub const MAX_MAX_FDS: usize = 1 << 20;
 
-/// ringlogd: a syslog-compatible in-memory log server.
+/// A syslog-compatible in-memory log server.
 ///
 /// Keeps every log message of the machine in one bounded ring in memory,
 /// fed by /dev/log, /dev/kmsg, the network and the fds LinuxKit's init and
@@ -161,7 +169,36 @@ pub struct DaemonArgs {
     #[arg(long = "multiline-flush", value_name = "MS", default_value_t = 500,
           value_parser = parse_flush_ms, requires = "multiline")]
     pub multiline_flush: u64,
+    /// Once every socket is bound (and /dev/kmsg open), switch to this user
+    /// (name or number) for good: its uid, and its primary group unless
+    /// --group says otherwise. Needs ringlogd to start as root.
+    #[arg(long = "user", value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// Once every socket is bound, switch to this group (name or number)
+    /// for good, with no supplementary groups.
+    #[arg(long = "group", value_name = "NAME")]
+    pub group: Option<String>,
+
+    /// Write the daemon's pid to PATH once it serves (under --daemonize,
+    /// the background daemon's pid, before the parent exits); removed at
+    /// exit when the directory allows it.
+    #[arg(long = "pidfile", value_name = "PATH")]
+    pub pidfile: Option<PathBuf>,
+
+    /// Read settings from this TOML file (every flag is a key of the same
+    /// name); flags on the command line win over it. SIGHUP reads it again.
+    #[arg(long = "config", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Check the configuration (file and flags), print the settings the
+    /// daemon would run with, and exit: 0 if they are valid, 1 if not.
+    #[arg(long = "check-config")]
+    pub check_config: bool,
 }
+
+/// Flags that are not settings, so have no key in the configuration file.
+pub const NOT_IN_FILE: &[&str] = &["config", "check-config", "help", "version"];
 
 /// The network listeners and their limits.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -199,21 +236,24 @@ pub struct Settings {
     pub routes: Vec<RouteSpec>,
     /// Multi-line joining of fd lines; `None` when off.
     pub multiline: Option<MultilineSpec>,
+    /// `syslog_sockets` is only the default path (no --syslog-socket or
+    /// --fd-syslog): a syslog socket handed in by socket activation then
+    /// takes its place.
+    pub syslog_default: bool,
+    /// Switch to this user and group once every socket is bound.
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub pidfile: Option<PathBuf>,
 }
 
 impl DaemonArgs {
-    /// Parse the process's arguments (Go-style forms included); on a usage
-    /// error clap prints it and exits 2.
-    pub fn from_env() -> DaemonArgs {
-        DaemonArgs::parse_from(go_style_args(std::env::args_os(), &DaemonArgs::command()))
-    }
-
     pub fn settings(&self) -> Settings {
         let in_dir = |name: &str, default: &str| match &self.runtime_dir {
             Some(dir) => dir.join(name),
             None => PathBuf::from(default),
         };
-        let syslog_sockets = if self.syslog_socket.is_empty() && self.fd_syslog.is_empty() {
+        let syslog_default = self.syslog_socket.is_empty() && self.fd_syslog.is_empty();
+        let syslog_sockets = if syslog_default {
             vec![in_dir(RUNTIME_SYSLOG_NAME, DEFAULT_SYSLOG_SOCKET)]
         } else {
             self.syslog_socket.clone()
@@ -259,6 +299,10 @@ impl DaemonArgs {
                 mode: self.multiline_match,
                 flush: Duration::from_millis(self.multiline_flush),
             }),
+            syslog_default,
+            user: self.user.clone(),
+            group: self.group.clone(),
+            pidfile: self.pidfile.clone(),
         }
     }
 }
@@ -387,6 +431,7 @@ pub fn go_style_args(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
 
     fn args(v: &[&str]) -> Result<DaemonArgs, clap::Error> {
         DaemonArgs::try_parse_from(go_style_args(
