@@ -250,6 +250,35 @@ fn flag_args(
     }
 }
 
+/// A `[[route]]` table as the URL `--route` takes: `url` plus every other
+/// key as a query option (`priority = "err"` is `?priority=err`).
+fn route_url(t: &DeTable) -> Result<String, String> {
+    let mut url = None;
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in t.iter() {
+        let key: &str = k.get_ref();
+        let value = match v.get_ref() {
+            DeValue::String(s) => s.to_string(),
+            DeValue::Integer(i) => i128::from_str_radix(i.as_str(), i.radix())
+                .map_err(|_| format!("route.{key}: too large"))?
+                .to_string(),
+            _ => return Err(format!("route.{key}: expects a string or a whole number")),
+        };
+        if key == "url" {
+            url = Some(value);
+        } else {
+            query.append_pair(key, &value);
+        }
+    }
+    let url = url.ok_or("a [[route]] table needs url = \"SCHEME://HOST:PORT\"")?;
+    let query = query.finish();
+    Ok(match (query.is_empty(), url.contains('?')) {
+        (true, _) => url,
+        (false, true) => format!("{url}&{query}"),
+        (false, false) => format!("{url}?{query}"),
+    })
+}
+
 /// One scalar value as `--name=value`, once the flag's parser accepts it.
 fn flag_value(
     text: &str,
@@ -265,6 +294,8 @@ fn flag_value(
             .map_err(|_| bad("too large"))?
             .to_string(),
         DeValue::Array(_) => return Err(bad("takes one value, not a list")),
+        // `[[route]]`: a table of the URL's parts, spelled as its options.
+        DeValue::Table(t) if name == "route" => route_url(t).map_err(|e| bad(&e))?,
         DeValue::Table(_) => return Err(bad("takes a value, not a table")),
         _ => return Err(bad("expects a string or a whole number")),
     };
@@ -327,6 +358,27 @@ mod tests {
         loader
             .load()
             .map_err(|e| e.replace(f.path().to_str().unwrap(), "FILE"))
+    }
+
+    #[test]
+    fn route_tables_are_routes() {
+        let l = load(
+            "[[route]]\nurl = \"relp://127.0.0.1:2514\"\npriority = \"err\"\nwindow = 64\n\n[[route]]\nurl = \"udp://127.0.0.1:514?format=rfc3164\"\nsource = \"onboot.*\"\n",
+            &[],
+        )
+        .unwrap();
+        let urls: Vec<&str> = l.settings.routes.iter().map(|r| r.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            [
+                "relp://127.0.0.1:2514?priority=err&window=64",
+                "udp://127.0.0.1:514?format=rfc3164&source=onboot.*"
+            ]
+        );
+        let e = load("[[route]]\npriority = \"err\"\n", &[]).unwrap_err();
+        assert!(e.contains("url"), "{e}");
+        let e = load("[[route]]\nurl = \"relp://h:1\"\nbogus = \"x\"\n", &[]).unwrap_err();
+        assert!(e.contains("bogus"), "{e}");
     }
 
     #[test]
