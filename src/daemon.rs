@@ -57,7 +57,7 @@ const ROUTE_BASE: usize = 1 << 28;
 /// Query clients are `Token(QUERY_CLIENT_BASE + i)`.
 const QUERY_CLIENT_BASE: usize = 1 << 30;
 /// Datagrams (or kernel records) read from one source per turn.
-const SOURCE_BUDGET: usize = 1024;
+const SOURCE_BUDGET: usize = 128;
 /// Kernel records read before the loop starts, so the boot lines come
 /// before anything that arrived while they were being read. Far more than
 /// the usual kernel buffers hold (128 KiB to a few MiB, some thousands of
