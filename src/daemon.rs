@@ -186,7 +186,11 @@ impl Daemon {
             INTAKE_FD_BASE,
             &mut ring,
         );
-        let mut query = QueryServer::new(query_listener.socket, QUERY_CLIENT_BASE);
+        let mut query = QueryServer::new(
+            query_listener.socket,
+            QUERY_CLIENT_BASE,
+            settings.query_group,
+        );
         let query_path = query_listener.path;
 
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;

@@ -7,6 +7,7 @@
 //! bytes, so a stopped reader costs one cursor and never blocks anyone; if
 //! the ring laps it, it is told how many entries it missed and goes on.
 
+pub mod access;
 pub mod filter;
 pub mod format;
 pub mod http;
@@ -14,6 +15,7 @@ pub mod request;
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use mio::net::{UnixListener, UnixStream};
@@ -77,6 +79,8 @@ enum Phase {
 
 struct Client {
     stream: UnixStream,
+    /// Set when the peer may read only the entries it sent (see `access`).
+    only_uid: Option<u32>,
     phase: Phase,
     out: Vec<u8>,
     out_pos: usize,
@@ -103,12 +107,14 @@ pub struct QueryServer {
     /// Clients to pump again next turn.
     pending: Vec<usize>,
     started: Instant,
+    access: access::Policy,
     pub counters: QueryCounters,
 }
 
 impl QueryServer {
     /// Serve `listener`; client tokens are `token_base` and up.
-    pub fn new(listener: UnixListener, token_base: usize) -> QueryServer {
+    /// Members of `group` (and root, and this user) read every entry.
+    pub fn new(listener: UnixListener, token_base: usize, group: Option<u32>) -> QueryServer {
         QueryServer {
             listener,
             clients: Vec::new(),
@@ -117,6 +123,7 @@ impl QueryServer {
             deadlines: VecDeque::new(),
             pending: Vec::new(),
             started: Instant::now(),
+            access: access::Policy::new(group),
             counters: QueryCounters::default(),
         }
     }
@@ -167,8 +174,10 @@ impl QueryServer {
             }
             let deadline = Instant::now() + REQUEST_TIMEOUT;
             self.deadlines.push_back((deadline, idx));
+            let only_uid = self.access.restriction(stream.as_fd());
             self.clients[idx] = Some(Client {
                 stream,
+                only_uid,
                 phase: Phase::Request {
                     buf: Vec::new(),
                     deadline,
@@ -318,7 +327,11 @@ impl QueryServer {
                 // A half-closed reader still gets its entries.
                 return true;
             };
-            match parse_request(buf, eof, now_ns()) {
+            let parsed = match parse_request(buf, eof, now_ns()) {
+                Parse::Done(req, dialect) => access::restrict(req, dialect, c.only_uid),
+                other => other,
+            };
+            match parsed {
                 Parse::Incomplete if eof => return false,
                 Parse::Incomplete => continue,
                 Parse::Done(req, dialect) => self.start(c, req, dialect, ring),
