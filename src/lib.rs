@@ -26,3 +26,4 @@ pub mod record;
 pub mod ring;
 pub mod sockpath;
 pub mod source;
+pub mod spare_fd;

@@ -25,6 +25,7 @@ use serde_json::json;
 
 use crate::record::{now_ns, Input, Record};
 use crate::ring::Ring;
+use crate::spare_fd::SpareFd;
 use filter::Filter;
 use format::Format;
 use request::{parse_request, Dialect, Mode, Parse, Query, Request};
@@ -40,6 +41,11 @@ const WRITE_BUDGET: usize = 256 << 10;
 /// filter that matches little cannot hold up ingest either.
 const SCAN_BUDGET: usize = 20_000;
 
+/// What a connection refused for want of fds is told (the client has not
+/// said its dialect yet: the JSON error line).
+const OUT_OF_FDS: &[u8] =
+    b"{\"error\":\"ringlogd is out of file descriptors: connection refused, try again\"}\n";
+
 /// Counters for the query side, shown in stats.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct QueryCounters {
@@ -49,6 +55,9 @@ pub struct QueryCounters {
     pub timeouts: u64,
     /// Requests refused as malformed (bad mode byte, bad JSON, bad HTTP).
     pub bad_requests: u64,
+    /// Connections accepted only to be closed, the daemon being out of
+    /// file descriptors.
+    pub refused: u64,
     /// Times a reader was lapped by the ring and told so.
     pub lapped: u64,
     /// Entries readers missed because the ring overwrote them first.
@@ -108,6 +117,7 @@ pub struct QueryServer {
     pending: Vec<usize>,
     started: Instant,
     access: access::Policy,
+    spare: SpareFd,
     pub counters: QueryCounters,
 }
 
@@ -124,6 +134,7 @@ impl QueryServer {
             pending: Vec::new(),
             started: Instant::now(),
             access: access::Policy::new(group),
+            spare: SpareFd::new(),
             counters: QueryCounters::default(),
         }
     }
@@ -156,8 +167,28 @@ impl QueryServer {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // Out of fds or memory: leave the rest queued in the kernel
-                // and try again on the next event rather than spin.
+                // Out of fds: take the connection on the spare fd only to
+                // say so and close it, rather than leave the client hanging
+                // in the queue.
+                Err(e) if SpareFd::is_exhaustion(&e) => {
+                    let listener = &self.listener;
+                    // The connection is closed inside, so that the spare
+                    // can be taken back.
+                    let refused = self.spare.lend(|| match listener.accept() {
+                        Ok((mut s, _)) => {
+                            let _ = s.write(OUT_OF_FDS);
+                            true
+                        }
+                        Err(_) => false,
+                    });
+                    if refused != Some(true) {
+                        return;
+                    }
+                    self.counters.refused += 1;
+                    continue;
+                }
+                // Out of memory: leave the rest queued in the kernel and try
+                // again on the next event rather than spin.
                 Err(_) => return,
             };
             let idx = self.free.pop().unwrap_or_else(|| {
