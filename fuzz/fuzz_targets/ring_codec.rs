@@ -123,7 +123,7 @@ fuzz_target!(|data: &[u8]| {
     ring.set_local_host(LOCAL);
     for (i, r) in records.iter().enumerate() {
         assert_eq!(ring.push_ref(r), Some(i as u64));
-        assert!(ring.len() <= max_lines && ring.len() >= 1);
+        assert!(ring.len() <= max_lines && !ring.is_empty());
     }
     let held: Vec<_> = ring.iter_from(0).map(|r| r.to_record()).collect();
     assert_eq!(held.len(), ring.len(), "every held record decodes");
