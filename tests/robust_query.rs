@@ -387,3 +387,65 @@ fn http_garbage_gets_a_4xx_and_a_close_never_a_hang() {
     assert!(d.stats()["queries"]["timeouts"].as_u64().unwrap() >= 1);
     d.assert_still_serves();
 }
+
+#[test]
+fn tail_queries_over_a_large_ring_do_not_stall_ingest() {
+    const HELD: usize = 400_000;
+    let d = Daemon::start(&["--max-lines", "400000", "--max-bytes", "256M"]);
+    let s = UnixDatagram::unbound().unwrap();
+    s.connect(&d.log).unwrap();
+    for i in 0..HELD {
+        s.send(format!("<13>Nov 21 23:40:10 fill: {i}").as_bytes())
+            .unwrap();
+    }
+    d.wait_for_counters("syslog", |c| c["received"] == HELD as u64);
+    // The newest entry matching a filter that matches nothing: the whole
+    // ring is examined.
+    let tail = b"{\"n\":1,\"grep\":\"no such text\"}\n";
+    let t = Instant::now();
+    assert!(ask(&d.query, tail, Duration::from_secs(60)).is_empty());
+    let whole_scan = t.elapsed();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hammers: Vec<_> = (0..2)
+        .map(|_| {
+            let (query, stop) = (d.query.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    ask(&query, tail, Duration::from_secs(60));
+                }
+            })
+        })
+        .collect();
+    // Probes: how long after its send each datagram was taken in (its
+    // `time`, stamped when the daemon read it), while the tails run.
+    let mut sent_at = Vec::new();
+    for i in 0..20u64 {
+        std::thread::sleep(Duration::from_millis(37));
+        sent_at.push(chrono::Utc::now());
+        s.send(format!("<13>Nov 21 23:40:10 probe: {i}").as_bytes())
+            .unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for h in hammers {
+        h.join().unwrap();
+    }
+    let probes = parse_lines(&d.query_raw(b"{\"app\":\"probe\"}\n"));
+    assert_eq!(probes.len(), 20);
+    let mut worst = Duration::ZERO;
+    for (e, sent) in probes.iter().zip(&sent_at) {
+        let taken = chrono::DateTime::parse_from_rfc3339(e["time"].as_str().unwrap()).unwrap();
+        let delay = (taken.with_timezone(&chrono::Utc) - *sent)
+            .to_std()
+            .unwrap_or_default();
+        worst = worst.max(delay);
+    }
+    println!(
+        "a whole-ring tail query takes {whole_scan:?}; worst ingest probe meanwhile {worst:?}"
+    );
+    assert!(
+        worst < whole_scan / 2,
+        "ingest waited {worst:?} behind tail queries that each take {whole_scan:?}"
+    );
+    d.assert_still_serves();
+}

@@ -73,6 +73,21 @@ struct Stream {
     format: Format,
     /// Frame the body as HTTP chunks.
     chunked: bool,
+    /// Still looking for where a tail (`n`) starts; nothing is sent until
+    /// it is found.
+    seek: Option<Seek>,
+}
+
+/// The walk back from the newest entry for the n-th newest match, done a
+/// budget of entries per turn like every other scan, so that a tail over a
+/// large ring with a rare match does not hold up ingest.
+struct Seek {
+    want: u64,
+    found: u64,
+    /// The next entry to examine is the one just below this.
+    below: u64,
+    /// Where the walk stops (the read's start: `after_seq`, or the oldest).
+    floor: u64,
 }
 
 enum Phase {
@@ -475,6 +490,12 @@ impl QueryServer {
             if scanned >= SCAN_BUDGET {
                 return Pump::More;
             }
+            if s.seek.is_some() {
+                scanned += seek(s, ring, SCAN_BUDGET - scanned);
+                if s.seek.is_some() {
+                    return Pump::More;
+                }
+            }
             let mut batch = Vec::new();
             scanned += fill(s, ring, &mut batch, &mut self.counters);
             let done = s.end.is_some_and(|e| s.cursor >= e);
@@ -518,22 +539,17 @@ fn open_stream(q: Query, chunked: bool, ring: &Ring) -> Stream {
         (Mode::Follow, None) => ring.next_seq(),
         _ => ring.first_seq(),
     };
+    let mut seek = None;
     if let (Some(n), true) = (q.tail, q.mode != Mode::Follow) {
-        // Walk back from the newest until n entries match.
-        let from = cursor;
+        // The newest n matching entries: walk back from the newest (in
+        // `pump`, a budget at a time). None match: start at the next.
+        seek = (n > 0).then_some(Seek {
+            want: n,
+            found: 0,
+            below: ring.next_seq(),
+            floor: cursor,
+        });
         cursor = ring.next_seq();
-        if n > 0 {
-            let mut found = 0;
-            for r in ring.iter_back_to(from) {
-                if q.filter.matches(&r) {
-                    found += 1;
-                    cursor = r.seq;
-                    if found == n {
-                        break;
-                    }
-                }
-            }
-        }
     }
     Stream {
         cursor,
@@ -541,7 +557,38 @@ fn open_stream(q: Query, chunked: bool, ring: &Ring) -> Stream {
         filter: q.filter,
         format: q.format,
         chunked,
+        seek,
     }
+}
+
+/// Walk a tail's seek back by up to `budget` entries, moving the cursor to
+/// each match; ends the seek at the n-th match or the floor. Returns the
+/// entries examined.
+fn seek(s: &mut Stream, ring: &Ring, budget: usize) -> usize {
+    let Stream {
+        seek,
+        filter,
+        cursor,
+        ..
+    } = s;
+    let Some(k) = seek else {
+        return 0;
+    };
+    // Entries evicted meanwhile are not there to be found.
+    let floor = k.floor.max(ring.first_seq());
+    let mut scanned = 0;
+    while k.below > floor && k.found < k.want && scanned < budget {
+        k.below -= 1;
+        scanned += 1;
+        if ring.get_ref(k.below).is_some_and(|r| filter.matches(&r)) {
+            k.found += 1;
+            *cursor = k.below;
+        }
+    }
+    if k.below <= floor || k.found == k.want {
+        *seek = None;
+    }
+    scanned
 }
 
 /// Append the matching entries from the stream's cursor to `out`, up to a
