@@ -111,12 +111,18 @@ fn check_follower(
         let mut f = Followed::default();
         let mut next: Option<u64> = None;
         let mut owed = 0u64;
+        // A line cut short is an error only if more follows: the last one
+        // may be cut by the follower being stopped at the end.
+        let mut cut: Option<String> = None;
         for line in BufReader::with_capacity(4096, out).lines() {
             let Ok(line) = line else { break };
+            if let Some(bad) = cut.take() {
+                f.disorder.push(bad);
+            }
             let v: Value = match serde_json::from_str(&line) {
                 Ok(v) => v,
                 Err(e) => {
-                    f.disorder.push(format!("not JSON ({e}): {line}"));
+                    cut = Some(format!("not JSON ({e}): {line}"));
                     continue;
                 }
             };
