@@ -262,7 +262,11 @@ impl Daemon {
             ring.first_seq(),
             local_hostname(),
         )?;
-        let mut query = QueryServer::new(query_listener.socket, QUERY_CLIENT_BASE);
+        let mut query = QueryServer::new(
+            query_listener.socket,
+            QUERY_CLIENT_BASE,
+            settings.query_group,
+        );
         if !settings.routes.is_empty() {
             query.routes = Some(routes.board());
         }

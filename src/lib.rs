@@ -31,3 +31,4 @@ pub mod ring;
 pub mod route;
 pub mod sockpath;
 pub mod source;
+pub mod spare_fd;

@@ -12,6 +12,7 @@ use mio::net::{UnixDatagram, UnixListener};
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::sys::socket::{getsockname, getsockopt, sockopt, SockType, UnixAddr};
+use nix::unistd::Gid;
 
 use crate::activation::Activated;
 use crate::config::Settings;
@@ -146,11 +147,14 @@ impl Listeners {
         let query = match query {
             Some(socket) => Listener { socket, path: None },
             None => {
-                sockpath::prepare(&settings.query_socket, SocketKind::Stream)?;
-                let (socket, path) =
-                    sockpath::bind_with_mode(&settings.query_socket, 0o600, |p| {
-                        UnixListener::bind(p)
-                    })?;
+                let at = sockpath::prepare(&settings.query_socket, SocketKind::Stream)?;
+                let (socket, path) = sockpath::bind_with_mode(
+                    &at,
+                    &settings.query_socket,
+                    settings.query_mode,
+                    settings.query_group.map(Gid::from_raw),
+                    |p| UnixListener::bind(p),
+                )?;
                 Listener {
                     socket,
                     path: Some(path),
@@ -263,8 +267,9 @@ fn check_distinct(mut fds: Vec<RawFd>) -> Result<(), String> {
 }
 
 fn bind_datagram(path: &Path, mode: u32) -> Result<Listener<UnixDatagram>, String> {
-    sockpath::prepare(path, SocketKind::Datagram)?;
-    let (socket, guard) = sockpath::bind_with_mode(path, mode, |p| UnixDatagram::bind(p))?;
+    let at = sockpath::prepare(path, SocketKind::Datagram)?;
+    let (socket, guard) =
+        sockpath::bind_with_mode(&at, path, mode, None, |p| UnixDatagram::bind(p))?;
     Ok(Listener {
         socket,
         path: Some(guard),

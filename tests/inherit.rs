@@ -18,16 +18,25 @@ use support::*;
 /// LinuxKit's init passes memlogd its sockets as fds 3 and 4.
 fn with_fds(cmd: &mut Command, fds: &[(RawFd, RawFd)]) {
     let fds = fds.to_vec();
-    // SAFETY: only dup2 and fcntl run between fork and exec.
+    // SAFETY: only fcntl, dup2 and close run between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
             use nix::libc;
+            // Out of the way first: with other tests' fds around, a source
+            // may be another one's target (3 -> 4 while 4 -> 3).
+            let mut moved = Vec::new();
             for &(from, to) in &fds {
-                if from == to {
-                    libc::fcntl(to, libc::F_SETFD, 0);
-                } else if libc::dup2(from, to) < 0 {
+                let high = libc::fcntl(from, libc::F_DUPFD_CLOEXEC, 1000);
+                if high < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                moved.push((high, to));
+            }
+            for (high, to) in moved {
+                if libc::dup2(high, to) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(high);
             }
             Ok(())
         })

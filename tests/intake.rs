@@ -404,9 +404,8 @@ fn fds_lost_in_a_cut_control_message_are_counted_and_reported() {
     let raw: Vec<_> = theirs.iter().map(|f| f.as_raw_fd()).collect();
     d.pass_fds(name.as_bytes(), &raw);
     drop(theirs);
-    // While it holds as many fds as it may, the daemon cannot accept a
-    // query, and the query server takes a waiting connection only when the
-    // next one comes: ask the first question patiently.
+    // While it holds as many fds as it may, the daemon refuses a query
+    // with an error line (it is out of fds): ask until it has room.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let mut c = UnixStream::connect(&d.query).unwrap();

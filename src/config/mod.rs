@@ -60,6 +60,18 @@ pub struct DaemonArgs {
     #[arg(long = "socket-query", value_name = "PATH")]
     pub socket_query: Option<PathBuf>,
 
+    /// Permissions of the query socket, in octal: 0660 lets --query-group
+    /// read, 0666 lets every user connect (each then sees only the entries
+    /// it sent itself). [default: 0600, or 0660 with --query-group]
+    #[arg(long = "query-mode", value_name = "MODE", value_parser = parse_mode)]
+    pub query_mode: Option<u32>,
+
+    /// Group (name or number) that owns the query socket. Its members read
+    /// every entry, as root does; any other user who can connect gets only
+    /// the entries it sent itself.
+    #[arg(long = "query-group", value_name = "GROUP", value_parser = parse_group)]
+    pub query_group: Option<u32>,
+
     /// Use the listening query socket the parent process passed as fd N,
     /// instead of binding --socket-query; never unlinked.
     #[arg(long = "fd-query", value_name = "N", value_parser = parse_fd)]
@@ -225,6 +237,11 @@ pub struct Settings {
     /// The query socket inherited from the parent; `query_socket` is then
     /// not bound.
     pub query_fd: Option<RawFd>,
+    /// The query socket's mode when ringlogd binds it.
+    pub query_mode: u32,
+    /// The group that owns the query socket and whose members read every
+    /// entry.
+    pub query_group: Option<u32>,
     pub intake_socket: PathBuf,
     /// The intake socket inherited from the parent; `intake_socket` is then
     /// not bound.
@@ -285,6 +302,11 @@ impl DaemonArgs {
             },
             syslog_fds: self.fd_syslog.clone(),
             query_fd: self.fd_query,
+            query_mode: self.query_mode.unwrap_or(match self.query_group {
+                Some(_) => 0o660,
+                None => 0o600,
+            }),
+            query_group: self.query_group,
             intake_socket: self
                 .socket_log
                 .clone()
@@ -355,6 +377,29 @@ fn parse_max_fds(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(n) if (1..=MAX_MAX_FDS).contains(&n) => Ok(n),
         _ => Err(format!("must be a whole number from 1 to {MAX_MAX_FDS}")),
+    }
+}
+
+/// An octal mode for a socket file: permission bits only.
+fn parse_mode(s: &str) -> Result<u32, String> {
+    match u32::from_str_radix(s.trim(), 8) {
+        Ok(m) if m <= 0o777 => Ok(m),
+        _ => Err(format!(
+            "{s:?} is not an octal mode from 0 to 0777 (e.g. 0660)"
+        )),
+    }
+}
+
+/// A group name from the group database, or a number.
+fn parse_group(s: &str) -> Result<u32, String> {
+    let s = s.trim();
+    if let Ok(gid) = s.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(s) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => Err(format!("no group named {s:?}")),
+        Err(e) => Err(format!("cannot look up group {s:?}: {e}")),
     }
 }
 
@@ -474,6 +519,32 @@ mod tests {
         assert_eq!(s.max_fds, 1024);
         assert!(!s.level_prefix && !s.daemonize);
         assert_eq!((s.intake_fd, s.query_fd), (None, None));
+        assert_eq!((s.query_mode, s.query_group), (0o600, None));
+    }
+
+    #[test]
+    fn query_mode_and_group() {
+        let s = |v: &[&str]| {
+            let s = args(v).unwrap().settings();
+            (s.query_mode, s.query_group)
+        };
+        assert_eq!(s(&["ringlogd", "--query-group", "0"]), (0o660, Some(0)));
+        assert_eq!(s(&["ringlogd", "--query-group", "root"]), (0o660, Some(0)));
+        assert_eq!(s(&["ringlogd", "--query-mode", "0666"]), (0o666, None));
+        assert_eq!(
+            s(&["ringlogd", "-query-mode=640", "-query-group", "7"]),
+            (0o640, Some(7))
+        );
+        for bad in [
+            &["--query-mode", "0999"][..],
+            &["--query-mode", "1777"],
+            &["--query-mode", "rw"],
+            &["--query-group", "no-such-group-here"],
+        ] {
+            let mut v = vec!["ringlogd"];
+            v.extend_from_slice(bad);
+            assert!(args(&v).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub fn values(s: &Settings) -> Vec<(&'static str, Option<String>)> {
             Some(list(s.syslog_fds.iter().map(|n| n.to_string()))),
         ),
         ("socket-query", Some(path(&s.query_socket))),
+        ("query-mode", Some(string(&format!("{:04o}", s.query_mode)))),
+        ("query-group", s.query_group.map(|g| g.to_string())),
         ("fd-query", s.query_fd.map(|n| n.to_string())),
         ("socket-log", Some(path(&s.intake_socket))),
         ("fd-log", s.intake_fd.map(|n| n.to_string())),

@@ -29,6 +29,10 @@ pub struct Filter {
     pub since_ns: Option<i64>,
     /// Received at or before, ns since the epoch.
     pub until_ns: Option<i64>,
+    /// Only entries whose sender the kernel identified as this uid: set by
+    /// the server for a reader that may see only its own (never by a key
+    /// of the request).
+    pub peer_uid: Option<u32>,
 }
 
 impl Filter {
@@ -41,9 +45,15 @@ impl Filter {
             && self.grep.is_none()
             && self.since_ns.is_none()
             && self.until_ns.is_none()
+            && self.peer_uid.is_none()
     }
 
     pub fn matches(&self, r: &RecordRef) -> bool {
+        if let Some(uid) = self.peer_uid {
+            if r.peer.is_none_or(|p| p.uid != uid) {
+                return false;
+            }
+        }
         if let Some((lo, hi)) = self.severity {
             let s = r.severity.unwrap_or(DEFAULT_SEVERITY);
             if s < lo || s > hi {

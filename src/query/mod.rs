@@ -7,6 +7,7 @@
 //! bytes, so a stopped reader costs one cursor and never blocks anyone; if
 //! the ring laps it, it is told how many entries it missed and goes on.
 
+pub mod access;
 pub mod filter;
 pub mod format;
 pub mod http;
@@ -16,6 +17,7 @@ pub mod timefmt;
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use mio::net::{UnixListener, UnixStream};
@@ -25,6 +27,7 @@ use serde_json::json;
 
 use crate::record::{now_ns, Input, Record};
 use crate::ring::Ring;
+use crate::spare_fd::SpareFd;
 use filter::Filter;
 use format::Format;
 use request::{parse_request, Dialect, Mode, Parse, Query, Request};
@@ -40,6 +43,11 @@ const WRITE_BUDGET: usize = 256 << 10;
 /// filter that matches little cannot hold up ingest either.
 const SCAN_BUDGET: usize = 20_000;
 
+/// What a connection refused for want of fds is told (the client has not
+/// said its dialect yet: the JSON error line).
+const OUT_OF_FDS: &[u8] =
+    b"{\"error\":\"ringlogd is out of file descriptors: connection refused, try again\"}\n";
+
 /// Counters for the query side, shown in stats.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct QueryCounters {
@@ -49,6 +57,9 @@ pub struct QueryCounters {
     pub timeouts: u64,
     /// Requests refused as malformed (bad mode byte, bad JSON, bad HTTP).
     pub bad_requests: u64,
+    /// Connections accepted only to be closed, the daemon being out of
+    /// file descriptors.
+    pub refused: u64,
     /// Times a reader was lapped by the ring and told so.
     pub lapped: u64,
     /// Entries readers missed because the ring overwrote them first.
@@ -64,6 +75,21 @@ struct Stream {
     format: Format,
     /// Frame the body as HTTP chunks.
     chunked: bool,
+    /// Still looking for where a tail (`n`) starts; nothing is sent until
+    /// it is found.
+    seek: Option<Seek>,
+}
+
+/// The walk back from the newest entry for the n-th newest match, done a
+/// budget of entries per turn like every other scan, so that a tail over a
+/// large ring with a rare match does not hold up ingest.
+struct Seek {
+    want: u64,
+    found: u64,
+    /// The next entry to examine is the one just below this.
+    below: u64,
+    /// Where the walk stops (the read's start: `after_seq`, or the oldest).
+    floor: u64,
 }
 
 enum Phase {
@@ -79,6 +105,8 @@ enum Phase {
 
 struct Client {
     stream: UnixStream,
+    /// Set when the peer may read only the entries it sent (see `access`).
+    only_uid: Option<u32>,
     phase: Phase,
     out: Vec<u8>,
     out_pos: usize,
@@ -105,6 +133,8 @@ pub struct QueryServer {
     /// Clients to pump again next turn.
     pending: Vec<usize>,
     started: Instant,
+    access: access::Policy,
+    spare: SpareFd,
     pub counters: QueryCounters,
     /// The routes' figures, when there are routes.
     pub routes: Option<crate::route::Board>,
@@ -112,7 +142,8 @@ pub struct QueryServer {
 
 impl QueryServer {
     /// Serve `listener`; client tokens are `token_base` and up.
-    pub fn new(listener: UnixListener, token_base: usize) -> QueryServer {
+    /// Members of `group` (and root, and this user) read every entry.
+    pub fn new(listener: UnixListener, token_base: usize, group: Option<u32>) -> QueryServer {
         QueryServer {
             listener,
             clients: Vec::new(),
@@ -121,6 +152,8 @@ impl QueryServer {
             deadlines: VecDeque::new(),
             pending: Vec::new(),
             started: Instant::now(),
+            access: access::Policy::new(group),
+            spare: SpareFd::new(),
             counters: QueryCounters::default(),
             routes: None,
         }
@@ -154,8 +187,28 @@ impl QueryServer {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // Out of fds or memory: leave the rest queued in the kernel
-                // and try again on the next event rather than spin.
+                // Out of fds: take the connection on the spare fd only to
+                // say so and close it, rather than leave the client hanging
+                // in the queue.
+                Err(e) if SpareFd::is_exhaustion(&e) => {
+                    let listener = &self.listener;
+                    // The connection is closed inside, so that the spare
+                    // can be taken back.
+                    let refused = self.spare.lend(|| match listener.accept() {
+                        Ok((mut s, _)) => {
+                            let _ = s.write(OUT_OF_FDS);
+                            true
+                        }
+                        Err(_) => false,
+                    });
+                    if refused != Some(true) {
+                        return;
+                    }
+                    self.counters.refused += 1;
+                    continue;
+                }
+                // Out of memory: leave the rest queued in the kernel and try
+                // again on the next event rather than spin.
                 Err(_) => return,
             };
             let idx = self.free.pop().unwrap_or_else(|| {
@@ -175,8 +228,10 @@ impl QueryServer {
             }
             let deadline = Instant::now() + REQUEST_TIMEOUT;
             self.deadlines.push_back((deadline, idx));
+            let only_uid = self.access.restriction(stream.as_fd());
             self.clients[idx] = Some(Client {
                 stream,
+                only_uid,
                 phase: Phase::Request {
                     buf: Vec::new(),
                     deadline,
@@ -331,7 +386,11 @@ impl QueryServer {
                 // A half-closed reader still gets its entries.
                 return true;
             };
-            match parse_request(buf, eof, now_ns()) {
+            let parsed = match parse_request(buf, eof, now_ns()) {
+                Parse::Done(req, dialect) => access::restrict(req, dialect, c.only_uid),
+                other => other,
+            };
+            match parsed {
                 Parse::Incomplete if eof => return false,
                 Parse::Incomplete => continue,
                 Parse::Done(req, dialect) => self.start(c, req, dialect, ring),
@@ -444,6 +503,12 @@ impl QueryServer {
             if scanned >= SCAN_BUDGET {
                 return Pump::More;
             }
+            if s.seek.is_some() {
+                scanned += seek(s, ring, SCAN_BUDGET - scanned);
+                if s.seek.is_some() {
+                    return Pump::More;
+                }
+            }
             let mut batch = Vec::new();
             scanned += fill(s, ring, &mut batch, &mut self.counters);
             let done = s.end.is_some_and(|e| s.cursor >= e);
@@ -487,22 +552,17 @@ fn open_stream(q: Query, chunked: bool, ring: &Ring) -> Stream {
         (Mode::Follow, None) => ring.next_seq(),
         _ => ring.first_seq(),
     };
+    let mut seek = None;
     if let (Some(n), true) = (q.tail, q.mode != Mode::Follow) {
-        // Walk back from the newest until n entries match.
-        let from = cursor;
+        // The newest n matching entries: walk back from the newest (in
+        // `pump`, a budget at a time). None match: start at the next.
+        seek = (n > 0).then_some(Seek {
+            want: n,
+            found: 0,
+            below: ring.next_seq(),
+            floor: cursor,
+        });
         cursor = ring.next_seq();
-        if n > 0 {
-            let mut found = 0;
-            for r in ring.iter_back_to(from) {
-                if q.filter.matches(&r) {
-                    found += 1;
-                    cursor = r.seq;
-                    if found == n {
-                        break;
-                    }
-                }
-            }
-        }
     }
     Stream {
         cursor,
@@ -510,7 +570,38 @@ fn open_stream(q: Query, chunked: bool, ring: &Ring) -> Stream {
         filter: q.filter,
         format: q.format,
         chunked,
+        seek,
     }
+}
+
+/// Walk a tail's seek back by up to `budget` entries, moving the cursor to
+/// each match; ends the seek at the n-th match or the floor. Returns the
+/// entries examined.
+fn seek(s: &mut Stream, ring: &Ring, budget: usize) -> usize {
+    let Stream {
+        seek,
+        filter,
+        cursor,
+        ..
+    } = s;
+    let Some(k) = seek else {
+        return 0;
+    };
+    // Entries evicted meanwhile are not there to be found.
+    let floor = k.floor.max(ring.first_seq());
+    let mut scanned = 0;
+    while k.below > floor && k.found < k.want && scanned < budget {
+        k.below -= 1;
+        scanned += 1;
+        if ring.get_ref(k.below).is_some_and(|r| filter.matches(&r)) {
+            k.found += 1;
+            *cursor = k.below;
+        }
+    }
+    if k.below <= floor || k.found == k.want {
+        *seek = None;
+    }
+    scanned
 }
 
 /// Append the matching entries from the stream's cursor to `out`, up to a

@@ -55,7 +55,8 @@ pub const MAX_NAME: usize = 4096;
 /// The most fds one datagram can carry (the kernel's SCM_MAX_FD).
 const MAX_FDS_PER_DATAGRAM: usize = 253;
 /// File descriptors kept free for everything else the daemon opens
-/// (sockets, query clients) when the fd limit bounds `--max-fds`.
+/// (sockets, query clients) when the fd limit bounds `--max-fds`; half the
+/// limit when that is less, so a small limit still leaves room for intake.
 const RESERVED_FDS: u64 = 64;
 /// Severity of the daemon's warnings about the intake.
 const SEV_WARNING: u8 = 4;
@@ -137,7 +138,8 @@ impl IntakeSource {
     ) -> IntakeSource {
         let max_fds = match fd_limit_for(options.max_fds) {
             Ok(limit) => {
-                let fit = usize::try_from(limit.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
+                let reserved = RESERVED_FDS.min(limit / 2);
+                let fit = usize::try_from(limit - reserved).unwrap_or(usize::MAX);
                 if fit < options.max_fds {
                     let msg = format!(
                         "--max-fds {} is more than the fd limit ({limit}) allows: \

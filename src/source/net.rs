@@ -37,6 +37,7 @@ use crate::parse::frames::Framer;
 use crate::parse::syslog::{Origin, SyslogParser};
 use crate::record::{now_ns, Input};
 use crate::ring::Ring;
+use crate::spare_fd::SpareFd;
 
 /// The largest UDP payload is 65,507 bytes (IPv4) or 65,527 (IPv6): a
 /// buffer this size receives every datagram whole.
@@ -103,6 +104,8 @@ pub struct NetSource {
     frame_limit: usize,
     buf: Vec<u8>,
     refusals: Refusals,
+    /// Lent to accept a connection when out of fds, so it can be closed.
+    spare: SpareFd,
     /// When idle connections are next looked for (only while any is open).
     next_sweep: Option<Instant>,
 }
@@ -176,6 +179,7 @@ impl NetSource {
             frame_limit: max_line_len.saturating_add(HEADER_ROOM),
             buf: vec![0; READ_BUFFER],
             refusals: Refusals::default(),
+            spare: SpareFd::new(),
             next_sweep: None,
         })
     }
@@ -305,7 +309,8 @@ impl NetSource {
                         // Accepting and closing at once frees the kernel's
                         // queue, and the sender learns at once.
                         drop(stream);
-                        self.refuse(ring, local, peer);
+                        let why = format!("{} open, the most --tcp-max-conns allows", self.open);
+                        self.refuse(ring, local, peer, &why);
                     } else {
                         self.add(stream, peer, registry);
                     }
@@ -316,8 +321,23 @@ impl NetSource {
                         e.kind(),
                         io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
                     ) => {}
-                // Out of fds or memory: leave the rest queued in the kernel
-                // and try again on the next connection rather than spin.
+                // Out of fds: accept on the spare fd only to close it, so
+                // the sender learns at once instead of waiting in the queue.
+                Err(e) if SpareFd::is_exhaustion(&e) => {
+                    // The connection is closed inside, so that the spare
+                    // can be taken back.
+                    let peer = self
+                        .spare
+                        .lend(|| listener.accept().map(|(_, peer)| peer).ok());
+                    match peer.flatten() {
+                        Some(peer) => {
+                            self.refuse(ring, local, peer, "ringlogd is out of file descriptors")
+                        }
+                        None => return Drain::Idle,
+                    }
+                }
+                // Out of memory: leave the rest queued in the kernel and try
+                // again on the next connection rather than spin.
                 Err(_) => return Drain::Idle,
             }
         }
@@ -408,7 +428,7 @@ impl NetSource {
         }
     }
 
-    fn refuse(&mut self, ring: &mut Ring, local: SocketAddr, peer: SocketAddr) {
+    fn refuse(&mut self, ring: &mut Ring, local: SocketAddr, peer: SocketAddr, why: &str) {
         let r = &mut self.refusals;
         r.total += 1;
         let now = Instant::now();
@@ -424,8 +444,8 @@ impl NetSource {
             ring,
             SEV_WARNING,
             format!(
-                "tcp {local}: refused a connection from {peer}: {} open, the most --tcp-max-conns allows; {} refused since start",
-                self.open, r.total
+                "tcp {local}: refused a connection from {peer}: {why}; {} refused since start",
+                r.total
             ),
         );
     }
@@ -451,7 +471,7 @@ impl NetSource {
                 ring,
                 SEV_WARNING,
                 format!(
-                    "tcp: refused {} more connections in the last {} s, past --tcp-max-conns {}; {} refused since start",
+                    "tcp: refused {} more connections in the last {} s, past --tcp-max-conns {} or the fd limit; {} refused since start",
                     r.unreported,
                     REFUSAL_REPORT_EVERY.as_secs(),
                     self.max_conns,

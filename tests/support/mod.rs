@@ -53,12 +53,35 @@ impl Daemon {
         Daemon::spawn_in(dir, args, true)
     }
 
+    /// [`Daemon::start`] under a wrapper that execs the daemon, e.g.
+    /// `["prlimit", "--nofile=64:64"]`: the pid stays the daemon's.
+    pub fn start_under(wrapper: &[&str], args: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Daemon::spawn_wrapped(dir, wrapper, args, false)
+    }
+
     fn spawn(args: &[&str], kmsg: bool) -> Daemon {
         Daemon::spawn_in(tempfile::tempdir().expect("temp dir"), args, kmsg)
     }
 
     fn spawn_in(dir: tempfile::TempDir, args: &[&str], kmsg: bool) -> Daemon {
-        let mut cmd = Command::new(RINGLOGD);
+        Daemon::spawn_wrapped(dir, &[], args, kmsg)
+    }
+
+    fn spawn_wrapped(
+        dir: tempfile::TempDir,
+        wrapper: &[&str],
+        args: &[&str],
+        kmsg: bool,
+    ) -> Daemon {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(require(program));
+                c.args(rest).arg(RINGLOGD);
+                c
+            }
+            None => Command::new(RINGLOGD),
+        };
         cmd.arg("--runtime-dir").arg(dir.path());
         let mut stderr = None;
         if kmsg {
@@ -267,6 +290,77 @@ impl Daemon {
         assert_eq!(received, stored + dropped, "ledger for {input}: {c}");
         c.clone()
     }
+}
+
+impl Daemon {
+    /// The check every robustness case ends with: the daemon still runs,
+    /// a normal message sent now is stored and readable, and for every
+    /// input received = stored + dropped.
+    pub fn assert_still_serves(&self) {
+        assert!(is_running(self.pid()), "ringlogd is gone");
+        let msg = unique("still-serving");
+        self.send(format!("<13>Nov 21 23:40:10 still: {msg}").as_bytes());
+        // A filtered query, so that a large ring is not dumped whole.
+        let request = format!("{{\"app\":\"still\",\"grep\":\"{msg}\"}}\n");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = parse_lines(&self.query_raw(request.as_bytes()));
+            if let Some(e) = got.first() {
+                assert_eq!(e["msg"], msg.as_str());
+                assert_eq!(e["severity"], "notice");
+                break;
+            }
+            assert!(Instant::now() < deadline, "a normal message was not stored");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let stats = self.stats();
+        for (input, c) in stats["inputs"].as_object().expect("inputs") {
+            let n = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("{input}.{k}: {c}"));
+            assert_eq!(
+                n("received"),
+                n("stored") + n("dropped"),
+                "ledger for {input}: {c}"
+            );
+        }
+        assert!(is_running(self.pid()), "ringlogd is gone");
+    }
+}
+
+/// Whether process `pid` exists and has not exited (a zombie has).
+pub fn is_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|s| s.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Resident memory of process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+/// How many fds process `pid` has open.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// Raise this process's soft fd limit to its hard limit, for tests that
+/// hold many connections or fds.
+pub fn raise_fd_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    hard
 }
 
 impl Drop for Daemon {

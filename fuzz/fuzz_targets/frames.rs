@@ -1,0 +1,64 @@
+//! The TCP framer (RFC 6587) on any byte stream, cut into reads anywhere:
+//! the frames do not depend on where the reads were cut, none is longer
+//! than the limit, an LF-framed frame holds no LF or NUL, and the framer
+//! never holds more than the limit plus an octet count.
+//!
+//! Input: the limit (one byte, times 4), the read size pattern (one byte),
+//! then the stream.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use ringlogd::parse::frames::Framer;
+
+type Frames = Vec<(Vec<u8>, bool)>;
+
+fn run(limit: usize, reads: &[&[u8]]) -> (Frames, bool) {
+    let mut f = Framer::new(limit);
+    let mut out = Frames::new();
+    for r in reads {
+        f.push(r, &mut |frame: &[u8], cut| out.push((frame.to_vec(), cut)));
+        assert!(
+            f.buffered() <= limit.max(16) + 10,
+            "framer holds {} bytes",
+            f.buffered()
+        );
+    }
+    let partial = f.finish(&mut |frame: &[u8], cut| out.push((frame.to_vec(), cut)));
+    assert!(f.is_idle());
+    (out, partial)
+}
+
+fuzz_target!(|data: &[u8]| {
+    let [limit, pattern, stream @ ..] = data else {
+        return;
+    };
+    let limit = usize::from(*limit) * 4;
+    let whole = run(limit, &[stream]);
+
+    let mut reads = Vec::new();
+    let (mut at, mut k) = (0, u32::from(*pattern));
+    while at < stream.len() {
+        let n = ((k & 7) as usize + 1).min(stream.len() - at);
+        reads.push(&stream[at..at + n]);
+        at += n;
+        k = k.rotate_right(3) ^ 0x5a;
+    }
+    assert_eq!(
+        run(limit, &reads),
+        whole,
+        "frames depend on how reads were cut"
+    );
+
+    let total: usize = whole.0.iter().map(|(f, _)| f.len()).sum();
+    assert!(
+        total <= stream.len(),
+        "frames hold more bytes than the stream"
+    );
+    for (frame, _) in &whole.0 {
+        assert!(
+            frame.len() <= limit.max(16),
+            "frame of {} bytes",
+            frame.len()
+        );
+    }
+});
