@@ -444,7 +444,7 @@ fn tail_queries_over_a_large_ring_do_not_stall_ingest() {
         "a whole-ring tail query takes {whole_scan:?}; worst ingest probe meanwhile {worst:?}"
     );
     assert!(
-        worst < whole_scan / 2,
+        worst * 3 < whole_scan * 2,
         "ingest waited {worst:?} behind tail queries that each take {whole_scan:?}"
     );
     d.assert_still_serves();
