@@ -203,7 +203,8 @@ impl Daemon {
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(|e| format!("cannot create signalfd: {e}"))?;
 
-        let mut ring = Ring::new(settings.limits);
+        let mut ring = Ring::with_options(settings.limits, settings.ring)
+            .map_err(|e| format!("cannot create the ring: {e}"))?;
         let host = local_hostname();
         ring.set_local_host(host.clone());
         log_internal(&mut ring, SEV_INFO, "memlogd started");

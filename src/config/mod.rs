@@ -21,7 +21,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::parse::multiline::{self, MultilineSpec};
-use crate::ring::{Limits, DEFAULT_MAX_LINES, MIN_MAX_BYTES};
+use crate::ring::{Compress, Evict, Limits, RingOptions, DEFAULT_MAX_LINES, MIN_MAX_BYTES};
 use crate::route::spec::RouteSpec;
 
 pub const DEFAULT_SYSLOG_SOCKET: &str = "/dev/log";
@@ -119,6 +119,32 @@ pub struct DaemonArgs {
     /// 16k); the oldest entries are evicted beyond it.
     #[arg(long = "max-bytes", value_name = "SIZE", default_value = "8M", value_parser = parse_max_bytes)]
     pub max_bytes: usize,
+
+    /// How full chunks of the ring are stored: zstd (compressed, the newest
+    /// chunk stays raw) or none.
+    #[arg(long = "compress", value_name = "HOW", default_value = "zstd",
+          value_parser = parse_compress)]
+    pub compress: Compress,
+
+    /// Which entries a full ring loses first: fair (a source holding more
+    /// than its --source-share loses its oldest first, and debug/info go
+    /// before err and worse) or fifo (plain oldest first).
+    #[arg(long = "evict", value_name = "POLICY", default_value = "fair",
+          value_parser = parse_evict)]
+    pub evict: Evict,
+
+    /// Under --evict fair, the share of the ring one source may hold before
+    /// it loses its oldest entries first: a fraction (1/8, 0.125) or a
+    /// percentage (12.5%).
+    #[arg(long = "source-share", value_name = "FRACTION", default_value = "1/8",
+          value_parser = parse_share)]
+    pub source_share: f64,
+
+    /// Write the ring to FILE on a clean stop and load it at start, so the
+    /// logs survive a reboot when FILE is on disk. A torn or foreign file is
+    /// refused with a message and ringlogd starts empty.
+    #[arg(long = "snapshot", value_name = "FILE")]
+    pub snapshot: Option<PathBuf>,
 
     /// Longest message text stored; longer text is cut at a UTF-8 boundary
     /// and flagged truncated.
@@ -228,6 +254,10 @@ pub struct Settings {
     pub syslog_sockets: Vec<PathBuf>,
     pub query_socket: PathBuf,
     pub limits: Limits,
+    /// How the ring stores chunks and what it evicts first.
+    pub ring: RingOptions,
+    /// Where the ring is saved on a clean stop and loaded from at start.
+    pub snapshot: Option<PathBuf>,
     pub max_line_len: usize,
     /// The kernel log device or file to read; `None` with `--no-kmsg`.
     pub kmsg: Option<PathBuf>,
@@ -285,6 +315,12 @@ impl DaemonArgs {
                 max_lines: self.max_lines,
                 max_bytes: self.max_bytes,
             },
+            ring: RingOptions {
+                compress: self.compress,
+                evict: self.evict,
+                source_share: self.source_share,
+            },
+            snapshot: self.snapshot.clone(),
             max_line_len: self.max_line_len,
             // Not moved by --runtime-dir: that flag places the sockets
             // ringlogd creates, and /dev/kmsg is only read.
@@ -407,6 +443,43 @@ fn parse_fd(s: &str) -> Result<RawFd, String> {
     match s.trim().parse::<RawFd>() {
         Ok(n) if n >= 0 => Ok(n),
         _ => Err("must be a file descriptor number (0 or more)".into()),
+    }
+}
+
+fn parse_compress(s: &str) -> Result<Compress, String> {
+    match s.trim() {
+        "zstd" => Ok(Compress::Zstd),
+        "none" | "off" => Ok(Compress::None),
+        _ => Err(format!("{s:?}: use zstd or none")),
+    }
+}
+
+fn parse_evict(s: &str) -> Result<Evict, String> {
+    match s.trim() {
+        "fair" => Ok(Evict::Fair),
+        "fifo" => Ok(Evict::Fifo),
+        _ => Err(format!("{s:?}: use fair or fifo")),
+    }
+}
+
+/// A share of the ring: `1/8`, `0.125` or `12.5%`, above 0 and at most 1.
+fn parse_share(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let v = if let Some((a, b)) = t.split_once('/') {
+        match (a.trim().parse::<f64>(), b.trim().parse::<f64>()) {
+            (Ok(a), Ok(b)) if b != 0.0 => Some(a / b),
+            _ => None,
+        }
+    } else if let Some(p) = t.strip_suffix('%') {
+        p.trim().parse::<f64>().ok().map(|p| p / 100.0)
+    } else {
+        t.parse::<f64>().ok()
+    };
+    match v {
+        Some(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a share from 0 to 1 (e.g. 1/8, 0.125, 12.5%)"
+        )),
     }
 }
 
