@@ -294,7 +294,7 @@ fn flag_value(
             .map_err(|_| bad("too large"))?
             .to_string(),
         // source-share = 0.125
-        DeValue::Float(f) => f.to_string(),
+        DeValue::Float(f) if name == "source-share" => f.to_string(),
         DeValue::Array(_) => return Err(bad("takes one value, not a list")),
         // `[[route]]`: a table of the URL's parts, spelled as its options.
         DeValue::Table(t) if name == "route" => route_url(t).map_err(|e| bad(&e))?,
