@@ -12,7 +12,11 @@ use serde::Serialize;
 use crate::record::Input;
 
 /// Counters for one kind of input.
+///
+/// Plain `u64`s in C layout: the ledger lives in the ring's memfd, so a
+/// successor process goes on counting from the same figures.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[repr(C)]
 pub struct InputCounters {
     /// Messages, lines or records that reached the daemon.
     pub received: u64,
@@ -33,6 +37,7 @@ pub struct InputCounters {
 /// What is open right now, as the sources last said: not counters, but
 /// what an operator checks first when something is refused.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[repr(C)]
 pub struct Gauges {
     /// Fds passed over the intake socket and being read.
     pub intake_fds_open: u64,
@@ -42,6 +47,7 @@ pub struct Gauges {
 
 /// Every counter the daemon keeps.
 #[derive(Clone, Debug, Default)]
+#[repr(C)]
 pub struct Ledger {
     inputs: [InputCounters; Input::ALL.len()],
     pub gauges: Gauges,

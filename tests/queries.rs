@@ -396,7 +396,8 @@ fn stats_show_times_followers_and_what_they_missed() {
 
 #[test]
 fn a_cursor_the_ring_has_overwritten_is_told_what_it_missed() {
-    let d = Daemon::start(&["--max-lines", "10"]);
+    // Oldest first, so the ring holds one run of the newest entries.
+    let d = Daemon::start(&["--max-lines", "10", "--evict", "fifo"]);
     for i in 0..50 {
         d.send(format!("<13>Nov 21 23:40:10 t: n{i}").as_bytes());
     }

@@ -319,6 +319,7 @@ impl DaemonArgs {
                 compress: self.compress,
                 evict: self.evict,
                 source_share: self.source_share,
+                max_text: self.max_line_len,
             },
             snapshot: self.snapshot.clone(),
             max_line_len: self.max_line_len,

@@ -17,6 +17,7 @@ pub mod timefmt;
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
+use std::ops::ControlFlow;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
@@ -26,7 +27,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::record::{now_ns, Input, Record};
-use crate::ring::Ring;
+use crate::ring::{ReadCache, Ring};
 use crate::spare_fd::SpareFd;
 use filter::Filter;
 use format::Format;
@@ -78,6 +79,8 @@ struct Stream {
     /// Still looking for where a tail (`n`) starts; nothing is sent until
     /// it is found.
     seek: Option<Seek>,
+    /// The chunk this reader is in, decompressed.
+    cache: ReadCache,
 }
 
 /// The walk back from the newest entry for the n-th newest match, done a
@@ -349,11 +352,22 @@ impl QueryServer {
         let mut q = serde_json::to_value(self.counters).expect("counters serialize");
         q["clients"] = json!(self.client_count());
         q["followers"] = json!(self.follower_count());
+        let sources: serde_json::Map<String, serde_json::Value> = ring
+            .source_stats()
+            .into_iter()
+            .map(|s| {
+                (
+                    s.name,
+                    json!({ "stored": s.stored, "held": s.held, "evicted": s.evicted }),
+                )
+            })
+            .collect();
         let mut stats = json!({
             "uptime_secs": self.started.elapsed().as_secs(),
             "paused": ring.is_paused(),
             "ring": r,
             "inputs": inputs,
+            "sources": sources,
             "open": ring.ledger.gauges,
             "queries": q,
         });
@@ -571,6 +585,7 @@ fn open_stream(q: Query, chunked: bool, ring: &Ring) -> Stream {
         format: q.format,
         chunked,
         seek,
+        cache: ReadCache::new(),
     }
 }
 
@@ -582,59 +597,93 @@ fn seek(s: &mut Stream, ring: &Ring, budget: usize) -> usize {
         seek,
         filter,
         cursor,
+        cache,
         ..
     } = s;
     let Some(k) = seek else {
         return 0;
     };
-    // Entries evicted meanwhile are not there to be found.
-    let floor = k.floor.max(ring.first_seq());
     let mut scanned = 0;
-    while k.below > floor && k.found < k.want && scanned < budget {
-        k.below -= 1;
-        scanned += 1;
-        if ring.get_ref(k.below).is_some_and(|r| filter.matches(&r)) {
-            k.found += 1;
-            *cursor = k.below;
+    let mut more = false;
+    ring.scan_back(k.below, cache, |r| {
+        if r.seq < k.floor || k.found >= k.want || scanned >= budget {
+            more = r.seq >= k.floor && k.found < k.want;
+            return ControlFlow::Break(());
         }
-    }
-    if k.below <= floor || k.found == k.want {
+        k.below = r.seq;
+        scanned += 1;
+        if filter.matches(&r) {
+            k.found += 1;
+            *cursor = r.seq;
+        }
+        ControlFlow::Continue(())
+    });
+    if !more {
         *seek = None;
     }
     scanned
 }
 
-/// Append the matching entries from the stream's cursor to `out`, up to a
-/// batch; tell a lapped reader what it missed. Returns entries examined.
-fn fill(s: &mut Stream, ring: &Ring, out: &mut Vec<u8>, counters: &mut QueryCounters) -> usize {
-    if s.cursor < ring.first_seq() {
-        let missed = ring.first_seq() - s.cursor;
-        counters.lapped += 1;
-        counters.missed += missed;
-        let mut notice = Record::internal(
-            now_ns(),
-            4,
-            format!("{missed} entries were overwritten in the ring before this reader got them"),
-        );
-        if s.format == Format::Json {
-            format::write_missed_line(&notice.as_ref(), missed, out);
-        } else {
-            notice.seq = s.cursor;
-            format::write_record(&notice.as_ref(), s.format, out);
-        }
-        s.cursor = ring.first_seq();
+/// Tell a reader that `missed` entries before `seq` were evicted before it
+/// got them.
+fn write_missed(
+    seq: u64,
+    missed: u64,
+    format: Format,
+    out: &mut Vec<u8>,
+    counters: &mut QueryCounters,
+) {
+    counters.lapped += 1;
+    counters.missed += missed;
+    let mut notice = Record::internal(
+        now_ns(),
+        4,
+        format!("{missed} entries were overwritten in the ring before this reader got them"),
+    );
+    if format == Format::Json {
+        format::write_missed_line(&notice.as_ref(), missed, out);
+    } else {
+        notice.seq = seq;
+        format::write_record(&notice.as_ref(), format, out);
     }
+}
+
+/// Append the matching entries from the stream's cursor to `out`, up to a
+/// batch; tell a reader that eviction overtook how many it missed. Returns
+/// entries examined.
+fn fill(s: &mut Stream, ring: &Ring, out: &mut Vec<u8>, counters: &mut QueryCounters) -> usize {
     let stop = s.end.map_or(ring.next_seq(), |e| e.min(ring.next_seq()));
     let mut scanned = 0;
-    for r in ring.iter_from(s.cursor).take_while(|r| r.seq < stop) {
-        s.cursor = r.seq + 1;
+    let mut done = true;
+    let Stream {
+        cursor,
+        filter,
+        format,
+        cache,
+        ..
+    } = s;
+    ring.scan_from(*cursor, cache, |r| {
+        if r.seq >= stop {
+            return ControlFlow::Break(());
+        }
+        if r.seq > *cursor {
+            write_missed(*cursor, r.seq - *cursor, *format, out, counters);
+        }
+        *cursor = r.seq + 1;
         scanned += 1;
-        if s.filter.matches(&r) {
-            format::write_record(&r, s.format, out);
+        if filter.matches(&r) {
+            format::write_record(&r, *format, out);
         }
         if out.len() >= BATCH_BYTES || scanned >= SCAN_BUDGET {
-            break;
+            done = false;
+            return ControlFlow::Break(());
         }
+        ControlFlow::Continue(())
+    });
+    if done && *cursor < stop {
+        // Everything from the cursor on was evicted.
+        write_missed(*cursor, stop - *cursor, *format, out, counters);
+        *cursor = stop;
     }
     scanned
 }

@@ -260,7 +260,7 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -271,6 +271,14 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 fn put_str(out: &mut Vec<u8>, s: &str) {
     put_varint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
+}
+
+/// The varint at `b[*pos..]`, moving `pos` past it.
+pub(crate) fn read_varint(b: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut r = Reader { b, pos: *pos };
+    let v = r.varint()?;
+    *pos = r.pos;
+    Some(v)
 }
 
 struct Reader<'a> {

@@ -1,23 +1,44 @@
-//! The ring: a bounded, in-memory sequence of records, oldest evicted first.
+//! The ring: a bounded, in-memory sequence of records that every source
+//! pushes into and every query reads from.
 //!
-//! Records are stored encoded ([`codec`]) back to back in chunks of a few
-//! KiB, so a record costs its encoded size plus four bytes of index, and
-//! freeing memory means dropping whole chunks rather than thousands of small
-//! allocations. The ring is bounded twice: by a number of entries
-//! (`max_lines`) and by the bytes its chunks really occupy (`max_bytes`,
-//! counted from allocation sizes, not from payload lengths).
+//! Records are encoded ([`codec`]) and framed ([`chunk`]) back to back in
+//! chunks. The newest chunk stays raw, so a push is a copy; a full chunk is
+//! sealed: compressed with zstd level 1 (unless `--compress none`) into a
+//! slot of its own. All of it lives in one memfd ([`store`]) together with
+//! the ledger and the ring's own state, so a successor process (re-exec,
+//! the systemd fd store, even after a crash) adopts the memfd and goes on
+//! with the same entries, sequence numbers and counters ([`persist`]).
+//!
+//! The ring is bounded twice: by a number of entries (`max_lines`) and by
+//! the memory it really occupies (`max_bytes`: resident pages of the
+//! memfd, sealed chunks at their compressed size, plus every index the
+//! ring keeps on the heap). When a bound is reached, [`Evict::Fair`] takes
+//! whole entries from a source holding more than its share first, and
+//! debug/info before notice/warning before err and worse; [`Evict::Fifo`]
+//! takes the oldest. An evicted entry is marked dead in its chunk's bitmap
+//! at once; a chunk is rewritten without its dead entries when eviction
+//! moves past it, and freed when none is left.
 //!
 //! Every record gets the next sequence number. Readers hold a sequence
-//! number (their cursor) rather than a copy of anything: a reader whose
-//! cursor is older than [`Ring::first_seq`] has been lapped and can tell
-//! exactly how many entries it missed.
+//! number (their cursor) and a [`ReadCache`] (one decompressed chunk); a
+//! reader that finds a gap between its cursor and the next entry held was
+//! overtaken by eviction and knows exactly how many entries it missed.
 
+pub mod chunk;
 pub mod codec;
+pub mod persist;
+pub mod store;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::ops::{ControlFlow, Deref, DerefMut};
+use std::ptr::NonNull;
 
 use crate::ledger::Ledger;
-use crate::record::{Input, Record, RecordRef};
+use crate::record::{truncated_str, Input, Record, RecordRef};
+use store::{
+    page_round, SlotHeader, Store, CODEC_RAW, CODEC_ZSTD, MAX_CHUNK_RECORDS, MAX_SOURCES, PAGE,
+    SLOT_HEADER, SOURCES_OFFSET, SOURCE_NAME_MAX, STATE_OPEN, STATE_SEALED, SLOT_MAGIC,
+};
 
 /// Default `--max-lines`, as memlogd.
 pub const DEFAULT_MAX_LINES: usize = 5000;
@@ -26,6 +47,13 @@ pub const DEFAULT_MAX_BYTES: usize = 8 << 20;
 /// The smallest byte budget the ring accepts: below it, one chunk would be
 /// a large part of the whole and eviction would be too coarse.
 pub const MIN_MAX_BYTES: usize = 16 << 10;
+/// Default `--source-share`.
+pub const DEFAULT_SOURCE_SHARE: f64 = 0.125;
+/// The longest text a record carries unless told otherwise (`--max-line-len`).
+pub const DEFAULT_MAX_TEXT: usize = 8192;
+/// The largest raw chunk: bigger chunks compress better, smaller ones make
+/// eviction finer; past this the gain in size is small.
+const MAX_CHUNK: usize = 128 << 10;
 
 /// How full chunks are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -66,9 +94,6 @@ impl Evict {
     }
 }
 
-/// Default `--source-share`.
-pub const DEFAULT_SOURCE_SHARE: f64 = 0.125;
-
 /// How the ring stores and evicts, beside its [`Limits`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RingOptions {
@@ -77,6 +102,9 @@ pub struct RingOptions {
     /// Under [`Evict::Fair`], the fraction of held entries one source may
     /// hold before it is evicted first.
     pub source_share: f64,
+    /// The longest message text a record may carry: a slot has room for
+    /// one record with this much text however large chunks are.
+    pub max_text: usize,
 }
 
 impl Eq for RingOptions {}
@@ -87,6 +115,7 @@ impl Default for RingOptions {
             compress: Compress::Zstd,
             evict: Evict::Fair,
             source_share: DEFAULT_SOURCE_SHARE,
+            max_text: DEFAULT_MAX_TEXT,
         }
     }
 }
@@ -128,145 +157,367 @@ impl Default for Limits {
     }
 }
 
-/// A run of encoded records; `ends[i]` is where record `first_seq + i` ends.
-struct Chunk {
+impl Limits {
+    /// Raised to the minimums the ring accepts.
+    fn clamped(self) -> Limits {
+        Limits {
+            max_lines: self.max_lines.max(1),
+            max_bytes: self.max_bytes.max(MIN_MAX_BYTES),
+        }
+    }
+
+    /// The raw size at which a chunk is sealed: about 1/16 of the budget,
+    /// so eviction by bytes frees at most that much at once.
+    fn chunk_cap(self) -> usize {
+        let cap = (self.max_bytes / 16).clamp(1 << 10, MAX_CHUNK);
+        // Whole pages with the slot's header: the rest would be resident
+        // and unused.
+        page_round(SLOT_HEADER + cap) - SLOT_HEADER
+    }
+
+    /// Sources counted by name: a small ring cannot afford the whole table.
+    fn max_sources(self) -> usize {
+        (self.max_bytes / 2048).clamp(16, MAX_SOURCES)
+    }
+
+    /// Slots the memfd needs: a sealed chunk takes at least one page, and
+    /// chunks compress several times, so one slot per two pages of budget
+    /// leaves room; a ring that runs out of slots evicts as if full.
+    fn slot_count(self) -> usize {
+        (self.max_bytes / (2 * PAGE)).max(8)
+    }
+}
+
+/// Eviction classes, evicted first to last: debug/info (or no severity),
+/// notice/warning, err and worse.
+const CLASS_LOW: u8 = 0;
+const CLASS_MID: u8 = 1;
+const CLASS_HIGH: u8 = 2;
+
+fn class_of(severity: Option<u8>) -> u8 {
+    match severity {
+        Some(0..=3) => CLASS_HIGH,
+        Some(4 | 5) => CLASS_MID,
+        _ => CLASS_LOW,
+    }
+}
+
+/// Live entries of one source and class in a chunk.
+#[derive(Clone, Copy, Debug)]
+struct Tally {
+    source: u16,
+    class: u8,
+    live: u32,
+}
+
+/// What eviction needs to know of one record without decoding it again.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    seq: u64,
+    source: u16,
+    class: u8,
+    input: u8,
+    live: bool,
+}
+
+/// A chunk as the heap knows it; its bytes are in the memfd.
+#[derive(Debug)]
+struct ChunkMeta {
+    slot: u32,
+    gen: u64,
     first_seq: u64,
-    /// Receive times in the chunk are stored relative to this.
+    end_seq: u64,
     base_ns: i64,
-    data: Vec<u8>,
-    ends: Vec<u32>,
+    count: u32,
+    live: u32,
+    raw_len: u32,
+    /// Bytes counted for the slot: its resident pages.
+    footprint: usize,
+    /// The oldest live entry's sequence number (when `live > 0`).
+    first_live: u64,
+    tallies: Vec<Tally>,
+    /// Per-record facts, kept for the open chunk and built on demand for
+    /// a sealed chunk eviction works on.
+    index: Option<Vec<Entry>>,
+    /// Entries before this position of `index` are all dead.
+    hint: usize,
 }
 
-impl Chunk {
-    /// What this chunk really occupies: its two buffers and its header.
-    fn bytes(&self) -> usize {
-        self.data.capacity() + self.ends.capacity() * 4 + std::mem::size_of::<Chunk>()
+impl ChunkMeta {
+    /// Heap bytes beside the ChunkMeta itself.
+    fn heap_bytes(&self) -> usize {
+        self.tallies.capacity() * std::mem::size_of::<Tally>()
+            + self
+                .index
+                .as_ref()
+                .map_or(0, |i| i.capacity() * std::mem::size_of::<Entry>())
     }
 
-    fn record(&self, idx: usize) -> &[u8] {
-        let start = if idx == 0 {
-            0
-        } else {
-            self.ends[idx - 1] as usize
+    fn tally_mut(&mut self, source: u16, class: u8) -> &mut Tally {
+        let pos = match self
+            .tallies
+            .iter()
+            .rposition(|t| t.source == source && t.class == class)
+        {
+            Some(p) => p,
+            None => {
+                self.tallies.push(Tally {
+                    source,
+                    class,
+                    live: 0,
+                });
+                self.tallies.len() - 1
+            }
         };
-        &self.data[start..self.ends[idx] as usize]
+        &mut self.tallies[pos]
     }
 }
+
+/// Sources by name: ids for tallies, and how many entries each holds.
+#[derive(Default)]
+struct Sources {
+    ids: HashMap<Box<str>, u16>,
+    /// Live entries per source id, by class.
+    held: Vec<[u64; 3]>,
+    last: Option<(Box<str>, u16)>,
+}
+
+impl Sources {
+    fn total(&self, id: u16) -> u64 {
+        self.held[id as usize].iter().sum()
+    }
+}
+
+/// One decompressed chunk, kept by a reader between calls so a reader
+/// moving through a chunk decompresses it once.
+#[derive(Default)]
+pub struct ReadCache {
+    key: Option<(u32, u64)>,
+    buf: Vec<u8>,
+    dctx: Option<zstd::bulk::Decompressor<'static>>,
+}
+
+impl ReadCache {
+    pub fn new() -> ReadCache {
+        ReadCache::default()
+    }
+
+    /// Give the buffer back once the reader has caught up.
+    fn release(&mut self) {
+        if self.key.is_some() {
+            self.key = None;
+            self.buf = Vec::new();
+        }
+    }
+}
+
+/// The ledger, where the ring keeps it: in the memfd's header.
+pub struct LedgerCell(NonNull<Ledger>);
+
+impl Deref for LedgerCell {
+    type Target = Ledger;
+    fn deref(&self) -> &Ledger {
+        // SAFETY: points into the header mapping of the ring's store, which
+        // lives as long as the ring and never moves; every bit pattern is a
+        // valid Ledger.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl DerefMut for LedgerCell {
+    fn deref_mut(&mut self) -> &mut Ledger {
+        // SAFETY: as in `deref`; only the ring hands out this reference.
+        unsafe { self.0.as_mut() }
+    }
+}
+
+// The ledger is part of the ring's store, which the ring owns.
+unsafe impl Send for LedgerCell {}
 
 /// Figures that describe the ring's state, for stats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct RingStats {
     pub entries: usize,
+    /// All-in: resident pages of the memfd and every index on the heap.
     pub bytes: usize,
+    /// What the held entries take encoded but uncompressed.
+    pub raw_bytes: usize,
+    pub chunks: usize,
     pub max_lines: usize,
     pub max_bytes: usize,
     pub first_seq: u64,
     pub next_seq: u64,
+    pub compress: &'static str,
+    pub evict: &'static str,
+    pub source_share: f64,
+}
+
+/// One source's figures, for stats.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SourceStats {
+    pub name: String,
+    pub stored: u64,
+    pub held: u64,
+    pub evicted: u64,
 }
 
 /// The bounded store every source pushes into and every query reads from.
 pub struct Ring {
-    chunks: VecDeque<Chunk>,
-    /// How many records at the front of `chunks[0]` are already evicted.
-    head: usize,
-    next_seq: u64,
-    len: usize,
-    used: usize,
+    /// What arrived, what was kept and what was lost, per input.
+    pub ledger: LedgerCell,
+    store: Store,
     limits: Limits,
-    chunk_size: usize,
+    opts: RingOptions,
+    chunk_cap: usize,
+    sealed: VecDeque<ChunkMeta>,
+    open: ChunkMeta,
+    free_slots: Vec<u32>,
+    len: usize,
+    /// Resident pages of the memfd the ring counts: the header and source
+    /// table, the open chunk's pages, every sealed chunk's.
+    pages: usize,
+    /// Heap bytes of the chunk directory and its indexes.
+    heap: usize,
+    sources: Sources,
+    /// The chunk eviction last took from: rewritten without its dead
+    /// entries once eviction moves on.
+    evicting: Option<(u32, u64)>,
     scratch: Vec<u8>,
-    /// A freed chunk kept for reuse (its bytes stay in `used`).
-    spare: Option<Chunk>,
+    frame: Vec<u8>,
+    cctx: Option<zstd::bulk::Compressor<'static>>,
+    dctx: zstd::bulk::Decompressor<'static>,
     /// This machine's host name, shared by the records that carry it.
     local_host: String,
     /// New entries are refused (and counted as dropped) while paused.
     paused: bool,
-    /// What arrived, what was kept and what was lost, per input.
-    pub ledger: Ledger,
+}
+
+fn new_open(slot: u32, gen: u64, seq: u64) -> ChunkMeta {
+    ChunkMeta {
+        slot,
+        gen,
+        first_seq: seq,
+        end_seq: seq,
+        base_ns: 0,
+        count: 0,
+        live: 0,
+        raw_len: 0,
+        footprint: 0,
+        first_live: seq,
+        tallies: Vec::new(),
+        index: Some(Vec::new()),
+        hint: 0,
+    }
 }
 
 impl Ring {
-    /// An empty ring. `limits.max_bytes` is raised to [`MIN_MAX_BYTES`] and
-    /// `limits.max_lines` to 1 if given lower.
+    /// An empty ring with the default options.
+    ///
+    /// # Panics
+    /// If no memfd can be created (no memory): use [`Ring::with_options`]
+    /// to get the error instead.
     pub fn new(limits: Limits) -> Ring {
-        let limits = Limits {
-            max_lines: limits.max_lines.max(1),
-            max_bytes: limits.max_bytes.max(MIN_MAX_BYTES),
-        };
-        // About 1/16 of the budget per chunk: eviction by bytes frees at most
-        // that much at once, and the chunk headers stay negligible.
-        let chunk_size = (limits.max_bytes / 16).clamp(1 << 10, 64 << 10);
-        Ring {
-            chunks: VecDeque::new(),
-            head: 0,
-            next_seq: 0,
-            len: 0,
-            used: 0,
-            limits,
-            chunk_size,
-            scratch: Vec::new(),
-            spare: None,
-            local_host: String::new(),
-            paused: false,
-            ledger: Ledger::default(),
-        }
+        Ring::with_options(limits, RingOptions::default()).expect("cannot create the ring's memfd")
     }
 
-    /// A ring stored as `opts` says, in a fresh memfd.
+    /// An empty ring stored as `opts` says, in a fresh memfd.
     pub fn with_options(limits: Limits, opts: RingOptions) -> std::io::Result<Ring> {
-        let _ = opts;
-        Ok(Ring::new(limits))
+        let limits = limits.clamped();
+        let chunk_cap = limits.chunk_cap();
+        // Room for one record of the longest text beside its fields.
+        let slot_size = page_round(SLOT_HEADER + chunk_cap.max(opts.max_text + (16 << 10)));
+        let store = Store::create(slot_size, limits.slot_count())?;
+        Ok(Ring::from_store(store, limits, opts))
+    }
+
+    /// A ring over `store`, whose chunks the caller then loads (or none).
+    fn from_store(store: Store, limits: Limits, opts: RingOptions) -> Ring {
+        let slot_count = store.slot_count;
+        let payload = store.slot_size - SLOT_HEADER;
+        let ledger = LedgerCell(store.ledger_ptr());
+        let mut ring = Ring {
+            ledger,
+            store,
+            limits,
+            opts,
+            chunk_cap: limits.chunk_cap().min(payload),
+            sealed: VecDeque::new(),
+            open: new_open(0, 0, 0),
+            free_slots: (1..slot_count as u32).rev().collect(),
+            len: 0,
+            pages: 0,
+            heap: 0,
+            sources: Sources::default(),
+            evicting: None,
+            scratch: Vec::new(),
+            frame: Vec::new(),
+            cctx: None,
+            dctx: zstd::bulk::Decompressor::new().expect("zstd decompression context"),
+            local_host: String::new(),
+            paused: false,
+        };
+        ring.sources.held.push([0; 3]);
+        ring.sources.ids.insert("(other)".into(), 0);
+        if ring.store.header().sources_len == 0 {
+            ring.store.header_mut().sources_len = 1;
+            let e = &mut ring.store.sources_mut()[0];
+            e.name_len = 7;
+            e.name[..7].copy_from_slice(b"(other)");
+        }
+        let seq = ring.store.header().next_seq;
+        ring.reset_open(0, seq);
+        // reset_open wrote the slot's header: its first page is resident.
+        ring.open.footprint = page_round(SLOT_HEADER);
+        ring.recount();
+        ring
     }
 
     /// The memfd the ring lives in: hand it to a successor (re-exec, the
     /// systemd fd store) and [`Ring::adopt`] it there.
     pub fn memfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        None
-    }
-
-    /// Go on from the ring a predecessor left in `fd`: the same entries,
-    /// sequence numbers and counters.
-    pub fn adopt(
-        fd: std::os::fd::OwnedFd,
-        limits: Limits,
-        opts: RingOptions,
-    ) -> Result<Ring, RingError> {
-        let _ = (fd, limits, opts);
-        Err(RingError("not yet".into()))
-    }
-
-    /// Write the ring to `path` (through a temporary file, renamed).
-    pub fn save_snapshot(&self, path: &std::path::Path) -> Result<(), RingError> {
-        let _ = path;
-        Err(RingError("not yet".into()))
-    }
-
-    /// A ring holding what a snapshot file holds.
-    pub fn load_snapshot(
-        path: &std::path::Path,
-        limits: Limits,
-        opts: RingOptions,
-    ) -> Result<Ring, RingError> {
-        let _ = (path, limits, opts);
-        Err(RingError("not yet".into()))
+        Some(self.store.fd())
     }
 
     /// Where the kernel log was left, if a predecessor said.
     pub fn kmsg_resume(&self) -> Option<KmsgResume> {
-        None
+        let h = self.store.header();
+        (h.kmsg_valid == 1).then(|| {
+            let id = &h.kmsg_boot_id;
+            let n = id.iter().position(|&b| b == 0).unwrap_or(id.len());
+            KmsgResume {
+                boot_id: String::from_utf8_lossy(&id[..n]).into_owned(),
+                next_seq: h.kmsg_next_seq,
+            }
+        })
     }
 
     /// Note where the kernel log has been read up to (kept in the memfd).
     pub fn set_kmsg_resume(&mut self, resume: KmsgResume) {
-        let _ = resume;
+        let h = self.store.header_mut();
+        let id = resume.boot_id.as_bytes();
+        let n = id.len().min(h.kmsg_boot_id.len());
+        h.kmsg_boot_id = [0; 48];
+        h.kmsg_boot_id[..n].copy_from_slice(&id[..n]);
+        h.kmsg_next_seq = resume.next_seq;
+        h.kmsg_valid = 1;
     }
 
     /// This machine's host name: records that carry it store a flag instead.
     pub fn set_local_host(&mut self, host: impl Into<String>) {
         // Chunks already written were encoded against the old name.
-        if self.is_empty() {
-            self.local_host = host.into();
+        if !self.is_empty() || self.next_seq() > 0 {
+            return;
         }
+        let host = host.into();
+        let h = self.store.header_mut();
+        let n = host.len().min(h.local_host.len());
+        if n < host.len() {
+            // Too long to keep in the header: stored in every record instead.
+            return;
+        }
+        h.local_host[..n].copy_from_slice(&host.as_bytes()[..n]);
+        h.local_host_len = n as u32;
+        self.local_host = host;
     }
 
     fn context(&self, base_ns: i64) -> codec::Context<'_> {
@@ -276,9 +527,9 @@ impl Ring {
         }
     }
 
-    /// Store `record` as the newest entry, evicting the oldest ones as the
-    /// bounds require, and return its sequence number. Counts it as stored
-    /// for its input; while paused, counts it as dropped and returns `None`.
+    /// Store `record` as the newest entry, evicting others as the bounds
+    /// require, and return its sequence number. Counts it as stored for its
+    /// input; while paused, counts it as dropped and returns `None`.
     pub fn push(&mut self, record: &Record) -> Option<u64> {
         self.push_ref(&record.as_ref())
     }
@@ -290,74 +541,647 @@ impl Ring {
             return None;
         }
         while self.len >= self.limits.max_lines {
-            self.evict_one();
+            if !self.evict_one() {
+                break;
+            }
         }
+        let seq = self.store.header().next_seq;
+        let payload = self.store.slot_size - SLOT_HEADER;
+        let mut base = if self.open.count == 0 {
+            record.received_ns
+        } else {
+            self.open.base_ns
+        };
         let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        let tail_base = self.chunks.back().map(|c| c.base_ns);
-        if let Some(base) = tail_base {
-            codec::encode(record, self.context(base), &mut scratch);
+        self.encode_frame(record, base, &mut scratch);
+        let mut frame_len = self.frame.len();
+        if self.open.count > 0
+            && (self.open.raw_len as usize + frame_len > self.chunk_cap.max(frame_len)
+                || self.open.count as usize >= MAX_CHUNK_RECORDS)
+        {
+            self.seal();
+            base = record.received_ns;
+            self.encode_frame(record, base, &mut scratch);
+            frame_len = self.frame.len();
         }
-        let fits = self
-            .chunks
-            .back()
-            .is_some_and(|c| c.data.len() + scratch.len() <= c.data.capacity());
-        if !fits {
-            // A new chunk, based on this record's time.
-            scratch.clear();
-            codec::encode(record, self.context(record.received_ns), &mut scratch);
-            self.start_chunk(record.received_ns, scratch.len());
+        if frame_len > payload {
+            // Longer than a slot: keep what fits, flagged.
+            let over = frame_len - payload + 16;
+            let (msg, _) = truncated_str(record.msg, record.msg.len().saturating_sub(over));
+            let mut cut = record.clone();
+            cut.msg = msg;
+            cut.truncated = true;
+            self.ledger.input_mut(record.input).truncated += 1;
+            self.encode_frame(&cut, base, &mut scratch);
+            if self.frame.len() > payload {
+                cut.sd.clear();
+                self.encode_frame(&cut, base, &mut scratch);
+            }
+            frame_len = self.frame.len();
+            if frame_len > payload {
+                self.scratch = scratch;
+                self.ledger.input_mut(record.input).dropped += 1;
+                return None;
+            }
         }
-        let tail = self.chunks.back_mut().expect("a chunk was just ensured");
-        let before = tail.bytes();
-        tail.data.extend_from_slice(&scratch);
-        tail.ends.push(tail.data.len() as u32);
-        self.used += tail.bytes() - before;
         self.scratch = scratch;
-        while self.chunks.len() > 1 && self.used > self.limits.max_bytes {
-            self.evict_front_chunk();
+        if self.open.count == 0 {
+            self.open.base_ns = base;
+            self.open.first_seq = seq;
+            self.open.first_live = seq;
+            let h = self.store.slot_header_mut(self.open.slot as usize);
+            h.base_ns = base;
+            h.first_seq = seq;
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
+        let source = self.source_id(record.source);
+        let class = class_of(record.severity);
+        // The record first, then the count that makes it part of the chunk:
+        // a crash in between leaves the chunk as it was.
+        let at = self.open.raw_len as usize;
+        let (h, data) = self.store.slot_mut(self.open.slot as usize);
+        data[at..at + frame_len].copy_from_slice(&self.frame);
+        h.raw_len = (at + frame_len) as u32;
+        h.end_seq = seq + 1;
+        h.count += 1;
+        self.store.header_mut().next_seq = seq + 1;
+        self.open.raw_len += frame_len as u32;
+        self.open.count += 1;
+        self.open.live += 1;
+        self.open.end_seq = seq + 1;
+        self.open.tally_mut(source, class).live += 1;
+        if let Some(index) = &mut self.open.index {
+            let before = index.capacity();
+            index.push(Entry {
+                seq,
+                source,
+                class,
+                input: record.input as u8,
+                live: true,
+            });
+            self.heap += (index.capacity() - before) * std::mem::size_of::<Entry>();
+        }
+        let fp = page_round(SLOT_HEADER + self.open.raw_len as usize);
+        if fp > self.open.footprint {
+            self.pages += fp - self.open.footprint;
+            self.open.footprint = fp;
+        }
+        self.sources.held[source as usize][class as usize] += 1;
+        self.store.sources_mut()[source as usize].stored += 1;
         self.len += 1;
         self.ledger.input_mut(record.input).stored += 1;
+        while self.used() > self.limits.max_bytes && self.len > 1 {
+            if !self.evict_for_bytes() {
+                break;
+            }
+        }
         Some(seq)
     }
 
-    /// Open a new tail chunk with room for at least `n` bytes, evicting whole
-    /// chunks first if the budget needs it. A chunk freed earlier is reused,
-    /// so a full ring in steady state allocates nothing.
-    fn start_chunk(&mut self, base_ns: i64, n: usize) {
-        // A record larger than a chunk gets a chunk of its own size.
-        let cap = self.chunk_size.max(n);
-        let reuse = if cap == self.chunk_size {
-            self.spare.take()
-        } else {
-            None
-        };
-        let mut chunk = match reuse {
-            Some(c) => {
-                // Its bytes left `used` when it was dropped.
-                self.used -= c.bytes();
-                c
+    /// Encode `record` against `base` and frame it into `self.frame`.
+    fn encode_frame(&mut self, record: &RecordRef, base: i64, scratch: &mut Vec<u8>) {
+        scratch.clear();
+        codec::encode(record, self.context(base), scratch);
+        self.frame.clear();
+        chunk::put_frame(&mut self.frame, 0, scratch);
+    }
+
+    /// The id of a source name, registering it (in the memfd's table too)
+    /// the first time; past the table's size, `(other)`.
+    fn source_id(&mut self, name: &str) -> u16 {
+        let (name, _) = truncated_str(name, SOURCE_NAME_MAX);
+        if let Some((last, id)) = &self.sources.last {
+            if **last == *name {
+                return *id;
             }
-            None => Chunk {
-                first_seq: 0,
-                base_ns: 0,
-                data: Vec::with_capacity(cap),
-                ends: Vec::with_capacity((cap / 64).max(4)),
-            },
-        };
-        chunk.first_seq = self.next_seq;
-        chunk.base_ns = base_ns;
-        chunk.data.clear();
-        chunk.ends.clear();
-        let need = chunk.bytes();
-        while !self.chunks.is_empty() && self.used + need > self.limits.max_bytes {
-            self.evict_front_chunk();
         }
-        self.used += need;
-        self.chunks.push_back(chunk);
+        let id = match self.sources.ids.get(name) {
+            Some(&id) => id,
+            None => {
+                let n = self.sources.held.len();
+                if n >= self.limits.max_sources() {
+                    0
+                } else {
+                    let before = page_round(SOURCES_OFFSET + 64 * n);
+                    self.sources.ids.insert(name.into(), n as u16);
+                    self.sources.held.push([0; 3]);
+                    let e = &mut self.store.sources_mut()[n];
+                    e.name = [0; SOURCE_NAME_MAX];
+                    e.name[..name.len()].copy_from_slice(name.as_bytes());
+                    e.name_len = name.len() as u16;
+                    e.stored = 0;
+                    e.evicted = 0;
+                    self.store.header_mut().sources_len = (n + 1) as u32;
+                    self.pages += page_round(SOURCES_OFFSET + 64 * (n + 1)) - before;
+                    n as u16
+                }
+            }
+        };
+        self.sources.last = Some((name.into(), id));
+        id
+    }
+
+    /// Make the open chunk a fresh, empty one in `slot`.
+    fn reset_open(&mut self, slot: u32, seq: u64) {
+        let gen = self.next_gen();
+        let h = self.store.slot_header_mut(slot as usize);
+        *h = SlotHeader {
+            magic: SLOT_MAGIC,
+            state: STATE_OPEN,
+            gen,
+            first_seq: seq,
+            end_seq: seq,
+            base_ns: 0,
+            count: 0,
+            raw_len: 0,
+            stored_len: 0,
+            codec: CODEC_RAW,
+            crc: 0,
+            _pad: 0,
+            dead: [0; MAX_CHUNK_RECORDS / 64],
+        };
+        let footprint = self.open.footprint;
+        self.open = new_open(slot, gen, seq);
+        // The slot's pages stay resident and counted: the next records go
+        // into them.
+        self.open.footprint = footprint;
+    }
+
+    fn next_gen(&mut self) -> u64 {
+        let h = self.store.header_mut();
+        h.gen += 1;
+        h.gen
+    }
+
+    /// A free slot, evicting the oldest chunk if there is none.
+    fn take_slot(&mut self) -> u32 {
+        loop {
+            if let Some(s) = self.free_slots.pop() {
+                return s;
+            }
+            if self.sealed.is_empty() {
+                // Cannot happen: the open slot is never in the free list
+                // and there are at least eight slots.
+                panic!("the ring has no free slot and no sealed chunk");
+            }
+            self.evict_chunk(0);
+        }
+    }
+
+    /// Seal the open chunk: write its live records, compressed, to a slot
+    /// of their own; the open slot starts over.
+    fn seal(&mut self) {
+        let open_slot = self.open.slot;
+        let next = self.store.header().next_seq;
+        if self.open.live == 0 {
+            self.pages -= self.open.footprint;
+            self.store.punch(open_slot as usize, SLOT_HEADER);
+            self.open.footprint = page_round(SLOT_HEADER);
+            self.pages += self.open.footprint;
+            self.reset_open(open_slot, next);
+            self.recount_heap();
+            return;
+        }
+        let mut raw = std::mem::take(&mut self.scratch);
+        raw.clear();
+        let hdr = *self.store.slot_header(open_slot as usize);
+        let data = &self.store.slot_data(open_slot as usize)[..self.open.raw_len as usize];
+        if self.open.live == self.open.count {
+            raw.extend_from_slice(data);
+        } else {
+            copy_live(data, &hdr, &mut raw);
+        }
+        let open_fp = self.open.footprint;
+        let mut meta = std::mem::replace(&mut self.open, new_open(0, 0, 0));
+        let index = meta.index.take();
+        let slot = self.take_slot();
+        self.write_sealed(slot, &mut meta, &raw);
+        self.scratch = raw;
+        // The index of the open chunk stays useful: eviction often starts
+        // with the records just sealed in a small ring.
+        meta.index = index.map(|i| i.into_iter().filter(|e| e.live).collect());
+        meta.hint = 0;
+        // The open slot's pages go back, so it holds only what it needs
+        // (a burst of large records, a budget lowered by SIGHUP).
+        self.pages -= open_fp;
+        self.store.punch(open_slot as usize, SLOT_HEADER);
+        self.open = new_open(open_slot, 0, next);
+        self.open.footprint = page_round(SLOT_HEADER);
+        self.pages += self.open.footprint;
+        self.sealed.push_back(meta);
+        self.reset_open(open_slot, next);
+        self.recount_heap();
+    }
+
+    /// Write `raw` (live frames only) into `slot` as a sealed chunk, and
+    /// describe it in `meta` (whose seq range, base and tallies are kept).
+    fn write_sealed(&mut self, slot: u32, meta: &mut ChunkMeta, raw: &[u8]) {
+        let compress = self.opts.compress == Compress::Zstd;
+        let gen = self.next_gen();
+        let payload = self.store.slot_size - SLOT_HEADER;
+        let mut stored_len = 0;
+        let mut codec_id = CODEC_RAW;
+        if compress {
+            let cctx = self.cctx.get_or_insert_with(|| {
+                zstd::bulk::Compressor::new(1).expect("zstd compression context")
+            });
+            let (_, data) = self.store.slot_mut(slot as usize);
+            // Only worth it if it saves at least a page.
+            let room = raw.len().saturating_sub(PAGE).min(payload);
+            if let Ok(n) = cctx.compress_to_buffer(raw, &mut data[..room]) {
+                stored_len = n;
+                codec_id = CODEC_ZSTD;
+            }
+        }
+        let (h, data) = self.store.slot_mut(slot as usize);
+        if codec_id == CODEC_RAW {
+            data[..raw.len()].copy_from_slice(raw);
+            stored_len = raw.len();
+        }
+        let crc = crc32fast::hash(&data[..stored_len]);
+        *h = SlotHeader {
+            magic: SLOT_MAGIC,
+            state: STATE_SEALED,
+            gen,
+            first_seq: meta.first_seq,
+            end_seq: meta.end_seq,
+            base_ns: meta.base_ns,
+            count: meta.live,
+            raw_len: raw.len() as u32,
+            stored_len: stored_len as u32,
+            codec: codec_id,
+            crc,
+            _pad: 0,
+            dead: [0; MAX_CHUNK_RECORDS / 64],
+        };
+        meta.slot = slot;
+        meta.gen = gen;
+        meta.count = meta.live;
+        meta.raw_len = raw.len() as u32;
+        meta.footprint = page_round(SLOT_HEADER + stored_len);
+        self.pages += meta.footprint;
+    }
+
+    /// The raw frames of a chunk: the slot itself, or decompressed into
+    /// `buf`.
+    fn chunk_bytes<'a>(
+        store: &'a Store,
+        meta: &ChunkMeta,
+        buf: &'a mut Vec<u8>,
+        dctx: &mut zstd::bulk::Decompressor<'static>,
+    ) -> Option<&'a [u8]> {
+        let h = store.slot_header(meta.slot as usize);
+        let data = store.slot_data(meta.slot as usize);
+        if h.state == STATE_OPEN || h.codec == CODEC_RAW {
+            return data.get(..meta.raw_len as usize);
+        }
+        let stored = data.get(..h.stored_len as usize)?;
+        chunk::decompress(dctx, stored, meta.raw_len as usize, buf).then_some(&buf[..])
+    }
+
+    /// Build the per-record index of sealed chunk `ci`, if it has none.
+    fn ensure_index(&mut self, ci: usize) {
+        if self.sealed[ci].index.is_some() {
+            return;
+        }
+        let mut buf = Vec::new();
+        let meta = &self.sealed[ci];
+        let hdr = *self.store.slot_header(meta.slot as usize);
+        let mut entries = Vec::with_capacity(meta.count as usize);
+        let mut names = Vec::new();
+        if let Some(data) = Ring::chunk_bytes(&self.store, meta, &mut buf, &mut self.dctx) {
+            let ctx = codec::Context {
+                base_ns: meta.base_ns,
+                local_host: &self.local_host,
+            };
+            chunk::for_each_frame(data, meta.count as usize, meta.first_seq, |fr| {
+                let (source, severity) = match codec::decode(fr.seq, fr.bytes, ctx) {
+                    Some(r) => (r.source.to_owned(), r.severity),
+                    None => (String::new(), None),
+                };
+                names.push(source);
+                entries.push(Entry {
+                    seq: fr.seq,
+                    source: 0,
+                    class: class_of(severity),
+                    input: fr.bytes.first().copied().unwrap_or(u8::MAX),
+                    live: !hdr.is_dead(fr.idx),
+                });
+                ControlFlow::Continue(())
+            });
+        }
+        for (e, name) in entries.iter_mut().zip(&names) {
+            e.source = self.source_id(name);
+        }
+        let meta = &mut self.sealed[ci];
+        meta.index = Some(entries);
+        meta.hint = 0;
+        self.recount_heap();
+    }
+
+    /// Whether an entry of `source` and `class` is in the tier eviction is
+    /// working on: `over` = only sources over their share.
+    fn over_share(&self, source: u16) -> bool {
+        self.sources.total(source) as f64 > self.opts.source_share * self.len as f64
+    }
+
+    /// The oldest entry to evict next: (chunk position, entry index), the
+    /// position being `sealed.len()` for the open chunk.
+    fn pick_victim(&mut self) -> Option<(usize, usize)> {
+        let tiers: &[(bool, Option<u8>)] = match self.opts.evict {
+            Evict::Fifo => &[(false, None)],
+            Evict::Fair => &[
+                (true, Some(CLASS_LOW)),
+                (true, Some(CLASS_MID)),
+                (true, Some(CLASS_HIGH)),
+                (false, Some(CLASS_LOW)),
+                (false, Some(CLASS_MID)),
+                (false, Some(CLASS_HIGH)),
+            ],
+        };
+        for &(over, class) in tiers {
+            let matches = |ring: &Ring, source: u16, c: u8| {
+                class.is_none_or(|k| k == c) && (!over || ring.over_share(source))
+            };
+            let any = (0..self.sources.held.len()).any(|s| {
+                let held = &self.sources.held[s];
+                (0..3u8).any(|c| held[c as usize] > 0 && matches(self, s as u16, c))
+            });
+            if !any {
+                continue;
+            }
+            let n = self.sealed.len();
+            for ci in 0..=n {
+                let meta = if ci < n {
+                    &self.sealed[ci]
+                } else {
+                    &self.open
+                };
+                if !meta
+                    .tallies
+                    .iter()
+                    .any(|t| t.live > 0 && matches(self, t.source, t.class))
+                {
+                    continue;
+                }
+                if ci < n {
+                    self.ensure_index(ci);
+                }
+                let meta = if ci < n {
+                    &self.sealed[ci]
+                } else {
+                    &self.open
+                };
+                let index = meta.index.as_ref()?;
+                let found = index[meta.hint.min(index.len())..]
+                    .iter()
+                    .position(|e| e.live && matches(self, e.source, e.class))
+                    .map(|p| p + meta.hint);
+                if let Some(i) = found {
+                    return Some((ci, i));
+                }
+            }
+        }
+        None
+    }
+
+    /// Evict one entry, chosen as the policy says. False if none is held.
+    fn evict_one(&mut self) -> bool {
+        let Some((ci, i)) = self.pick_victim() else {
+            return false;
+        };
+        let key = self.chunk_key(ci);
+        if let Some(prev) = self.evicting.filter(|&k| Some(k) != key) {
+            self.evicting = key;
+            // Eviction moved on: rewrite the chunk it leaves without its
+            // dead entries (this may shift positions, so pick again).
+            if self.compact_key(prev) {
+                return self.evict_one();
+            }
+        }
+        self.evicting = key;
+        self.kill(ci, i);
+        true
+    }
+
+    fn chunk_key(&self, ci: usize) -> Option<(u32, u64)> {
+        let meta = self.sealed.get(ci).unwrap_or(&self.open);
+        Some((meta.slot, meta.gen))
+    }
+
+    /// Free memory: evict entries until a chunk is freed or rewritten.
+    fn evict_for_bytes(&mut self) -> bool {
+        if self.opts.evict == Evict::Fifo {
+            if self.sealed.is_empty() {
+                return false;
+            }
+            self.evict_chunk(0);
+            return true;
+        }
+        let before = self.used();
+        // Bounded: each round kills an entry or fails.
+        for _ in 0..(MAX_CHUNK_RECORDS * 2) {
+            if !self.evict_one() {
+                return false;
+            }
+            if self.used() < before {
+                return true;
+            }
+        }
+        // A chunk of dead entries waits for eviction to move on; move it.
+        if let Some(k) = self.evicting.take() {
+            self.compact_key(k);
+        }
+        true
+    }
+
+    /// Mark entry `i` of chunk `ci` evicted, and free the chunk if that was
+    /// its last live entry.
+    fn kill(&mut self, ci: usize, i: usize) {
+        let n = self.sealed.len();
+        let store = &mut self.store;
+        let meta: &mut ChunkMeta = if ci < n {
+            &mut self.sealed[ci]
+        } else {
+            &mut self.open
+        };
+        let Some(index) = meta.index.as_mut() else {
+            return;
+        };
+        let e = &mut index[i];
+        if !e.live {
+            return;
+        }
+        e.live = false;
+        let e = *e;
+        let next_live = index[i..].iter().find(|e| e.live).map(|e| e.seq);
+        store.slot_header_mut(meta.slot as usize).dead[i / 64] |= 1 << (i % 64);
+        meta.live -= 1;
+        meta.tally_mut(e.source, e.class).live -= 1;
+        if meta.hint == i {
+            meta.hint = i + 1;
+        }
+        if e.seq == meta.first_live {
+            if let Some(next) = next_live {
+                meta.first_live = next;
+            }
+        }
+        let empty = meta.live == 0;
+        self.sources.held[e.source as usize][e.class as usize] -= 1;
+        self.store.sources_mut()[e.source as usize].evicted += 1;
+        if let Some(input) = Input::from_code(e.input) {
+            self.ledger.input_mut(input).evicted += 1;
+        }
+        self.len -= 1;
+        if empty && ci < n {
+            self.remove_sealed(ci);
+        }
+    }
+
+    /// Evict every live entry of sealed chunk `ci` and free it.
+    fn evict_chunk(&mut self, ci: usize) {
+        self.ensure_index(ci);
+        let count = self.sealed[ci].index.as_ref().map_or(0, Vec::len);
+        for i in 0..count {
+            if ci >= self.sealed.len() {
+                break;
+            }
+            // `kill` frees the chunk with its last entry.
+            let last = self.sealed[ci].live == 1;
+            self.kill(ci, i);
+            if last {
+                return;
+            }
+        }
+        if ci < self.sealed.len() && self.sealed[ci].live == 0 {
+            self.remove_sealed(ci);
+        }
+    }
+
+    fn remove_sealed(&mut self, ci: usize) {
+        if let Some(meta) = self.sealed.remove(ci) {
+            self.pages -= meta.footprint;
+            self.store.free(meta.slot as usize);
+            self.free_slots.push(meta.slot);
+            if self.evicting == Some((meta.slot, meta.gen)) {
+                self.evicting = None;
+            }
+            self.recount_heap();
+        }
+    }
+
+    /// Rewrite the sealed chunk known by `key` without its dead entries,
+    /// and merge it into the chunk before it when both are small. True if
+    /// anything changed.
+    fn compact_key(&mut self, key: (u32, u64)) -> bool {
+        let Some(ci) = self
+            .sealed
+            .iter()
+            .position(|m| (m.slot, m.gen) == key)
+        else {
+            return false;
+        };
+        let meta = &self.sealed[ci];
+        // Rewriting costs a decompression and a compression: only for a
+        // chunk with a good part of it dead, so tiers that alternate between
+        // chunks cannot make every eviction a rewrite.
+        if meta.live == meta.count || (meta.count - meta.live) * 4 < meta.count {
+            return false;
+        }
+        if meta.live == 0 {
+            self.remove_sealed(ci);
+            return true;
+        }
+        // The chunk before it, if both together are small: one slot for
+        // the survivors of several chunks (a flood's quiet neighbours).
+        let merge = ci > 0 && {
+            let prev = &self.sealed[ci - 1];
+            let small = self.chunk_cap / 4;
+            let live_raw = |m: &ChunkMeta| m.raw_len as u64 * m.live as u64 / m.count.max(1) as u64;
+            live_raw(prev) + live_raw(meta) <= small as u64
+                && (prev.live + meta.live) as usize <= MAX_CHUNK_RECORDS
+        };
+        let first = if merge { ci - 1 } else { ci };
+        let mut records: Vec<Record> = Vec::new();
+        let mut buf = Vec::new();
+        for k in first..=ci {
+            let meta = &self.sealed[k];
+            let hdr = *self.store.slot_header(meta.slot as usize);
+            let Some(data) = Ring::chunk_bytes(&self.store, meta, &mut buf, &mut self.dctx) else {
+                continue;
+            };
+            let ctx = codec::Context {
+                base_ns: meta.base_ns,
+                local_host: &self.local_host,
+            };
+            chunk::for_each_frame(data, meta.count as usize, meta.first_seq, |fr| {
+                if !hdr.is_dead(fr.idx) {
+                    if let Some(r) = codec::decode(fr.seq, fr.bytes, ctx) {
+                        records.push(r.to_record());
+                    }
+                }
+                ControlFlow::Continue(())
+            });
+        }
+        let base = self.sealed[first].base_ns;
+        let mut raw = Vec::new();
+        let mut scratch = Vec::new();
+        let mut next = self.sealed[first].first_seq;
+        let mut index = Vec::with_capacity(records.len());
+        let mut tallies: Vec<Tally> = Vec::new();
+        for r in &records {
+            scratch.clear();
+            codec::encode(&r.as_ref(), self.context(base), &mut scratch);
+            chunk::put_frame(&mut raw, r.seq - next, &scratch);
+            next = r.seq + 1;
+            let source = self.source_id(&r.source);
+            let class = class_of(r.severity);
+            index.push(Entry {
+                seq: r.seq,
+                source,
+                class,
+                input: r.input as u8,
+                live: true,
+            });
+            match tallies
+                .iter_mut()
+                .find(|t| t.source == source && t.class == class)
+            {
+                Some(t) => t.live += 1,
+                None => tallies.push(Tally {
+                    source,
+                    class,
+                    live: 1,
+                }),
+            }
+        }
+        let mut meta = ChunkMeta {
+            slot: 0,
+            gen: 0,
+            first_seq: self.sealed[first].first_seq,
+            end_seq: self.sealed[ci].end_seq,
+            base_ns: base,
+            count: records.len() as u32,
+            live: records.len() as u32,
+            raw_len: 0,
+            footprint: 0,
+            first_live: records.first().map_or(0, |r| r.seq),
+            tallies,
+            index: Some(index),
+            hint: 0,
+        };
+        let slot = match self.free_slots.pop() {
+            Some(s) => s,
+            // No room to rewrite: leave the dead entries where they are.
+            None => return false,
+        };
+        self.write_sealed(slot, &mut meta, &raw);
+        // The new copy is complete and newer; now the old ones go.
+        for _ in first..=ci {
+            self.remove_sealed(first);
+        }
+        self.sealed.insert(first, meta);
+        self.recount_heap();
+        true
     }
 
     /// Stop (`true`) or resume storing new entries. What is held stays.
@@ -372,43 +1196,80 @@ impl Ring {
     /// Drop every entry held, counting each as cleared for its input.
     /// Sequence numbers go on from where they were.
     pub fn clear(&mut self) {
-        while let Some(front) = self.chunks.front() {
-            for i in self.head..front.ends.len() {
-                if let Some(input) = Input::from_code(front.record(i)[codec::INPUT_OFFSET]) {
-                    self.ledger.input_mut(input).cleared += 1;
-                }
-            }
-            self.drop_front_chunk();
+        let mut inputs = Vec::new();
+        self.scan_from(0, &mut ReadCache::new(), |r| {
+            inputs.push(r.input);
+            ControlFlow::Continue(())
+        });
+        for input in inputs {
+            self.ledger.input_mut(input).cleared += 1;
         }
-        if let Some(spare) = self.spare.take() {
-            self.used -= spare.bytes();
+        while !self.sealed.is_empty() {
+            self.remove_sealed(0);
         }
+        let next = self.next_seq();
+        let slot = self.open.slot;
+        self.store.punch(slot as usize, SLOT_HEADER);
+        self.open.footprint = page_round(SLOT_HEADER);
+        self.reset_open(slot, next);
+        for h in &mut self.sources.held {
+            *h = [0; 3];
+        }
+        self.evicting = None;
         self.len = 0;
+        self.recount();
+    }
+
+    /// Count the pages and heap afresh from what the ring holds.
+    fn recount(&mut self) {
+        let sources = self.store.header().sources_len as usize;
+        self.pages = page_round(SOURCES_OFFSET + 64 * sources.max(1))
+            + self.open.footprint
+            + self.sealed.iter().map(|m| m.footprint).sum::<usize>();
+        self.recount_heap();
+    }
+
+    fn recount_heap(&mut self) {
+        self.heap = self.open.heap_bytes()
+            + self.sealed.iter().map(ChunkMeta::heap_bytes).sum::<usize>()
+            + self.sealed.capacity() * std::mem::size_of::<ChunkMeta>();
+    }
+
+    /// What the ring occupies: memfd pages and heap.
+    fn used(&self) -> usize {
+        self.pages + self.heap
     }
 
     /// The receive times of the oldest and newest entries held.
     pub fn time_span(&self) -> Option<(i64, i64)> {
-        let oldest = self.get_ref(self.first_seq())?.received_ns;
-        let newest = self.get_ref(self.next_seq.checked_sub(1)?)?.received_ns;
-        Some((oldest, newest))
-    }
-
-    /// Records from the newest back to `seq` (or the oldest held).
-    pub fn iter_back_to(&self, seq: u64) -> impl Iterator<Item = RecordRef<'_>> + '_ {
-        let start = seq.max(self.first_seq());
-        (start..self.next_seq)
-            .rev()
-            .filter_map(move |s| self.get_ref(s))
+        let mut cache = ReadCache::new();
+        let mut oldest = None;
+        self.scan_from(0, &mut cache, |r| {
+            oldest = Some(r.received_ns);
+            ControlFlow::Break(())
+        });
+        let mut newest = None;
+        self.scan_back(u64::MAX, &mut cache, |r| {
+            newest = Some(r.received_ns);
+            ControlFlow::Break(())
+        });
+        Some((oldest?, newest?))
     }
 
     /// The oldest sequence number still held (equal to `next_seq` when empty).
     pub fn first_seq(&self) -> u64 {
-        self.next_seq - self.len as u64
+        if let Some(m) = self.sealed.iter().find(|m| m.live > 0) {
+            return m.first_live;
+        }
+        if self.open.live > 0 {
+            return self.open.first_live;
+        }
+        self.next_seq()
     }
 
     /// The sequence number the next pushed record will get.
     pub fn next_seq(&self) -> u64 {
-        self.next_seq
+        self.store.header().next_seq
     }
 
     pub fn len(&self) -> usize {
@@ -421,32 +1282,67 @@ impl Ring {
 
     /// Bytes the ring's storage occupies now.
     pub fn bytes_used(&self) -> usize {
-        self.used
+        self.used()
+    }
+
+    #[cfg(test)]
+    fn debug_state(&self) -> String {
+        format!(
+            "len {} pages {} heap {} open(raw {} count {} live {} fp {}) sealed {:?}",
+            self.len,
+            self.pages,
+            self.heap,
+            self.open.raw_len,
+            self.open.count,
+            self.open.live,
+            self.open.footprint,
+            self.sealed
+                .iter()
+                .map(|m| (m.count, m.live, m.footprint, m.raw_len))
+                .collect::<Vec<_>>()
+        )
     }
 
     pub fn limits(&self) -> Limits {
         self.limits
     }
 
+    pub fn options(&self) -> RingOptions {
+        self.opts
+    }
+
     /// New bounds for a running ring (SIGHUP): what is held stays, except
-    /// the oldest entries beyond the new bounds, which are evicted now (a
-    /// byte budget below one chunk of the old size empties the ring). Raised
-    /// to the minimums as in [`Ring::new`]; new chunks get the size the new
-    /// budget calls for.
+    /// what the new bounds evict now. Raised to the minimums as in
+    /// [`Ring::new`]; new chunks get the size the new budget calls for.
     pub fn set_limits(&mut self, limits: Limits) {
-        let fresh = Ring::new(limits);
-        self.limits = fresh.limits;
-        self.chunk_size = fresh.chunk_size;
-        while self.len > self.limits.max_lines {
-            self.evict_one();
-        }
-        while self.used > self.limits.max_bytes {
-            if let Some(spare) = self.spare.take() {
-                self.used -= spare.bytes();
-            } else if self.chunks.is_empty() {
+        let limits = limits.clamped();
+        self.limits = limits;
+        self.chunk_cap = limits
+            .chunk_cap()
+            .min(self.store.slot_size - SLOT_HEADER);
+        let _ = self.store.grow(limits.slot_count());
+        let have = self.store.slot_count as u32;
+        let known: std::collections::HashSet<u32> = self
+            .sealed
+            .iter()
+            .map(|m| m.slot)
+            .chain([self.open.slot])
+            .chain(self.free_slots.iter().copied())
+            .collect();
+        self.free_slots
+            .extend((0..have).rev().filter(|s| !known.contains(s)));
+        while self.len > limits.max_lines {
+            if !self.evict_one() {
                 break;
-            } else {
-                self.evict_front_chunk();
+            }
+        }
+        if self.used() > limits.max_bytes && self.open.count > 0 {
+            // The open chunk may have grown for the old budget.
+            self.seal();
+        }
+        while self.used() > limits.max_bytes {
+            if !self.evict_for_bytes() {
+                break;
             }
         }
     }
@@ -454,237 +1350,191 @@ impl Ring {
     pub fn stats(&self) -> RingStats {
         RingStats {
             entries: self.len,
-            bytes: self.used,
+            bytes: self.used(),
+            raw_bytes: self.open.raw_len as usize
+                + self
+                    .sealed
+                    .iter()
+                    .map(|m| m.raw_len as usize)
+                    .sum::<usize>(),
+            chunks: self.sealed.len() + usize::from(self.open.count > 0),
             max_lines: self.limits.max_lines,
             max_bytes: self.limits.max_bytes,
             first_seq: self.first_seq(),
-            next_seq: self.next_seq,
+            next_seq: self.next_seq(),
+            compress: self.opts.compress.as_str(),
+            evict: self.opts.evict.as_str(),
+            source_share: self.opts.source_share,
         }
+    }
+
+    /// Per source: entries stored, held now and evicted, busiest first.
+    pub fn source_stats(&self) -> Vec<SourceStats> {
+        let table = self.store.sources();
+        let mut v: Vec<SourceStats> = (0..self.sources.held.len())
+            .map(|id| {
+                let e = &table[id];
+                let n = (e.name_len as usize).min(SOURCE_NAME_MAX);
+                SourceStats {
+                    name: String::from_utf8_lossy(&e.name[..n]).into_owned(),
+                    stored: e.stored,
+                    held: self.sources.total(id as u16),
+                    evicted: e.evicted,
+                }
+            })
+            .filter(|s| s.stored > 0)
+            .collect();
+        v.sort_by(|a, b| b.stored.cmp(&a.stored).then(a.name.cmp(&b.name)));
+        v
     }
 
     /// The record with sequence number `seq`, if the ring still holds it.
     pub fn get(&self, seq: u64) -> Option<Record> {
-        self.get_ref(seq).map(|r| r.to_record())
+        let mut found = None;
+        self.scan_from(seq, &mut ReadCache::new(), |r| {
+            if r.seq == seq {
+                found = Some(r.to_record());
+            }
+            ControlFlow::Break(())
+        });
+        found
     }
 
-    /// [`Ring::get`] without copying: the text stays in the ring.
-    pub fn get_ref(&self, seq: u64) -> Option<RecordRef<'_>> {
-        let (c, i) = self.locate(seq)?;
-        let chunk = &self.chunks[c];
-        codec::decode(seq, chunk.record(i), self.context(chunk.base_ns))
+    /// Owned copies of the records from `seq` on: for tests and tools; the
+    /// daemon's readers use [`Ring::scan_from`].
+    pub fn iter_from(&self, seq: u64) -> impl Iterator<Item = Record> {
+        let mut v = Vec::new();
+        self.scan_from(seq, &mut ReadCache::new(), |r| {
+            v.push(r.to_record());
+            ControlFlow::Continue(())
+        });
+        v.into_iter()
     }
 
-    /// Records from `seq` onwards (or from the oldest held, if `seq` was
-    /// evicted), oldest first, walking the chunks in order.
-    pub fn iter_from(&self, seq: u64) -> impl Iterator<Item = RecordRef<'_>> + '_ {
-        let start = seq.max(self.first_seq());
-        let (mut c, mut i) = self.locate(start).unwrap_or((self.chunks.len(), 0));
-        let mut seq = start;
-        std::iter::from_fn(move || loop {
-            let chunk = self.chunks.get(c)?;
-            if i >= chunk.ends.len() {
-                c += 1;
-                i = 0;
+    /// Call `f` with each record held whose sequence number is `from` or
+    /// more, oldest first, until it breaks.
+    pub fn scan_from(
+        &self,
+        from: u64,
+        cache: &mut ReadCache,
+        mut f: impl FnMut(RecordRef<'_>) -> ControlFlow<()>,
+    ) {
+        let start = self.sealed.partition_point(|m| m.end_seq <= from);
+        let n = self.sealed.len();
+        for ci in start..=n {
+            let meta = if ci < n {
+                &self.sealed[ci]
+            } else {
+                cache.release();
+                &self.open
+            };
+            if meta.live == 0 || meta.end_seq <= from {
                 continue;
             }
-            let r = codec::decode(seq, chunk.record(i), self.context(chunk.base_ns));
-            i += 1;
-            seq += 1;
-            if r.is_some() {
-                return r;
-            }
-        })
-    }
-
-    fn locate(&self, seq: u64) -> Option<(usize, usize)> {
-        if seq < self.first_seq() || seq >= self.next_seq {
-            return None;
-        }
-        let c = self.chunks.partition_point(|c| c.first_seq <= seq) - 1;
-        Some((c, (seq - self.chunks[c].first_seq) as usize))
-    }
-
-    fn evict_one(&mut self) {
-        let Some(front) = self.chunks.front() else {
-            return;
-        };
-        let code = front.record(self.head)[codec::INPUT_OFFSET];
-        if let Some(input) = Input::from_code(code) {
-            self.ledger.input_mut(input).evicted += 1;
-        }
-        self.head += 1;
-        self.len -= 1;
-        if self.head == front.ends.len() {
-            self.drop_front_chunk();
-        }
-    }
-
-    fn evict_front_chunk(&mut self) {
-        let Some(front) = self.chunks.front() else {
-            return;
-        };
-        for i in self.head..front.ends.len() {
-            if let Some(input) = Input::from_code(front.record(i)[codec::INPUT_OFFSET]) {
-                self.ledger.input_mut(input).evicted += 1;
+            let Some(data) = self.cached_bytes(meta, cache) else {
+                continue;
+            };
+            let hdr = self.store.slot_header(meta.slot as usize);
+            let ctx = self.context(meta.base_ns);
+            let mut stop = false;
+            chunk::for_each_frame(data, meta.count as usize, meta.first_seq, |fr| {
+                if fr.seq < from || hdr.is_dead(fr.idx) {
+                    return ControlFlow::Continue(());
+                }
+                if let Some(r) = codec::decode(fr.seq, fr.bytes, ctx) {
+                    if f(r).is_break() {
+                        stop = true;
+                        return ControlFlow::Break(());
+                    }
+                }
+                ControlFlow::Continue(())
+            });
+            if stop {
+                return;
             }
         }
-        self.len -= front.ends.len() - self.head;
-        self.drop_front_chunk();
     }
 
-    fn drop_front_chunk(&mut self) {
-        if let Some(c) = self.chunks.pop_front() {
-            self.used -= c.bytes();
-            if c.data.capacity() == self.chunk_size && self.spare.is_none() {
-                // Kept for the next chunk, and counted while kept.
-                self.used += c.bytes();
-                self.spare = Some(c);
+    /// Call `f` with each record held whose sequence number is below
+    /// `below`, newest first, until it breaks.
+    pub fn scan_back(
+        &self,
+        below: u64,
+        cache: &mut ReadCache,
+        mut f: impl FnMut(RecordRef<'_>) -> ControlFlow<()>,
+    ) {
+        let n = self.sealed.len();
+        for ci in (0..=n).rev() {
+            let meta = if ci < n {
+                &self.sealed[ci]
+            } else {
+                &self.open
+            };
+            if meta.live == 0 || meta.first_seq >= below {
+                continue;
+            }
+            let Some(data) = self.cached_bytes(meta, cache) else {
+                continue;
+            };
+            let hdr = self.store.slot_header(meta.slot as usize);
+            let ctx = self.context(meta.base_ns);
+            for fr in chunk::frames(data, meta.count as usize, meta.first_seq)
+                .into_iter()
+                .rev()
+            {
+                if fr.seq >= below || hdr.is_dead(fr.idx) {
+                    continue;
+                }
+                if let Some(r) = codec::decode(fr.seq, fr.bytes, ctx) {
+                    if f(r).is_break() {
+                        return;
+                    }
+                }
             }
         }
-        self.head = 0;
     }
+
+    /// A chunk's raw frames for a reader: the slot for a raw chunk, else
+    /// the reader's cache, decompressing only when it holds another chunk.
+    fn cached_bytes<'a>(&'a self, meta: &ChunkMeta, cache: &'a mut ReadCache) -> Option<&'a [u8]> {
+        let h = self.store.slot_header(meta.slot as usize);
+        if h.state == STATE_OPEN || h.codec == CODEC_RAW {
+            return self.store.slot_data(meta.slot as usize).get(..meta.raw_len as usize);
+        }
+        let key = (meta.slot, meta.gen);
+        if cache.key != Some(key) {
+            cache.key = None;
+            let dctx = match &mut cache.dctx {
+                Some(d) => d,
+                None => cache
+                    .dctx
+                    .insert(zstd::bulk::Decompressor::new().ok()?),
+            };
+            let stored = self
+                .store
+                .slot_data(meta.slot as usize)
+                .get(..h.stored_len as usize)?;
+            if !chunk::decompress(dctx, stored, meta.raw_len as usize, &mut cache.buf) {
+                return None;
+            }
+            cache.key = Some(key);
+        }
+        Some(&cache.buf)
+    }
+}
+
+/// Copy the live frames of a chunk to `out`, with gaps that account for
+/// the dead ones.
+fn copy_live(data: &[u8], hdr: &SlotHeader, out: &mut Vec<u8>) {
+    let mut next = hdr.first_seq;
+    chunk::for_each_frame(data, hdr.count as usize, hdr.first_seq, |fr| {
+        if !hdr.is_dead(fr.idx) {
+            chunk::put_frame(out, fr.seq - next, fr.bytes);
+            next = fr.seq + 1;
+        }
+        ControlFlow::Continue(())
+    });
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rec(i: usize, len: usize) -> Record {
-        let mut r = Record::new(Input::Syslog, i as i64, "t", "x".repeat(len));
-        r.app = Some(format!("app{i}"));
-        r
-    }
-
-    #[test]
-    fn sequence_numbers_increase_and_records_read_back() {
-        let mut ring = Ring::new(Limits::default());
-        for i in 0..100 {
-            assert_eq!(ring.push(&rec(i, 10)), Some(i as u64));
-        }
-        assert_eq!(ring.first_seq(), 0);
-        assert_eq!(ring.next_seq(), 100);
-        let r = ring.get(42).unwrap();
-        assert_eq!(r.seq, 42);
-        assert_eq!(r.app.as_deref(), Some("app42"));
-        assert!(ring.get(100).is_none());
-        let all: Vec<u64> = ring.iter_from(0).map(|r| r.seq).collect();
-        assert_eq!(all, (0..100).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn evicts_oldest_by_lines() {
-        let mut ring = Ring::new(Limits {
-            max_lines: 10,
-            max_bytes: DEFAULT_MAX_BYTES,
-        });
-        for i in 0..25 {
-            ring.push(&rec(i, 10));
-        }
-        assert_eq!(ring.len(), 10);
-        assert_eq!(ring.first_seq(), 15);
-        assert!(ring.get(14).is_none());
-        assert_eq!(ring.get(15).unwrap().app.as_deref(), Some("app15"));
-        let c = ring.ledger.input(Input::Syslog);
-        assert_eq!((c.stored, c.evicted), (25, 15));
-    }
-
-    #[test]
-    fn byte_budget_bounds_real_usage() {
-        let max_bytes = 64 << 10;
-        let mut ring = Ring::new(Limits {
-            max_lines: 1_000_000,
-            max_bytes,
-        });
-        for i in 0..10_000 {
-            ring.push(&rec(i, 200));
-            assert!(ring.bytes_used() <= max_bytes, "over budget at {i}");
-        }
-        // Holds most of what the budget allows, and never more.
-        assert!(ring.len() > 200, "only {} entries held", ring.len());
-        assert_eq!(ring.first_seq() + ring.len() as u64, 10_000);
-        let c = ring.ledger.input(Input::Syslog);
-        assert_eq!(c.stored - c.evicted, ring.len() as u64);
-        assert_eq!(
-            ring.iter_from(0).count(),
-            ring.len(),
-            "every held entry is readable"
-        );
-    }
-
-    #[test]
-    fn pause_drops_and_counts_clear_empties_and_counts() {
-        let mut ring = Ring::new(Limits::default());
-        for i in 0..10 {
-            ring.push(&rec(i, 10));
-        }
-        ring.set_paused(true);
-        assert_eq!(ring.push(&rec(10, 10)), None);
-        ring.set_paused(false);
-        assert_eq!(ring.push(&rec(11, 10)), Some(10));
-        let c = *ring.ledger.input(Input::Syslog);
-        assert_eq!((c.stored, c.dropped), (11, 1));
-        ring.clear();
-        assert!(ring.is_empty());
-        assert_eq!(ring.first_seq(), 11);
-        assert_eq!(ring.bytes_used(), 0);
-        assert_eq!(ring.ledger.input(Input::Syslog).cleared, 11);
-        assert_eq!(ring.push(&rec(12, 10)), Some(11));
-        assert_eq!(
-            ring.iter_back_to(0).map(|r| r.seq).collect::<Vec<_>>(),
-            [11]
-        );
-    }
-
-    #[test]
-    fn set_limits_keeps_the_newest_and_the_sequence() {
-        let mut ring = Ring::new(Limits::default());
-        for i in 0..100 {
-            ring.push(&rec(i, 100));
-        }
-        ring.set_limits(Limits {
-            max_lines: 10,
-            max_bytes: DEFAULT_MAX_BYTES,
-        });
-        assert_eq!((ring.len(), ring.first_seq()), (10, 90));
-        assert_eq!(ring.get(99).unwrap().app.as_deref(), Some("app99"));
-        ring.set_limits(Limits {
-            max_lines: 1000,
-            max_bytes: MIN_MAX_BYTES,
-        });
-        assert!(ring.bytes_used() <= MIN_MAX_BYTES);
-        for i in 100..1000 {
-            assert_eq!(ring.push(&rec(i, 100)), Some(i as u64));
-            assert!(ring.bytes_used() <= MIN_MAX_BYTES, "over budget at {i}");
-        }
-        assert!(ring.get(999).is_some(), "the newest entry is held");
-        let c = ring.ledger.input(Input::Syslog);
-        assert_eq!(c.stored - c.evicted, ring.len() as u64);
-    }
-
-    #[test]
-    fn oversized_record_gets_its_own_chunk() {
-        let mut ring = Ring::new(Limits {
-            max_lines: 100,
-            max_bytes: 64 << 10,
-        });
-        ring.push(&rec(0, 10));
-        ring.push(&rec(1, 20_000));
-        ring.push(&rec(2, 10));
-        assert_eq!(ring.get(1).unwrap().msg.len(), 20_000);
-        assert_eq!(ring.get(2).unwrap().msg.len(), 10);
-    }
-
-    #[test]
-    fn mixed_lines_and_bytes_keep_counts_consistent() {
-        let mut ring = Ring::new(Limits {
-            max_lines: 300,
-            max_bytes: 32 << 10,
-        });
-        for i in 0..5000 {
-            ring.push(&rec(i, i % 500));
-            assert!(ring.len() <= 300);
-            let c = *ring.ledger.input(Input::Syslog);
-            assert_eq!(c.stored - c.evicted, ring.len() as u64);
-        }
-    }
-}
+mod tests;

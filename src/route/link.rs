@@ -17,6 +17,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::ops::ControlFlow;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::time::{Duration, Instant};
@@ -30,7 +31,7 @@ use super::tls::TlsClient;
 use super::wire::Wire;
 use crate::query::filter::Filter;
 use crate::record::{now_ns, Record};
-use crate::ring::Ring;
+use crate::ring::{ReadCache, Ring};
 use crate::source::notice::Notices;
 
 /// Bytes formatted ahead of the socket, at most.
@@ -148,6 +149,8 @@ pub struct Route {
     /// Reports gathered while the ring is borrowed, stored after.
     reports: Vec<(&'static str, u8, String)>,
     scratch: Vec<u8>,
+    /// The ring chunk this route is reading, decompressed.
+    cache: ReadCache,
     read_buf: Vec<u8>,
 }
 
@@ -192,6 +195,7 @@ impl Route {
             notices: Notices::default(),
             reports: Vec::new(),
             scratch: Vec::new(),
+            cache: ReadCache::new(),
             read_buf: vec![0; 16 << 10],
             spec,
         })
@@ -627,18 +631,37 @@ impl Route {
             self.push(&notice.as_ref(), local_host, &mut scratch, 0, n);
         }
         let mut scanned = 0;
-        for r in ring.iter_from(self.cursor) {
+        let mut gap = 0;
+        let mut cache = std::mem::take(&mut self.cache);
+        ring.scan_from(self.cursor, &mut cache, |r| {
             if relp && self.unacked.len() >= self.spec.window {
-                break;
+                return ControlFlow::Break(());
             }
+            // Fair eviction takes entries from the middle of the ring too.
+            gap += r.seq - self.cursor;
             self.cursor = r.seq + 1;
             scanned += 1;
             if self.filter.matches(&r) {
                 self.push(&r, local_host, &mut scratch, 1, 0);
             }
             if self.out.len() >= BATCH_BYTES || scanned >= SCAN_BUDGET {
-                break;
+                return ControlFlow::Break(());
             }
+            ControlFlow::Continue(())
+        });
+        self.cache = cache;
+        if gap > 0 {
+            self.counters.lost += gap;
+            self.pending_lost += gap;
+            self.report(
+                "route-lost",
+                SEV_WARNING,
+                format!(
+                    "route {}: {gap} entries were evicted from the ring before this route \
+                     delivered them (they are counted whether or not they matched its filter)",
+                    self.spec.address()
+                ),
+            );
         }
         self.scratch = scratch;
         if self.marks.is_empty() && (!relp || self.unacked.is_empty()) {

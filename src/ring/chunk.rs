@@ -1,0 +1,110 @@
+//! How records sit inside a chunk, and how a full chunk is compressed.
+//!
+//! A chunk's data is a run of frames, `varint(len) varint(gap) record`:
+//! `gap` is how many sequence numbers lie between this record and the one
+//! before it (0 unless entries between them were evicted), so a chunk is
+//! self-describing and can be rewritten without its evicted entries.
+
+use std::ops::ControlFlow;
+
+use super::codec::{put_varint, read_varint};
+
+/// One record's place in a chunk.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame<'a> {
+    /// Position in the chunk, the bit of the dead-entry bitmap.
+    pub idx: usize,
+    pub seq: u64,
+    pub bytes: &'a [u8],
+}
+
+/// Append a frame to `out`.
+pub fn put_frame(out: &mut Vec<u8>, gap: u64, record: &[u8]) {
+    put_varint(out, record.len() as u64);
+    put_varint(out, gap);
+    out.extend_from_slice(record);
+}
+
+/// Call `f` with each of the first `count` frames of `data`, whose first
+/// record is at or after `first_seq`. Stops at the first malformed frame:
+/// a torn chunk yields what it holds intact.
+pub fn for_each_frame<'a>(
+    data: &'a [u8],
+    count: usize,
+    first_seq: u64,
+    mut f: impl FnMut(Frame<'a>) -> ControlFlow<()>,
+) {
+    let mut pos = 0;
+    let mut next = first_seq;
+    for idx in 0..count {
+        let Some(len) = read_varint(data, &mut pos) else {
+            return;
+        };
+        let Some(gap) = read_varint(data, &mut pos) else {
+            return;
+        };
+        let Some(end) = usize::try_from(len).ok().and_then(|l| pos.checked_add(l)) else {
+            return;
+        };
+        let Some(bytes) = data.get(pos..end) else {
+            return;
+        };
+        pos = end;
+        let seq = next.saturating_add(gap);
+        next = seq.saturating_add(1);
+        if f(Frame { idx, seq, bytes }).is_break() {
+            return;
+        }
+    }
+}
+
+/// Every frame of a chunk, in order.
+pub fn frames(data: &[u8], count: usize, first_seq: u64) -> Vec<Frame<'_>> {
+    let mut v = Vec::with_capacity(count);
+    for_each_frame(data, count, first_seq, |fr| {
+        v.push(fr);
+        ControlFlow::Continue(())
+    });
+    v
+}
+
+/// Decompress a sealed chunk's data into `out` (cleared first).
+pub fn decompress(
+    dctx: &mut zstd::bulk::Decompressor<'static>,
+    stored: &[u8],
+    raw_len: usize,
+    out: &mut Vec<u8>,
+) -> bool {
+    out.clear();
+    out.reserve(raw_len);
+    matches!(dctx.decompress_to_buffer(stored, out), Ok(n) if n == raw_len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_with_gaps() {
+        let mut data = Vec::new();
+        put_frame(&mut data, 0, b"a");
+        put_frame(&mut data, 3, b"bb");
+        put_frame(&mut data, 0, b"");
+        let f = frames(&data, 3, 10);
+        let got: Vec<(usize, u64, &[u8])> = f.iter().map(|f| (f.idx, f.seq, f.bytes)).collect();
+        assert_eq!(
+            got,
+            [(0, 10, &b"a"[..]), (1, 14, &b"bb"[..]), (2, 15, &b""[..])]
+        );
+    }
+
+    #[test]
+    fn a_torn_chunk_yields_what_is_intact() {
+        let mut data = Vec::new();
+        put_frame(&mut data, 0, b"whole");
+        put_frame(&mut data, 0, b"cut short");
+        data.truncate(data.len() - 3);
+        assert_eq!(frames(&data, 2, 0).len(), 1);
+        assert_eq!(frames(&[0xff; 20], 5, 0).len(), 0);
+    }
+}
