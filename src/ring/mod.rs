@@ -37,7 +37,7 @@ use crate::ledger::Ledger;
 use crate::record::{truncated_str, Input, Record, RecordRef};
 use store::{
     page_round, SlotHeader, Store, CODEC_RAW, CODEC_ZSTD, MAX_CHUNK_RECORDS, MAX_SOURCES, PAGE,
-    SLOT_HEADER, SOURCES_OFFSET, SOURCE_NAME_MAX, STATE_OPEN, STATE_SEALED, SLOT_MAGIC,
+    SLOT_HEADER, SLOT_MAGIC, SOURCES_OFFSET, SOURCE_NAME_MAX, STATE_OPEN, STATE_SEALED,
 };
 
 /// Default `--max-lines`, as memlogd.
@@ -392,6 +392,16 @@ pub struct Ring {
     paused: bool,
 }
 
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ring")
+            .field("len", &self.len)
+            .field("next_seq", &self.next_seq())
+            .field("bytes", &self.used())
+            .finish()
+    }
+}
+
 fn new_open(slot: u32, gen: u64, seq: u64) -> ChunkMeta {
     ChunkMeta {
         slot,
@@ -430,8 +440,25 @@ impl Ring {
         Ok(Ring::from_store(store, limits, opts))
     }
 
-    /// A ring over `store`, whose chunks the caller then loads (or none).
+    /// A fresh ring over a fresh `store`: slot 0 holds the open chunk.
     fn from_store(store: Store, limits: Limits, opts: RingOptions) -> Ring {
+        let mut ring = Ring::from_store_parts(store, limits, opts);
+        if ring.store.header().sources_len == 0 {
+            ring.store.header_mut().sources_len = 1;
+            let e = &mut ring.store.sources_mut()[0];
+            e.name_len = 7;
+            e.name[..7].copy_from_slice(b"(other)");
+        }
+        let seq = ring.store.header().next_seq;
+        ring.reset_open(0, seq);
+        // reset_open wrote the slot's header: its first page is resident.
+        ring.open.footprint = page_round(SLOT_HEADER);
+        ring.recount();
+        ring
+    }
+
+    /// The ring's heap side over `store`, holding nothing yet.
+    fn from_store_parts(store: Store, limits: Limits, opts: RingOptions) -> Ring {
         let slot_count = store.slot_count;
         let payload = store.slot_size - SLOT_HEADER;
         let ledger = LedgerCell(store.ledger_ptr());
@@ -458,17 +485,6 @@ impl Ring {
         };
         ring.sources.held.push([0; 3]);
         ring.sources.ids.insert("(other)".into(), 0);
-        if ring.store.header().sources_len == 0 {
-            ring.store.header_mut().sources_len = 1;
-            let e = &mut ring.store.sources_mut()[0];
-            e.name_len = 7;
-            e.name[..7].copy_from_slice(b"(other)");
-        }
-        let seq = ring.store.header().next_seq;
-        ring.reset_open(0, seq);
-        // reset_open wrote the slot's header: its first page is resident.
-        ring.open.footprint = page_round(SLOT_HEADER);
-        ring.recount();
         ring
     }
 
@@ -911,11 +927,7 @@ impl Ring {
             }
             let n = self.sealed.len();
             for ci in 0..=n {
-                let meta = if ci < n {
-                    &self.sealed[ci]
-                } else {
-                    &self.open
-                };
+                let meta = if ci < n { &self.sealed[ci] } else { &self.open };
                 if !meta
                     .tallies
                     .iter()
@@ -926,11 +938,7 @@ impl Ring {
                 if ci < n {
                     self.ensure_index(ci);
                 }
-                let meta = if ci < n {
-                    &self.sealed[ci]
-                } else {
-                    &self.open
-                };
+                let meta = if ci < n { &self.sealed[ci] } else { &self.open };
                 let index = meta.index.as_ref()?;
                 let found = index[meta.hint.min(index.len())..]
                     .iter()
@@ -1073,11 +1081,7 @@ impl Ring {
     /// and merge it into the chunk before it when both are small. True if
     /// anything changed.
     fn compact_key(&mut self, key: (u32, u64)) -> bool {
-        let Some(ci) = self
-            .sealed
-            .iter()
-            .position(|m| (m.slot, m.gen) == key)
-        else {
+        let Some(ci) = self.sealed.iter().position(|m| (m.slot, m.gen) == key) else {
             return false;
         };
         let meta = &self.sealed[ci];
@@ -1317,9 +1321,7 @@ impl Ring {
     pub fn set_limits(&mut self, limits: Limits) {
         let limits = limits.clamped();
         self.limits = limits;
-        self.chunk_cap = limits
-            .chunk_cap()
-            .min(self.store.slot_size - SLOT_HEADER);
+        self.chunk_cap = limits.chunk_cap().min(self.store.slot_size - SLOT_HEADER);
         let _ = self.store.grow(limits.slot_count());
         let have = self.store.slot_count as u32;
         let known: std::collections::HashSet<u32> = self
@@ -1465,11 +1467,7 @@ impl Ring {
     ) {
         let n = self.sealed.len();
         for ci in (0..=n).rev() {
-            let meta = if ci < n {
-                &self.sealed[ci]
-            } else {
-                &self.open
-            };
+            let meta = if ci < n { &self.sealed[ci] } else { &self.open };
             if meta.live == 0 || meta.first_seq >= below {
                 continue;
             }
@@ -1499,16 +1497,17 @@ impl Ring {
     fn cached_bytes<'a>(&'a self, meta: &ChunkMeta, cache: &'a mut ReadCache) -> Option<&'a [u8]> {
         let h = self.store.slot_header(meta.slot as usize);
         if h.state == STATE_OPEN || h.codec == CODEC_RAW {
-            return self.store.slot_data(meta.slot as usize).get(..meta.raw_len as usize);
+            return self
+                .store
+                .slot_data(meta.slot as usize)
+                .get(..meta.raw_len as usize);
         }
         let key = (meta.slot, meta.gen);
         if cache.key != Some(key) {
             cache.key = None;
             let dctx = match &mut cache.dctx {
                 Some(d) => d,
-                None => cache
-                    .dctx
-                    .insert(zstd::bulk::Decompressor::new().ok()?),
+                None => cache.dctx.insert(zstd::bulk::Decompressor::new().ok()?),
             };
             let stored = self
                 .store

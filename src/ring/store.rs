@@ -222,10 +222,7 @@ impl Store {
         // SAFETY: the table lies within the header mapping; any bytes are
         // valid entries.
         unsafe {
-            std::slice::from_raw_parts(
-                self.header.as_ptr().add(SOURCES_OFFSET).cast(),
-                MAX_SOURCES,
-            )
+            std::slice::from_raw_parts(self.header.as_ptr().add(SOURCES_OFFSET).cast(), MAX_SOURCES)
         }
     }
 

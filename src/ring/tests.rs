@@ -1,6 +1,7 @@
 //! The ring's unit tests: bounds, eviction policies, reading back.
 
 use super::*;
+use std::ops::ControlFlow;
 
 fn rec(i: usize, len: usize) -> Record {
     let mut r = Record::new(Input::Syslog, i as i64, "t", "x".repeat(len));
@@ -84,13 +85,14 @@ fn pause_drops_and_counts_clear_empties_and_counts() {
     ring.clear();
     assert!(ring.is_empty());
     assert_eq!(ring.first_seq(), 11);
-    assert!(ring.bytes_used() <= empty + 64, "{} after clear", ring.bytes_used());
+    assert!(
+        ring.bytes_used() <= empty + 64,
+        "{} after clear",
+        ring.bytes_used()
+    );
     assert_eq!(ring.ledger.input(Input::Syslog).cleared, 11);
     assert_eq!(ring.push(&rec(12, 10)), Some(11));
-    assert_eq!(
-        ring.iter_from(0).map(|r| r.seq).collect::<Vec<_>>(),
-        [11]
-    );
+    assert_eq!(ring.iter_from(0).map(|r| r.seq).collect::<Vec<_>>(), [11]);
 }
 
 #[test]
@@ -146,3 +148,285 @@ fn mixed_lines_and_bytes_keep_counts_consistent() {
     }
 }
 
+fn from(source: &str, severity: u8, i: usize) -> Record {
+    let mut r = Record::new(
+        Input::Syslog,
+        1_700_000_000_000_000_000 + i as i64 * 1000,
+        source,
+        format!(
+            "{source} line {i}: connection from 10.0.{}.{} closed",
+            i % 7,
+            i % 250
+        ),
+    );
+    r.severity = Some(severity);
+    r
+}
+
+fn held_msgs(ring: &Ring) -> Vec<String> {
+    ring.iter_from(0).map(|r| r.msg).collect()
+}
+
+#[test]
+fn fair_eviction_keeps_quiet_errors_through_a_flood() {
+    let mut ring = Ring::new(Limits {
+        max_lines: 2000,
+        max_bytes: 1 << 20,
+    });
+    let mut quiet = Vec::new();
+    for i in 0..60_000 {
+        ring.push(&from("flood", 7, i));
+        if i % 1000 == 0 {
+            for q in ["q1", "q2", "q3"] {
+                let r = from(q, 3, i);
+                quiet.push(r.msg.clone());
+                ring.push(&r);
+            }
+        }
+    }
+    let held = held_msgs(&ring);
+    for q in &quiet {
+        assert!(held.contains(q), "{q} was evicted");
+    }
+    assert_eq!(ring.len(), 2000);
+    let seqs: Vec<u64> = ring.iter_from(0).map(|r| r.seq).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "held entries in order"
+    );
+    let flood = ring
+        .source_stats()
+        .into_iter()
+        .find(|s| s.name == "flood")
+        .unwrap();
+    assert_eq!(flood.stored, 60_000);
+    assert_eq!(flood.evicted, flood.stored - flood.held);
+    assert_eq!(flood.held as usize, 2000 - quiet.len());
+    let c = ring.ledger.input(Input::Syslog);
+    assert_eq!(c.stored - c.evicted, ring.len() as u64);
+}
+
+#[test]
+fn fair_eviction_under_a_byte_budget_and_fifo_for_comparison() {
+    for evict in [Evict::Fair, Evict::Fifo] {
+        let opts = RingOptions {
+            evict,
+            ..RingOptions::default()
+        };
+        let max_bytes = 256 << 10;
+        let mut ring = Ring::with_options(
+            Limits {
+                max_lines: 1_000_000,
+                max_bytes,
+            },
+            opts,
+        )
+        .unwrap();
+        let mut quiet = Vec::new();
+        for i in 0..100_000 {
+            ring.push(&from("flood", 6, i));
+            if i % 2000 == 0 {
+                let r = from("quiet", 2, i);
+                quiet.push(r.msg.clone());
+                ring.push(&r);
+            }
+            assert!(ring.bytes_used() <= max_bytes, "over budget at {i}");
+        }
+        let held = held_msgs(&ring);
+        let kept = quiet.iter().filter(|q| held.contains(q)).count();
+        match evict {
+            Evict::Fair => assert_eq!(kept, quiet.len(), "fair keeps every quiet error"),
+            Evict::Fifo => assert!(kept < quiet.len() / 2, "fifo kept {kept}"),
+        }
+        let c = ring.ledger.input(Input::Syslog);
+        assert_eq!(c.stored - c.evicted, ring.len() as u64);
+        assert_eq!(held.len(), ring.len());
+    }
+}
+
+#[test]
+fn errors_outlive_debug_lines_of_the_same_source() {
+    let mut ring = Ring::new(Limits {
+        max_lines: 500,
+        max_bytes: 1 << 20,
+    });
+    for i in 0..5000 {
+        ring.push(&from("app", if i % 100 == 0 { 3 } else { 7 }, i));
+    }
+    let held = ring.iter_from(0).collect::<Vec<_>>();
+    let errors = held.iter().filter(|r| r.severity == Some(3)).count();
+    assert_eq!(errors, 50, "every err line is held");
+}
+
+#[test]
+fn compression_holds_several_times_more_per_byte() {
+    let fill = |compress| {
+        let mut ring = Ring::with_options(
+            Limits {
+                max_lines: 10_000_000,
+                max_bytes: 4 << 20,
+            },
+            RingOptions {
+                compress,
+                ..RingOptions::default()
+            },
+        )
+        .unwrap();
+        for i in 0..200_000 {
+            ring.push(&from(["sshd", "cron", "kernel"][i % 3], 6, i));
+        }
+        ring.bytes_used() as f64 / ring.len() as f64
+    };
+    let zstd = fill(Compress::Zstd);
+    let none = fill(Compress::None);
+    assert!(
+        zstd * 3.0 < none,
+        "zstd {zstd:.1} vs none {none:.1} bytes/entry"
+    );
+}
+
+#[test]
+fn readers_see_gaps_as_missed_entries() {
+    let mut ring = Ring::new(Limits {
+        max_lines: 100,
+        max_bytes: 1 << 20,
+    });
+    ring.push(&from("quiet", 3, 0));
+    for i in 1..1000 {
+        ring.push(&from("flood", 7, i));
+    }
+    let mut seqs = Vec::new();
+    ring.scan_from(0, &mut ReadCache::new(), |r| {
+        seqs.push(r.seq);
+        ControlFlow::Continue(())
+    });
+    assert_eq!(seqs[0], 0, "the quiet entry is held");
+    assert_eq!(seqs[1], 901, "the flood's oldest went");
+    assert_eq!(ring.first_seq(), 0);
+    let mut back = Vec::new();
+    ring.scan_back(905, &mut ReadCache::new(), |r| {
+        back.push(r.seq);
+        ControlFlow::Continue(())
+    });
+    assert_eq!(back, [904, 903, 902, 901, 0]);
+    assert_eq!(ring.get(500), None);
+    assert_eq!(ring.get(950).unwrap().seq, 950);
+}
+
+fn dup(ring: &Ring) -> std::os::fd::OwnedFd {
+    ring.memfd().unwrap().try_clone_to_owned().unwrap()
+}
+
+#[test]
+fn a_successor_adopts_the_memfd_with_entries_sequence_and_counters() {
+    let limits = Limits {
+        max_lines: 100_000,
+        max_bytes: 1 << 20,
+    };
+    let mut ring = Ring::new(limits);
+    ring.set_local_host("here");
+    for i in 0..30_000 {
+        ring.push(&from(["a", "b"][i % 2], 6, i));
+    }
+    ring.set_kmsg_resume(KmsgResume {
+        boot_id: "b00t".into(),
+        next_seq: 77,
+    });
+    let before: Vec<Record> = ring.iter_from(0).collect();
+    let ledger = *ring.ledger.input(Input::Syslog);
+    let sources = ring.source_stats();
+    let fd = dup(&ring);
+    drop(ring);
+    let mut next = Ring::adopt(fd, limits, RingOptions::default()).unwrap();
+    assert_eq!(next.iter_from(0).collect::<Vec<_>>(), before);
+    assert_eq!(*next.ledger.input(Input::Syslog), ledger);
+    assert_eq!(next.source_stats(), sources);
+    assert_eq!(next.next_seq(), 30_000);
+    assert_eq!(next.kmsg_resume().unwrap().next_seq, 77);
+    assert_eq!(next.push(&from("a", 6, 30_000)), Some(30_000));
+    assert!(next.bytes_used() <= limits.max_bytes);
+}
+
+#[test]
+fn a_crash_mid_push_loses_only_the_record_being_written() {
+    let limits = Limits::default();
+    let mut ring = Ring::new(limits);
+    for i in 0..10 {
+        ring.push(&from("a", 6, i));
+    }
+    // A record written but not yet counted, then garbage counted as one.
+    let slot = ring.open.slot as usize;
+    let (h, data) = ring.store.slot_mut(slot);
+    let at = h.raw_len as usize;
+    data[at..at + 5].copy_from_slice(&[3, 0, 0xff, 0xff, 0xff]);
+    h.count += 1;
+    h.end_seq += 1;
+    let fd = dup(&ring);
+    drop(ring);
+    let mut next = Ring::adopt(fd, limits, RingOptions::default()).unwrap();
+    assert_eq!(next.len(), 10);
+    assert_eq!(next.push(&from("a", 6, 10)), Some(10));
+    assert_eq!(next.iter_from(0).count(), 11);
+}
+
+#[test]
+fn a_foreign_or_newer_memfd_is_refused_clearly() {
+    let fd = nix::sys::memfd::memfd_create("x", nix::sys::memfd::MFdFlags::empty()).unwrap();
+    nix::unistd::write(&fd, &[0x5a; 8192]).unwrap();
+    let e = Ring::adopt(fd, Limits::default(), RingOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("not a ringlogd ring"), "{e}");
+    let ring = Ring::new(Limits::default());
+    let fd = dup(&ring);
+    nix::sys::uio::pwrite(&fd, &99u32.to_le_bytes(), 8).unwrap();
+    let e = Ring::adopt(fd, Limits::default(), RingOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("format version 99"), "{e}");
+}
+
+#[test]
+fn snapshots_round_trip_and_refuse_torn_foreign_and_other_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring.snap");
+    let limits = Limits {
+        max_lines: 100_000,
+        max_bytes: 2 << 20,
+    };
+    let mut ring = Ring::new(limits);
+    for i in 0..20_000 {
+        ring.push(&from(["a", "b", "c"][i % 3], (i % 8) as u8, i));
+    }
+    ring.save_snapshot(&path).unwrap();
+    let loaded = Ring::load_snapshot(&path, limits, RingOptions::default()).unwrap();
+    assert_eq!(
+        loaded.iter_from(0).collect::<Vec<_>>(),
+        ring.iter_from(0).collect::<Vec<_>>()
+    );
+    assert_eq!(loaded.next_seq(), ring.next_seq());
+    assert_eq!(
+        loaded.ledger.input(Input::Syslog),
+        ring.ledger.input(Input::Syslog)
+    );
+    let good = std::fs::read(&path).unwrap();
+    let cases: [(&str, Vec<u8>); 4] = [
+        ("torn", good[..good.len() / 2].to_vec()),
+        ("damaged", {
+            let mut b = good.clone();
+            b[good.len() / 2] ^= 1;
+            b
+        }),
+        ("not a ringlogd snapshot", b"hello, world\n".repeat(100)),
+        ("format version 2", {
+            let mut b = good.clone();
+            b[8] = 2;
+            // Re-seal so only the version is wrong.
+            let body = b.len() - 12;
+            let crc = crc32fast::hash(&b[..body]);
+            b[body..body + 4].copy_from_slice(&crc.to_le_bytes());
+            b
+        }),
+    ];
+    for (why, bytes) in cases {
+        std::fs::write(&path, bytes).unwrap();
+        let e = Ring::load_snapshot(&path, limits, RingOptions::default()).unwrap_err();
+        assert!(e.to_string().contains(why), "{why}: {e}");
+    }
+}
