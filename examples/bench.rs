@@ -10,6 +10,7 @@
 //! and a full dump of a ring of a million real entries, against the goals
 //! of issue 11. `--corpus DIR` (or `$RINGLOGD_CORPUS`) says where the files
 //! are; the default is `../shared/corpus` beside the source tree.
+//! `--corpus-only` runs just that part, at the machine's queue length.
 //!
 //! Every rate is the median of several repetitions, with the range. Counts
 //! are checked: a run that loses a message it cannot account for fails.
@@ -36,6 +37,9 @@ struct Opts {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
+    // Only the corpus figures (issue 11's goals), at the queue length the
+    // machine has: much shorter than the whole run.
+    let corpus_only = args.iter().any(|a| a == "--corpus-only");
     let opts = Opts {
         quick,
         reps: if quick { 1 } else { 5 },
@@ -57,6 +61,18 @@ fn main() {
         .unwrap_or_default()
         .trim()
         .to_owned();
+    if corpus_only {
+        println!("\n## net.unix.max_dgram_qlen = {original}");
+        ingest_header();
+        let ingest = [corpus::ingest_rows(&opts, &bins, &corpus, &original)];
+        println!();
+        let dump = corpus::dump_row(&opts, &bins, &corpus);
+        println!();
+        let rows = corpus::bytes_table(&opts, &bins, &corpus);
+        println!();
+        corpus::goals(&corpus, &rows, &ingest, dump);
+        return;
+    }
     let settings: Vec<String> = if can_write(qlen_path) && !quick {
         vec!["10".into(), "512".into()]
     } else {
@@ -493,13 +509,17 @@ fn row(name: &str, f: Figure, raw: f64) {
     println!("{name:<46} {:>28}  {:>6.2}", f.show(), f.median / raw);
 }
 
-/// The ingest rows for the current max_dgram_qlen; returns the raw limit
-/// of one sender of 100-byte datagrams.
-fn ingest_table(o: &Opts, bins: &Bins) -> f64 {
+fn ingest_header() {
     println!(
         "{:<46} {:>28}  {:>6}",
         "ingest, messages per second", "median (min..max)", "× raw"
     );
+}
+
+/// The ingest rows for the current max_dgram_qlen; returns the raw limit
+/// of one sender of 100-byte datagrams.
+fn ingest_table(o: &Opts, bins: &Bins) -> f64 {
+    ingest_header();
     let mut raw100 = 0.0;
     for size in [100, 1000] {
         let n = if size == 1000 { o.n / 2 } else { o.n };
