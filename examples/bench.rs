@@ -70,7 +70,7 @@ fn main() {
         println!();
         let rows = corpus::bytes_table(&opts, &bins, &corpus);
         println!();
-        corpus::goals(&corpus, &rows, &ingest, dump);
+        corpus::goals(&opts, &corpus, &rows, &ingest, dump);
         return;
     }
     let settings: Vec<String> = if can_write(qlen_path) && !quick {
@@ -100,7 +100,7 @@ fn main() {
     println!();
     let rows = corpus::bytes_table(&opts, &bins, &corpus);
     println!();
-    corpus::goals(&corpus, &rows, &ingest, dump);
+    corpus::goals(&opts, &corpus, &rows, &ingest, dump);
 }
 
 fn can_write(p: &str) -> bool {
