@@ -5,6 +5,13 @@
 //! release mode and runs this; `--quick` runs every part once with small
 //! counts, to check that it works (CI does that), not to measure.
 //!
+//! The corpus part (`bench/corpus.rs`) replays real log files to measure
+//! bytes per entry with and without compression, ingest of real datagrams
+//! and a full dump of a ring of a million real entries, against the goals
+//! of issue 11. `--corpus DIR` (or `$RINGLOGD_CORPUS`) says where the files
+//! are; the default is `../shared/corpus` beside the source tree.
+//! `--corpus-only` runs just that part, at the machine's queue length.
+//!
 //! Every rate is the median of several repetitions, with the range. Counts
 //! are checked: a run that loses a message it cannot account for fails.
 
@@ -18,6 +25,9 @@ use std::time::{Duration, Instant};
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
 use serde_json::Value;
 
+#[path = "bench/corpus.rs"]
+mod corpus;
+
 struct Opts {
     quick: bool,
     reps: usize,
@@ -27,12 +37,16 @@ struct Opts {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
+    // Only the corpus figures (issue 11's goals), at the queue length the
+    // machine has: much shorter than the whole run.
+    let corpus_only = args.iter().any(|a| a == "--corpus-only");
     let opts = Opts {
         quick,
         reps: if quick { 1 } else { 5 },
         n: if quick { 20_000 } else { 1_000_000 },
     };
     let bins = Bins::find();
+    let corpus = corpus::Corpus::load(&corpus::dir(&args));
     println!(
         "ringlogd benchmark ({}), {} cores",
         if quick {
@@ -47,17 +61,31 @@ fn main() {
         .unwrap_or_default()
         .trim()
         .to_owned();
+    if corpus_only {
+        println!("\n## net.unix.max_dgram_qlen = {original}");
+        ingest_header();
+        let ingest = [corpus::ingest_rows(&opts, &bins, &corpus, &original)];
+        println!();
+        let dump = corpus::dump_row(&opts, &bins, &corpus);
+        println!();
+        let rows = corpus::bytes_table(&opts, &bins, &corpus);
+        println!();
+        corpus::goals(&opts, &corpus, &rows, &ingest, dump);
+        return;
+    }
     let settings: Vec<String> = if can_write(qlen_path) && !quick {
         vec!["10".into(), "512".into()]
     } else {
         vec![original.clone()]
     };
+    let mut ingest = Vec::new();
     for q in &settings {
         if *q != original {
             std::fs::write(qlen_path, q).expect("set max_dgram_qlen");
         }
         println!("\n## net.unix.max_dgram_qlen = {q}");
         let raw = ingest_table(&opts, &bins);
+        ingest.push(corpus::ingest_rows(&opts, &bins, &corpus, q));
         follow_latency(&opts, &bins, raw);
         if *q != original {
             std::fs::write(qlen_path, &original).expect("restore max_dgram_qlen");
@@ -66,9 +94,13 @@ fn main() {
     println!();
     intake_row(&opts, &bins);
     println!();
-    dump_table(&opts, &bins);
+    let dump = dump_table(&opts, &bins, &corpus);
     println!();
     memory(&opts, &bins);
+    println!();
+    let rows = corpus::bytes_table(&opts, &bins, &corpus);
+    println!();
+    corpus::goals(&opts, &corpus, &rows, &ingest, dump);
 }
 
 fn can_write(p: &str) -> bool {
@@ -121,15 +153,22 @@ fn message(i: usize, size: usize) -> Vec<u8> {
 /// Send `n` datagrams of `size` bytes to `path` from `senders` threads,
 /// each over its own connected socket; blocks while the receiver is full.
 fn send_all(path: &Path, n: usize, size: usize, senders: usize) {
+    let msgs: Vec<Vec<u8>> = (0..1000).map(|i| message(i, size)).collect();
+    send_msgs(path, n, &msgs, senders);
+}
+
+/// Send `n` datagrams to `path`, going round `msgs`, from `senders`
+/// threads, each over its own connected socket; blocks while the receiver
+/// is full.
+fn send_msgs(path: &Path, n: usize, msgs: &[Vec<u8>], senders: usize) {
     std::thread::scope(|s| {
         for t in 0..senders {
             s.spawn(move || {
                 let sock = UnixDatagram::unbound().unwrap();
                 sock.connect(path).unwrap();
-                let msgs: Vec<Vec<u8>> = (0..1000).map(|i| message(i, size)).collect();
                 let count = n / senders + usize::from(t < n % senders);
                 for i in 0..count {
-                    sock.send(&msgs[i % 1000]).unwrap();
+                    sock.send(&msgs[i % msgs.len()]).unwrap();
                 }
             });
         }
@@ -219,6 +258,10 @@ impl Ringlogd {
         self.dir.path().join("memlogdq.sock")
     }
 
+    fn intake(&self) -> PathBuf {
+        self.dir.path().join("linuxkit-external-logging.sock")
+    }
+
     fn stats(&self) -> Value {
         let mut c = UnixStream::connect(self.query()).unwrap();
         c.write_all(b"{\"mode\":\"stats\"}\n").unwrap();
@@ -294,6 +337,12 @@ fn rss_kib(pid: u32) -> u64 {
 // ---- ingest ----
 
 fn raw_limit(n: usize, size: usize, senders: usize) -> f64 {
+    let msgs: Vec<Vec<u8>> = (0..1000).map(|i| message(i, size)).collect();
+    raw_limit_msgs(n, &msgs, senders)
+}
+
+/// Datagrams per second into a receiver that only calls `recv()`.
+fn raw_limit_msgs(n: usize, msgs: &[Vec<u8>], senders: usize) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("raw.sock");
     let rx = UnixDatagram::bind(&path).unwrap();
@@ -305,18 +354,32 @@ fn raw_limit(n: usize, size: usize, senders: usize) -> f64 {
             rx.recv(&mut buf).unwrap();
         }
     });
-    send_all(&path, n, size, senders);
+    send_msgs(&path, n, msgs, senders);
     t.join().unwrap();
     n as f64 / start.elapsed().as_secs_f64()
 }
 
 fn ringlogd_ingest(bins: &Bins, n: usize, size: usize, senders: usize) -> f64 {
+    let msgs: Vec<Vec<u8>> = (0..1000).map(|i| message(i, size)).collect();
+    ringlogd_ingest_msgs(bins, n, &msgs, senders, &[])
+}
+
+/// Messages per second stored by a daemon started with `args` (beside a
+/// ring big enough to evict nothing), timed until its stats count all `n`.
+fn ringlogd_ingest_msgs(
+    bins: &Bins,
+    n: usize,
+    msgs: &[Vec<u8>],
+    senders: usize,
+    args: &[&str],
+) -> f64 {
+    let lines = (n + 10).to_string();
     let d = Ringlogd::start(
         bins,
-        &["--max-lines", &(n + 10).to_string(), "--max-bytes", "4G"],
+        &[&["--max-lines", &lines, "--max-bytes", "4G"], args].concat(),
     );
     let start = Instant::now();
-    send_all(&d.log(), n, size, senders);
+    send_msgs(&d.log(), n, msgs, senders);
     d.wait_stored(n);
     n as f64 / start.elapsed().as_secs_f64()
 }
@@ -446,13 +509,17 @@ fn row(name: &str, f: Figure, raw: f64) {
     println!("{name:<46} {:>28}  {:>6.2}", f.show(), f.median / raw);
 }
 
-/// The ingest rows for the current max_dgram_qlen; returns the raw limit
-/// of one sender of 100-byte datagrams.
-fn ingest_table(o: &Opts, bins: &Bins) -> f64 {
+fn ingest_header() {
     println!(
         "{:<46} {:>28}  {:>6}",
         "ingest, messages per second", "median (min..max)", "× raw"
     );
+}
+
+/// The ingest rows for the current max_dgram_qlen; returns the raw limit
+/// of one sender of 100-byte datagrams.
+fn ingest_table(o: &Opts, bins: &Bins) -> f64 {
+    ingest_header();
     let mut raw100 = 0.0;
     for size in [100, 1000] {
         let n = if size == 1000 { o.n / 2 } else { o.n };
@@ -547,7 +614,7 @@ fn intake_row(o: &Opts, bins: &Bins) {
             bins,
             &["--max-lines", &(n + 10).to_string(), "--max-bytes", "4G"],
         );
-        let intake = d.dir.path().join("linuxkit-external-logging.sock");
+        let intake = d.intake();
         let mut writers = Vec::new();
         for i in 0..FDS {
             let (ours, theirs) = UnixStream::pair().unwrap();
@@ -588,7 +655,7 @@ fn intake_row(o: &Opts, bins: &Bins) {
 
 // ---- dump ----
 
-fn dump_table(o: &Opts, bins: &Bins) {
+fn dump_table(o: &Opts, bins: &Bins, corpus: &corpus::Corpus) -> Figure {
     let n = if o.quick { 20_000 } else { 100_000 };
     println!("dump of a full ring of {n} 100-byte entries, entries per second");
     let d = Ringlogd::start(bins, &["--max-lines", &n.to_string(), "--max-bytes", "1G"]);
@@ -632,6 +699,7 @@ fn dump_table(o: &Opts, bins: &Bins) {
             );
         }
     }
+    corpus::dump_row(o, bins, corpus)
 }
 
 fn busybox_dump(busybox: &Path, o: &Opts) -> Option<Figure> {
