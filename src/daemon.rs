@@ -785,6 +785,14 @@ impl Daemon {
             for f in &mut fds {
                 f.fd = -1;
             }
+            // Only fds with something unfinished need a word.
+            fds.retain(|f| !f.partial.is_empty() || f.skipping || f.pending.is_some());
+            if fds.is_empty() {
+                if self.fdstore_state_used {
+                    let _ = n.remove_fd(restart::STATE_FDNAME);
+                }
+                return self.save_snapshot();
+            }
             let state = State {
                 version: restart::STATE_VERSION,
                 intake_fds: fds,
@@ -801,6 +809,10 @@ impl Daemon {
                 );
             }
         }
+        self.save_snapshot();
+    }
+
+    fn save_snapshot(&mut self) {
         if let Some(path) = self.settings.snapshot.clone() {
             if let Err(e) = self.ring.save_snapshot(&path) {
                 warn(
