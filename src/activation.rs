@@ -10,6 +10,11 @@
 //! a TCP listener. The intake socket, a unix datagram socket like syslog's,
 //! must be named. A handed-in socket is used as it is: never unlinked,
 //! re-bound or re-listened.
+//!
+//! Beside sockets come the fds ringlogd left in systemd's fd store before
+//! it last stopped (or crashed) ([`crate::restart`]): the ring's memfd
+//! named `ring`, the intake fds it was reading named `fd.ID.NAME`, and
+//! after a clean stop a memfd named `state` with their unfinished lines.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
@@ -61,6 +66,19 @@ pub struct Activated {
     pub query: Option<OwnedFd>,
     pub udp: Vec<OwnedFd>,
     pub tcp: Vec<OwnedFd>,
+    /// What the fd store kept from before this start.
+    pub stored: Stored,
+}
+
+/// The fds systemd's fd store gives back.
+#[derive(Debug, Default)]
+pub struct Stored {
+    /// The ring's memfd.
+    pub ring: Option<OwnedFd>,
+    /// The unfinished lines of the intake fds, after a clean stop.
+    pub state: Option<OwnedFd>,
+    /// Intake fds, each with its store name.
+    pub intake_fds: Vec<(String, OwnedFd)>,
 }
 
 impl Activated {
@@ -117,6 +135,19 @@ impl Activated {
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
         fcntl(owned.as_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
             .map_err(|e| format!("{at}: cannot set close-on-exec ({e})"))?;
+        if name == crate::restart::RING_FDNAME {
+            // A second one (a store that kept an old ring too) replaces it.
+            self.stored.ring = Some(owned);
+            return Ok(());
+        }
+        if name == crate::restart::STATE_FDNAME {
+            self.stored.state = Some(owned);
+            return Ok(());
+        }
+        if crate::restart::intake_source_of(name).is_some() {
+            self.stored.intake_fds.push((name.to_owned(), owned));
+            return Ok(());
+        }
         let role = role_of(owned.as_fd(), name).map_err(|e| format!("{at}: {e}"))?;
         let twice = |what: &str| format!("{at}: a second {what} socket; one is allowed");
         match role {

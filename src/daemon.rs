@@ -7,7 +7,9 @@
 //! bytes per turn; whatever stopped at its budget is resumed next turn
 //! before the loop sleeps again, so one busy socket cannot starve the rest.
 
-use std::os::fd::AsRawFd;
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
@@ -15,7 +17,7 @@ use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use crate::activation::Activated;
+use crate::activation::{Activated, Stored};
 use crate::config::{show, Loader, Settings};
 use crate::daemonize::{self, Handover};
 use crate::ledger::Gauges;
@@ -28,6 +30,7 @@ use crate::privileges::{Identity, PidFile};
 use crate::query::request::Control;
 use crate::query::QueryServer;
 use crate::record::{now_ns, Record};
+use crate::restart::{self, State};
 use crate::ring::Ring;
 use crate::route::Routes;
 use crate::sockpath::BoundPath;
@@ -65,6 +68,7 @@ const SOURCE_BUDGET: usize = 128;
 const KMSG_STARTUP_BUDGET: usize = 1 << 20;
 
 /// Severity codes used for the daemon's own entries.
+const SEV_ERR: u8 = 3;
 const SEV_WARNING: u8 = 4;
 const SEV_INFO: u8 = 6;
 
@@ -102,30 +106,59 @@ pub fn run(settings: Settings, loader: Option<Loader>) -> Result<(), String> {
     if let Some(id) = &identity {
         id.check_can_switch()?;
     }
-    let handover = Handover::from_env()?;
-    let activated = Activated::from_env()?;
-    if settings.daemonize && handover.is_none() && activated.is_some() {
+    // Recorded before anything could replace the file: SIGUSR2 executes
+    // this path again, so an upgraded binary takes over.
+    let exe = std::env::current_exe().ok();
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    // A predecessor that re-executed handed everything over.
+    let reexec = State::from_env()?;
+    let handover = match reexec {
+        Some(_) => None,
+        None => Handover::from_env()?,
+    };
+    let mut activated = Activated::from_env()?;
+    let stored = activated
+        .as_mut()
+        .map(|a| std::mem::take(&mut a.stored))
+        .unwrap_or_default();
+    let fresh = reexec.is_none() && handover.is_none();
+    if settings.daemonize && fresh && activated.is_some() {
         return Err(
             "--daemonize and socket activation do not mix: a service manager keeps ringlogd in the foreground"
                 .into(),
         );
     }
-    let listeners = Listeners::open(&settings, handover.as_ref().map(|h| &h.fds), activated)?;
-    if settings.daemonize && handover.is_none() {
+    let listeners = match &reexec {
+        Some(state) => Listeners::from_state(state)?,
+        None => Listeners::open(&settings, handover.as_ref().map(|h| &h.fds), activated)?,
+    };
+    if settings.daemonize && fresh {
         return daemonize::start_background(listeners);
+    }
+    if let Some(addr) = reexec.as_ref().and_then(|s| s.notify_socket.as_ref()) {
+        std::env::set_var("NOTIFY_SOCKET", addr);
     }
     // A service manager that cannot be told is no reason not to serve.
     let notifier = Notifier::from_env().unwrap_or_else(|e| {
         eprintln!("ringlogd: warning: {e}; readiness will not be reported");
         None
     });
-    let mut daemon = Daemon::new(&settings, listeners)?;
+    let start = Start {
+        reexec,
+        stored,
+        fdstore: notifier.is_some(),
+    };
+    let mut daemon = Daemon::new(&settings, listeners, start)?;
+    daemon.exe = exe;
+    daemon.argv = argv;
     // Every socket is bound and /dev/kmsg open: root is no longer needed.
-    daemon.pidfile = settings
-        .pidfile
-        .as_deref()
-        .map(PidFile::write)
-        .transpose()?;
+    daemon.pidfile = match &settings.pidfile {
+        // The pid is the same: the file is already right (and after --user
+        // it may no longer be ours to write).
+        Some(path) if daemon.reexecuted => Some(PidFile::adopt(path)),
+        Some(path) => Some(PidFile::write(path)?),
+        None => None,
+    };
     if let Some(id) = &identity {
         id.switch()?;
         log_internal(
@@ -137,6 +170,7 @@ pub fn run(settings: Settings, loader: Option<Loader>) -> Result<(), String> {
     daemon.settings = settings;
     daemon.loader = loader;
     if let Some(n) = &notifier {
+        daemon.fill_fdstore(n);
         if let Err(e) = n.ready("serving") {
             warn(
                 &mut daemon.ring,
@@ -148,7 +182,113 @@ pub fn run(settings: Settings, loader: Option<Loader>) -> Result<(), String> {
     if let Some(h) = handover {
         h.ready()?;
     }
+    if daemon.reexecuted {
+        // What `ringlogd --reexec` waits for.
+        log_internal(
+            &mut daemon.ring,
+            SEV_INFO,
+            format!("{REEXECUTED} (pid {}): serving", std::process::id()),
+        );
+    }
     daemon.run()
+}
+
+/// The start of the entry a re-executed daemon logs once it serves.
+pub const REEXECUTED: &str = "re-executed";
+/// The start of the entry a daemon logs when it could not re-execute.
+pub const REEXEC_FAILED: &str = "cannot re-execute";
+
+/// What a daemon starts from besides its sockets.
+#[derive(Default)]
+pub struct Start {
+    /// What a predecessor handed over by re-executing.
+    pub reexec: Option<State>,
+    /// What the systemd fd store kept.
+    pub stored: Stored,
+    /// Hand the ring and the intake fds to the systemd fd store.
+    pub fdstore: bool,
+}
+
+/// Where the ring came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RingFrom {
+    Reexec,
+    FdStore,
+    Snapshot,
+    Fresh,
+}
+
+/// The ring to start with: the one handed over on re-exec, else the one in
+/// the fd store, else the snapshot, else a new one. One that cannot be
+/// taken over is a warning (returned), and a new ring is started.
+fn start_ring(
+    settings: &Settings,
+    handed: Option<OwnedFd>,
+    stored: Option<OwnedFd>,
+) -> Result<(Ring, RingFrom, Option<String>), String> {
+    let (limits, opts) = (settings.limits, settings.ring);
+    let refused = if let Some(fd) = handed {
+        match Ring::adopt(fd, limits, opts) {
+            Ok(r) => return Ok((r, RingFrom::Reexec, None)),
+            Err(e) => format!("cannot go on with the ring handed over on re-exec: {e}"),
+        }
+    } else if let Some(fd) = stored {
+        match Ring::adopt(fd, limits, opts) {
+            Ok(r) => return Ok((r, RingFrom::FdStore, None)),
+            Err(e) => {
+                format!("cannot go on with the ring kept in the service manager's fd store: {e}")
+            }
+        }
+    } else if let Some(path) = settings.snapshot.as_deref().filter(|p| p.exists()) {
+        match Ring::load_snapshot(path, limits, opts) {
+            Ok(r) => return Ok((r, RingFrom::Snapshot, None)),
+            Err(e) => format!(
+                "--snapshot {}: refused: {e}; it is replaced at the next clean stop",
+                path.display()
+            ),
+        }
+    } else {
+        String::new()
+    };
+    let ring =
+        Ring::with_options(limits, opts).map_err(|e| format!("cannot create the ring: {e}"))?;
+    let warning = (!refused.is_empty()).then(|| format!("{refused}; starting with an empty ring"));
+    Ok((ring, RingFrom::Fresh, warning))
+}
+
+/// Execute `exe` with `argv` in this process, the state memfd's number in
+/// the environment. Returns only if that failed. The signal mask is kept,
+/// so a signal that arrives meanwhile waits for the successor's signalfd.
+fn exec(exe: &std::path::Path, argv: &[OsString], state_fd: std::os::fd::RawFd) -> String {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |s: &[u8]| CString::new(s).map_err(|_| "an argument holds a NUL byte".to_owned());
+    let prepare = || -> Result<(CString, Vec<CString>, Vec<CString>), String> {
+        let path = c(exe.as_os_str().as_bytes())?;
+        let args = argv
+            .iter()
+            .map(|a| c(a.as_bytes()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut env = Vec::new();
+        for (k, v) in std::env::vars_os() {
+            if k == restart::REEXEC_ENV {
+                continue;
+            }
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            env.push(c(&kv)?);
+        }
+        env.push(c(format!("{}={state_fd}", restart::REEXEC_ENV).as_bytes())?);
+        Ok((path, args, env))
+    };
+    match prepare() {
+        Ok((path, args, env)) => match nix::unistd::execve(&path, &args, &env) {
+            Err(e) => e.to_string(),
+            Ok(never) => match never {},
+        },
+        Err(e) => e,
+    }
 }
 
 /// Whether the loop goes on after an event.
@@ -181,12 +321,22 @@ pub struct Daemon {
     loader: Option<Loader>,
     notifier: Option<Notifier>,
     pidfile: Option<PidFile>,
+    /// This process was started by its predecessor's re-exec.
+    reexecuted: bool,
+    /// The program and arguments SIGUSR2 executes again.
+    exe: Option<PathBuf>,
+    argv: Vec<OsString>,
+    /// The service manager's fd store holds the ring's memfd.
+    ring_in_fdstore: bool,
+    /// The intake fds' unfinished lines were taken from the fd store's
+    /// `state` memfd, which is to be removed from it.
+    fdstore_state_used: bool,
 }
 
 impl Daemon {
     /// Block the handled signals, start the ring, and register every
     /// socket of `listeners` for the sources and queries `settings` ask for.
-    pub fn new(settings: &Settings, listeners: Listeners) -> Result<Daemon, String> {
+    pub fn new(settings: &Settings, listeners: Listeners, start: Start) -> Result<Daemon, String> {
         // Block the signals we handle before anything else, so they queue
         // for the signalfd instead of killing the process mid-write.
         let mut mask = SigSet::empty();
@@ -195,6 +345,7 @@ impl Daemon {
             Signal::SIGINT,
             Signal::SIGHUP,
             Signal::SIGUSR1,
+            Signal::SIGUSR2,
         ] {
             mask.add(s);
         }
@@ -203,11 +354,45 @@ impl Daemon {
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(|e| format!("cannot create signalfd: {e}"))?;
 
-        let mut ring = Ring::with_options(settings.limits, settings.ring)
-            .map_err(|e| format!("cannot create the ring: {e}"))?;
+        let Start {
+            reexec,
+            stored,
+            fdstore,
+        } = start;
+        let Stored {
+            ring: stored_ring,
+            state: stored_state,
+            intake_fds: stored_fds,
+        } = stored;
+        let handed_ring = reexec
+            .as_ref()
+            .and_then(|s| s.ring)
+            .and_then(restart::take_fd);
+        let (mut ring, from, refused) = start_ring(settings, handed_ring, stored_ring)?;
         let host = local_hostname();
         ring.set_local_host(host.clone());
-        log_internal(&mut ring, SEV_INFO, "memlogd started");
+        let held = ring.len();
+        match from {
+            RingFrom::Reexec => {}
+            RingFrom::FdStore => log_internal(
+                &mut ring,
+                SEV_INFO,
+                format!("memlogd started; went on with the {held} entries the service manager's fd store kept"),
+            ),
+            RingFrom::Snapshot => log_internal(
+                &mut ring,
+                SEV_INFO,
+                format!(
+                    "memlogd started; loaded {held} entries from {}",
+                    settings.snapshot.as_deref().unwrap_or(std::path::Path::new("")).display()
+                ),
+            ),
+            RingFrom::Fresh => log_internal(&mut ring, SEV_INFO, "memlogd started"),
+        }
+        if let Some(w) = refused {
+            warn(&mut ring, w);
+        }
+        let kept = from != RingFrom::Fresh;
 
         let parser = SyslogParser::new(host, settings.max_line_len);
         let Listeners {
@@ -221,14 +406,33 @@ impl Daemon {
         for listener in syslog_listeners {
             syslog.push(DevLogSource::new(listener, parser.clone())?);
         }
+        let handed_kmsg = reexec
+            .as_ref()
+            .and_then(|s| s.kmsg)
+            .and_then(restart::take_fd);
         let mut kmsg = settings.kmsg.as_deref().and_then(|path| {
             let parser = KmsgParser::new(local_hostname(), settings.max_line_len);
-            KmsgSource::open(path, parser)
-                .map_err(|e| warn(&mut ring, e))
-                .ok()
+            match handed_kmsg {
+                Some(fd) => Some(KmsgSource::inherited(path, fd.into(), parser)),
+                None => KmsgSource::open(path, parser)
+                    .map_err(|e| warn(&mut ring, e))
+                    .ok(),
+            }
         });
+        if let Some(k) = &mut kmsg {
+            if kept {
+                k.resume(ring.kmsg_resume().as_ref());
+            }
+        }
+        // On re-exec the network sockets are the ones handed over; the
+        // addresses in the settings are bound again only by a restart.
+        let mut net_settings = settings.net.clone();
+        if reexec.is_some() {
+            net_settings.udp.clear();
+            net_settings.tcp.clear();
+        }
         let mut net = NetSource::bind(
-            &settings.net,
+            &net_settings,
             (handed_udp, handed_tcp),
             parser.clone(),
             settings.max_line_len,
@@ -236,8 +440,10 @@ impl Daemon {
             NET_CONN_BASE,
         )?;
         // With port 0 this is the only way to learn the port.
-        for (proto, addr) in net.listening() {
-            log_internal(&mut ring, SEV_INFO, format!("listening on {proto} {addr}"));
+        if reexec.is_none() {
+            for (proto, addr) in net.listening() {
+                log_internal(&mut ring, SEV_INFO, format!("listening on {proto} {addr}"));
+            }
         }
         let joiner = settings
             .multiline
@@ -255,12 +461,20 @@ impl Daemon {
             INTAKE_FD_BASE,
             &mut ring,
         );
+        if fdstore {
+            intake.use_fdstore();
+        }
         // From the oldest entry: a route started with the daemon forwards
-        // everything from boot on.
+        // everything from boot on; after a re-exec, from where it was.
+        let route_progress = match (&reexec, from) {
+            (Some(s), RingFrom::Reexec) => s.routes.clone(),
+            _ => Vec::new(),
+        };
         let routes = Routes::new(
             &settings.routes,
             ROUTE_BASE,
             ring.first_seq(),
+            &route_progress,
             local_hostname(),
         )?;
         let mut query = QueryServer::new(
@@ -318,6 +532,72 @@ impl Daemon {
                 kmsg = None;
             }
         }
+        // The fds a predecessor was reading go on from where it was.
+        let mut fdstore_state_used = false;
+        if let Some(state) = &reexec {
+            for f in &state.intake_fds {
+                match restart::take_fd(f.fd) {
+                    Some(fd) => intake.resume(fd, f.clone(), &mut ring, registry),
+                    None => warn(
+                        &mut ring,
+                        format!(
+                            "re-exec: the fd for {:?} (fd {}) was not handed over; its unread lines are lost",
+                            f.name, f.fd
+                        ),
+                    ),
+                }
+            }
+            for c in &state.conns {
+                if let Some(fd) = restart::take_fd(c.fd) {
+                    if let Err(e) = net.resume_conn(fd, c.peer, c.framer.clone(), registry) {
+                        warn(
+                            &mut ring,
+                            format!(
+                                "re-exec: cannot go on reading the tcp connection from {}: {e}",
+                                c.peer
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        if !stored_fds.is_empty() || stored_state.is_some() {
+            // Unfinished lines, written at a clean stop; after a crash
+            // there are none, and at most those lines are lost.
+            let mut partial: Vec<restart::IntakeFdState> = Vec::new();
+            if let Some(fd) = stored_state {
+                fdstore_state_used = true;
+                match State::read_fd(fd) {
+                    Ok(s) => partial = s.intake_fds,
+                    Err(e) => warn(
+                        &mut ring,
+                        format!("fd store: {e}; unfinished lines of the stored fds are lost"),
+                    ),
+                }
+            }
+            for (fdname, fd) in stored_fds {
+                let name = restart::intake_source_of(&fdname).unwrap_or_default();
+                let state = partial
+                    .iter()
+                    .find(|p| p.fdname.as_deref() == Some(fdname.as_str()))
+                    .cloned()
+                    .map(|p| restart::IntakeFdState { fd: -1, ..p })
+                    .unwrap_or(restart::IntakeFdState {
+                        fd: -1,
+                        name,
+                        fdname: None,
+                        partial: Vec::new(),
+                        skipping: false,
+                        pending: None,
+                    });
+                let state = restart::IntakeFdState {
+                    fdname: Some(fdname),
+                    ..state
+                };
+                intake.resume(fd, state, &mut ring, registry);
+            }
+        }
+        busy.extend(intake.take_ready());
         if let Some(k) = &mut kmsg {
             if k.drain(&mut ring, KMSG_STARTUP_BUDGET) == Drain::More {
                 busy.push(KMSG);
@@ -342,6 +622,15 @@ impl Daemon {
             loader: None,
             notifier: None,
             pidfile: None,
+            reexecuted: reexec.is_some(),
+            exe: None,
+            argv: Vec::new(),
+            ring_in_fdstore: match from {
+                RingFrom::FdStore => true,
+                RingFrom::Reexec => reexec.as_ref().is_some_and(|s| s.ring_in_fdstore),
+                _ => false,
+            },
+            fdstore_state_used,
         })
     }
 
@@ -367,6 +656,17 @@ impl Daemon {
             for token in std::mem::take(&mut self.busy) {
                 if self.drain(token) == Drain::More {
                     self.busy.push(token);
+                }
+            }
+            if let Some(n) = &self.notifier {
+                let failed = self.intake.sync_fdstore(
+                    |name, fd| n.store_fd(name, fd),
+                    |name| {
+                        let _ = n.remove_fd(name);
+                    },
+                );
+                for f in failed {
+                    warn(&mut self.ring, f);
                 }
             }
             let registry = self.poll.registry();
@@ -427,11 +727,13 @@ impl Daemon {
         while let Ok(Some(info)) = self.signals.read_signal() {
             match Signal::try_from(info.ssi_signo as i32) {
                 Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => {
+                    self.save_on_stop();
                     if let Some(n) = &self.notifier {
                         let _ = n.stopping();
                     }
                     return Flow::Stop;
                 }
+                Ok(Signal::SIGUSR2) => self.reexec(),
                 Ok(Signal::SIGUSR1) => {
                     let control = if self.ring.is_paused() {
                         Control::Resume
@@ -445,6 +747,140 @@ impl Daemon {
             }
         }
         Flow::Continue
+    }
+
+    /// Hand the ring's memfd to the service manager's fd store, unless it
+    /// is there already, and drop a `state` memfd used at this start.
+    fn fill_fdstore(&mut self, n: &Notifier) {
+        if self.fdstore_state_used {
+            let _ = n.remove_fd(restart::STATE_FDNAME);
+        }
+        if self.ring_in_fdstore {
+            return;
+        }
+        let Some(fd) = self.ring.memfd() else {
+            warn(
+                &mut self.ring,
+                "the ring is not in a memfd: the service manager's fd store cannot keep it across a restart".into(),
+            );
+            return;
+        };
+        // An older ring a failed start left there goes first.
+        let _ = n.remove_fd(restart::RING_FDNAME);
+        match n.store_fd(restart::RING_FDNAME, fd) {
+            Ok(()) => self.ring_in_fdstore = true,
+            Err(e) => warn(
+                &mut self.ring,
+                format!("cannot hand the ring to the service manager's fd store: {e}"),
+            ),
+        }
+    }
+
+    /// A clean stop: write the snapshot, and under the fd store leave the
+    /// intake fds' unfinished lines there for the next start.
+    fn save_on_stop(&mut self) {
+        if let Some(n) = &self.notifier {
+            let mut fds = self.intake.hand_over();
+            fds.retain(|f| f.fdname.is_some());
+            for f in &mut fds {
+                f.fd = -1;
+            }
+            // Only fds with something unfinished need a word.
+            fds.retain(|f| !f.partial.is_empty() || f.skipping || f.pending.is_some());
+            if fds.is_empty() {
+                if self.fdstore_state_used {
+                    let _ = n.remove_fd(restart::STATE_FDNAME);
+                }
+                return self.save_snapshot();
+            }
+            let state = State {
+                version: restart::STATE_VERSION,
+                intake_fds: fds,
+                ..State::default()
+            };
+            let _ = n.remove_fd(restart::STATE_FDNAME);
+            if let Err(e) = state.to_memfd().and_then(|fd| {
+                n.store_fd(restart::STATE_FDNAME, std::os::fd::AsFd::as_fd(&fd))
+                    .map_err(|e| e.to_string())
+            }) {
+                warn(
+                    &mut self.ring,
+                    format!("cannot leave the intake fds' unfinished lines in the fd store: {e}"),
+                );
+            }
+        }
+        self.save_snapshot();
+    }
+
+    fn save_snapshot(&mut self) {
+        if let Some(path) = self.settings.snapshot.clone() {
+            if let Err(e) = self.ring.save_snapshot(&path) {
+                warn(
+                    &mut self.ring,
+                    format!("--snapshot {}: cannot write it: {e}", path.display()),
+                );
+            }
+        }
+    }
+
+    /// SIGUSR2: execute the program again in this process, handing over
+    /// the ring, every socket, every intake fd with its unfinished line,
+    /// and the TCP connections. Query clients are closed. If it cannot be
+    /// done, say so and run on as before.
+    fn reexec(&mut self) {
+        if let Err(e) = self.try_reexec() {
+            let msg = format!("{REEXEC_FAILED}: {e}; running on");
+            eprintln!("ringlogd: {msg}");
+            log_internal(&mut self.ring, SEV_ERR, msg);
+            if let Some(n) = &self.notifier {
+                let _ = n.ready("serving");
+            }
+        }
+    }
+
+    fn try_reexec(&mut self) -> Result<(), String> {
+        let exe = self
+            .exe
+            .clone()
+            .ok_or("the path of the running program is not known")?;
+        // The successor reads the configuration anew: one that no longer
+        // loads would stop it, so it is checked here first.
+        if let Some(loader) = &self.loader {
+            loader.load()?;
+        }
+        let Some(ring_fd) = self.ring.memfd().map(restart::raw) else {
+            return Err("the ring is not in a memfd, so it cannot be handed over".into());
+        };
+        let (udp, tcp) = self.net.listener_fds();
+        let state = State {
+            version: restart::STATE_VERSION,
+            ring: Some(ring_fd),
+            syslog: self.syslog.iter().map(DevLogSource::handed).collect(),
+            intake: Some(self.intake.handed()),
+            query: Some(restart::SocketFd {
+                fd: self.query.listener_mut().as_raw_fd(),
+                path: self._query_path.as_ref().map(|p| p.path().to_owned()),
+            }),
+            udp,
+            tcp,
+            kmsg: self.kmsg.as_ref().and_then(KmsgSource::poll_fd),
+            intake_fds: self.intake.hand_over(),
+            conns: self.net.hand_over(),
+            routes: self.routes.progress(),
+            notify_socket: self.notifier.as_ref().map(|n| n.address().to_owned()),
+            ring_in_fdstore: self.ring_in_fdstore,
+        };
+        let memfd = state.to_memfd()?;
+        let mut fds = state.fds();
+        fds.push(memfd.as_raw_fd());
+        if let Some(n) = &self.notifier {
+            let _ = n.reloading();
+        }
+        restart::set_cloexec(&fds, false)?;
+        let err = exec(&exe, &self.argv, memfd.as_raw_fd());
+        // Still here: nothing was handed over.
+        let _ = restart::set_cloexec(&fds, true);
+        Err(format!("{}: {err}", exe.display()))
     }
 
     /// SIGHUP: read the configuration file again and apply what can change

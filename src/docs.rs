@@ -40,11 +40,13 @@ pub fn programs() -> Vec<Program> {
                 ("SOCKET ACTIVATION", vec![
                     "Started by systemd with sockets (LISTEN_FDS, LISTEN_PID and LISTEN_FDNAMES), ringlogd uses each socket it is handed as it is, never unlinking or re-binding it. The fd name says what a socket is for: syslog (any number), intake, query, udp or tcp. Any other name (systemd's default is the socket unit's name) is told apart by type: a unix datagram socket is a syslog socket, a listening unix stream socket the query socket, a UDP socket and a listening TCP socket network listeners. The intake socket must be named intake. Sockets not handed in are bound as usual; a handed-in syslog socket replaces the default /dev/log.",
                     "With NOTIFY_SOCKET set (Type=notify) ringlogd sends READY=1 once every socket serves, RELOADING=1 and READY=1 around a SIGHUP, and STOPPING=1 when it stops.",
+                    "With NOTIFY_SOCKET set ringlogd also hands the ring's memfd (FDSTORE=1, FDNAME=ring) and every intake fd it reads (FDNAME=fd.ID.NAME, the source name escaped) to systemd's fd store, and takes each intake fd out again (FDSTOREREMOVE=1) when it ends; the unit needs FileDescriptorStoreMax=. On the next start, after a restart or a crash, those fds come back with the sockets: ringlogd goes on with the same entries, sequence numbers and counters, and reads the intake fds on under their names.",
                 ]),
                 ("SIGNALS", vec![
                     "SIGTERM, SIGINT\tRemove the socket files ringlogd bound and exit 0.",
                     "SIGHUP\tRead the configuration file again (see CONFIGURATION).",
                     "SIGUSR1\tPause storing new entries, or resume (they are counted as dropped while paused).",
+                    "SIGUSR2\tExecute the program again in the same process (an upgraded binary takes over), handing over the ring, every socket, the intake fds with their unfinished lines and the TCP connections; query clients are closed. If that fails, an err entry says why and ringlogd runs on. ringlogd --reexec sends it and waits.",
                 ]),
                 ("FILES", vec![
                     "/etc/ringlogd/ringlogd.toml\tThe configuration file the packaged service units and init scripts pass to --config.",
@@ -54,7 +56,7 @@ pub fn programs() -> Vec<Program> {
                     "/dev/kmsg\tThe kernel's log.",
                 ]),
                 ("EXIT STATUS", vec![
-                    "0 after SIGTERM or SIGINT, or when --check-config found the configuration valid; 1 when ringlogd cannot start (a bad setting, a socket path in use, a user that does not exist), with the reason on standard error; 2 for a command-line usage error.",
+                    "0 after SIGTERM or SIGINT, when --check-config found the configuration valid, or when --reexec saw the daemon serve again; 1 when ringlogd cannot start (a bad setting, a socket path in use, a user that does not exist), with the reason on standard error; 2 for a command-line usage error.",
                 ]),
                 ("SEE ALSO", vec![
                     "logread(1), logwrite(1), systemd.socket(5), journald.conf(5)",

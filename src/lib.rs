@@ -27,6 +27,7 @@ pub mod parse;
 pub mod privileges;
 pub mod query;
 pub mod record;
+pub mod restart;
 pub mod ring;
 pub mod route;
 pub mod sockpath;

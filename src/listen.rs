@@ -115,6 +115,7 @@ impl Listeners {
             query: act_query,
             udp,
             tcp,
+            stored: _,
         } = activated;
         // Handed-in syslog sockets replace the default path, as --fd-syslog
         // does; paths named explicitly are bound as well.
@@ -229,6 +230,59 @@ impl Listeners {
             },
             udp: Vec::new(),
             tcp: Vec::new(),
+        })
+    }
+
+    /// The sockets a predecessor handed over by re-executing: used as they
+    /// are; the paths it bound become ours to remove.
+    pub fn from_state(state: &crate::restart::State) -> Result<Listeners, String> {
+        let take = |fd: RawFd, what: &str| {
+            crate::restart::take_fd(fd)
+                .ok_or_else(|| format!("re-exec: the {what} socket (fd {fd}) was not handed over"))
+        };
+        let path = |p: &Option<std::path::PathBuf>| -> Result<Option<BoundPath>, String> {
+            p.as_deref().map(BoundPath::adopt).transpose()
+        };
+        let mut syslog = Vec::new();
+        for s in &state.syslog {
+            syslog.push(Listener {
+                socket: adopt_datagram(take(s.fd, "syslog")?)?,
+                path: path(&s.path)?,
+            });
+        }
+        let intake = state
+            .intake
+            .as_ref()
+            .ok_or("re-exec: no intake socket was handed over")?;
+        let query = state
+            .query
+            .as_ref()
+            .ok_or("re-exec: no query socket was handed over")?;
+        let nonblocking = |e: std::io::Error| format!("re-exec: {e}");
+        let mut udp = Vec::new();
+        for &fd in &state.udp {
+            let s = std::net::UdpSocket::from(take(fd, "udp")?);
+            s.set_nonblocking(true).map_err(nonblocking)?;
+            udp.push(s);
+        }
+        let mut tcp = Vec::new();
+        for &fd in &state.tcp {
+            let s = std::net::TcpListener::from(take(fd, "tcp")?);
+            s.set_nonblocking(true).map_err(nonblocking)?;
+            tcp.push(s);
+        }
+        Ok(Listeners {
+            syslog,
+            intake: Listener {
+                socket: adopt_datagram(take(intake.fd, "intake")?)?,
+                path: path(&intake.path)?,
+            },
+            query: Listener {
+                socket: adopt_listener(take(query.fd, "query")?)?,
+                path: path(&query.path)?,
+            },
+            udp,
+            tcp,
         })
     }
 

@@ -6,6 +6,7 @@
 //! so notices still reach a socket only root may write to afterwards.
 
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 
@@ -13,6 +14,8 @@ use std::os::unix::net::{SocketAddr, UnixDatagram};
 #[derive(Debug)]
 pub struct Notifier {
     socket: UnixDatagram,
+    /// `NOTIFY_SOCKET` as it was, for a successor started by re-exec.
+    addr: String,
 }
 
 impl Notifier {
@@ -32,7 +35,39 @@ impl Notifier {
         let socket = UnixDatagram::unbound()
             .and_then(|s| s.connect_addr(&addr).map(|()| s))
             .map_err(|e| format!("NOTIFY_SOCKET={value:?}: cannot connect: {e}"))?;
-        Ok(Some(Notifier { socket }))
+        Ok(Some(Notifier {
+            socket,
+            addr: value.to_string_lossy().into_owned(),
+        }))
+    }
+
+    /// The value `NOTIFY_SOCKET` had.
+    pub fn address(&self) -> &str {
+        &self.addr
+    }
+
+    /// Hand `fd` to the service manager's fd store under `name` (a valid
+    /// fd name: printable ASCII without `:`, at most 255 characters); the
+    /// next start gets it back through `LISTEN_FDS`. Needs
+    /// `FileDescriptorStoreMax=` in the unit.
+    pub fn store_fd(&self, name: &str, fd: BorrowedFd<'_>) -> io::Result<()> {
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+        let text = format!("FDSTORE=1\nFDNAME={name}");
+        let fds = [fd.as_raw_fd()];
+        sendmsg::<()>(
+            self.socket.as_raw_fd(),
+            &[io::IoSlice::new(text.as_bytes())],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map(|_| ())
+        .map_err(io::Error::from)
+    }
+
+    /// Take the fds stored under `name` out of the fd store (closing them).
+    pub fn remove_fd(&self, name: &str) -> io::Result<()> {
+        self.send(&format!("FDSTOREREMOVE=1\nFDNAME={name}"))
     }
 
     /// Send `state`, newline-separated `KEY=VALUE` assignments.
@@ -73,7 +108,10 @@ mod tests {
         let server = UnixDatagram::bind(&path).unwrap();
         let socket = UnixDatagram::unbound().unwrap();
         socket.connect(&path).unwrap();
-        let n = Notifier { socket };
+        let n = Notifier {
+            socket,
+            addr: String::new(),
+        };
         n.ready("serving").unwrap();
         let mut buf = [0u8; 256];
         let len = server.recv(&mut buf).unwrap();

@@ -149,6 +149,15 @@ pub struct PidFile {
 }
 
 impl PidFile {
+    /// The pid file this process already wrote before it re-executed
+    /// itself: the pid is the same, so it is kept as it is (and removed at
+    /// exit as usual).
+    pub fn adopt(path: &Path) -> PidFile {
+        PidFile {
+            path: path.to_owned(),
+        }
+    }
+
     /// Write this process's pid to `path` (replacing what is there).
     pub fn write(path: &Path) -> Result<PidFile, String> {
         let mut f =

@@ -22,6 +22,15 @@ fn main() {
         print!("{}", show::effective(&loaded));
         return;
     }
+    if loader.reexec_only() {
+        match ringlogd::restart::request(&loaded.settings) {
+            Ok(msg) => {
+                println!("{msg}");
+                return;
+            }
+            Err(e) => fail(e),
+        }
+    }
     if let Err(e) = ringlogd::daemon::run(loaded.settings, Some(loader)) {
         fail(e);
     }

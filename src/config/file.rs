@@ -92,6 +92,11 @@ impl Loader {
         self.cli.get_flag("check_config")
     }
 
+    /// Whether the command line asked for `--reexec`.
+    pub fn reexec_only(&self) -> bool {
+        self.cli.get_flag("reexec")
+    }
+
     /// Read the configuration file (if any) and merge it under the command
     /// line. Errors are one line, naming the file, line and key at fault.
     pub fn load(&self) -> Result<Loaded, String> {

@@ -233,10 +233,18 @@ pub struct DaemonArgs {
     /// daemon would run with, and exit: 0 if they are valid, 1 if not.
     #[arg(long = "check-config")]
     pub check_config: bool,
+
+    /// Ask the running daemon to execute itself again (an upgraded binary
+    /// takes over) keeping its ring, sockets and intake fds, and exit 0
+    /// once the new program serves, 1 if it could not. The daemon is the
+    /// pid in --pidfile, or $MAINPID (as systemd sets it); the same
+    /// --config and flags tell where its query socket is.
+    #[arg(long = "reexec", conflicts_with = "check_config")]
+    pub reexec: bool,
 }
 
 /// Flags that are not settings, so have no key in the configuration file.
-pub const NOT_IN_FILE: &[&str] = &["config", "check-config", "help", "version"];
+pub const NOT_IN_FILE: &[&str] = &["config", "check-config", "reexec", "help", "version"];
 
 /// The network listeners and their limits.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -14,7 +14,7 @@
 //! bytes. Pure: no I/O, so it is unit-tested and fuzzed alone.
 
 /// Where the framer is inside the stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum State {
     /// Between frames.
     Start,
@@ -47,7 +47,39 @@ pub struct Framer {
     cut: bool,
 }
 
+/// A framer's state between two reads, for handing a connection over to
+/// another process ([`Framer::saved`], [`Framer::resume`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedFramer {
+    state: State,
+    buf: Vec<u8>,
+    cut: bool,
+}
+
 impl Framer {
+    /// What this framer holds of an unfinished frame.
+    pub fn saved(&self) -> SavedFramer {
+        SavedFramer {
+            state: self.state,
+            buf: self.buf.clone(),
+            cut: self.cut,
+        }
+    }
+
+    /// A framer that goes on where `saved` left off. A saved frame longer
+    /// than `limit` allows (the limit changed) is cut to it.
+    pub fn resume(limit: usize, saved: SavedFramer) -> Framer {
+        let mut f = Framer::new(limit);
+        let mut buf = saved.buf;
+        let room = f.limit + MAX_COUNT_DIGITS as usize + 1;
+        let cut = saved.cut || buf.len() > room;
+        buf.truncate(room);
+        f.state = saved.state;
+        f.buf = buf;
+        f.cut = cut;
+        f
+    }
+
     /// A framer that keeps at most `limit` bytes of a frame (at least 16).
     pub fn new(limit: usize) -> Framer {
         Framer {

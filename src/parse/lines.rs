@@ -47,6 +47,26 @@ impl LineSplitter {
         }
     }
 
+    /// A splitter that goes on from the state a predecessor left
+    /// ([`LineSplitter::state`]): the start of an unfinished line, and
+    /// whether the rest of a line already handed over cut is being skipped.
+    /// A partial longer than the limit allows is cut to it.
+    pub fn resume(max_len: usize, mut partial: Vec<u8>, skipping: bool) -> LineSplitter {
+        let max_len = max_len.max(1);
+        partial.truncate(max_len + 1);
+        LineSplitter {
+            max_len,
+            partial,
+            skipping,
+        }
+    }
+
+    /// What is held between two chunks of the stream, for handing the
+    /// stream over to another process: `(partial line, skipping)`.
+    pub fn state(&self) -> (&[u8], bool) {
+        (&self.partial, self.skipping)
+    }
+
     /// Whether a line has been started and not finished.
     pub fn has_partial(&self) -> bool {
         !self.partial.is_empty()

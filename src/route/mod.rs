@@ -57,19 +57,27 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// The routes of `specs`, starting at `start` (the ring's oldest entry),
+    /// The routes of `specs`, starting at `start` (the ring's oldest entry)
+    /// or, for a URL in `resume`, where a predecessor had delivered up to,
     /// with tokens from `token_base` up. TLS files are read here: a bad one
     /// is a start-up error.
     pub fn new(
         specs: &[RouteSpec],
         token_base: usize,
         start: u64,
+        resume: &[(String, u64)],
         local_host: String,
     ) -> Result<Routes, String> {
         let routes = specs
             .iter()
             .enumerate()
-            .map(|(i, s)| Route::new(s.clone(), Token(token_base + i), start))
+            .map(|(i, s)| {
+                let from = resume
+                    .iter()
+                    .find(|(url, _)| *url == s.url)
+                    .map_or(start, |&(_, done)| done);
+                Route::new(s.clone(), Token(token_base + i), from)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let r = Routes {
             routes,
@@ -105,6 +113,15 @@ impl Routes {
             }
         }
         self.publish();
+    }
+
+    /// Each route's first entry not yet delivered, by URL: where a
+    /// successor goes on.
+    pub fn progress(&self) -> Vec<(String, u64)> {
+        self.routes
+            .iter()
+            .map(|r| (r.spec.url.clone(), r.done()))
+            .collect()
     }
 
     /// Some route has work left over from its budget.

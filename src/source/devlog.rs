@@ -66,6 +66,14 @@ impl DevLogSource {
         &mut self.socket
     }
 
+    /// The socket's fd and the path bound for it, for a successor.
+    pub fn handed(&self) -> crate::restart::SocketFd {
+        crate::restart::SocketFd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&self.socket),
+            path: self._path.as_ref().map(|p| p.path().to_owned()),
+        }
+    }
+
     /// Receive and store up to `budget` datagrams.
     pub fn drain(&mut self, ring: &mut Ring, budget: usize) -> Drain {
         for _ in 0..budget {

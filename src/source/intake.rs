@@ -89,6 +89,10 @@ struct FdReader {
     /// Reused for every line of this fd: the name is set once, the text
     /// and time per line, so a line costs no allocation.
     record: Record,
+    /// Its name in the systemd fd store, when the store is used.
+    fdname: Option<String>,
+    /// The fd store holds it (so it must be taken out when it ends).
+    stored: bool,
 }
 
 /// The intake socket and every fd received on it.
@@ -113,6 +117,19 @@ pub struct IntakeSource {
     /// When the oldest joined entry waiting must be stored; `None` when
     /// none waits.
     flush_at: Option<Instant>,
+    /// The systemd fd store, when used: fds get names from this prefix.
+    fdstore: Option<FdStoreNames>,
+    /// Readers to hand to the fd store, by index, with the name each had
+    /// when it was queued (the slot may be reused before then).
+    to_store: Vec<(usize, String)>,
+    /// Names to take out of the fd store: their fds ended.
+    to_remove: Vec<String>,
+}
+
+/// Unique fd store names for this process's intake fds.
+struct FdStoreNames {
+    prefix: String,
+    next: u64,
 }
 
 /// What one `recvmsg` brought.
@@ -168,7 +185,156 @@ impl IntakeSource {
             notices: Notices::default(),
             joiner,
             flush_at: None,
+            fdstore: None,
+            to_store: Vec::new(),
+            to_remove: Vec::new(),
         }
+    }
+
+    /// Hand every intake fd to the systemd fd store from now on
+    /// ([`IntakeSource::sync_fdstore`] does it).
+    pub fn use_fdstore(&mut self) {
+        // The start time keeps names apart from those a predecessor left
+        // in the store.
+        let prefix = format!("{:x}-", now_ns());
+        self.fdstore = Some(FdStoreNames { prefix, next: 0 });
+    }
+
+    /// Send the fd store what changed: new fds (`store`), and the names of
+    /// fds that ended (`remove`). A fd that cannot be stored is read all
+    /// the same.
+    pub fn sync_fdstore(
+        &mut self,
+        mut store: impl FnMut(&str, std::os::fd::BorrowedFd<'_>) -> io::Result<()>,
+        mut remove: impl FnMut(&str),
+    ) -> Vec<String> {
+        let mut failed = Vec::new();
+        for (idx, fdname) in std::mem::take(&mut self.to_store) {
+            let Some(reader) = self.readers.get_mut(idx).and_then(Option::as_mut) else {
+                continue;
+            };
+            if reader.fdname.as_deref() != Some(fdname.as_str()) || reader.stored {
+                continue;
+            }
+            match store(&fdname, reader.file.as_fd()) {
+                Ok(()) => reader.stored = true,
+                Err(e) => failed.push(format!(
+                    "cannot hand the fd for {:?} to the service manager's fd store: {e}",
+                    reader.record.source
+                )),
+            }
+        }
+        for fdname in std::mem::take(&mut self.to_remove) {
+            remove(&fdname);
+        }
+        failed
+    }
+
+    /// Every fd being read, with what was read of it and not yet stored,
+    /// for a successor. The fds stay open here: `fd` is their number.
+    pub fn hand_over(&self) -> Vec<crate::restart::IntakeFdState> {
+        let now = Instant::now();
+        self.readers
+            .iter()
+            .flatten()
+            .map(|r| {
+                let (partial, skipping) = r.lines.state();
+                crate::restart::IntakeFdState {
+                    fd: r.file.as_raw_fd(),
+                    name: r.record.source.clone(),
+                    fdname: r.fdname.clone().filter(|_| r.stored),
+                    partial: partial.to_vec(),
+                    skipping,
+                    pending: r.pending.as_ref().map(|p| crate::restart::PendingState {
+                        text: p.text.clone(),
+                        severity: p.severity,
+                        truncated: p.truncated,
+                        first_ns: p.first_ns,
+                        age_ms: now.saturating_duration_since(p.since).as_millis() as u64,
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    /// Go on reading an fd a predecessor was reading, from where it left
+    /// off (`state`). Refused as a newly passed fd would be, and counted.
+    pub fn resume(
+        &mut self,
+        fd: OwnedFd,
+        state: crate::restart::IntakeFdState,
+        ring: &mut Ring,
+        registry: &Registry,
+    ) {
+        if self.open >= self.max_fds {
+            count_dropped(ring);
+            let name = state.name;
+            crate::daemon::log_internal(
+                ring,
+                SEV_WARNING,
+                format!("intake: cannot go on reading the fd for {name:?}: --max-fds is reached"),
+            );
+            if let Some(n) = state.fdname {
+                self.to_remove.push(n);
+            }
+            return;
+        }
+        let token = match self.start_reading(fd, &state.name, registry) {
+            Ok(t) => t,
+            Err(why) => {
+                count_dropped(ring);
+                let name = state.name;
+                crate::daemon::log_internal(
+                    ring,
+                    SEV_WARNING,
+                    format!("intake: cannot go on reading the fd for {name:?}: {why}"),
+                );
+                if let Some(n) = state.fdname {
+                    self.to_remove.push(n);
+                }
+                return;
+            }
+        };
+        let idx = token.0 - self.fd_base;
+        let joiner = self.joiner.as_ref();
+        let reader = self.readers[idx].as_mut().expect("just started");
+        reader.lines =
+            LineSplitter::resume(self.options.max_line_len, state.partial, state.skipping);
+        if let (Some(j), Some(p)) = (joiner, state.pending) {
+            let since = Instant::now()
+                .checked_sub(std::time::Duration::from_millis(p.age_ms))
+                .unwrap_or_else(Instant::now);
+            let due = since + j.flush;
+            self.flush_at = Some(self.flush_at.map_or(due, |f| f.min(due)));
+            reader.pending = Some(Pending {
+                text: p.text,
+                severity: p.severity,
+                truncated: p.truncated,
+                first_ns: p.first_ns,
+                since,
+            });
+        }
+        match state.fdname {
+            // Already in the store, under that name.
+            Some(n) => {
+                reader.fdname = Some(n);
+                reader.stored = true;
+            }
+            None => {
+                if let Some(n) = self.fdstore_name(&state.name) {
+                    self.readers[idx].as_mut().expect("just started").fdname = Some(n.clone());
+                    self.to_store.push((idx, n));
+                }
+            }
+        }
+        self.ready.push(token);
+    }
+
+    fn fdstore_name(&mut self, source: &str) -> Option<String> {
+        let names = self.fdstore.as_mut()?;
+        let id = format!("{}{}", names.prefix, names.next);
+        names.next += 1;
+        Some(crate::restart::fdname_for_intake(&id, source))
     }
 
     /// When a joined entry is due to be stored without more lines.
@@ -204,6 +370,14 @@ impl IntakeSource {
 
     pub fn socket_mut(&mut self) -> &mut UnixDatagram {
         &mut self.socket
+    }
+
+    /// The intake socket's fd and the path bound for it, for a successor.
+    pub fn handed(&self) -> crate::restart::SocketFd {
+        crate::restart::SocketFd {
+            fd: self.socket.as_raw_fd(),
+            path: self._path.as_ref().map(|p| p.path().to_owned()),
+        }
     }
 
     /// Whether `token` names one of the received fds.
@@ -373,7 +547,16 @@ impl IntakeSource {
                 continue;
             }
             match self.start_reading(fd, &name, registry) {
-                Ok(token) => self.ready.push(token),
+                Ok(token) => {
+                    let idx = token.0 - self.fd_base;
+                    if let Some(n) = self.fdstore_name(&name) {
+                        if let Some(r) = self.readers[idx].as_mut() {
+                            r.fdname = Some(n.clone());
+                        }
+                        self.to_store.push((idx, n));
+                    }
+                    self.ready.push(token)
+                }
                 Err(why) => {
                     count_dropped(ring);
                     self.notices.report(ring, "intake-unreadable", || {
@@ -439,6 +622,8 @@ impl IntakeSource {
             lines: LineSplitter::new(self.options.max_line_len),
             pending: None,
             record: Record::new(Input::Fd, 0, name, String::new()),
+            fdname: None,
+            stored: false,
         });
         self.open += 1;
         Ok(token)
@@ -448,6 +633,9 @@ impl IntakeSource {
         if let Some(reader) = self.readers[idx].take() {
             if reader.watch == Watch::Epoll {
                 let _ = registry.deregister(&mut SourceFd(&reader.file.as_raw_fd()));
+            }
+            if let (Some(n), true) = (reader.fdname, reader.stored) {
+                self.to_remove.push(n);
             }
             self.free.push(idx);
             self.open -= 1;

@@ -31,7 +31,7 @@ use super::Drain;
 use crate::daemon::log_internal;
 use crate::parse::kmsg::{KmsgParser, SeqTracker};
 use crate::record::{now_ns, Input};
-use crate::ring::Ring;
+use crate::ring::{KmsgResume, Ring};
 
 /// Read buffer for the device: twice the kernel's longest record.
 const READ_BUFFER: usize = 16 << 10;
@@ -83,6 +83,17 @@ pub struct KmsgSource {
     cause: Cause,
     /// Records taken from a replayed file, for the closing note.
     replayed: u64,
+    /// What the kernel sequence numbers read here belong to: this boot's
+    /// id for the device, the file for a replayed one. `None` when the
+    /// boot id cannot be read: nothing is resumed then.
+    origin: Option<String>,
+    /// Records numbered below this are in the ring already (a predecessor
+    /// stored them): read and dropped.
+    skip_below: Option<u64>,
+    /// Records dropped for that, for the closing note.
+    skipped: u64,
+    /// The resume point last given to the ring.
+    noted: Option<u64>,
 }
 
 impl KmsgSource {
@@ -114,16 +125,54 @@ impl KmsgSource {
                 "neither a character device nor a regular file".into(),
             ));
         };
-        Ok(KmsgSource {
+        Ok(KmsgSource::with_reader(path, reader, parser))
+    }
+
+    /// Go on reading the kernel log device a predecessor had open (`file`,
+    /// inherited on re-exec): its position is where the predecessor
+    /// stopped.
+    pub fn inherited(path: &Path, file: File, parser: KmsgParser) -> KmsgSource {
+        KmsgSource::with_reader(path, Reader::Device(file), parser)
+    }
+
+    fn with_reader(path: &Path, reader: Reader, parser: KmsgParser) -> KmsgSource {
+        let live = matches!(reader, Reader::Device(_));
+        let origin = if live {
+            crate::restart::boot_id()
+        } else {
+            Some(format!("file:{}", path.display()))
+        };
+        KmsgSource {
             path: path.to_owned(),
-            live: matches!(reader, Reader::Device(_)),
+            live,
             reader,
             parser,
             seq: SeqTracker::default(),
             buf: vec![0; READ_BUFFER],
             cause: Cause::Unknown,
             replayed: 0,
-        })
+            origin,
+            skip_below: None,
+            skipped: 0,
+            noted: None,
+        }
+    }
+
+    /// Go on from where a predecessor left the kernel log (the ring keeps
+    /// it): records of the same boot (or file) numbered below its
+    /// `next_seq` are in the ring already and are skipped; a gap after it
+    /// is a loss, reported as any other. Another boot's point is ignored:
+    /// its numbers mean nothing in this one.
+    pub fn resume(&mut self, from: Option<&KmsgResume>) {
+        let Some(r) = from else { return };
+        if self.origin.as_deref() != Some(r.boot_id.as_str()) {
+            return;
+        }
+        self.skip_below = Some(r.next_seq);
+        if let Some(last) = r.next_seq.checked_sub(1) {
+            self.seq.observe(last);
+        }
+        self.noted = Some(r.next_seq);
     }
 
     /// The fd to watch for readiness: the device's. A regular file is
@@ -150,16 +199,42 @@ impl KmsgSource {
         for _ in 0..budget {
             match self.next_record(ring) {
                 Next::Record { len, cut } => self.store(ring, len, cut, boot_ns),
-                Next::Idle => return Drain::Idle,
+                Next::Idle => {
+                    self.note_resume(ring);
+                    return Drain::Idle;
+                }
             }
         }
+        self.note_resume(ring);
         Drain::More
+    }
+
+    /// Tell the ring how far the log has been read, so a successor skips it.
+    fn note_resume(&mut self, ring: &mut Ring) {
+        let (Some(origin), Some(next)) = (&self.origin, self.seq.expected()) else {
+            return;
+        };
+        if self.noted != Some(next) {
+            ring.set_kmsg_resume(KmsgResume {
+                boot_id: origin.clone(),
+                next_seq: next,
+            });
+            self.noted = Some(next);
+        }
     }
 
     fn store(&mut self, ring: &mut Ring, len: usize, cut: bool, boot_ns: Option<i64>) {
         let parsed = self.parser.parse(&self.buf[..len], now_ns(), boot_ns);
         let mut record = parsed.record;
         record.truncated |= cut;
+        if let (Some(k), Some(below)) = (record.kernel, self.skip_below) {
+            if k.seq < below {
+                // A predecessor stored it: not counted again either.
+                self.skipped += 1;
+                return;
+            }
+            self.skip_below = None;
+        }
         if let Some(k) = record.kernel {
             let first = self.seq.expected().is_none();
             if let Some(lost) = self.seq.observe(k.seq) {
@@ -279,11 +354,16 @@ impl KmsgSource {
                 }
             }
             Ok(None) => {
+                let already = if self.skipped > 0 {
+                    format!(" ({} of them were in the ring already)", self.skipped)
+                } else {
+                    String::new()
+                };
                 log_internal(
                     ring,
                     SEV_INFO,
                     format!(
-                        "replayed {} kernel records from {}",
+                        "replayed {} kernel records from {}{already}",
                         self.replayed,
                         self.path.display()
                     ),
@@ -427,6 +507,10 @@ mod tests {
             buf: vec![0; READ_BUFFER],
             cause: Cause::Unknown,
             replayed: 0,
+            origin: Some("boot-a".into()),
+            skip_below: None,
+            skipped: 0,
+            noted: None,
         }
     }
 
@@ -597,6 +681,43 @@ mod tests {
         out.clear();
         assert_eq!(read_file_record(&mut r, &mut out).unwrap(), Some(false));
         assert_eq!(out, b"6,2,3,-;next\n");
+    }
+
+    #[test]
+    fn a_resumed_reader_skips_what_the_ring_has_and_reports_later_gaps() {
+        let mut ring = Ring::new(Limits::default());
+        let mut s = scripted(vec![
+            Ok(b"6,10,1,-;stored before\n"),
+            Ok(b"6,11,1,-;stored before too\n"),
+            Ok(b"6,12,1,-;new\n"),
+            Ok(b"6,15,1,-;after a gap\n"),
+        ]);
+        s.resume(Some(&KmsgResume {
+            boot_id: "boot-a".into(),
+            next_seq: 12,
+        }));
+        s.drain(&mut ring, 100);
+        let m = msgs(&ring);
+        assert_eq!(m[0], "new");
+        assert!(
+            m[1].starts_with("2 kernel messages were lost (sequence numbers 13 to 14)"),
+            "{m:?}"
+        );
+        assert_eq!(m[2], "after a gap");
+        let c = ring.ledger.input(Input::Kmsg);
+        assert_eq!((c.received, c.stored, c.dropped), (4, 2, 2));
+    }
+
+    #[test]
+    fn another_boots_resume_point_is_ignored() {
+        let mut ring = Ring::new(Limits::default());
+        let mut s = scripted(vec![Ok(b"6,0,1,-;a\n"), Ok(b"6,1,1,-;b\n")]);
+        s.resume(Some(&KmsgResume {
+            boot_id: "boot-b".into(),
+            next_seq: 100,
+        }));
+        s.drain(&mut ring, 100);
+        assert_eq!(msgs(&ring), ["a", "b"]);
     }
 
     #[test]

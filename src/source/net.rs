@@ -193,6 +193,51 @@ impl NetSource {
         })
     }
 
+    /// The fd numbers of the UDP sockets and of the TCP listeners, for a
+    /// successor started by re-exec.
+    pub fn listener_fds(&self) -> (Vec<std::os::fd::RawFd>, Vec<std::os::fd::RawFd>) {
+        let (mut udp, mut tcp) = (Vec::new(), Vec::new());
+        for l in &self.listeners {
+            match l {
+                Listener::Udp(u) => udp.push(u.socket.as_raw_fd()),
+                Listener::Tcp(t, _) => tcp.push(t.as_raw_fd()),
+            }
+        }
+        (udp, tcp)
+    }
+
+    /// Every open TCP connection with its unfinished frame, for a
+    /// successor. The connections stay open here.
+    pub fn hand_over(&self) -> Vec<crate::restart::ConnState> {
+        self.conns
+            .iter()
+            .flatten()
+            .map(|c| crate::restart::ConnState {
+                fd: c.stream.as_raw_fd(),
+                peer: c.peer,
+                framer: c.framer.saved(),
+            })
+            .collect()
+    }
+
+    /// Go on reading a connection a predecessor had accepted, from where
+    /// its framer was.
+    pub fn resume_conn(
+        &mut self,
+        fd: std::os::fd::OwnedFd,
+        peer: SocketAddr,
+        framer: crate::parse::frames::SavedFramer,
+        registry: &Registry,
+    ) -> io::Result<()> {
+        let std = std::net::TcpStream::from(fd);
+        std.set_nonblocking(true)?;
+        let idx = self.add(TcpStream::from_std(std), peer, registry);
+        if let Some(c) = idx.and_then(|i| self.conns[i].as_mut()) {
+            c.framer = Framer::resume(self.frame_limit, framer);
+        }
+        Ok(())
+    }
+
     /// Register every listener with the poll.
     pub fn register(&mut self, registry: &Registry) -> io::Result<()> {
         for (i, l) in self.listeners.iter_mut().enumerate() {
@@ -344,7 +389,12 @@ impl NetSource {
         Drain::More
     }
 
-    fn add(&mut self, mut stream: TcpStream, peer: SocketAddr, registry: &Registry) {
+    fn add(
+        &mut self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        registry: &Registry,
+    ) -> Option<usize> {
         let idx = self.free.pop().unwrap_or_else(|| {
             self.conns.push(None);
             self.conns.len() - 1
@@ -356,7 +406,7 @@ impl NetSource {
             .is_err()
         {
             self.free.push(idx);
-            return;
+            return None;
         }
         let now = Instant::now();
         self.conns[idx] = Some(Conn {
@@ -369,6 +419,7 @@ impl NetSource {
         if self.next_sweep.is_none() {
             self.next_sweep = self.idle_timeout.map(|t| now + sweep_interval(t));
         }
+        Some(idx)
     }
 
     /// Read one connection for at most its share of this turn.
