@@ -1,15 +1,14 @@
 //! How a record is laid out as bytes inside the ring's chunks.
 //!
-//! One record is one contiguous run of bytes, position-independent (so
-//! chunks can later be compressed or moved into shared memory without
-//! touching anything outside the ring), and small: what a record costs
-//! beyond its text is mostly varints.
+//! One record is one contiguous run of bytes, depending only on its chunk's
+//! base time and the local host name (so chunks can be compressed, moved
+//! and rewritten without touching anything outside the ring), and small:
+//! what a record costs beyond its text is mostly varints.
 //!
 //! Layout: `input:u8 flags:u8 pri:u8 more:u8`, then varints: the receive
 //! time as a zigzag delta from the chunk's base time; if `TS`, the message's
-//! own time as a zigzag delta from the receive time and its UTC offset in
-//! minutes (zigzag), or with `TS_WIDE` (a time too far to fit in i64
-//! nanoseconds) seconds and nanoseconds; if `PEER`, pid, uid, gid; if
+//! own time as zigzag seconds from the base time's second, nanoseconds, and
+//! its UTC offset in minutes (zigzag); if `PEER`, pid, uid, gid; if
 //! `KERNEL`, the kernel's sequence number and microseconds. Then strings as
 //! varint length + bytes: `source` unless `SOURCE_IS_APP`, `msg`; `host`
 //! unless `HOST_LOCAL`, `app`, `pid`, `msgid` as varint (length + 1, 0 for
@@ -35,7 +34,6 @@ const KERNEL: u8 = 8;
 const KFRAGMENT: u8 = 16;
 const SOURCE_IS_APP: u8 = 32;
 const HOST_LOCAL: u8 = 64;
-const TS_WIDE: u8 = 128;
 // `more`
 const FACILITY: u8 = 1;
 const SEVERITY: u8 = 2;
@@ -60,14 +58,8 @@ pub fn encode(r: &RecordRef, ctx: Context, out: &mut Vec<u8>) {
     if r.truncated {
         flags |= TRUNCATED;
     }
-    let ts_delta = r.timestamp.map(|ts| {
-        ts.timestamp_nanos_opt()
-            .and_then(|n| n.checked_sub(r.received_ns))
-    });
-    match ts_delta {
-        Some(Some(_)) => flags |= TS,
-        Some(None) => flags |= TS | TS_WIDE,
-        None => {}
+    if r.timestamp.is_some() {
+        flags |= TS;
     }
     if r.peer.is_some() {
         flags |= PEER;
@@ -97,13 +89,12 @@ pub fn encode(r: &RecordRef, ctx: Context, out: &mut Vec<u8>) {
     out.extend_from_slice(&[r.input as u8, flags, pri, more]);
     put_varint(out, zigzag(r.received_ns.wrapping_sub(ctx.base_ns)));
     if let Some(ts) = &r.timestamp {
-        match ts_delta {
-            Some(Some(delta)) => put_varint(out, zigzag(delta)),
-            _ => {
-                put_varint(out, zigzag(ts.timestamp()));
-                put_varint(out, u64::from(ts.timestamp_subsec_nanos()));
-            }
-        }
+        // Seconds from the chunk's base, then nanoseconds: a sender's stamp
+        // is mostly whole seconds close to the base, which compresses to
+        // almost nothing (a delta from the receive time would carry that
+        // time's noise).
+        put_varint(out, zigzag(ts.timestamp().wrapping_sub(base_secs(ctx))));
+        put_varint(out, u64::from(ts.timestamp_subsec_nanos()));
         put_varint(out, zigzag(i64::from(ts.offset().local_minus_utc() / 60)));
     }
     if let Some(p) = &r.peer {
@@ -168,12 +159,8 @@ pub fn decode<'a>(seq: u64, b: &'a [u8], ctx: Context<'a>) -> Option<RecordRef<'
     let (input, flags, pri, more) = (head[0], head[1], head[2], head[3]);
     let received_ns = ctx.base_ns.wrapping_add(unzigzag(r.varint()?));
     let timestamp = if flags & TS != 0 {
-        let utc = if flags & TS_WIDE == 0 {
-            DateTime::from_timestamp_nanos(received_ns.checked_add(unzigzag(r.varint()?))?)
-        } else {
-            let secs = unzigzag(r.varint()?);
-            DateTime::from_timestamp(secs, u32::try_from(r.varint()?).ok()?)?
-        };
+        let secs = base_secs(ctx).wrapping_add(unzigzag(r.varint()?));
+        let utc = DateTime::from_timestamp(secs, u32::try_from(r.varint()?).ok()?)?;
         let minutes = i32::try_from(unzigzag(r.varint()?)).ok()?;
         let offset = FixedOffset::east_opt(minutes.checked_mul(60)?)?;
         Some(utc.with_timezone(&offset))
@@ -250,6 +237,10 @@ pub fn decode<'a>(seq: u64, b: &'a [u8], ctx: Context<'a>) -> Option<RecordRef<'
         truncated: flags & TRUNCATED != 0,
         kernel,
     })
+}
+
+fn base_secs(ctx: Context) -> i64 {
+    ctx.base_ns.div_euclid(1_000_000_000)
 }
 
 fn zigzag(v: i64) -> u64 {

@@ -180,11 +180,11 @@ impl Limits {
         (self.max_bytes / 2048).clamp(16, MAX_SOURCES)
     }
 
-    /// Slots the memfd needs: a sealed chunk takes at least one page, and
-    /// chunks compress several times, so one slot per two pages of budget
-    /// leaves room; a ring that runs out of slots evicts as if full.
+    /// Slots the memfd needs: a sealed chunk takes at least one page, so
+    /// with one slot per page of budget the bytes run out first. Slots are
+    /// address space, not memory, until written.
     fn slot_count(self) -> usize {
-        (self.max_bytes / (2 * PAGE)).max(8)
+        (self.max_bytes / PAGE).max(8)
     }
 }
 
@@ -739,7 +739,11 @@ impl Ring {
                 // and there are at least eight slots.
                 panic!("the ring has no free slot and no sealed chunk");
             }
-            self.evict_chunk(0);
+            // Only after a snapshot or a predecessor with fewer, larger
+            // slots: the policy still decides what goes.
+            if !self.evict_for_bytes() {
+                self.evict_chunk(0);
+            }
         }
     }
 
@@ -772,9 +776,10 @@ impl Ring {
         let slot = self.take_slot();
         self.write_sealed(slot, &mut meta, &raw);
         self.scratch = raw;
-        // The index of the open chunk stays useful: eviction often starts
-        // with the records just sealed in a small ring.
-        meta.index = index.map(|i| i.into_iter().filter(|e| e.live).collect());
+        // At 16 bytes an entry the index would cost as much as the
+        // compressed records: eviction rebuilds it for the chunk it works on.
+        drop(index);
+        meta.index = None;
         meta.hint = 0;
         // The open slot's pages go back, so it holds only what it needs
         // (a burst of large records, a budget lowered by SIGHUP).
@@ -1130,7 +1135,6 @@ impl Ring {
         let mut raw = Vec::new();
         let mut scratch = Vec::new();
         let mut next = self.sealed[first].first_seq;
-        let mut index = Vec::with_capacity(records.len());
         let mut tallies: Vec<Tally> = Vec::new();
         for r in &records {
             scratch.clear();
@@ -1139,13 +1143,6 @@ impl Ring {
             next = r.seq + 1;
             let source = self.source_id(&r.source);
             let class = class_of(r.severity);
-            index.push(Entry {
-                seq: r.seq,
-                source,
-                class,
-                input: r.input as u8,
-                live: true,
-            });
             match tallies
                 .iter_mut()
                 .find(|t| t.source == source && t.class == class)
@@ -1170,7 +1167,7 @@ impl Ring {
             footprint: 0,
             first_live: records.first().map_or(0, |r| r.seq),
             tallies,
-            index: Some(index),
+            index: None,
             hint: 0,
         };
         let slot = match self.free_slots.pop() {
