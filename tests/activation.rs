@@ -389,7 +389,11 @@ fn readiness_reaches_an_abstract_notify_socket() {
             break n;
         }
     };
-    assert!(buf[..n].starts_with(b"READY=1\n"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    assert!(
+        buf[..n].starts_with(b"READY=1\n"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
     assert!(std::os::unix::net::UnixStream::connect(dir.path().join("memlogdq.sock")).is_ok());
     signal(child.id(), "TERM");
     assert!(wait_timeout(&mut child, Duration::from_secs(10)).success());

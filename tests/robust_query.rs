@@ -151,7 +151,7 @@ fn a_follower_stopped_for_10_s_does_not_slow_ingest() {
 
 #[test]
 fn readers_leaving_mid_dump_cost_nothing() {
-    let d = Daemon::start(&["--max-lines", "50000", "--max-bytes", "64M"]);
+    let d = Daemon::start(&["--max-lines", "60000", "--max-bytes", "64M"]);
     let s = UnixDatagram::unbound().unwrap();
     let pad = "d".repeat(200);
     for i in 0..50_000 {

@@ -81,6 +81,9 @@ struct Stream {
     seek: Option<Seek>,
     /// The chunk this reader is in, decompressed.
     cache: ReadCache,
+    /// Entries from here on that eviction takes before the reader gets
+    /// them are reported as missed; older ones were gone before it asked.
+    report_from: u64,
 }
 
 /// The walk back from the newest entry for the n-th newest match, done a
@@ -586,6 +589,11 @@ fn open_stream(q: Query, chunked: bool, ring: &Ring) -> Stream {
         chunked,
         seek,
         cache: ReadCache::new(),
+        report_from: match q.after_seq {
+            // A cursor given is a claim on everything after it.
+            Some(after) => after.saturating_add(1),
+            None => ring.next_seq(),
+        },
     }
 }
 
@@ -660,14 +668,17 @@ fn fill(s: &mut Stream, ring: &Ring, out: &mut Vec<u8>, counters: &mut QueryCoun
         filter,
         format,
         cache,
+        report_from,
         ..
     } = s;
+    let report_from = *report_from;
     ring.scan_from(*cursor, cache, |r| {
         if r.seq >= stop {
             return ControlFlow::Break(());
         }
-        if r.seq > *cursor {
-            write_missed(*cursor, r.seq - *cursor, *format, out, counters);
+        let from = (*cursor).max(report_from);
+        if r.seq > from {
+            write_missed(from, r.seq - from, *format, out, counters);
         }
         *cursor = r.seq + 1;
         scanned += 1;
@@ -682,7 +693,10 @@ fn fill(s: &mut Stream, ring: &Ring, out: &mut Vec<u8>, counters: &mut QueryCoun
     });
     if done && *cursor < stop {
         // Everything from the cursor on was evicted.
-        write_missed(*cursor, stop - *cursor, *format, out, counters);
+        let from = (*cursor).max(report_from);
+        if stop > from {
+            write_missed(from, stop - from, *format, out, counters);
+        }
         *cursor = stop;
     }
     scanned

@@ -26,6 +26,7 @@
 
 pub mod chunk;
 pub mod codec;
+mod compressor;
 pub mod persist;
 pub mod store;
 
@@ -385,6 +386,10 @@ pub struct Ring {
     scratch: Vec<u8>,
     frame: Vec<u8>,
     cctx: Option<zstd::bulk::Compressor<'static>>,
+    /// Compresses sealed chunks off the ingest path (started on the first).
+    compressor: Option<compressor::Compressor>,
+    /// Chunk-sized buffers going to and from the compressor, for reuse.
+    spare_bufs: Vec<Vec<u8>>,
     dctx: zstd::bulk::Decompressor<'static>,
     /// This machine's host name, shared by the records that carry it.
     local_host: String,
@@ -479,6 +484,8 @@ impl Ring {
             scratch: Vec::new(),
             frame: Vec::new(),
             cctx: None,
+            compressor: None,
+            spare_bufs: Vec::new(),
             dctx: zstd::bulk::Decompressor::new().expect("zstd decompression context"),
             local_host: String::new(),
             paused: false,
@@ -555,6 +562,9 @@ impl Ring {
         if self.paused {
             self.ledger.input_mut(record.input).dropped += 1;
             return None;
+        }
+        if self.compressor.as_ref().is_some_and(|c| c.pending > 0) {
+            self.take_compressed(false);
         }
         while self.len >= self.limits.max_lines {
             if !self.evict_one() {
@@ -761,15 +771,17 @@ impl Ring {
             self.recount_heap();
             return;
         }
+        if self.open.live == self.open.count {
+            self.seal_in_place();
+            return;
+        }
+        // Some entries of the open chunk were evicted (a small ring): write
+        // the live ones to a slot of their own.
         let mut raw = std::mem::take(&mut self.scratch);
         raw.clear();
         let hdr = *self.store.slot_header(open_slot as usize);
         let data = &self.store.slot_data(open_slot as usize)[..self.open.raw_len as usize];
-        if self.open.live == self.open.count {
-            raw.extend_from_slice(data);
-        } else {
-            copy_live(data, &hdr, &mut raw);
-        }
+        copy_live(data, &hdr, &mut raw);
         let open_fp = self.open.footprint;
         let mut meta = std::mem::replace(&mut self.open, new_open(0, 0, 0));
         let index = meta.index.take();
@@ -791,6 +803,132 @@ impl Ring {
         self.sealed.push_back(meta);
         self.reset_open(open_slot, next);
         self.recount_heap();
+    }
+
+    /// Seal the open chunk where it is: its slot becomes a sealed chunk
+    /// (compressed later by the compressor thread) and a fresh slot takes
+    /// the next records. Ingest never waits for zstd.
+    fn seal_in_place(&mut self) {
+        let next = self.store.header().next_seq;
+        let mut meta = std::mem::replace(&mut self.open, new_open(0, 0, 0));
+        meta.index = None;
+        meta.hint = 0;
+        let key = (meta.slot, meta.gen);
+        self.sealed.push_back(meta);
+        let slot = self.take_slot();
+        self.open.footprint = 0;
+        self.reset_open(slot, next);
+        self.open.footprint = page_round(SLOT_HEADER);
+        self.pages += self.open.footprint;
+        self.recount_heap();
+        self.queue_compression(key);
+    }
+
+    /// Have the chunk known by `key` (raw, in the open state) compressed,
+    /// or with `--compress none` marked sealed as it is.
+    fn queue_compression(&mut self, key: (u32, u64)) {
+        if self.opts.compress == Compress::Zstd {
+            if self.compressor.is_none() {
+                self.compressor = compressor::Compressor::start();
+            }
+            let raw_len = self
+                .sealed
+                .iter()
+                .find(|m| (m.slot, m.gen) == key)
+                .map_or(0, |m| m.raw_len as usize);
+            let mut raw = self.spare_bufs.pop().unwrap_or_default();
+            raw.clear();
+            raw.extend_from_slice(&self.store.slot_data(key.0 as usize)[..raw_len]);
+            let job = compressor::Job { key, raw };
+            let job = match &mut self.compressor {
+                Some(c) => match c.send(job) {
+                    Ok(()) => return,
+                    Err(job) => job,
+                },
+                None => job,
+            };
+            // No thread: compress here.
+            let cctx = self.cctx.get_or_insert_with(|| {
+                zstd::bulk::Compressor::new(1).expect("zstd compression context")
+            });
+            let packed = compressor::compress(cctx, &job.raw, Vec::new());
+            self.finish_compression(compressor::Done {
+                key,
+                raw: job.raw,
+                packed,
+            });
+        } else if let Some(ci) = self.sealed.iter().position(|m| (m.slot, m.gen) == key) {
+            self.seal_raw(ci);
+        }
+    }
+
+    /// Take what the compressor thread has finished; with `wait`, all of it.
+    pub fn take_compressed(&mut self, wait: bool) {
+        while let Some(d) = self.compressor.as_mut().and_then(|c| c.take(wait)) {
+            self.finish_compression(d);
+        }
+    }
+
+    /// Put a compressed chunk in place of its raw copy, if that is still
+    /// held as it was.
+    fn finish_compression(&mut self, d: compressor::Done) {
+        let found = self.sealed.iter().position(|m| (m.slot, m.gen) == d.key);
+        if let Some(ci) = found {
+            match d.packed.as_deref() {
+                Some(packed) if !self.free_slots.is_empty() => {
+                    let slot2 = self.free_slots.pop().expect("checked");
+                    let raw_slot = d.key.0 as usize;
+                    let old = *self.store.slot_header(raw_slot);
+                    let gen = self.next_gen();
+                    let (h, data) = self.store.slot_mut(slot2 as usize);
+                    data[..packed.len()].copy_from_slice(packed);
+                    *h = SlotHeader {
+                        magic: SLOT_MAGIC,
+                        state: STATE_SEALED,
+                        gen,
+                        stored_len: packed.len() as u32,
+                        codec: CODEC_ZSTD,
+                        crc: crc32fast::hash(packed),
+                        ..old
+                    };
+                    // The compressed copy is whole and newer: the raw one goes.
+                    let meta = &mut self.sealed[ci];
+                    let raw_fp = meta.footprint;
+                    meta.slot = slot2;
+                    meta.gen = gen;
+                    meta.footprint = page_round(SLOT_HEADER + packed.len());
+                    self.pages = self.pages - raw_fp + self.sealed[ci].footprint;
+                    self.store.free(raw_slot);
+                    self.free_slots.push(raw_slot as u32);
+                    if self.evicting == Some(d.key) {
+                        self.evicting = Some((slot2, gen));
+                    }
+                }
+                _ => self.seal_raw(ci),
+            }
+        }
+        let mut bufs = [Some(d.raw), d.packed];
+        for b in bufs.iter_mut().filter_map(Option::take) {
+            if self.spare_bufs.len() < 4 {
+                self.spare_bufs.push(b);
+            }
+        }
+    }
+
+    /// Mark sealed chunk `ci`, still raw in its open-state slot, sealed as
+    /// it is: checksum and state, the state last.
+    fn seal_raw(&mut self, ci: usize) {
+        let slot = self.sealed[ci].slot as usize;
+        let raw_len = self.sealed[ci].raw_len as usize;
+        let crc = crc32fast::hash(&self.store.slot_data(slot)[..raw_len]);
+        let h = self.store.slot_header_mut(slot);
+        if h.state != STATE_OPEN {
+            return;
+        }
+        h.codec = CODEC_RAW;
+        h.stored_len = raw_len as u32;
+        h.crc = crc;
+        h.state = STATE_SEALED;
     }
 
     /// Write `raw` (live frames only) into `slot` as a sealed chunk, and

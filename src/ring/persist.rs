@@ -202,6 +202,16 @@ impl Ring {
         ring.len =
             ring.sealed.iter().map(|m| m.live as usize).sum::<usize>() + ring.open.live as usize;
         ring.recount();
+        // Chunks the predecessor sealed but had not compressed yet.
+        let raw: Vec<(u32, u64)> = ring
+            .sealed
+            .iter()
+            .filter(|m| ring.store.slot_header(m.slot as usize).state == STATE_OPEN)
+            .map(|m| (m.slot, m.gen))
+            .collect();
+        for key in raw {
+            ring.queue_compression(key);
+        }
         ring.set_limits(limits);
         ring
     }
