@@ -2,8 +2,9 @@
 //! produce (facility 0-23, severity 0-7, a UTC offset in whole minutes)
 //! reads back from its bytes exactly as it went in, and writes out in
 //! every format; decoding arbitrary bytes never panics; a ring with small
-//! bounds fed a run of such records holds exactly the newest of them, in
-//! order, within its bounds, with the books balanced.
+//! bounds fed a run of such records holds them in order, within its
+//! bounds, with the books balanced (under fifo, exactly the newest), and a
+//! successor adopting its memfd holds the same.
 #![no_main]
 
 mod common;
@@ -15,7 +16,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use chrono::{DateTime, FixedOffset};
 use libfuzzer_sys::fuzz_target;
 use ringlogd::record::{Input, KernelMeta, Peer, RecordRef, SdRef};
-use ringlogd::ring::{codec, Limits, Ring};
+use ringlogd::ring::{codec, Evict, Limits, Ring, RingOptions};
 
 #[derive(Arbitrary, Debug)]
 struct Rec<'a> {
@@ -116,31 +117,46 @@ fuzz_target!(|data: &[u8]| {
         common::storable_and_printable(r, r.received_ns.wrapping_add(12345), LOCAL);
     }
 
-    let mut ring = Ring::new(Limits {
+    let limits = Limits {
         max_lines,
         max_bytes: 0,
-    });
-    ring.set_local_host(LOCAL);
-    for (i, r) in records.iter().enumerate() {
-        assert_eq!(ring.push_ref(r), Some(i as u64));
-        assert!(ring.len() <= max_lines && !ring.is_empty());
+    };
+    for evict in [Evict::Fifo, Evict::Fair] {
+        let opts = RingOptions {
+            evict,
+            ..RingOptions::default()
+        };
+        let mut ring = Ring::with_options(limits, opts).expect("a ring");
+        ring.set_local_host(LOCAL);
+        for (i, r) in records.iter().enumerate() {
+            assert_eq!(ring.push_ref(r), Some(i as u64));
+            assert!(ring.len() <= max_lines && !ring.is_empty());
+        }
+        let held: Vec<_> = ring.iter_from(0).collect();
+        assert_eq!(held.len(), ring.len(), "every held record decodes");
+        assert!(held.windows(2).all(|w| w[0].seq < w[1].seq), "in order");
+        if evict == Evict::Fifo {
+            assert_eq!(held[0].seq as usize, records.len() - held.len(), "the newest");
+        }
+        for got in &held {
+            let mut want = records[got.seq as usize].to_record();
+            want.seq = got.seq;
+            assert_eq!(*got, want);
+        }
+        let stored: u64 = Input::ALL
+            .iter()
+            .map(|&i| ring.ledger.input(i).stored)
+            .sum();
+        let gone: u64 = Input::ALL
+            .iter()
+            .map(|&i| ring.ledger.input(i).evicted)
+            .sum();
+        assert_eq!(stored, records.len() as u64);
+        assert_eq!(stored - gone, ring.len() as u64, "stored - evicted = held");
+        // A successor taking over the memfd holds the same.
+        let fd = ring.memfd().expect("a memfd").try_clone_to_owned().unwrap();
+        drop(ring);
+        let next = Ring::adopt(fd, limits, opts).expect("the memfd is adopted");
+        assert_eq!(next.iter_from(0).collect::<Vec<_>>(), held);
     }
-    let held: Vec<_> = ring.iter_from(0).map(|r| r.to_record()).collect();
-    assert_eq!(held.len(), ring.len(), "every held record decodes");
-    let newest = &records[records.len() - held.len()..];
-    for (i, (got, want)) in held.iter().zip(newest).enumerate() {
-        let mut want = want.to_record();
-        want.seq = ring.first_seq() + i as u64;
-        assert_eq!(*got, want);
-    }
-    let stored: u64 = Input::ALL
-        .iter()
-        .map(|&i| ring.ledger.input(i).stored)
-        .sum();
-    let gone: u64 = Input::ALL
-        .iter()
-        .map(|&i| ring.ledger.input(i).evicted)
-        .sum();
-    assert_eq!(stored, records.len() as u64);
-    assert_eq!(stored - gone, ring.len() as u64, "stored - evicted = held");
 });

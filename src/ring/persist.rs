@@ -23,6 +23,8 @@ use super::store::{
 use super::{chunk, codec, page_round, ChunkMeta, Entry, Limits, Ring, RingError, RingOptions};
 
 const SNAP_MAGIC: [u8; 8] = *b"RLSNAPSH";
+/// Above any sequence number or generation a ring reaches.
+const SEQ_LIMIT: u64 = 1 << 62;
 const SNAP_END: [u8; 8] = *b"RLSNAPND";
 
 fn err(msg: impl Into<String>) -> RingError {
@@ -45,6 +47,14 @@ fn check_header(h: &Header, what: &str) -> Result<(usize, usize), RingError> {
     }
     let slot_size = h.slot_size as usize;
     let slot_count = h.slot_count as usize;
+    // Sequence numbers and generations count up from 0 by one: a value
+    // near the top is damage, and would overflow.
+    if h.next_seq >= SEQ_LIMIT || h.gen >= SEQ_LIMIT {
+        return Err(err(format!(
+            "{what}: the ring's counters are out of range (next sequence number {})",
+            h.next_seq
+        )));
+    }
     if h.header_len as usize != HEADER_LEN
         || slot_size <= SLOT_HEADER
         || slot_size % 4096 != 0
@@ -128,6 +138,8 @@ impl Ring {
             let sane = h.magic == SLOT_MAGIC
                 && (h.state == STATE_OPEN || h.state == STATE_SEALED)
                 && h.first_seq <= h.end_seq
+                && h.end_seq < SEQ_LIMIT
+                && h.gen < SEQ_LIMIT
                 && h.count as usize <= MAX_CHUNK_RECORDS
                 && h.count > 0
                 && (h.raw_len as usize) <= (1 << 30)

@@ -657,7 +657,7 @@ impl Route {
                 "route-lost",
                 SEV_WARNING,
                 format!(
-                    "route {}: {gap} entries were evicted from the ring before this route \
+                    "route {}: {gap} entries were overwritten in the ring before this route \
                      delivered them (they are counted whether or not they matched its filter)",
                     self.spec.address()
                 ),
