@@ -372,7 +372,11 @@ pub struct Ring {
     chunk_cap: usize,
     sealed: VecDeque<ChunkMeta>,
     open: ChunkMeta,
+    /// Slots freed, for reuse first.
     free_slots: Vec<u32>,
+    /// Slots from here on were never used: a large ring's slots cost
+    /// nothing until needed, not even a list entry.
+    fresh: u32,
     len: usize,
     /// Resident pages of the memfd the ring counts: the header and source
     /// table, the open chunk's pages, every sealed chunk's.
@@ -464,7 +468,6 @@ impl Ring {
 
     /// The ring's heap side over `store`, holding nothing yet.
     fn from_store_parts(store: Store, limits: Limits, opts: RingOptions) -> Ring {
-        let slot_count = store.slot_count;
         let payload = store.slot_size - SLOT_HEADER;
         let ledger = LedgerCell(store.ledger_ptr());
         let mut ring = Ring {
@@ -475,7 +478,8 @@ impl Ring {
             chunk_cap: limits.chunk_cap().min(payload),
             sealed: VecDeque::new(),
             open: new_open(0, 0, 0),
-            free_slots: (1..slot_count as u32).rev().collect(),
+            free_slots: Vec::new(),
+            fresh: 1,
             len: 0,
             pages: 0,
             heap: 0,
@@ -741,7 +745,7 @@ impl Ring {
     /// A free slot, evicting the oldest chunk if there is none.
     fn take_slot(&mut self) -> u32 {
         loop {
-            if let Some(s) = self.free_slots.pop() {
+            if let Some(s) = self.pop_free() {
                 return s;
             }
             if self.sealed.is_empty() {
@@ -755,6 +759,21 @@ impl Ring {
                 self.evict_chunk(0);
             }
         }
+    }
+
+    fn has_free(&self) -> bool {
+        !self.free_slots.is_empty() || (self.fresh as usize) < self.store.slot_count
+    }
+
+    fn pop_free(&mut self) -> Option<u32> {
+        if let Some(s) = self.free_slots.pop() {
+            return Some(s);
+        }
+        if (self.fresh as usize) < self.store.slot_count {
+            self.fresh += 1;
+            return Some(self.fresh - 1);
+        }
+        None
     }
 
     /// Seal the open chunk: write its live records, compressed, to a slot
@@ -875,8 +894,8 @@ impl Ring {
         let found = self.sealed.iter().position(|m| (m.slot, m.gen) == d.key);
         if let Some(ci) = found {
             match d.packed.as_deref() {
-                Some(packed) if !self.free_slots.is_empty() => {
-                    let slot2 = self.free_slots.pop().expect("checked");
+                Some(packed) if self.has_free() => {
+                    let slot2 = self.pop_free().expect("checked");
                     let raw_slot = d.key.0 as usize;
                     let old = *self.store.slot_header(raw_slot);
                     let gen = self.next_gen();
@@ -1308,7 +1327,7 @@ impl Ring {
             index: None,
             hint: 0,
         };
-        let slot = match self.free_slots.pop() {
+        let slot = match self.pop_free() {
             Some(s) => s,
             // No room to rewrite: leave the dead entries where they are.
             None => return false,
@@ -1457,17 +1476,9 @@ impl Ring {
         let limits = limits.clamped();
         self.limits = limits;
         self.chunk_cap = limits.chunk_cap().min(self.store.slot_size - SLOT_HEADER);
+        // More slots become fresh ones; fewer are not needed (a slot holds
+        // at least a page, so the budget binds first).
         let _ = self.store.grow(limits.slot_count());
-        let have = self.store.slot_count as u32;
-        let known: std::collections::HashSet<u32> = self
-            .sealed
-            .iter()
-            .map(|m| m.slot)
-            .chain([self.open.slot])
-            .chain(self.free_slots.iter().copied())
-            .collect();
-        self.free_slots
-            .extend((0..have).rev().filter(|s| !known.contains(s)));
         while self.len > limits.max_lines {
             if !self.evict_one() {
                 break;

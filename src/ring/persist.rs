@@ -133,7 +133,7 @@ impl Ring {
         let mut ring = Ring::bare(store, limits, opts);
         let mut next_seq = ring.store.header().next_seq;
         let mut candidates = Vec::new();
-        for slot in 0..ring.store.slot_count {
+        for slot in ring.store.slots_in_use() {
             let h = ring.store.slot_header(slot);
             let sane = h.magic == SLOT_MAGIC
                 && (h.state == STATE_OPEN || h.state == STATE_SEALED)
@@ -200,14 +200,15 @@ impl Ring {
         if ring.open.index.is_none() || !used_slots[ring.open.slot as usize] {
             // No open chunk survived: start one in a free slot.
             let slot = (0..ring.store.slot_count)
-                .rev()
                 .find(|&s| !used_slots[s])
                 .unwrap_or(0);
             used_slots[slot] = true;
             ring.open.footprint = page_round(SLOT_HEADER);
             ring.reset_open(slot as u32, next_seq);
         }
-        ring.free_slots = (0..ring.store.slot_count as u32)
+        let fresh = used_slots.iter().rposition(|&u| u).map_or(0, |s| s + 1);
+        ring.fresh = fresh as u32;
+        ring.free_slots = (0..fresh as u32)
             .rev()
             .filter(|&s| !used_slots[s as usize])
             .collect();

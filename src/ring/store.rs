@@ -273,6 +273,34 @@ impl Store {
         }
     }
 
+    /// The slots that hold any data: only these can hold a chunk. Found
+    /// with SEEK_DATA/SEEK_HOLE, because reading a hole of a memfd through
+    /// the mapping would allocate a page for it.
+    pub fn slots_in_use(&self) -> Vec<usize> {
+        use nix::unistd::{lseek, Whence};
+        let end = (HEADER_LEN + self.slot_size * self.slot_count) as i64;
+        let mut slots = Vec::new();
+        let mut pos = HEADER_LEN as i64;
+        while pos < end {
+            let Ok(data) = lseek(self.fd.as_fd(), pos, Whence::SeekData) else {
+                break;
+            };
+            if data >= end {
+                break;
+            }
+            let hole = lseek(self.fd.as_fd(), data, Whence::SeekHole).unwrap_or(end);
+            let first = (data as usize - HEADER_LEN) / self.slot_size;
+            let last = ((hole.min(end) as usize - HEADER_LEN).saturating_sub(1)) / self.slot_size;
+            for slot in first..=last.min(self.slot_count - 1) {
+                if slots.last() != Some(&slot) {
+                    slots.push(slot);
+                }
+            }
+            pos = hole;
+        }
+        slots
+    }
+
     /// Give back a slot's memory from byte `from` (of the slot) to its end.
     pub fn punch(&self, slot: usize, from: usize) {
         let from = page_round(from);

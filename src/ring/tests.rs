@@ -430,3 +430,31 @@ fn snapshots_round_trip_and_refuse_torn_foreign_and_other_versions() {
         assert!(e.to_string().contains(why), "{why}: {e}");
     }
 }
+
+#[test]
+fn adopting_a_large_ring_touches_only_the_slots_in_use() {
+    let limits = Limits {
+        max_lines: 10_000_000,
+        max_bytes: 1 << 30,
+    };
+    let mut ring = Ring::new(limits);
+    for i in 0..5000 {
+        ring.push(&from("a", 6, i));
+    }
+    let fd = dup(&ring);
+    drop(ring);
+    let allocated = |fd: &std::os::fd::OwnedFd| {
+        use std::os::fd::AsFd;
+        nix::sys::stat::fstat(fd.as_fd()).unwrap().st_blocks * 512
+    };
+    let before = allocated(&fd);
+    let probe = fd.try_clone().unwrap();
+    let next = Ring::adopt(fd, limits, RingOptions::default()).unwrap();
+    assert_eq!(next.len(), 5000);
+    let after = allocated(&probe);
+    assert!(
+        after <= before + (64 << 10),
+        "adopting allocated {} bytes of a 1 GiB ring's memfd",
+        after - before
+    );
+}

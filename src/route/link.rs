@@ -596,25 +596,31 @@ impl Route {
         Ok(())
     }
 
+    /// Count `lost` entries the ring evicted before this route delivered
+    /// them, to be told to the receiver and reported in the ring.
+    fn note_lost(&mut self, lost: u64) {
+        self.counters.lost += lost;
+        self.pending_lost += lost;
+        self.report(
+            "route-lost",
+            SEV_WARNING,
+            format!(
+                "route {}: {lost} entries were overwritten in the ring before this route \
+                 delivered them (they are counted whether or not they matched its filter)",
+                self.spec.address()
+            ),
+        );
+    }
+
     /// Format the next entries into `out`; entries examined.
     fn fill(&mut self, ring: &Ring, local_host: &str) -> usize {
         let relp = self.spec.transport == Transport::Relp;
         if self.cursor < ring.first_seq() {
             let lost = ring.first_seq() - self.cursor;
-            self.counters.lost += lost;
-            self.pending_lost += lost;
             // `done` moves up with the next acknowledgement or write; a
             // RELP frame still unacknowledged may carry an evicted entry.
             self.cursor = ring.first_seq();
-            self.report(
-                "route-lost",
-                SEV_WARNING,
-                format!(
-                    "route {}: {lost} entries were overwritten in the ring before this route \
-                     delivered them (they are counted whether or not they matched its filter)",
-                    self.spec.address()
-                ),
-            );
+            self.note_lost(lost);
         }
         let mut scratch = std::mem::take(&mut self.scratch);
         if self.pending_lost > 0 && (!relp || self.unacked.len() < self.spec.window) {
@@ -651,17 +657,7 @@ impl Route {
         });
         self.cache = cache;
         if gap > 0 {
-            self.counters.lost += gap;
-            self.pending_lost += gap;
-            self.report(
-                "route-lost",
-                SEV_WARNING,
-                format!(
-                    "route {}: {gap} entries were overwritten in the ring before this route \
-                     delivered them (they are counted whether or not they matched its filter)",
-                    self.spec.address()
-                ),
-            );
+            self.note_lost(gap);
         }
         self.scratch = scratch;
         if self.marks.is_empty() && (!relp || self.unacked.is_empty()) {
