@@ -135,8 +135,8 @@ fuzz_target!(|data: &[u8]| {
         let held: Vec<_> = ring.iter_from(0).collect();
         assert_eq!(held.len(), ring.len(), "every held record decodes");
         assert!(held.windows(2).all(|w| w[0].seq < w[1].seq), "in order");
-        if evict == Evict::Fifo {
-            assert_eq!(held[0].seq as usize, records.len() - held.len(), "the newest");
+        if let (Evict::Fifo, Some(first)) = (evict, held.first()) {
+            assert_eq!(first.seq as usize, records.len() - held.len(), "the newest");
         }
         for got in &held {
             let mut want = records[got.seq as usize].to_record();

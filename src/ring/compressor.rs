@@ -24,8 +24,10 @@ pub struct Done {
 }
 
 pub struct Compressor {
-    jobs: Sender<Job>,
+    /// `None` only while dropping: closing it ends the thread.
+    jobs: Option<Sender<Job>>,
     done: Receiver<Done>,
+    thread: Option<std::thread::JoinHandle<()>>,
     /// Jobs sent whose result has not been taken.
     pub pending: usize,
 }
@@ -36,7 +38,7 @@ impl Compressor {
     pub fn start() -> Option<Compressor> {
         let (jobs, job_rx) = channel::<Job>();
         let (done_tx, done) = channel::<Done>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("ring-zstd".into())
             .spawn(move || {
                 let Ok(mut cctx) = zstd::bulk::Compressor::new(1) else {
@@ -60,15 +62,19 @@ impl Compressor {
             })
             .ok()?;
         Some(Compressor {
-            jobs,
+            jobs: Some(jobs),
             done,
+            thread: Some(thread),
             pending: 0,
         })
     }
 
     /// Queue a chunk. False if the thread is gone (compress in line then).
     pub fn send(&mut self, job: Job) -> Result<(), Job> {
-        match self.jobs.send(job) {
+        let Some(jobs) = &self.jobs else {
+            return Err(job);
+        };
+        match jobs.send(job) {
             Ok(()) => {
                 self.pending += 1;
                 Ok(())
@@ -100,6 +106,17 @@ impl Compressor {
             self.pending = 0;
         }
         r
+    }
+}
+
+impl Drop for Compressor {
+    /// The thread ends with the ring: it finishes the job at hand, sees the
+    /// queue closed, and is joined, so no thread outlives its ring.
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
