@@ -195,6 +195,14 @@ const CLASS_LOW: u8 = 0;
 const CLASS_MID: u8 = 1;
 const CLASS_HIGH: u8 = 2;
 
+/// Chunks waiting for the compressor thread before storing waits for it.
+const MAX_PENDING_COMPRESSIONS: usize = 4;
+
+/// Eviction tiers: six for the fair policy (over-share sources by class,
+/// then every source by class), one for fifo.
+const TIERS: usize = 7;
+const TIER_FIFO: usize = 6;
+
 fn class_of(severity: Option<u8>) -> u8 {
     match severity {
         Some(0..=3) => CLASS_HIGH,
@@ -240,8 +248,11 @@ struct ChunkMeta {
     /// Per-record facts, kept for the open chunk and built on demand for
     /// a sealed chunk eviction works on.
     index: Option<Vec<Entry>>,
-    /// Entries before this position of `index` are all dead.
-    hint: usize,
+    /// Per eviction tier: entries before this position of `index` hold
+    /// none of the tier's live entries.
+    hints: [u32; TIERS],
+    /// The `over_epoch` the over-share tiers' hints were made in.
+    hints_epoch: u64,
 }
 
 impl ChunkMeta {
@@ -387,6 +398,13 @@ pub struct Ring {
     /// The chunk eviction last took from: rewritten without its dead
     /// entries once eviction moves on.
     evicting: Option<(u32, u64)>,
+    /// Per eviction tier: no sealed chunk ending at or below this sequence
+    /// number holds a live entry of the tier.
+    tier_seq: [u64; TIERS],
+    /// Sources over their share at the last eviction, and a count of the
+    /// times one joined them.
+    over: Vec<bool>,
+    over_epoch: u64,
     scratch: Vec<u8>,
     frame: Vec<u8>,
     cctx: Option<zstd::bulk::Compressor<'static>>,
@@ -425,7 +443,8 @@ fn new_open(slot: u32, gen: u64, seq: u64) -> ChunkMeta {
         first_live: seq,
         tallies: Vec::new(),
         index: Some(Vec::new()),
-        hint: 0,
+        hints: [0; TIERS],
+        hints_epoch: 0,
     }
 }
 
@@ -485,6 +504,9 @@ impl Ring {
             heap: 0,
             sources: Sources::default(),
             evicting: None,
+            tier_seq: [0; TIERS],
+            over: Vec::new(),
+            over_epoch: 0,
             scratch: Vec::new(),
             frame: Vec::new(),
             cctx: None,
@@ -805,13 +827,14 @@ impl Ring {
         let mut meta = std::mem::replace(&mut self.open, new_open(0, 0, 0));
         let index = meta.index.take();
         let slot = self.take_slot();
-        self.write_sealed(slot, &mut meta, &raw);
+        self.write_raw(slot, &mut meta, &raw);
+        let key = (meta.slot, meta.gen);
         self.scratch = raw;
         // At 16 bytes an entry the index would cost as much as the
         // compressed records: eviction rebuilds it for the chunk it works on.
         drop(index);
         meta.index = None;
-        meta.hint = 0;
+        meta.hints = [0; TIERS];
         // The open slot's pages go back, so it holds only what it needs
         // (a burst of large records, a budget lowered by SIGHUP).
         self.pages -= open_fp;
@@ -822,6 +845,7 @@ impl Ring {
         self.sealed.push_back(meta);
         self.reset_open(open_slot, next);
         self.recount_heap();
+        self.queue_compression(key);
     }
 
     /// Seal the open chunk where it is: its slot becomes a sealed chunk
@@ -831,7 +855,7 @@ impl Ring {
         let next = self.store.header().next_seq;
         let mut meta = std::mem::replace(&mut self.open, new_open(0, 0, 0));
         meta.index = None;
-        meta.hint = 0;
+        meta.hints = [0; TIERS];
         let key = (meta.slot, meta.gen);
         self.sealed.push_back(meta);
         let slot = self.take_slot();
@@ -855,6 +879,19 @@ impl Ring {
                 .iter()
                 .find(|m| (m.slot, m.gen) == key)
                 .map_or(0, |m| m.raw_len as usize);
+            // A compressor that falls behind (a slow CPU, a long burst)
+            // would leave the budget to raw chunks: past a few waiting,
+            // storing waits for it instead.
+            while self
+                .compressor
+                .as_ref()
+                .is_some_and(|c| c.pending >= MAX_PENDING_COMPRESSIONS)
+            {
+                match self.compressor.as_mut().and_then(|c| c.take(true)) {
+                    Some(d) => self.finish_compression(d),
+                    None => break,
+                }
+            }
             let mut raw = self.spare_bufs.pop().unwrap_or_default();
             raw.clear();
             raw.extend_from_slice(&self.store.slot_data(key.0 as usize)[..raw_len]);
@@ -950,44 +987,26 @@ impl Ring {
         h.state = STATE_SEALED;
     }
 
-    /// Write `raw` (live frames only) into `slot` as a sealed chunk, and
-    /// describe it in `meta` (whose seq range, base and tallies are kept).
-    fn write_sealed(&mut self, slot: u32, meta: &mut ChunkMeta, raw: &[u8]) {
-        let compress = self.opts.compress == Compress::Zstd;
+    /// Write `raw` (live frames only) into `slot` as a chunk sealed but not
+    /// yet compressed (raw, in the open state, which a successor also reads
+    /// as raw), and describe it in `meta` (whose seq range, base and
+    /// tallies are kept). The caller then queues it for compression.
+    fn write_raw(&mut self, slot: u32, meta: &mut ChunkMeta, raw: &[u8]) {
         let gen = self.next_gen();
-        let payload = self.store.slot_size - SLOT_HEADER;
-        let mut stored_len = 0;
-        let mut codec_id = CODEC_RAW;
-        if compress {
-            let cctx = self.cctx.get_or_insert_with(|| {
-                zstd::bulk::Compressor::new(1).expect("zstd compression context")
-            });
-            let (_, data) = self.store.slot_mut(slot as usize);
-            // Only worth it if it saves at least a page.
-            let room = raw.len().saturating_sub(PAGE).min(payload);
-            if let Ok(n) = cctx.compress_to_buffer(raw, &mut data[..room]) {
-                stored_len = n;
-                codec_id = CODEC_ZSTD;
-            }
-        }
         let (h, data) = self.store.slot_mut(slot as usize);
-        if codec_id == CODEC_RAW {
-            data[..raw.len()].copy_from_slice(raw);
-            stored_len = raw.len();
-        }
-        let crc = crc32fast::hash(&data[..stored_len]);
+        data[..raw.len()].copy_from_slice(raw);
         *h = SlotHeader {
             magic: SLOT_MAGIC,
-            state: STATE_SEALED,
+            state: STATE_OPEN,
             gen,
             first_seq: meta.first_seq,
             end_seq: meta.end_seq,
             base_ns: meta.base_ns,
             count: meta.live,
             raw_len: raw.len() as u32,
-            stored_len: stored_len as u32,
-            codec: codec_id,
-            crc,
+            stored_len: 0,
+            codec: CODEC_RAW,
+            crc: 0,
             _pad: 0,
             dead: [0; MAX_CHUNK_RECORDS / 64],
         };
@@ -995,7 +1014,7 @@ impl Ring {
         meta.gen = gen;
         meta.count = meta.live;
         meta.raw_len = raw.len() as u32;
-        meta.footprint = page_round(SLOT_HEADER + stored_len);
+        meta.footprint = page_round(SLOT_HEADER + raw.len());
         self.pages += meta.footprint;
     }
 
@@ -1052,7 +1071,7 @@ impl Ring {
         }
         let meta = &mut self.sealed[ci];
         meta.index = Some(entries);
-        meta.hint = 0;
+        meta.hints = [0; TIERS];
         self.recount_heap();
     }
 
@@ -1064,51 +1083,103 @@ impl Ring {
 
     /// The oldest entry to evict next: (chunk position, entry index), the
     /// position being `sealed.len()` for the open chunk.
+    ///
+    /// Tiers are tried in order; each remembers how far eviction has
+    /// proven it empty (`tier_seq` across chunks, `ChunkMeta::hints`
+    /// within one), so a ring of many chunks whose oldest ones hold only
+    /// protected entries does not scan them again for every eviction. A
+    /// source that goes over its share can make older entries match the
+    /// over-share tiers: that forgets their marks (`over_epoch`).
     fn pick_victim(&mut self) -> Option<(usize, usize)> {
-        let tiers: &[(bool, Option<u8>)] = match self.opts.evict {
-            Evict::Fifo => &[(false, None)],
-            Evict::Fair => &[
-                (true, Some(CLASS_LOW)),
-                (true, Some(CLASS_MID)),
-                (true, Some(CLASS_HIGH)),
-                (false, Some(CLASS_LOW)),
-                (false, Some(CLASS_MID)),
-                (false, Some(CLASS_HIGH)),
-            ],
-        };
-        for &(over, class) in tiers {
-            let matches = |ring: &Ring, source: u16, c: u8| {
-                class.is_none_or(|k| k == c) && (!over || ring.over_share(source))
+        const FAIR: [(bool, Option<u8>); 6] = [
+            (true, Some(CLASS_LOW)),
+            (true, Some(CLASS_MID)),
+            (true, Some(CLASS_HIGH)),
+            (false, Some(CLASS_LOW)),
+            (false, Some(CLASS_MID)),
+            (false, Some(CLASS_HIGH)),
+        ];
+        const FIFO: [(bool, Option<u8>); 1] = [(false, None)];
+        let fifo = self.opts.evict == Evict::Fifo;
+        if !fifo {
+            let n = self.sources.held.len();
+            self.over.resize(n, false);
+            let mut newly = false;
+            for s in 0..n {
+                let o = self.over_share(s as u16);
+                newly |= o && !self.over[s];
+                self.over[s] = o;
+            }
+            if newly {
+                self.over_epoch += 1;
+                self.tier_seq[..3].fill(0);
+            }
+        }
+        let tiers: &[(bool, Option<u8>)] = if fifo { &FIFO } else { &FAIR };
+        for (t, &(over, class)) in tiers.iter().enumerate() {
+            let tier = if fifo { TIER_FIFO } else { t };
+            let over_set = &self.over;
+            let matches = move |source: u16, c: u8| {
+                class.is_none_or(|k| k == c) && (!over || over_set[source as usize])
             };
-            let any = (0..self.sources.held.len()).any(|s| {
-                let held = &self.sources.held[s];
-                (0..3u8).any(|c| held[c as usize] > 0 && matches(self, s as u16, c))
-            });
+            let any =
+                self.sources.held.iter().enumerate().any(|(s, held)| {
+                    (0..3u8).any(|c| held[c as usize] > 0 && matches(s as u16, c))
+                });
             if !any {
                 continue;
             }
             let n = self.sealed.len();
-            for ci in 0..=n {
+            let floor = self.tier_seq[tier];
+            let start = self.sealed.partition_point(|m| m.end_seq <= floor);
+            let mut proven = floor;
+            let mut found = None;
+            for ci in start..=n {
                 let meta = if ci < n { &self.sealed[ci] } else { &self.open };
                 if !meta
                     .tallies
                     .iter()
-                    .any(|t| t.live > 0 && matches(self, t.source, t.class))
+                    .any(|t| t.live > 0 && matches(t.source, t.class))
                 {
+                    if ci < n {
+                        proven = meta.end_seq;
+                    }
                     continue;
                 }
-                if ci < n {
-                    self.ensure_index(ci);
-                }
-                let meta = if ci < n { &self.sealed[ci] } else { &self.open };
-                let index = meta.index.as_ref()?;
-                let found = index[meta.hint.min(index.len())..]
-                    .iter()
-                    .position(|e| e.live && matches(self, e.source, e.class))
-                    .map(|p| p + meta.hint);
-                if let Some(i) = found {
-                    return Some((ci, i));
-                }
+                found = Some(ci);
+                break;
+            }
+            self.tier_seq[tier] = proven;
+            let Some(ci) = found else {
+                continue;
+            };
+            if ci < n {
+                self.ensure_index(ci);
+            }
+            let epoch = self.over_epoch;
+            let over_set = &self.over;
+            let matches = move |source: u16, c: u8| {
+                class.is_none_or(|k| k == c) && (!over || over_set[source as usize])
+            };
+            let meta = if ci < n {
+                &mut self.sealed[ci]
+            } else {
+                &mut self.open
+            };
+            if meta.hints_epoch != epoch {
+                meta.hints_epoch = epoch;
+                meta.hints[..3].fill(0);
+            }
+            let from = meta.hints[tier] as usize;
+            let index = meta.index.as_ref()?;
+            let pos = index
+                .get(from..)?
+                .iter()
+                .position(|e| e.live && matches(e.source, e.class))
+                .map(|p| p + from);
+            if let Some(i) = pos {
+                meta.hints[tier] = i as u32;
+                return Some((ci, i));
             }
         }
         None
@@ -1187,9 +1258,6 @@ impl Ring {
         store.slot_header_mut(meta.slot as usize).dead[i / 64] |= 1 << (i % 64);
         meta.live -= 1;
         meta.tally_mut(e.source, e.class).live -= 1;
-        if meta.hint == i {
-            meta.hint = i + 1;
-        }
         if e.seq == meta.first_live {
             if let Some(next) = next_live {
                 meta.first_live = next;
@@ -1257,13 +1325,21 @@ impl Ring {
             self.remove_sealed(ci);
             return true;
         }
-        // The chunk before it, if both together are small: one slot for
-        // the survivors of several chunks (a flood's quiet neighbours).
-        let merge = ci > 0 && {
+        // The chunk before it too, if both together fit in one chunk: the
+        // survivors of several chunks (a flood's quiet neighbours, the
+        // sources under their share) gather in full chunks, which compress
+        // well, rather than in many small ones.
+        self.compact_at(ci, true)
+    }
+
+    /// [`Ring::compact_key`] for sealed chunk `ci`, merging it into the
+    /// chunk before it if `may_merge` and both fit in one.
+    fn compact_at(&mut self, ci: usize, may_merge: bool) -> bool {
+        let meta = &self.sealed[ci];
+        let merge = may_merge && ci > 0 && {
             let prev = &self.sealed[ci - 1];
-            let small = self.chunk_cap / 4;
             let live_raw = |m: &ChunkMeta| m.raw_len as u64 * m.live as u64 / m.count.max(1) as u64;
-            live_raw(prev) + live_raw(meta) <= small as u64
+            live_raw(prev) + live_raw(meta) <= self.chunk_cap as u64
                 && (prev.live + meta.live) as usize <= MAX_CHUNK_RECORDS
         };
         let first = if merge { ci - 1 } else { ci };
@@ -1312,6 +1388,10 @@ impl Ring {
                 }),
             }
         }
+        if raw.len() > self.store.slot_size - SLOT_HEADER {
+            // Re-encoded against one base, the two did not fit after all.
+            return merge && self.compact_at(ci, false);
+        }
         let mut meta = ChunkMeta {
             slot: 0,
             gen: 0,
@@ -1325,20 +1405,23 @@ impl Ring {
             first_live: records.first().map_or(0, |r| r.seq),
             tallies,
             index: None,
-            hint: 0,
+            hints: [0; TIERS],
+            hints_epoch: 0,
         };
         let slot = match self.pop_free() {
             Some(s) => s,
             // No room to rewrite: leave the dead entries where they are.
             None => return false,
         };
-        self.write_sealed(slot, &mut meta, &raw);
+        self.write_raw(slot, &mut meta, &raw);
+        let key = (meta.slot, meta.gen);
         // The new copy is complete and newer; now the old ones go.
         for _ in first..=ci {
             self.remove_sealed(first);
         }
         self.sealed.insert(first, meta);
         self.recount_heap();
+        self.queue_compression(key);
         true
     }
 

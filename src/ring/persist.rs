@@ -176,20 +176,18 @@ impl Ring {
         }
         kept.sort_by_key(|c| c.first);
         let mut used_slots = vec![false; ring.store.slot_count];
-        let last = kept.len().checked_sub(1);
-        for (k, c) in kept.iter().enumerate() {
-            let open = Some(k) == last && ring.store.slot_header(c.slot).state == STATE_OPEN;
+        // Every chunk comes back sealed, the predecessor's open one too (a
+        // chunk in the open state is raw, so its intact records are kept);
+        // new records go into a fresh open chunk.
+        for c in &kept {
+            let open = ring.store.slot_header(c.slot).state == STATE_OPEN;
             let Some(meta) = ring.load_chunk(c.slot, open) else {
                 ring.store.free(c.slot);
                 continue;
             };
             next_seq = next_seq.max(meta.end_seq);
             used_slots[c.slot] = true;
-            if open {
-                ring.open = meta;
-            } else {
-                ring.sealed.push_back(meta);
-            }
+            ring.sealed.push_back(meta);
         }
         ring.store.header_mut().next_seq = next_seq;
         ring.store.header_mut().gen = ring
@@ -197,15 +195,19 @@ impl Ring {
             .header()
             .gen
             .max(kept.iter().map(|c| c.gen).max().unwrap_or(0));
-        if ring.open.index.is_none() || !used_slots[ring.open.slot as usize] {
-            // No open chunk survived: start one in a free slot.
-            let slot = (0..ring.store.slot_count)
-                .find(|&s| !used_slots[s])
-                .unwrap_or(0);
-            used_slots[slot] = true;
-            ring.open.footprint = page_round(SLOT_HEADER);
-            ring.reset_open(slot as u32, next_seq);
-        }
+        // The lowest free slot; with none free (a ring whose every slot
+        // holds a chunk), the oldest chunk makes room.
+        let slot = match (0..ring.store.slot_count).find(|&s| !used_slots[s]) {
+            Some(s) => s,
+            None => {
+                let m = ring.sealed.pop_front().expect("slots hold chunks");
+                ring.store.free(m.slot as usize);
+                m.slot as usize
+            }
+        };
+        used_slots[slot] = true;
+        ring.open.footprint = page_round(SLOT_HEADER);
+        ring.reset_open(slot as u32, next_seq);
         let fresh = used_slots.iter().rposition(|&u| u).map_or(0, |s| s + 1);
         ring.fresh = fresh as u32;
         ring.free_slots = (0..fresh as u32)
@@ -276,7 +278,8 @@ impl Ring {
             first_live: 0,
             tallies: Vec::new(),
             index: None,
-            hint: 0,
+            hints: [0; super::TIERS],
+            hints_epoch: 0,
         };
         let mut buf = Vec::new();
         let data = Ring::chunk_bytes(&self.store, &meta, &mut buf, &mut self.dctx)?.to_vec();
@@ -339,12 +342,10 @@ impl Ring {
                 live,
             });
         }
-        if meta.live == 0 && !open {
+        if meta.live == 0 {
             return None;
         }
-        if open {
-            meta.index = Some(index);
-        }
+        drop(index);
         Some(meta)
     }
 
