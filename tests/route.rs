@@ -450,16 +450,24 @@ fn a_route_that_lags_past_the_ring_counts_and_tells_what_it_lost() {
                 .is_some_and(|s| s.contains("entries were lost"))
         })
         .collect();
-    assert_eq!(notices.len(), 1, "one notice: {notices:#?}");
-    assert!(
-        notices[0]["msg"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("ringlogd: {lost} entries were lost")),
-        "{}",
-        notices[0]
+    // One notice a gap: fair eviction keeps the daemon's own entries, so
+    // the flood's lost lines may lie in more than one run.
+    assert!(!notices.is_empty(), "a notice of the loss");
+    let told: u64 = notices
+        .iter()
+        .map(|v| {
+            let msg = v["msg"].as_str().unwrap();
+            let n = msg.strip_prefix("ringlogd: ").unwrap_or(msg);
+            n.split(' ').next().unwrap().parse::<u64>().unwrap()
+        })
+        .sum();
+    assert_eq!(
+        told, lost,
+        "the notices add up to what was lost: {notices:#?}"
     );
-    assert_eq!(notices[0]["pri"], "44", "syslog.warning: {}", notices[0]);
+    for n in &notices {
+        assert_eq!(n["pri"], "44", "syslog.warning: {n}");
+    }
     // Every entry the ring ever held was either received or counted lost.
     let next_seq = d.stats()["ring"]["next_seq"].as_u64().unwrap();
     let received = (m.len() - notices.len()) as u64;

@@ -612,6 +612,26 @@ impl Route {
         );
     }
 
+    /// Tell the receiver how many entries it will never get, once the
+    /// window allows a message.
+    fn send_lost_notice(&mut self, local_host: &str, scratch: &mut Vec<u8>) {
+        let relp = self.spec.transport == Transport::Relp;
+        if self.pending_lost == 0 || (relp && self.unacked.len() >= self.spec.window) {
+            return;
+        }
+        let n = std::mem::take(&mut self.pending_lost);
+        let notice = Record::internal(
+            now_ns(),
+            SEV_WARNING,
+            format!(
+                "ringlogd: {n} entries were lost: the ring overwrote them before route {} \
+                 delivered them",
+                self.spec.address()
+            ),
+        );
+        self.push(&notice.as_ref(), local_host, scratch, 0, n);
+    }
+
     /// Format the next entries into `out`; entries examined.
     fn fill(&mut self, ring: &Ring, local_host: &str) -> usize {
         let relp = self.spec.transport == Transport::Relp;
@@ -623,28 +643,19 @@ impl Route {
             self.note_lost(lost);
         }
         let mut scratch = std::mem::take(&mut self.scratch);
-        if self.pending_lost > 0 && (!relp || self.unacked.len() < self.spec.window) {
-            let n = std::mem::take(&mut self.pending_lost);
-            let notice = Record::internal(
-                now_ns(),
-                SEV_WARNING,
-                format!(
-                    "ringlogd: {n} entries were lost: the ring overwrote them before route {} \
-                     delivered them",
-                    self.spec.address()
-                ),
-            );
-            self.push(&notice.as_ref(), local_host, &mut scratch, 0, n);
-        }
+        self.send_lost_notice(local_host, &mut scratch);
         let mut scanned = 0;
-        let mut gap = 0;
         let mut cache = std::mem::take(&mut self.cache);
         ring.scan_from(self.cursor, &mut cache, |r| {
             if relp && self.unacked.len() >= self.spec.window {
                 return ControlFlow::Break(());
             }
-            // Fair eviction takes entries from the middle of the ring too.
-            gap += r.seq - self.cursor;
+            // Fair eviction takes entries from the middle of the ring too:
+            // the receiver hears of them where they were.
+            if r.seq > self.cursor {
+                self.note_lost(r.seq - self.cursor);
+                self.send_lost_notice(local_host, &mut scratch);
+            }
             self.cursor = r.seq + 1;
             scanned += 1;
             if self.filter.matches(&r) {
@@ -656,9 +667,6 @@ impl Route {
             ControlFlow::Continue(())
         });
         self.cache = cache;
-        if gap > 0 {
-            self.note_lost(gap);
-        }
         self.scratch = scratch;
         if self.marks.is_empty() && (!relp || self.unacked.is_empty()) {
             self.done = self.cursor;
