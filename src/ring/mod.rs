@@ -291,7 +291,8 @@ struct Sources {
     ids: HashMap<Box<str>, u16>,
     /// Live entries per source id, by class.
     held: Vec<[u64; 3]>,
-    last: Option<(Box<str>, u16)>,
+    /// The id the last lookup found.
+    last: Option<u16>,
 }
 
 impl Sources {
@@ -701,9 +702,12 @@ impl Ring {
     /// the first time; past the table's size, `(other)`.
     fn source_id(&mut self, name: &str) -> u16 {
         let (name, _) = truncated_str(name, SOURCE_NAME_MAX);
-        if let Some((last, id)) = &self.sources.last {
-            if **last == *name {
-                return *id;
+        // Most pushes come from the source of the one before: compared
+        // with the name in the table, no hashing and no allocation.
+        if let Some(id) = self.sources.last {
+            let e = &self.store.sources()[id as usize];
+            if e.name.get(..e.name_len as usize) == Some(name.as_bytes()) {
+                return id;
             }
         }
         let id = match self.sources.ids.get(name) {
@@ -728,29 +732,15 @@ impl Ring {
                 }
             }
         };
-        self.sources.last = Some((name.into(), id));
+        // `(other)` holds no one name to compare with.
+        self.sources.last = (id != 0).then_some(id);
         id
     }
 
     /// Make the open chunk a fresh, empty one in `slot`.
     fn reset_open(&mut self, slot: u32, seq: u64) {
         let gen = self.next_gen();
-        let h = self.store.slot_header_mut(slot as usize);
-        *h = SlotHeader {
-            magic: SLOT_MAGIC,
-            state: STATE_OPEN,
-            gen,
-            first_seq: seq,
-            end_seq: seq,
-            base_ns: 0,
-            count: 0,
-            raw_len: 0,
-            stored_len: 0,
-            codec: CODEC_RAW,
-            crc: 0,
-            _pad: 0,
-            dead: [0; MAX_CHUNK_RECORDS / 64],
-        };
+        *self.store.slot_header_mut(slot as usize) = SlotHeader::raw(gen, seq, seq, 0, 0, 0);
         let footprint = self.open.footprint;
         self.open = new_open(slot, gen, seq);
         // The slot's pages stay resident and counted: the next records go
@@ -995,21 +985,14 @@ impl Ring {
         let gen = self.next_gen();
         let (h, data) = self.store.slot_mut(slot as usize);
         data[..raw.len()].copy_from_slice(raw);
-        *h = SlotHeader {
-            magic: SLOT_MAGIC,
-            state: STATE_OPEN,
+        *h = SlotHeader::raw(
             gen,
-            first_seq: meta.first_seq,
-            end_seq: meta.end_seq,
-            base_ns: meta.base_ns,
-            count: meta.live,
-            raw_len: raw.len() as u32,
-            stored_len: 0,
-            codec: CODEC_RAW,
-            crc: 0,
-            _pad: 0,
-            dead: [0; MAX_CHUNK_RECORDS / 64],
-        };
+            meta.first_seq,
+            meta.end_seq,
+            meta.base_ns,
+            meta.live,
+            raw.len() as u32,
+        );
         meta.slot = slot;
         meta.gen = gen;
         meta.count = meta.live;

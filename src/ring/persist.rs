@@ -20,7 +20,7 @@ use super::store::{
     MAX_CHUNK_RECORDS, MAX_SOURCES, SLOT_HEADER, SLOT_MAGIC, SOURCES_OFFSET, SOURCE_NAME_MAX,
     STATE_OPEN, STATE_SEALED, VERSION,
 };
-use super::{chunk, codec, page_round, ChunkMeta, Entry, Limits, Ring, RingError, RingOptions};
+use super::{chunk, codec, page_round, ChunkMeta, Limits, Ring, RingError, RingOptions};
 
 const SNAP_MAGIC: [u8; 8] = *b"RLSNAPSH";
 /// Above any sequence number or generation a ring reaches.
@@ -301,7 +301,6 @@ impl Ring {
                 fr.seq,
                 r.source.to_owned(),
                 super::class_of(r.severity),
-                r.input as u8,
                 !h.is_dead(fr.idx),
             ));
             ControlFlow::Continue(())
@@ -323,29 +322,22 @@ impl Ring {
             meta.raw_len = sh.raw_len;
             meta.end_seq = sh.end_seq;
         }
-        let mut index = Vec::with_capacity(found.len());
-        for (seq, source, class, input, live) in found {
-            let source = self.source_id(&source);
-            if live {
-                meta.live += 1;
-                if meta.live == 1 {
-                    meta.first_live = seq;
-                }
-                meta.tally_mut(source, class).live += 1;
-                self.sources.held[source as usize][class as usize] += 1;
+        // Eviction builds the chunk's index when it needs one.
+        for (seq, source, class, live) in found {
+            if !live {
+                continue;
             }
-            index.push(Entry {
-                seq,
-                source,
-                class,
-                input,
-                live,
-            });
+            let source = self.source_id(&source);
+            meta.live += 1;
+            if meta.live == 1 {
+                meta.first_live = seq;
+            }
+            meta.tally_mut(source, class).live += 1;
+            self.sources.held[source as usize][class as usize] += 1;
         }
         if meta.live == 0 {
             return None;
         }
-        drop(index);
         Some(meta)
     }
 

@@ -109,6 +109,33 @@ pub struct SlotHeader {
 }
 
 impl SlotHeader {
+    /// The header of a raw chunk in the open state (the chunk being filled,
+    /// or one sealed and waiting for compression): nothing dead yet.
+    pub fn raw(
+        gen: u64,
+        first_seq: u64,
+        end_seq: u64,
+        base_ns: i64,
+        count: u32,
+        raw_len: u32,
+    ) -> SlotHeader {
+        SlotHeader {
+            magic: SLOT_MAGIC,
+            state: STATE_OPEN,
+            gen,
+            first_seq,
+            end_seq,
+            base_ns,
+            count,
+            raw_len,
+            stored_len: 0,
+            codec: CODEC_RAW,
+            crc: 0,
+            _pad: 0,
+            dead: [0; MAX_CHUNK_RECORDS / 64],
+        }
+    }
+
     pub fn is_dead(&self, i: usize) -> bool {
         self.dead[i / 64] & (1 << (i % 64)) != 0
     }
