@@ -46,10 +46,14 @@ fn connect(addr: SocketAddr) -> TcpStream {
 /// Wait until the daemon has closed `s` (a read sees EOF or a reset).
 fn assert_closed_by_daemon(mut s: TcpStream, what: &str) {
     let mut b = [0u8; 16];
-    match s.read(&mut b) {
-        Ok(0) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-        other => panic!("{what}: expected the daemon to close, got {other:?}"),
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+            // A signal meant for another test's child reached this thread.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => panic!("{what}: expected the daemon to close, got {other:?}"),
+        }
     }
 }
 
