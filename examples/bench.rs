@@ -61,6 +61,13 @@ fn main() {
         .unwrap_or_default()
         .trim()
         .to_owned();
+    // Only the corpus ingest rows: for working on the ingest path.
+    if args.iter().any(|a| a == "--ingest-only") {
+        println!("\n## net.unix.max_dgram_qlen = {original}");
+        ingest_header();
+        corpus::ingest_rows(&opts, &bins, &corpus, &original);
+        return;
+    }
     if corpus_only {
         println!("\n## net.unix.max_dgram_qlen = {original}");
         ingest_header();

@@ -14,13 +14,15 @@ use nix::sys::socket::{setsockopt, sockopt};
 use super::{fdpass, Drain};
 use crate::listen::Listener;
 use crate::parse::syslog::{Origin, Scratch, SyslogParser};
-use crate::record::{now_ns, Input, Peer};
+use crate::record::{now_ns, Input};
 use crate::ring::Ring;
 use crate::sockpath::BoundPath;
 
 /// Datagrams up to this size are received whole. Larger ones (the kernel
 /// allows about 200 KiB) are cut here and flagged truncated.
 pub const MAX_DATAGRAM: usize = 256 << 10;
+/// Datagrams taken per `recvmmsg()` call.
+const BATCH: usize = 32;
 /// Receive buffer asked of the kernel, so bursts wait in the socket rather
 /// than blocking senders (capped by net.core.rmem_max).
 const RECV_BUFFER: usize = 4 << 20;
@@ -30,8 +32,7 @@ pub struct DevLogSource {
     socket: UnixDatagram,
     parser: SyslogParser,
     scratch: Scratch,
-    buf: Vec<u8>,
-    control: Vec<u64>,
+    batch: fdpass::Batch,
     _path: Option<BoundPath>,
 }
 
@@ -52,12 +53,13 @@ impl DevLogSource {
             format!("{at}: cannot enable SO_PASSCRED: {e}")
         })?;
         let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(RECV_BUFFER);
+        let batch = fdpass::Batch::new(BATCH, MAX_DATAGRAM, 8)
+            .map_err(|e| format!("cannot map receive buffers: {e}"))?;
         Ok(DevLogSource {
             socket,
             parser,
             scratch: Scratch::default(),
-            buf: vec![0; MAX_DATAGRAM],
-            control: fdpass::control_buffer(8),
+            batch,
             _path: path,
         })
     }
@@ -74,45 +76,42 @@ impl DevLogSource {
         }
     }
 
-    /// Receive and store up to `budget` datagrams.
+    /// Receive and store up to `budget` datagrams (rounded up to whole
+    /// batches).
     pub fn drain(&mut self, ring: &mut Ring, budget: usize) -> Drain {
-        for _ in 0..budget {
-            let (len, cut, peer) = match self.recv() {
-                Ok(Some(got)) => got,
-                Ok(None) => return Drain::Idle,
-                Err(()) => continue,
+        let mut taken = 0;
+        while taken < budget {
+            // A sender may attach fds: the batch owns every one the kernel
+            // installed, even past the room the buffer has, and closes them
+            // on the next call.
+            let n = match self.batch.recv(self.socket.as_raw_fd()) {
+                Ok(0) => return Drain::Idle,
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                Err(_) => return Drain::Idle,
             };
-            let parsed = self.parser.parse_ref(
-                &self.buf[..len],
-                now_ns(),
-                Input::Syslog,
-                Origin::Local,
-                peer,
-                &mut self.scratch,
-            );
-            let mut record = parsed.record;
-            record.truncated |= cut;
-            let counters = ring.ledger.input_mut(Input::Syslog);
-            counters.received += 1;
-            counters.malformed += u64::from(parsed.malformed);
-            counters.truncated += u64::from(record.truncated);
-            ring.push_ref(&record);
+            taken += n;
+            // Taken in one call: one receive time for all of them.
+            let received_ns = now_ns();
+            for i in 0..n {
+                let (payload, framing) = self.batch.datagram(i);
+                let parsed = self.parser.parse_ref(
+                    payload,
+                    received_ns,
+                    Input::Syslog,
+                    Origin::Local,
+                    framing.peer,
+                    &mut self.scratch,
+                );
+                let mut record = parsed.record;
+                record.truncated |= framing.payload_cut;
+                let counters = ring.ledger.input_mut(Input::Syslog);
+                counters.received += 1;
+                counters.malformed += u64::from(parsed.malformed);
+                counters.truncated += u64::from(record.truncated);
+                ring.push_ref(&record);
+            }
         }
         Drain::More
-    }
-
-    /// One datagram into `self.buf`: its length, whether it was cut, and
-    /// the sender's credentials. `Ok(None)` when the socket is empty;
-    /// `Err(())` for a datagram that could not be received (already gone).
-    fn recv(&mut self) -> Result<Option<(usize, bool, Option<Peer>)>, ()> {
-        // A sender may attach fds: fdpass hands back every one the kernel
-        // installed, even past the room the buffer has, and they are
-        // closed here when `r` is dropped.
-        match fdpass::recv(self.socket.as_raw_fd(), &mut self.buf, &mut self.control) {
-            Ok(Some(r)) => Ok(Some((r.len, r.payload_cut, r.peer))),
-            Ok(None) => Ok(None),
-            Err(Errno::EINTR) => Err(()),
-            Err(_) => Ok(None),
-        }
     }
 }

@@ -69,15 +69,28 @@ pub fn recv(socket: RawFd, buf: &mut [u8], control: &mut [u64]) -> Result<Option
             e => Err(e),
         };
     }
+    let (fds, peer) = parse_control(&msg);
+    Ok(Some(Received {
+        len: (n as usize).min(buf.len()),
+        payload_cut: msg.msg_flags & libc::MSG_TRUNC != 0,
+        control_cut: msg.msg_flags & libc::MSG_CTRUNC != 0,
+        fds,
+        peer,
+    }))
+}
+
+/// The fds and credentials in a control message the kernel just wrote
+/// into `msg`, every fd owned.
+fn parse_control(msg: &libc::msghdr) -> (Vec<OwnedFd>, Option<Peer>) {
     let mut fds = Vec::new();
     let mut peer = None;
     let control_end = msg.msg_control as usize + msg.msg_controllen as usize;
     // SAFETY: the kernel wrote msg_controllen bytes of well-formed cmsghdrs
-    // into `control`; CMSG_FIRSTHDR/CMSG_NXTHDR stay within that length,
-    // and each message's data is read only up to its cmsg_len, clamped to
-    // the same bound.
+    // into the control buffer; CMSG_FIRSTHDR/CMSG_NXTHDR stay within that
+    // length, and each message's data is read only up to its cmsg_len,
+    // clamped to the same bound.
     unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
         while !cmsg.is_null() {
             let data = libc::CMSG_DATA(cmsg);
             let end = (cmsg as usize + (*cmsg).cmsg_len as usize).min(control_end);
@@ -103,17 +116,159 @@ pub fn recv(socket: RawFd, buf: &mut [u8], control: &mut [u64]) -> Result<Option
                 }
                 _ => {}
             }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
         }
     }
-    Ok(Some(Received {
-        len: (n as usize).min(buf.len()),
-        payload_cut: msg.msg_flags & libc::MSG_TRUNC != 0,
-        control_cut: msg.msg_flags & libc::MSG_CTRUNC != 0,
-        fds,
-        peer,
-    }))
+    (fds, peer)
 }
+
+/// Buffers for receiving many datagrams in one `recvmmsg()` call: the
+/// per-call cost of a syscall is paid once per batch instead of once per
+/// message, which is most of what separates a syslog socket with
+/// credentials from the bare `recv()` limit.
+///
+/// The payload buffers are one anonymous mapping, so only the pages a
+/// datagram really fills become resident; pages a rare large datagram
+/// filled are given back before the next call.
+pub struct Batch {
+    region: std::ptr::NonNull<std::ffi::c_void>,
+    /// Bytes of payload room per datagram.
+    size: usize,
+    count: usize,
+    control: Vec<u64>,
+    control_words: usize,
+    received: Vec<Received>,
+}
+
+/// Pages of a payload buffer kept resident after a large datagram.
+const KEEP_RESIDENT: usize = 16 << 10;
+
+impl Batch {
+    /// Room for `count` datagrams of up to `size` bytes, each with up to
+    /// `fds` fds and credentials.
+    pub fn new(count: usize, size: usize, fds: usize) -> Result<Batch, Errno> {
+        use nix::sys::mman::{mmap_anonymous, MapFlags, ProtFlags};
+        let count = count.clamp(1, MAX_BATCH);
+        let size = size.next_multiple_of(4096);
+        let total = std::num::NonZeroUsize::new(size * count).ok_or(Errno::EINVAL)?;
+        // SAFETY: a fresh private anonymous mapping aliases nothing.
+        let region = unsafe {
+            mmap_anonymous(
+                None,
+                total,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_PRIVATE | MapFlags::MAP_NORESERVE,
+            )?
+        };
+        let control_words = control_buffer(fds).len();
+        Ok(Batch {
+            region,
+            size,
+            count,
+            control: vec![0; control_words * count],
+            control_words,
+            received: Vec::with_capacity(count),
+        })
+    }
+
+    fn buffer(&self, i: usize) -> *mut u8 {
+        // SAFETY: i < count, so the offset stays inside the mapping.
+        unsafe { self.region.as_ptr().cast::<u8>().add(i * self.size) }
+    }
+
+    /// Receive as many datagrams as are waiting, up to the batch's count,
+    /// without blocking. `Ok(0)` when there are none.
+    pub fn recv(&mut self, socket: RawFd) -> Result<usize, Errno> {
+        self.release_large();
+        self.received.clear();
+        // SAFETY: iovec and mmsghdr are plain data; all-zero is empty.
+        let mut iovs: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        let count = self.count;
+        for i in 0..count {
+            iovs[i] = libc::iovec {
+                iov_base: self.buffer(i).cast(),
+                iov_len: self.size,
+            };
+            let h = &mut hdrs[i].msg_hdr;
+            h.msg_iov = &mut iovs[i];
+            h.msg_iovlen = 1;
+            h.msg_control = self.control[i * self.control_words..].as_mut_ptr().cast();
+            h.msg_controllen = (self.control_words * size_of::<u64>()) as _;
+        }
+        // SAFETY: each header points at its own live iovec, payload buffer
+        // and control buffer, of the lengths given beside them, for the
+        // duration of the call.
+        let n = unsafe {
+            libc::recvmmsg(
+                socket,
+                hdrs.as_mut_ptr(),
+                count as u32,
+                libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return match Errno::last() {
+                Errno::EAGAIN => Ok(0),
+                e => Err(e),
+            };
+        }
+        for h in &hdrs[..n as usize] {
+            let (fds, peer) = parse_control(&h.msg_hdr);
+            self.received.push(Received {
+                len: (h.msg_len as usize).min(self.size),
+                payload_cut: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+                control_cut: h.msg_hdr.msg_flags & libc::MSG_CTRUNC != 0,
+                fds,
+                peer,
+            });
+        }
+        Ok(n as usize)
+    }
+
+    /// The `i`th datagram of the last [`Batch::recv`]: its payload and
+    /// framing.
+    pub fn datagram(&self, i: usize) -> (&[u8], &Received) {
+        let r = &self.received[i];
+        // SAFETY: the kernel wrote r.len <= size bytes into buffer i, which
+        // nothing else writes until the next recv (which takes &mut self).
+        let payload = unsafe { std::slice::from_raw_parts(self.buffer(i), r.len) };
+        (payload, r)
+    }
+
+    /// Give back the pages beyond [`KEEP_RESIDENT`] that large datagrams
+    /// of the last call filled, so one burst of them does not stay in RSS.
+    fn release_large(&mut self) {
+        for (i, r) in self.received.iter().enumerate() {
+            if r.len > KEEP_RESIDENT {
+                let len = r.len.next_multiple_of(4096) - KEEP_RESIDENT;
+                // SAFETY: the range lies inside buffer i of our own private
+                // mapping, whose contents are not needed any more.
+                unsafe {
+                    libc::madvise(
+                        self.buffer(i).add(KEEP_RESIDENT).cast(),
+                        len,
+                        libc::MADV_DONTNEED,
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made in `new` with this length and is
+        // referred to by nothing once the batch is gone.
+        unsafe {
+            let _ = nix::sys::mman::munmap(self.region, self.size * self.count);
+        }
+    }
+}
+
+/// The most datagrams one [`Batch::recv`] takes.
+pub const MAX_BATCH: usize = 64;
 
 #[cfg(test)]
 mod tests {
@@ -174,5 +329,33 @@ mod tests {
         assert!(r.control_cut && r.payload_cut);
         assert_eq!(r.len, 4);
         assert!(!r.fds.is_empty() && r.fds.len() < 6, "{} fds", r.fds.len());
+    }
+
+    #[test]
+    fn a_batch_takes_every_waiting_datagram_with_its_sender_and_fds() {
+        let (tx, rx) = UnixDatagram::pair().unwrap();
+        nix::sys::socket::setsockopt(&rx, nix::sys::socket::sockopt::PassCred, &true).unwrap();
+        let (a, _b) = UnixDatagram::pair().unwrap();
+        for i in 0..5 {
+            send(&tx, format!("message {i}").as_bytes(), &[]);
+        }
+        send(&tx, b"with an fd", &[a.as_raw_fd()]);
+        let big = vec![b'x'; 100 << 10];
+        send(&tx, &big, &[]);
+        let mut batch = Batch::new(4, 64 << 10, 2).unwrap();
+        assert_eq!(batch.recv(rx.as_raw_fd()), Ok(4));
+        for i in 0..4 {
+            let (payload, r) = batch.datagram(i);
+            assert_eq!(payload, format!("message {i}").as_bytes());
+            assert_eq!(r.peer.unwrap().pid, std::process::id());
+            assert!(!r.payload_cut && r.fds.is_empty());
+        }
+        assert_eq!(batch.recv(rx.as_raw_fd()), Ok(3));
+        assert_eq!(batch.datagram(0).0, b"message 4");
+        assert_eq!(batch.datagram(1).1.fds.len(), 1);
+        let (payload, r) = batch.datagram(2);
+        assert_eq!(payload.len(), 64 << 10, "cut at the buffer's size");
+        assert!(r.payload_cut);
+        assert_eq!(batch.recv(rx.as_raw_fd()), Ok(0));
     }
 }
