@@ -75,10 +75,14 @@ pub struct Scratch {
 pub struct SyslogParser {
     local_host: String,
     max_msg_len: usize,
-    /// The local UTC offset for zoneless RFC 3164 stamps, and the minute it
-    /// was looked up for: the time zone is asked once a minute, not per
-    /// message.
-    offset: Cell<(i64, FixedOffset)>,
+    /// What reading a zoneless RFC 3164 stamp needs from the receive time
+    /// (the local UTC offset, the year and month): worked out once a
+    /// minute, not per message.
+    minute: Cell<Minute>,
+    /// The last RFC 3164 day read and the date it resolved to: a burst of
+    /// messages mostly shares its day, and turning a day into a date is
+    /// most of what reading a stamp costs. Forgotten when the minute moves.
+    day: Cell<Option<DayMemo>>,
     /// Read the common RFC 3164 shapes directly ([`fast_3164`]); off only
     /// in the test that checks it agrees with syslog_loose.
     fast_path: bool,
@@ -89,7 +93,13 @@ impl SyslogParser {
         SyslogParser {
             local_host: local_host.into(),
             max_msg_len,
-            offset: Cell::new((i64::MIN, FixedOffset::east_opt(0).expect("zero offset"))),
+            minute: Cell::new(Minute {
+                minute: i64::MIN,
+                offset: FixedOffset::east_opt(0).expect("zero offset"),
+                year: 1970,
+                month: 1,
+            }),
+            day: Cell::new(None),
             fast_path: true,
         }
     }
@@ -157,18 +167,24 @@ impl SyslogParser {
         ParsedRef { record, malformed }
     }
 
-    /// The local UTC offset at `received_ns`, looked up once a minute.
-    fn local_offset(&self, received_ns: i64) -> FixedOffset {
+    /// The local UTC offset, year and month at `received_ns`, looked up
+    /// once a minute.
+    fn minute(&self, received_ns: i64) -> Minute {
         let minute = received_ns.div_euclid(60_000_000_000);
-        let (cached_minute, offset) = self.offset.get();
-        if cached_minute == minute {
-            return offset;
+        let cached = self.minute.get();
+        if cached.minute == minute {
+            return cached;
         }
-        let offset = *DateTime::<Utc>::from_timestamp_nanos(received_ns)
-            .with_timezone(&Local)
-            .offset();
-        self.offset.set((minute, offset));
-        offset
+        let now = DateTime::<Utc>::from_timestamp_nanos(received_ns);
+        let fresh = Minute {
+            minute,
+            offset: *now.with_timezone(&Local).offset(),
+            year: now.year(),
+            month: now.month(),
+        };
+        self.minute.set(fresh);
+        self.day.set(None);
+        fresh
     }
 
     fn parse_with_header<'a>(
@@ -182,8 +198,8 @@ impl SyslogParser {
     ) {
         r.facility = Some(pri >> 3);
         r.severity = Some(pri & 7);
-        let now = DateTime::<Utc>::from_timestamp_nanos(r.received_ns);
-        let (now_year, now_month) = (now.year(), now.month());
+        let at = self.minute(r.received_ns);
+        let (now_year, now_month, offset) = (at.year, at.month, at.offset);
         // syslog_loose reads no fraction in an RFC 3164 stamp: parse
         // without it and add it back.
         let (t, fraction): (&'a str, u32) = match fraction_3164(after_pri) {
@@ -196,9 +212,8 @@ impl SyslogParser {
             }
             None => (t, 0),
         };
-        let offset = self.local_offset(r.received_ns);
         if fraction == 0 && self.fast_path {
-            if let Some(f) = fast_3164(after_pri, offset, now_year, now_month) {
+            if let Some(f) = fast_3164(after_pri, at, &self.day) {
                 r.timestamp = Some(f.timestamp);
                 r.host = f.host;
                 r.app = Some(f.app);
@@ -272,6 +287,22 @@ impl SyslogParser {
     }
 }
 
+/// The receive-time context of zoneless RFC 3164 stamps for one minute.
+#[derive(Clone, Copy, Debug)]
+struct Minute {
+    minute: i64,
+    offset: FixedOffset,
+    year: i32,
+    month: u32,
+}
+
+/// An RFC 3164 `Mmm dd` and the date it was resolved to.
+#[derive(Clone, Copy, Debug)]
+struct DayMemo {
+    key: [u8; 6],
+    date: NaiveDate,
+}
+
 /// An RFC 3164 header read without syslog_loose.
 struct Fast<'a> {
     timestamp: DateTime<FixedOffset>,
@@ -281,9 +312,35 @@ struct Fast<'a> {
     msg: &'a str,
 }
 
-const MONTHS: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-];
+fn month_number(m: [u8; 3]) -> Option<u32> {
+    Some(match &m {
+        b"Jan" => 1,
+        b"Feb" => 2,
+        b"Mar" => 3,
+        b"Apr" => 4,
+        b"May" => 5,
+        b"Jun" => 6,
+        b"Jul" => 7,
+        b"Aug" => 8,
+        b"Sep" => 9,
+        b"Oct" => 10,
+        b"Nov" => 11,
+        b"Dec" => 12,
+        _ => return None,
+    })
+}
+
+/// A byte no header field of the fast path holds: white space, and
+/// anything outside ASCII (it might be Unicode white space; the full
+/// parser decides those).
+fn space_or_wide(c: u8) -> bool {
+    c.is_ascii_whitespace() || c == 0x0b || c >= 0x80
+}
+
+/// `:`, `[` or `]`: the bytes that make a field a tag, not a plain name.
+fn tag_mark(c: u8) -> bool {
+    matches!(c, b':' | b'[' | b']')
+}
 
 /// The shapes glibc's `syslog(3)`, `logger` and rsyslog's default template
 /// send, read directly: `Mmm dd hh:mm:ss [HOST ]TAG[[PID]]: MSG`. These are
@@ -291,12 +348,11 @@ const MONTHS: [&[u8; 3]; 12] = [
 /// the rest of ingest together. Anything else, or anything this is unsure
 /// of, is `None` and goes to syslog_loose, which reads these shapes the same
 /// way, only slower: a test checks the two agree on the corpus.
-fn fast_3164(
-    after_pri: &str,
-    offset: FixedOffset,
-    now_year: i32,
-    now_month: u32,
-) -> Option<Fast<'_>> {
+fn fast_3164<'a>(
+    after_pri: &'a str,
+    at: Minute,
+    day_memo: &Cell<Option<DayMemo>>,
+) -> Option<Fast<'a>> {
     let b = after_pri.as_bytes();
     if b.len() < 17
         || b[3] != b' '
@@ -312,54 +368,73 @@ fn fast_3164(
         (x.is_ascii_digit() && y.is_ascii_digit())
             .then(|| u32::from(x - b'0') * 10 + u32::from(y - b'0'))
     };
-    let month = MONTHS.iter().position(|m| m[..] == b[..3])? as u32 + 1;
-    let day = match b[4] {
-        b' ' if b[5].is_ascii_digit() => u32::from(b[5] - b'0'),
-        _ => two(4)?,
-    };
     let (hour, minute, second) = (two(7)?, two(10)?, two(13)?);
-    let year = resolve_year((month, day, hour, minute, second), now_year, now_month);
-    let timestamp = offset
-        .with_ymd_and_hms(year, month, day, hour, minute, second)
-        .single()?;
-    let rest = &after_pri[16..];
-    let (first, after_first) = rest.split_once(' ')?;
-    let (host, tag, after_tag) = match first.strip_suffix(':') {
-        Some(tag) => (None, tag, after_first),
-        None => {
-            if first.contains([':', '[', ']']) || first == "-" {
-                return None;
-            }
-            let (tag, after) = after_first.split_once(' ')?;
-            (Some(first), tag.strip_suffix(':')?, after)
+    let key: [u8; 6] = b[..6].try_into().ok()?;
+    let date = match day_memo.get() {
+        Some(m) if m.key == key => m.date,
+        _ => {
+            let month = month_number([b[0], b[1], b[2]])?;
+            let day = match b[4] {
+                b' ' if b[5].is_ascii_digit() => u32::from(b[5] - b'0'),
+                _ => two(4)?,
+            };
+            let year = resolve_year((month, day, hour, minute, second), at.year, at.month);
+            let date = NaiveDate::from_ymd_opt(year, month, day)?;
+            day_memo.set(Some(DayMemo { key, date }));
+            date
         }
     };
-    let (app, pid) = match tag.split_once('[') {
-        Some((app, pid)) => (app, Some(pid.strip_suffix(']')?)),
+    let timestamp = at
+        .offset
+        .from_local_datetime(&date.and_hms_opt(hour, minute, second)?)
+        .single()?;
+    let rest = &after_pri[16..];
+    let r = rest.as_bytes();
+    // `first`: the host, or the tag when it ends in `:`.
+    let sp = r.iter().position(|&c| c == b' ')?;
+    let first = &r[..sp];
+    if first.is_empty() || first.iter().any(|&c| space_or_wide(c)) {
+        return None;
+    }
+    let (host, tag, after_tag) = match first.strip_suffix(b":") {
+        Some(tag) => (None, tag, sp + 1),
+        None => {
+            if first == b"-" || first.iter().any(|&c| tag_mark(c)) {
+                return None;
+            }
+            let len = r[sp + 1..].iter().position(|&c| c == b' ')?;
+            let tag = r[sp + 1..sp + 1 + len].strip_suffix(b":")?;
+            (Some(&rest[..sp]), tag, sp + 1 + len + 1)
+        }
+    };
+    let (app, pid) = match tag.iter().position(|&c| c == b'[') {
+        Some(open) => (&tag[..open], Some(tag[open + 1..].strip_suffix(b"]")?)),
         None => (tag, None),
     };
-    let plain = |s: &str| {
-        !s.is_empty()
-            && s != "-"
-            && !s.contains([':', '[', ']'])
-            && !s.contains(char::is_whitespace)
-    };
-    if !plain(app) || pid.is_some_and(|p| p.is_empty() || p.contains(char::is_whitespace)) {
+    if app.is_empty()
+        || app == b"-"
+        || app.iter().any(|&c| tag_mark(c) || space_or_wide(c))
+        || pid.is_some_and(|p| p.is_empty() || p.iter().any(|&c| space_or_wide(c)))
+    {
         return None;
     }
-    if first.contains(char::is_whitespace) || rest.starts_with(char::is_whitespace) {
-        return None;
-    }
-    let msg = after_tag.trim_start_matches([' ', '\t']).trim_end();
+    let msg = rest[after_tag..].trim_start_matches([' ', '\t']).trim_end();
     if msg.starts_with('[') {
         // Might be taken for structured data: leave it to the full parser.
         return None;
     }
+    // Both are ASCII (checked above), so they lie on char boundaries.
+    let app_at = app.as_ptr() as usize - rest.as_ptr() as usize;
+    let app_str = &rest[app_at..app_at + app.len()];
+    let pid_str = pid.map(|p| {
+        let at = p.as_ptr() as usize - rest.as_ptr() as usize;
+        &rest[at..at + p.len()]
+    });
     Some(Fast {
         timestamp,
         host,
-        app,
-        pid,
+        app: app_str,
+        pid: pid_str,
         msg,
     })
 }
@@ -619,8 +694,9 @@ mod tests {
             assert_eq!(a.record, b.record, "{input}");
             assert_eq!(a.malformed, b.malformed, "{input}");
             let after_pri = &input[input.find('>').unwrap() + 1..];
-            let offset = fast.local_offset(NOW);
-            taken += usize::from(fast_3164(after_pri, offset, 2026, 11).is_some());
+            let at = fast.minute(NOW);
+            let memo = Cell::new(None);
+            taken += usize::from(fast_3164(after_pri, at, &memo).is_some());
         }
         // The fast path must carry the real traffic, or it is no use.
         assert!(
