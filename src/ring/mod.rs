@@ -374,6 +374,14 @@ pub struct SourceStats {
     pub evicted: u64,
 }
 
+/// A freed slot with its pages kept: see [`Ring`]'s `warm`.
+#[derive(Clone, Copy, Debug)]
+struct WarmSlot {
+    slot: u32,
+    /// Its resident bytes, counted in the ring's pages.
+    footprint: usize,
+}
+
 /// The bounded store every source pushes into and every query reads from.
 pub struct Ring {
     /// What arrived, what was kept and what was lost, per input.
@@ -386,6 +394,12 @@ pub struct Ring {
     open: ChunkMeta,
     /// Slots freed, for reuse first.
     free_slots: Vec<u32>,
+    /// One freed slot whose pages were kept, to take the next open chunk:
+    /// records written into pages already there cost no page faults,
+    /// where a punched slot has every page faulted in and zeroed again
+    /// (at full ingest that was a twentieth of the daemon's time). Its
+    /// pages stay counted in `pages`, and go first when the budget binds.
+    warm: Option<WarmSlot>,
     /// Slots from here on were never used: a large ring's slots cost
     /// nothing until needed, not even a list entry.
     fresh: u32,
@@ -499,6 +513,7 @@ impl Ring {
             sealed: VecDeque::new(),
             open: new_open(0, 0, 0),
             free_slots: Vec::new(),
+            warm: None,
             fresh: 1,
             len: 0,
             pages: 0,
@@ -683,7 +698,7 @@ impl Ring {
         self.len += 1;
         self.ledger.input_mut(record.input).stored += 1;
         while self.used() > self.limits.max_bytes && self.len > 1 {
-            if !self.evict_for_bytes() {
+            if !self.cool_warm() && !self.evict_for_bytes() {
                 break;
             }
         }
@@ -785,7 +800,36 @@ impl Ring {
             self.fresh += 1;
             return Some(self.fresh - 1);
         }
+        if self.cool_warm() {
+            return self.free_slots.pop();
+        }
         None
+    }
+
+    /// Free `slot`, whose resident pages (`footprint` bytes, counted in
+    /// `pages`) are no longer needed: kept warm for the next open chunk
+    /// when it has more pages than the warm slot, given back otherwise.
+    fn release_slot(&mut self, slot: u32, footprint: usize) {
+        if footprint > self.warm.map_or(page_round(SLOT_HEADER), |w| w.footprint) {
+            self.cool_warm();
+            self.store.retire(slot as usize);
+            self.warm = Some(WarmSlot { slot, footprint });
+        } else {
+            self.pages -= footprint;
+            self.store.free(slot as usize);
+            self.free_slots.push(slot);
+        }
+    }
+
+    /// Give back the warm slot's pages, if there is one; true if so.
+    fn cool_warm(&mut self) -> bool {
+        let Some(w) = self.warm.take() else {
+            return false;
+        };
+        self.pages -= w.footprint;
+        self.store.free(w.slot as usize);
+        self.free_slots.push(w.slot);
+        true
     }
 
     /// Seal the open chunk: write its live records, compressed, to a slot
@@ -848,11 +892,17 @@ impl Ring {
         meta.hints = [0; TIERS];
         let key = (meta.slot, meta.gen);
         self.sealed.push_back(meta);
-        let slot = self.take_slot();
+        let (slot, footprint) = match self.warm.take() {
+            Some(w) => (w.slot, w.footprint),
+            None => {
+                let slot = self.take_slot();
+                self.pages += page_round(SLOT_HEADER);
+                (slot, page_round(SLOT_HEADER))
+            }
+        };
         self.open.footprint = 0;
         self.reset_open(slot, next);
-        self.open.footprint = page_round(SLOT_HEADER);
-        self.pages += self.open.footprint;
+        self.open.footprint = footprint;
         self.recount_heap();
         self.queue_compression(key);
     }
@@ -943,9 +993,8 @@ impl Ring {
                     meta.slot = slot2;
                     meta.gen = gen;
                     meta.footprint = page_round(SLOT_HEADER + packed.len());
-                    self.pages = self.pages - raw_fp + self.sealed[ci].footprint;
-                    self.store.free(raw_slot);
-                    self.free_slots.push(raw_slot as u32);
+                    self.pages += self.sealed[ci].footprint;
+                    self.release_slot(raw_slot as u32, raw_fp);
                     if self.evicting == Some(d.key) {
                         self.evicting = Some((slot2, gen));
                     }
@@ -1280,9 +1329,7 @@ impl Ring {
 
     fn remove_sealed(&mut self, ci: usize) {
         if let Some(meta) = self.sealed.remove(ci) {
-            self.pages -= meta.footprint;
-            self.store.free(meta.slot as usize);
-            self.free_slots.push(meta.slot);
+            self.release_slot(meta.slot, meta.footprint);
             if self.evicting == Some((meta.slot, meta.gen)) {
                 self.evicting = None;
             }
@@ -1431,6 +1478,7 @@ impl Ring {
         while !self.sealed.is_empty() {
             self.remove_sealed(0);
         }
+        self.cool_warm();
         let next = self.next_seq();
         let slot = self.open.slot;
         self.store.punch(slot as usize, SLOT_HEADER);
@@ -1449,6 +1497,7 @@ impl Ring {
         let sources = self.store.header().sources_len as usize;
         self.pages = page_round(SOURCES_OFFSET + 64 * sources.max(1))
             + self.open.footprint
+            + self.warm.map_or(0, |w| w.footprint)
             + self.sealed.iter().map(|m| m.footprint).sum::<usize>();
         self.recount_heap();
     }
@@ -1555,7 +1604,7 @@ impl Ring {
             self.seal();
         }
         while self.used() > limits.max_bytes {
-            if !self.evict_for_bytes() {
+            if !self.cool_warm() && !self.evict_for_bytes() {
                 break;
             }
         }

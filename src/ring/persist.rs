@@ -160,7 +160,8 @@ impl Ring {
                     first: h.first_seq,
                     end: h.end_seq,
                 });
-            } else if h.magic != 0 || h.state != 0 {
+            } else {
+                // Damaged, or freed with its pages kept (a warm slot).
                 ring.store.free(slot);
             }
         }
@@ -185,6 +186,9 @@ impl Ring {
                 ring.store.free(c.slot);
                 continue;
             };
+            // Pages past what the chunk holds (a slot reused warm, a chunk
+            // trimmed to its intact records) are not counted: they go.
+            ring.store.punch(c.slot, meta.footprint);
             next_seq = next_seq.max(meta.end_seq);
             used_slots[c.slot] = true;
             ring.sealed.push_back(meta);

@@ -345,6 +345,14 @@ impl Store {
         );
     }
 
+    /// Free a slot but keep its pages: only its header says it is free
+    /// (so a successor adopting the memfd ignores, and punches, it).
+    pub fn retire(&mut self, slot: usize) {
+        let h = self.slot_header_mut(slot);
+        h.magic = 0;
+        h.state = STATE_FREE;
+    }
+
     /// Free a slot: its header says so first, then its pages go.
     pub fn free(&mut self, slot: usize) {
         let h = self.slot_header_mut(slot);

@@ -458,3 +458,42 @@ fn adopting_a_large_ring_touches_only_the_slots_in_use() {
         after - before
     );
 }
+
+#[test]
+fn the_pages_the_ring_counts_are_the_pages_its_memfd_holds() {
+    // Through compression, eviction and the slot kept warm for the next
+    // open chunk, what --max-bytes is checked against stays what the
+    // kernel really holds for the memfd.
+    let limits = Limits {
+        max_lines: 1_000_000,
+        max_bytes: 2 << 20,
+    };
+    let allocated = |fd: &std::os::fd::OwnedFd| {
+        use std::os::fd::AsFd;
+        nix::sys::stat::fstat(fd.as_fd()).unwrap().st_blocks as usize * 512
+    };
+    for compress in [Compress::Zstd, Compress::None] {
+        let opts = RingOptions {
+            compress,
+            ..RingOptions::default()
+        };
+        let mut ring = Ring::with_options(limits, opts).unwrap();
+        let fd = dup(&ring);
+        for i in 0..200_000 {
+            ring.push(&from(["a", "b", "c"][i % 3], (i % 8) as u8, i));
+            if i % 20_000 == 19_999 {
+                ring.take_compressed(true);
+                assert_eq!(ring.pages, allocated(&fd), "{compress:?} after {i}");
+            }
+        }
+        assert!(ring.stats().bytes <= limits.max_bytes);
+        assert!(
+            ring.ledger.input(Input::Syslog).evicted > 0,
+            "the budget bound"
+        );
+        drop(ring);
+        let probe = fd.try_clone().unwrap();
+        let next = Ring::adopt(fd, limits, opts).unwrap();
+        assert_eq!(next.pages, allocated(&probe), "{compress:?} adopted");
+    }
+}
