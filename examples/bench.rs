@@ -366,6 +366,147 @@ fn raw_limit_msgs(n: usize, msgs: &[Vec<u8>], senders: usize) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+/// The same datagrams into a loop that takes credentials the way ringlogd
+/// does (SO_PASSCRED, `recvmmsg` in batches of 32) and stores nothing: the
+/// most a syslog daemon that knows its senders can take from one sender on
+/// this machine, before it parses or keeps anything.
+fn creds_ceiling_msgs(n: usize, msgs: &[Vec<u8>]) -> f64 {
+    use nix::libc;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("creds.sock");
+    let rx = UnixDatagram::bind(&path).unwrap();
+    let _ = socket2::SockRef::from(&rx).set_recv_buffer_size(4 << 20);
+    nix::sys::socket::setsockopt(&rx, nix::sys::socket::sockopt::PassCred, &true).unwrap();
+    let start = Instant::now();
+    let t = std::thread::spawn(move || {
+        const BATCH: usize = 32;
+        let mut bufs = vec![[0u8; 4096]; BATCH];
+        let mut control = [[0u64; 8]; BATCH];
+        let mut got = 0;
+        while got < n {
+            let mut iovs: Vec<libc::iovec> = bufs
+                .iter_mut()
+                .map(|b| libc::iovec {
+                    iov_base: b.as_mut_ptr().cast(),
+                    iov_len: b.len(),
+                })
+                .collect();
+            let mut hdrs: Vec<libc::mmsghdr> = iovs
+                .iter_mut()
+                .zip(control.iter_mut())
+                .map(|(iov, c)| {
+                    // SAFETY: mmsghdr is plain data; all-zero is empty.
+                    let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                    h.msg_hdr.msg_iov = iov;
+                    h.msg_hdr.msg_iovlen = 1;
+                    h.msg_hdr.msg_control = c.as_mut_ptr().cast();
+                    h.msg_hdr.msg_controllen = std::mem::size_of_val(c) as _;
+                    h
+                })
+                .collect();
+            // SAFETY: every header points at live buffers of the lengths
+            // given beside them for the duration of the call.
+            let r = unsafe {
+                libc::recvmmsg(
+                    rx.as_raw_fd(),
+                    hdrs.as_mut_ptr(),
+                    BATCH as u32,
+                    0,
+                    std::ptr::null_mut(),
+                )
+            };
+            assert!(r > 0, "recvmmsg: {}", std::io::Error::last_os_error());
+            got += r as usize;
+        }
+    });
+    send_msgs(&path, n, msgs, 1);
+    t.join().unwrap();
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Where the CPU goes while ringlogd stores datagrams from one sender, in
+/// nanoseconds per message.
+struct CpuSplit {
+    sender: f64,
+    /// The daemon's event loop: receiving, parsing, storing.
+    daemon_loop: f64,
+    /// Its other threads (the compressor).
+    daemon_other: f64,
+    rate: f64,
+}
+
+/// User plus system CPU seconds of each thread of `pid`, the main one first.
+fn thread_cpu(pid: u32) -> (f64, f64) {
+    let tick = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    let (mut main, mut other) = (0.0, 0.0);
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return (0.0, 0.0);
+    };
+    for t in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        let Some(after) = stat.rsplit_once(')').map(|(_, a)| a) else {
+            continue;
+        };
+        let f: Vec<&str> = after.split_whitespace().collect();
+        // Fields 14 and 15 of the line; the 12th and 13th after the name.
+        let ticks: f64 = f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0);
+        if t.file_name().to_str() == Some(&pid.to_string()) {
+            main += ticks / tick;
+        } else {
+            other += ticks / tick;
+        }
+    }
+    (main, other)
+}
+
+/// This thread's user plus system CPU seconds.
+fn own_thread_cpu() -> f64 {
+    let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_THREAD).unwrap();
+    let s = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    s(u.user_time()) + s(u.system_time())
+}
+
+/// One ringlogd ingest run of `n` datagrams with the CPU of every party.
+fn ingest_cpu(bins: &Bins, n: usize, msgs: &[Vec<u8>], args: &[&str]) -> CpuSplit {
+    let lines = (n + 10).to_string();
+    let d = Ringlogd::start(
+        bins,
+        &[&["--max-lines", &lines, "--max-bytes", "4G"], args].concat(),
+    );
+    let pid = d.child.id();
+    let before = thread_cpu(pid);
+    let start = Instant::now();
+    let path = d.log();
+    let sender = std::thread::scope(|s| {
+        s.spawn(|| {
+            let sock = UnixDatagram::unbound().unwrap();
+            sock.connect(&path).unwrap();
+            let cpu = own_thread_cpu();
+            for i in 0..n {
+                sock.send(&msgs[i % msgs.len()]).unwrap();
+            }
+            own_thread_cpu() - cpu
+        })
+        .join()
+        .unwrap()
+    });
+    d.wait_stored(n);
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    let after = thread_cpu(pid);
+    let per = |secs: f64| secs * 1e9 / n as f64;
+    CpuSplit {
+        sender: per(sender),
+        daemon_loop: per(after.0 - before.0),
+        daemon_other: per(after.1 - before.1),
+        rate,
+    }
+}
+
 fn ringlogd_ingest(bins: &Bins, n: usize, size: usize, senders: usize) -> f64 {
     let msgs: Vec<Vec<u8>> = (0..1000).map(|i| message(i, size)).collect();
     ringlogd_ingest_msgs(bins, n, &msgs, senders, &[])

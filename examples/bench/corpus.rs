@@ -594,6 +594,12 @@ pub fn ingest_rows(o: &Opts, bins: &Bins, corpus: &Corpus, qlen: &str) -> Ingest
         raw,
         raw.median,
     );
+    let ceiling = repeat(o.reps, || super::creds_ceiling_msgs(n, &msgs));
+    super::row(
+        "SO_PASSCRED + recvmmsg, storing nothing",
+        ceiling,
+        raw.median,
+    );
     let mut zstd = raw;
     for how in ["zstd", "none"] {
         let f = repeat(o.reps, || {
@@ -608,6 +614,17 @@ pub fn ingest_rows(o: &Opts, bins: &Bins, corpus: &Corpus, qlen: &str) -> Ingest
             zstd = f;
         }
     }
+    let cpu = super::ingest_cpu(bins, n, &msgs, &["--compress", "zstd"]);
+    println!(
+        "  CPU per message in one zstd run ({}/s): sender {:.0} ns, daemon loop {:.0} ns, \
+         compressor {:.0} ns; {:.2} of {} cores busy",
+        super::human(cpu.rate),
+        cpu.sender,
+        cpu.daemon_loop,
+        cpu.daemon_other,
+        (cpu.sender + cpu.daemon_loop + cpu.daemon_other) * cpu.rate / 1e9,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+    );
     Ingest {
         qlen: qlen.to_owned(),
         raw: raw.median,

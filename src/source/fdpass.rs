@@ -84,6 +84,8 @@ pub fn recv(socket: RawFd, buf: &mut [u8], control: &mut [u64]) -> Result<Option
 fn parse_control(msg: &libc::msghdr) -> (Vec<OwnedFd>, Option<Peer>) {
     let mut fds = Vec::new();
     let mut peer = None;
+    // msg_controllen is a size_t with glibc and a socklen_t with musl.
+    #[allow(clippy::unnecessary_cast)]
     let control_end = msg.msg_control as usize + msg.msg_controllen as usize;
     // SAFETY: the kernel wrote msg_controllen bytes of well-formed cmsghdrs
     // into the control buffer; CMSG_FIRSTHDR/CMSG_NXTHDR stay within that
@@ -204,7 +206,8 @@ impl Batch {
                 socket,
                 hdrs.as_mut_ptr(),
                 count as u32,
-                libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC,
+                // An int with glibc, an unsigned int with musl.
+                (libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) as _,
                 std::ptr::null_mut(),
             )
         };
