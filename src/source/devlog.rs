@@ -91,13 +91,13 @@ impl DevLogSource {
                 Err(_) => return Drain::Idle,
             };
             taken += n;
-            // Taken in one call: one receive time for all of them.
-            let received_ns = now_ns();
             for i in 0..n {
                 let (payload, framing) = self.batch.datagram(i);
+                // Each its own time, though taken in one call: entries
+                // keep distinct receive times for --since/--until.
                 let parsed = self.parser.parse_ref(
                     payload,
-                    received_ns,
+                    now_ns(),
                     Input::Syslog,
                     Origin::Local,
                     framing.peer,
@@ -111,6 +111,9 @@ impl DevLogSource {
                 counters.truncated += u64::from(record.truncated);
                 ring.push_ref(&record);
             }
+            // Fds a sender attached are closed now, not when the next
+            // datagram comes.
+            self.batch.done();
         }
         Drain::More
     }

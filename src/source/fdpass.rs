@@ -181,8 +181,7 @@ impl Batch {
     /// Receive as many datagrams as are waiting, up to the batch's count,
     /// without blocking. `Ok(0)` when there are none.
     pub fn recv(&mut self, socket: RawFd) -> Result<usize, Errno> {
-        self.release_large();
-        self.received.clear();
+        self.done();
         // SAFETY: iovec and mmsghdr are plain data; all-zero is empty.
         let mut iovs: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
         let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
@@ -238,6 +237,13 @@ impl Batch {
         // nothing else writes until the next recv (which takes &mut self).
         let payload = unsafe { std::slice::from_raw_parts(self.buffer(i), r.len) };
         (payload, r)
+    }
+
+    /// Close the fds the last call received and give back the pages large
+    /// datagrams filled: the caller is done with them.
+    pub fn done(&mut self) {
+        self.release_large();
+        self.received.clear();
     }
 
     /// Give back the pages beyond [`KEEP_RESIDENT`] that large datagrams
