@@ -340,7 +340,7 @@ fn fds_sent_to_dev_log_are_closed_even_when_too_many_to_parse() {
             .unwrap()
             .count()
     };
-    let before = open_fds();
+    let before = d.settled_fds();
     // More fds than /dev/log has room for: the kernel installs those that
     // fit and cuts the control message.
     let pairs: Vec<_> = (0..20)

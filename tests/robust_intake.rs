@@ -58,7 +58,7 @@ fn datagrams_without_an_fd_are_counted_whatever_their_name() {
 fn two_hundred_fds_in_one_datagram_are_all_read_and_let_go() {
     raise_fd_limit();
     let d = Daemon::start(&[]);
-    let baseline = open_fds(d.pid());
+    let baseline = d.settled_fds();
     let name = unique("many");
     let (mut writers, theirs): (Vec<UnixStream>, Vec<UnixStream>) =
         (0..200).map(|_| UnixStream::pair().unwrap()).unzip();
@@ -83,7 +83,7 @@ fn two_hundred_fds_in_one_datagram_are_all_read_and_let_go() {
 #[test]
 fn a_large_regular_file_is_read_to_its_end_without_starving_a_pipe() {
     let d = Daemon::start(&["--max-lines", "200000", "--max-bytes", "64M"]);
-    let baseline = open_fds(d.pid());
+    let baseline = d.settled_fds();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.log");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
@@ -131,7 +131,7 @@ fn a_directory_is_refused_with_a_reason() {
 #[test]
 fn a_write_only_fd_is_refused_with_a_reason() {
     let d = Daemon::start(&[]);
-    let baseline = open_fds(d.pid());
+    let baseline = d.settled_fds();
     let (r, w) = nix::unistd::pipe().unwrap();
     let name = unique("wronly");
     d.pass_fds(name.as_bytes(), &[w.as_raw_fd()]);
@@ -172,7 +172,7 @@ fn an_fd_that_never_closes_is_read_as_it_goes_and_does_not_hold_up_a_stop() {
 #[test]
 fn more_fds_than_max_fds_are_refused_and_counted() {
     let d = Daemon::start(&["--max-fds", "4"]);
-    let baseline = open_fds(d.pid());
+    let baseline = d.settled_fds();
     let name = unique("over");
     // Ten in ten datagrams, ten more in one: four are read.
     let mut writers = Vec::new();
@@ -210,7 +210,7 @@ fn more_fds_than_max_fds_are_refused_and_counted() {
 #[test]
 fn a_writer_killed_in_the_middle_of_a_line_leaves_what_it_wrote() {
     let d = Daemon::start(&[]);
-    let baseline = open_fds(d.pid());
+    let baseline = d.settled_fds();
     let name = unique("killed");
     let (ours, theirs) = UnixStream::pair().unwrap();
     d.pass_fds(name.as_bytes(), &[theirs.as_raw_fd()]);

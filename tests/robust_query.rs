@@ -56,7 +56,7 @@ fn burst(d: &Daemon, n: usize, total: u64) -> Duration {
 fn a_thousand_idle_connections_stall_nobody_and_are_timed_out() {
     raise_fd_limit();
     let d = Daemon::start(&[]);
-    let baseline = open_fds(d.pid());
+    let baseline = d.settled_fds();
     let idle: Vec<UnixStream> = (0..1000)
         .map(|_| UnixStream::connect(&d.query).unwrap())
         .collect();
@@ -162,7 +162,7 @@ fn readers_leaving_mid_dump_cost_nothing() {
         .unwrap();
     }
     d.wait_for_counters("syslog", |c| c["received"] == 50_000);
-    let baseline = open_fds(d.pid());
+    let baseline = d.settled_fds();
     let requests: [&[u8]; 4] = [
         &[0],
         &[2],

@@ -125,6 +125,27 @@ impl Daemon {
         self.child.id()
     }
 
+    /// How many fds the daemon holds once it is up and idle: after a query
+    /// has been answered (every fd it opens at start is open by then), and
+    /// once the count has held still for a while (the connection that saw
+    /// it serving is closed). The baseline for tests that check fds are let
+    /// go; counted straight after start, it may catch either half-done.
+    pub fn settled_fds(&self) -> usize {
+        self.stats();
+        let mut last = open_fds(self.pid());
+        let mut still = 0;
+        while still < 5 {
+            std::thread::sleep(Duration::from_millis(20));
+            let now = open_fds(self.pid());
+            if now == last {
+                still += 1;
+            } else {
+                (last, still) = (now, 0);
+            }
+        }
+        last
+    }
+
     /// Send one datagram to the daemon's syslog socket.
     pub fn send(&self, bytes: &[u8]) {
         let s = UnixDatagram::unbound().unwrap();
