@@ -61,6 +61,13 @@ fn main() {
         .unwrap_or_default()
         .trim()
         .to_owned();
+    // Only follow latency at half the raw limit, at the machine's queue
+    // length.
+    if args.iter().any(|a| a == "--follow-only") {
+        let raw = repeat(opts.reps, || raw_limit(opts.n, 100, 1));
+        follow_latency(&opts, &bins, raw.median);
+        return;
+    }
     // Only the corpus ingest rows: for working on the ingest path.
     if args.iter().any(|a| a == "--ingest-only") {
         println!("\n## net.unix.max_dgram_qlen = {original}");
