@@ -17,8 +17,8 @@ use std::path::Path;
 
 use super::store::{
     Header, SlotHeader, Store, CODEC_RAW, CODEC_ZSTD, HEADER_LEN, LEDGER_OFFSET, MAGIC,
-    MAX_CHUNK_RECORDS, MAX_SOURCES, SLOT_HEADER, SLOT_MAGIC, SOURCES_OFFSET, SOURCE_NAME_MAX,
-    STATE_OPEN, STATE_SEALED, VERSION,
+    MAX_CHUNK_RECORDS, MAX_SOURCES, SLOT_HEADER, SLOT_MAGIC, SOURCES_OFFSET, STATE_OPEN,
+    STATE_SEALED, VERSION,
 };
 use super::{chunk, codec, page_round, ChunkMeta, Limits, Ring, RingError, RingOptions};
 
@@ -242,17 +242,33 @@ impl Ring {
         let h = ring.store.header();
         let n = (h.local_host_len as usize).min(h.local_host.len());
         ring.local_host = String::from_utf8_lossy(&h.local_host[..n]).into_owned();
-        let sources = (ring.store.header().sources_len as usize).clamp(1, MAX_SOURCES);
-        ring.store.header_mut().sources_len = sources as u32;
+        let claimed = (ring.store.header().sources_len as usize).clamp(1, MAX_SOURCES);
         ring.sources.ids.clear();
         ring.sources.held.clear();
-        for id in 0..sources {
+        // The table ends at the first entry no predecessor could have
+        // written (no name, too long, not UTF-8, a name already seen): a
+        // damaged count must not make the ring count, and charge to its
+        // budget, a table of sources that is not there. Records carry
+        // their source's name, so loading the chunks puts back any source
+        // the table lost.
+        let mut sources = 0;
+        for id in 0..claimed {
             let e = ring.store.sources()[id];
-            let len = (e.name_len as usize).min(SOURCE_NAME_MAX);
-            let name = String::from_utf8_lossy(&e.name[..len]).into_owned();
-            ring.sources.ids.entry(name.into()).or_insert(id as u16);
+            let len = e.name_len as usize;
+            let name = match std::str::from_utf8(e.name.get(..len).unwrap_or_default()) {
+                Ok(name)
+                    if (id == 0 || !name.is_empty()) && !ring.sources.ids.contains_key(name) =>
+                {
+                    name.to_owned()
+                }
+                _ if id == 0 => String::new(),
+                _ => break,
+            };
+            ring.sources.ids.insert(name.into(), id as u16);
             ring.sources.held.push([0; 3]);
+            sources = id + 1;
         }
+        ring.store.header_mut().sources_len = sources as u32;
         // What was open belonged to the predecessor.
         ring.ledger.gauges = Default::default();
         ring

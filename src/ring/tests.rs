@@ -497,3 +497,33 @@ fn the_pages_the_ring_counts_are_the_pages_its_memfd_holds() {
         assert_eq!(next.pages, allocated(&probe), "{compress:?} adopted");
     }
 }
+
+#[test]
+fn a_damaged_count_of_sources_is_not_charged_to_the_budget() {
+    // A header whose count of sources was overwritten claims the whole
+    // table: adopted as it was, the ring counted 17 pages of sources that
+    // were never there, more than its 64 KiB budget, and evicted every
+    // entry for them.
+    let limits = Limits {
+        max_lines: 1000,
+        max_bytes: 64 << 10,
+    };
+    let mut ring = Ring::new(limits);
+    for i in 0..400 {
+        ring.push(&from(["a", "b", "c"][i % 3], (i % 8) as u8, i));
+    }
+    let fd = dup(&ring);
+    drop(ring);
+    let at = std::mem::offset_of!(store::Header, sources_len) as i64;
+    nix::sys::uio::pwrite(&fd, &u32::MAX.to_le_bytes(), at).unwrap();
+    let next = Ring::adopt(fd, limits, RingOptions::default()).unwrap();
+    assert_eq!(next.len(), 400, "every entry kept");
+    assert!(next.stats().bytes <= limits.max_bytes, "{:?}", next.stats());
+    let names: Vec<_> = next.source_stats().into_iter().map(|s| s.name).collect();
+    for name in ["a", "b", "c"] {
+        assert!(
+            names.iter().any(|n| n.as_ref() as &str == name),
+            "{names:?}"
+        );
+    }
+}
