@@ -431,6 +431,12 @@ fn snapshots_round_trip_and_refuse_torn_foreign_and_other_versions() {
     }
 }
 
+/// The bytes the kernel holds for a memfd.
+fn allocated(fd: &std::os::fd::OwnedFd) -> usize {
+    use std::os::fd::AsFd;
+    nix::sys::stat::fstat(fd.as_fd()).unwrap().st_blocks as usize * 512
+}
+
 #[test]
 fn adopting_a_large_ring_touches_only_the_slots_in_use() {
     let limits = Limits {
@@ -443,10 +449,6 @@ fn adopting_a_large_ring_touches_only_the_slots_in_use() {
     }
     let fd = dup(&ring);
     drop(ring);
-    let allocated = |fd: &std::os::fd::OwnedFd| {
-        use std::os::fd::AsFd;
-        nix::sys::stat::fstat(fd.as_fd()).unwrap().st_blocks * 512
-    };
     let before = allocated(&fd);
     let probe = fd.try_clone().unwrap();
     let next = Ring::adopt(fd, limits, RingOptions::default()).unwrap();
@@ -467,10 +469,6 @@ fn the_pages_the_ring_counts_are_the_pages_its_memfd_holds() {
     let limits = Limits {
         max_lines: 1_000_000,
         max_bytes: 2 << 20,
-    };
-    let allocated = |fd: &std::os::fd::OwnedFd| {
-        use std::os::fd::AsFd;
-        nix::sys::stat::fstat(fd.as_fd()).unwrap().st_blocks as usize * 512
     };
     for compress in [Compress::Zstd, Compress::None] {
         let opts = RingOptions {
