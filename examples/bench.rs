@@ -389,28 +389,30 @@ fn creds_ceiling_msgs(n: usize, msgs: &[Vec<u8>]) -> f64 {
         const BATCH: usize = 32;
         let mut bufs = vec![[0u8; 4096]; BATCH];
         let mut control = [[0u64; 8]; BATCH];
+        let mut iovs: Vec<libc::iovec> = bufs
+            .iter_mut()
+            .map(|b| libc::iovec {
+                iov_base: b.as_mut_ptr().cast(),
+                iov_len: b.len(),
+            })
+            .collect();
+        let mut hdrs: Vec<libc::mmsghdr> = iovs
+            .iter_mut()
+            .zip(control.iter_mut())
+            .map(|(iov, c)| {
+                // SAFETY: mmsghdr is plain data; all-zero is empty.
+                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                h.msg_hdr.msg_iov = iov;
+                h.msg_hdr.msg_iovlen = 1;
+                h.msg_hdr.msg_control = c.as_mut_ptr().cast();
+                h
+            })
+            .collect();
         let mut got = 0;
         while got < n {
-            let mut iovs: Vec<libc::iovec> = bufs
-                .iter_mut()
-                .map(|b| libc::iovec {
-                    iov_base: b.as_mut_ptr().cast(),
-                    iov_len: b.len(),
-                })
-                .collect();
-            let mut hdrs: Vec<libc::mmsghdr> = iovs
-                .iter_mut()
-                .zip(control.iter_mut())
-                .map(|(iov, c)| {
-                    // SAFETY: mmsghdr is plain data; all-zero is empty.
-                    let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                    h.msg_hdr.msg_iov = iov;
-                    h.msg_hdr.msg_iovlen = 1;
-                    h.msg_hdr.msg_control = c.as_mut_ptr().cast();
-                    h.msg_hdr.msg_controllen = std::mem::size_of_val(c) as _;
-                    h
-                })
-                .collect();
+            for h in &mut hdrs {
+                h.msg_hdr.msg_controllen = std::mem::size_of::<[u64; 8]>() as _;
+            }
             // SAFETY: every header points at live buffers of the lengths
             // given beside them for the duration of the call.
             let r = unsafe {

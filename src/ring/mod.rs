@@ -815,9 +815,7 @@ impl Ring {
             self.store.retire(slot as usize);
             self.warm = Some(WarmSlot { slot, footprint });
         } else {
-            self.pages -= footprint;
-            self.store.free(slot as usize);
-            self.free_slots.push(slot);
+            self.give_back(slot, footprint);
         }
     }
 
@@ -826,10 +824,15 @@ impl Ring {
         let Some(w) = self.warm.take() else {
             return false;
         };
-        self.pages -= w.footprint;
-        self.store.free(w.slot as usize);
-        self.free_slots.push(w.slot);
+        self.give_back(w.slot, w.footprint);
         true
+    }
+
+    /// Free `slot` with its pages, no longer counted, for reuse.
+    fn give_back(&mut self, slot: u32, footprint: usize) {
+        self.pages -= footprint;
+        self.store.free(slot as usize);
+        self.free_slots.push(slot);
     }
 
     /// Seal the open chunk: write its live records, compressed, to a slot

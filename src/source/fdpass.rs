@@ -136,9 +136,11 @@ pub struct Batch {
     region: std::ptr::NonNull<std::ffi::c_void>,
     /// Bytes of payload room per datagram.
     size: usize,
-    count: usize,
+    /// One header per datagram, pointing at its payload buffer (through
+    /// `iovs`) and its stretch of `control`: set up once, as neither moves.
+    hdrs: Vec<libc::mmsghdr>,
+    iovs: Vec<libc::iovec>,
     control: Vec<u64>,
-    control_words: usize,
     received: Vec<Received>,
 }
 
@@ -163,18 +165,30 @@ impl Batch {
             )?
         };
         let control_words = control_buffer(fds).len();
-        Ok(Batch {
+        let mut batch = Batch {
             region,
             size,
-            count,
+            // SAFETY: mmsghdr and iovec are plain data; all-zero is empty.
+            hdrs: vec![unsafe { std::mem::zeroed() }; count],
+            iovs: vec![unsafe { std::mem::zeroed() }; count],
             control: vec![0; control_words * count],
-            control_words,
             received: Vec::with_capacity(count),
-        })
+        };
+        for i in 0..count {
+            batch.iovs[i] = libc::iovec {
+                iov_base: batch.buffer(i).cast(),
+                iov_len: size,
+            };
+            let h = &mut batch.hdrs[i].msg_hdr;
+            h.msg_iov = &mut batch.iovs[i];
+            h.msg_iovlen = 1;
+            h.msg_control = batch.control[i * control_words..].as_mut_ptr().cast();
+        }
+        Ok(batch)
     }
 
     fn buffer(&self, i: usize) -> *mut u8 {
-        // SAFETY: i < count, so the offset stays inside the mapping.
+        // SAFETY: i < hdrs.len(), so the offset stays inside the mapping.
         unsafe { self.region.as_ptr().cast::<u8>().add(i * self.size) }
     }
 
@@ -182,29 +196,19 @@ impl Batch {
     /// without blocking. `Ok(0)` when there are none.
     pub fn recv(&mut self, socket: RawFd) -> Result<usize, Errno> {
         self.done();
-        // SAFETY: iovec and mmsghdr are plain data; all-zero is empty.
-        let mut iovs: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
-        let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
-        let count = self.count;
-        for i in 0..count {
-            iovs[i] = libc::iovec {
-                iov_base: self.buffer(i).cast(),
-                iov_len: self.size,
-            };
-            let h = &mut hdrs[i].msg_hdr;
-            h.msg_iov = &mut iovs[i];
-            h.msg_iovlen = 1;
-            h.msg_control = self.control[i * self.control_words..].as_mut_ptr().cast();
-            h.msg_controllen = (self.control_words * size_of::<u64>()) as _;
+        let control_len = size_of::<u64>() * self.control.len() / self.hdrs.len();
+        for h in &mut self.hdrs {
+            // The kernel wrote back what it used of the room: give it all.
+            h.msg_hdr.msg_controllen = control_len as _;
         }
         // SAFETY: each header points at its own live iovec, payload buffer
-        // and control buffer, of the lengths given beside them, for the
-        // duration of the call.
+        // and control buffer (set up in `new`; none has moved since), of
+        // the lengths given beside them, for the duration of the call.
         let n = unsafe {
             libc::recvmmsg(
                 socket,
-                hdrs.as_mut_ptr(),
-                count as u32,
+                self.hdrs.as_mut_ptr(),
+                self.hdrs.len() as u32,
                 // An int with glibc, an unsigned int with musl.
                 (libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) as _,
                 std::ptr::null_mut(),
@@ -216,7 +220,7 @@ impl Batch {
                 e => Err(e),
             };
         }
-        for h in &hdrs[..n as usize] {
+        for h in &self.hdrs[..n as usize] {
             let (fds, peer) = parse_control(&h.msg_hdr);
             self.received.push(Received {
                 len: (h.msg_len as usize).min(self.size),
@@ -271,7 +275,7 @@ impl Drop for Batch {
         // SAFETY: the mapping was made in `new` with this length and is
         // referred to by nothing once the batch is gone.
         unsafe {
-            let _ = nix::sys::mman::munmap(self.region, self.size * self.count);
+            let _ = nix::sys::mman::munmap(self.region, self.size * self.hdrs.len());
         }
     }
 }

@@ -266,20 +266,12 @@ impl IntakeSource {
         ring: &mut Ring,
         registry: &Registry,
     ) {
-        if self.open >= self.max_fds {
-            count_dropped(ring);
-            let name = state.name;
-            crate::daemon::log_internal(
-                ring,
-                SEV_WARNING,
-                format!("intake: cannot go on reading the fd for {name:?}: --max-fds is reached"),
-            );
-            if let Some(n) = state.fdname {
-                self.to_remove.push(n);
-            }
-            return;
-        }
-        let token = match self.start_reading(fd, &state.name, registry) {
+        let started = if self.open >= self.max_fds {
+            Err("--max-fds is reached".to_owned())
+        } else {
+            self.start_reading(fd, &state.name, registry)
+        };
+        let token = match started {
             Ok(t) => t,
             Err(why) => {
                 count_dropped(ring);
