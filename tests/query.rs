@@ -441,22 +441,24 @@ fn logread_into_head_exits_quietly() {
     assert!(status.success(), "logread exited {status} on a closed pipe");
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
-        .unwrap()
-}
-
 #[test]
 fn max_bytes_bounds_resident_memory_whatever_the_input() {
     let d = Daemon::start(&["--max-lines", "10000000", "--max-bytes", "4M"]);
-    let empty = rss_kib(d.pid());
+    let empty = owned_kib(d.pid());
     let s = UnixDatagram::unbound().unwrap();
-    // 40 MiB of varied messages through a 4 MiB ring.
+    // 40 MiB of varied messages through a 4 MiB ring. The padding is
+    // random letters, so compression cannot keep the ring below its budget
+    // and the bound is reached on every run, however fast the compressor.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
     for i in 0..40_000usize {
-        let pad = "y".repeat(100 + (i * 7919) % 1900);
+        let pad: String = (0..100 + (i * 7919) % 1900)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (b'a' + (x % 26) as u8) as char
+            })
+            .collect();
         s.send_to(
             format!("<13>Nov 21 23:40:10 gen: mem {i} {pad}").as_bytes(),
             &d.log,
@@ -467,14 +469,19 @@ fn max_bytes_bounds_resident_memory_whatever_the_input() {
         e.last()
             .is_some_and(|v| v["msg"].as_str().unwrap().starts_with("mem 39999 "))
     });
-    let full = rss_kib(d.pid());
+    let full = owned_kib(d.pid());
     let stats = d.stats();
+    let ring = stats["ring"]["bytes"].as_u64().unwrap();
+    assert!(ring <= 4 << 20, "{stats}");
     assert!(
-        stats["ring"]["bytes"].as_u64().unwrap() <= 4 << 20,
-        "{stats}"
+        ring >= 3 << 20,
+        "the ring never reached its budget: {stats}"
     );
+    // Beyond the ring: the compressor's and readers' zstd contexts, the
+    // receive batch, query buffers and the allocator's slack. A debug build
+    // measured 1.5 to 2.3 MiB of them with rings of 1M and 16M alike.
     assert!(
-        full <= empty + 4 * 1024 + 1024,
-        "RSS grew from {empty} KiB to {full} KiB for a 4 MiB ring"
+        full <= empty + 4 * 1024 + 3 * 1024,
+        "the daemon's own memory grew from {empty} KiB to {full} KiB for a 4 MiB ring"
     );
 }

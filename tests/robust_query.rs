@@ -222,7 +222,7 @@ fn every_bad_mode_byte_gets_one_error_line_and_a_close() {
 #[test]
 fn a_10_mib_json_request_is_refused_without_being_held() {
     let d = Daemon::start(&[]);
-    let rss_before = rss_kib(d.pid());
+    let rss_before = owned_kib(d.pid());
     let mut c = UnixStream::connect(&d.query).unwrap();
     let mut req = b"{\"mode\":\"dump\",\"grep\":\"".to_vec();
     req.resize(10 << 20, b'a');
@@ -241,7 +241,7 @@ fn a_10_mib_json_request_is_refused_without_being_held() {
     let out = writer.join().unwrap();
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("longer than 65536 bytes"), "{text}");
-    let grown = rss_kib(d.pid()).saturating_sub(rss_before);
+    let grown = owned_kib(d.pid()).saturating_sub(rss_before);
     assert!(grown < 4096, "the daemon grew by {grown} KiB");
     // A valid request followed by 10 MiB of junk: the request is served,
     // the junk ignored.
@@ -255,7 +255,7 @@ fn a_10_mib_json_request_is_refused_without_being_held() {
     c.read_to_end(&mut out).unwrap();
     let stats: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert!(stats["queries"]["bad_requests"].as_u64().unwrap() >= 1);
-    assert!(rss_kib(d.pid()).saturating_sub(rss_before) < 4096);
+    assert!(owned_kib(d.pid()).saturating_sub(rss_before) < 4096);
     d.assert_still_serves();
 }
 

@@ -107,7 +107,9 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test "$@" 2>&1 | tee "$log"
+# Every test binary runs even after one fails, so one run shows every
+# failure.
+cargo test --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 if [ "$status" -eq 0 ]; then
   # The benchmark in its smoke mode: it must run and account for every

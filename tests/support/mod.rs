@@ -368,6 +368,24 @@ pub fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS in /proc/PID/status")
 }
 
+/// Memory process `pid` owns, in KiB: its anonymous pages and its shared
+/// memory (the ring's memfd). Unlike VmRSS this leaves out the program's
+/// own text, which is file-backed, shared with every other copy of the
+/// binary, and grows as code paths run for the first time.
+pub fn owned_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    ["RssAnon:", "RssShmem:"]
+        .iter()
+        .map(|key| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("{key} in /proc/{pid}/status"))
+        })
+        .sum()
+}
+
 /// How many fds process `pid` has open.
 pub fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
