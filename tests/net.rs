@@ -395,13 +395,8 @@ fn garbage_and_an_unterminated_megabyte_cost_only_their_own_connection() {
     drop(junk);
 
     // The daemon stayed small: each connection held at most one frame.
-    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
-    let rss_kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
-        .unwrap();
-    assert!(rss_kib < 64 << 10, "RSS {rss_kib} KiB");
+    let rss = rss_kib(d.pid());
+    assert!(rss < 64 << 10, "RSS {rss} KiB");
 
     let net = d.wait_for_counters("net", |c| {
         c["malformed"].as_u64() > Some(0) && c["truncated"].as_u64() >= Some(1)

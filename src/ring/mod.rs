@@ -374,6 +374,36 @@ pub struct SourceStats {
     pub evicted: u64,
 }
 
+/// What one eviction tier takes: entries of `class` (any, if `None`),
+/// from sources over their share only, or from every source.
+#[derive(Clone, Copy)]
+struct Tier {
+    over_share: bool,
+    class: Option<u8>,
+}
+
+impl Tier {
+    const fn over_share(class: u8) -> Tier {
+        Tier {
+            over_share: true,
+            class: Some(class),
+        }
+    }
+
+    const fn every_source(class: u8) -> Tier {
+        Tier {
+            over_share: false,
+            class: Some(class),
+        }
+    }
+
+    /// Whether an entry of `source` in `class` is in this tier, given
+    /// which sources are over their share.
+    fn holds(self, over: &[bool], source: u16, class: u8) -> bool {
+        self.class.is_none_or(|k| k == class) && (!self.over_share || over[source as usize])
+    }
+}
+
 /// A freed slot with its pages kept: see [`Ring`]'s `warm`.
 #[derive(Clone, Copy, Debug)]
 struct WarmSlot {
@@ -1126,15 +1156,18 @@ impl Ring {
     /// source that goes over its share can make older entries match the
     /// over-share tiers: that forgets their marks (`over_epoch`).
     fn pick_victim(&mut self) -> Option<(usize, usize)> {
-        const FAIR: [(bool, Option<u8>); 6] = [
-            (true, Some(CLASS_LOW)),
-            (true, Some(CLASS_MID)),
-            (true, Some(CLASS_HIGH)),
-            (false, Some(CLASS_LOW)),
-            (false, Some(CLASS_MID)),
-            (false, Some(CLASS_HIGH)),
+        const FAIR: [Tier; 6] = [
+            Tier::over_share(CLASS_LOW),
+            Tier::over_share(CLASS_MID),
+            Tier::over_share(CLASS_HIGH),
+            Tier::every_source(CLASS_LOW),
+            Tier::every_source(CLASS_MID),
+            Tier::every_source(CLASS_HIGH),
         ];
-        const FIFO: [(bool, Option<u8>); 1] = [(false, None)];
+        const FIFO: [Tier; 1] = [Tier {
+            over_share: false,
+            class: None,
+        }];
         let fifo = self.opts.evict == Evict::Fifo;
         if !fifo {
             let n = self.sources.held.len();
@@ -1150,13 +1183,10 @@ impl Ring {
                 self.tier_seq[..3].fill(0);
             }
         }
-        let tiers: &[(bool, Option<u8>)] = if fifo { &FIFO } else { &FAIR };
-        for (t, &(over, class)) in tiers.iter().enumerate() {
+        let tiers: &[Tier] = if fifo { &FIFO } else { &FAIR };
+        for (t, &kind) in tiers.iter().enumerate() {
             let tier = if fifo { TIER_FIFO } else { t };
-            let over_set = &self.over;
-            let matches = move |source: u16, c: u8| {
-                class.is_none_or(|k| k == c) && (!over || over_set[source as usize])
-            };
+            let matches = |source: u16, c: u8| kind.holds(&self.over, source, c);
             let any =
                 self.sources.held.iter().enumerate().any(|(s, held)| {
                     (0..3u8).any(|c| held[c as usize] > 0 && matches(s as u16, c))
@@ -1192,10 +1222,7 @@ impl Ring {
                 self.ensure_index(ci);
             }
             let epoch = self.over_epoch;
-            let over_set = &self.over;
-            let matches = move |source: u16, c: u8| {
-                class.is_none_or(|k| k == c) && (!over || over_set[source as usize])
-            };
+            let over = &self.over;
             let meta = if ci < n {
                 &mut self.sealed[ci]
             } else {
@@ -1210,7 +1237,7 @@ impl Ring {
             let pos = index
                 .get(from..)?
                 .iter()
-                .position(|e| e.live && matches(e.source, e.class))
+                .position(|e| e.live && kind.holds(over, e.source, e.class))
                 .map(|p| p + from);
             if let Some(i) = pos {
                 meta.hints[tier] = i as u32;

@@ -82,8 +82,7 @@ impl DevLogSource {
         let mut taken = 0;
         while taken < budget {
             // A sender may attach fds: the batch owns every one the kernel
-            // installed, even past the room the buffer has, and closes them
-            // on the next call.
+            // installed, even past the room the buffer has, until `done`.
             let n = match self.batch.recv(self.socket.as_raw_fd()) {
                 Ok(0) => return Drain::Idle,
                 Ok(n) => n,

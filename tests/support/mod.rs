@@ -360,12 +360,7 @@ pub fn is_running(pid: u32) -> bool {
 
 /// Resident memory of process `pid`, in KiB.
 pub fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/PID/status")
+    status_kib(pid, &["VmRSS:"])
 }
 
 /// Memory process `pid` owns, in KiB: its anonymous pages and its shared
@@ -373,9 +368,13 @@ pub fn rss_kib(pid: u32) -> u64 {
 /// own text, which is file-backed, shared with every other copy of the
 /// binary, and grows as code paths run for the first time.
 pub fn owned_kib(pid: u32) -> u64 {
+    status_kib(pid, &["RssAnon:", "RssShmem:"])
+}
+
+/// The sum of `keys`' sizes in `/proc/PID/status`, in KiB.
+fn status_kib(pid: u32, keys: &[&str]) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    ["RssAnon:", "RssShmem:"]
-        .iter()
+    keys.iter()
         .map(|key| {
             status
                 .lines()
