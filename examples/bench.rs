@@ -373,10 +373,11 @@ fn raw_limit_msgs(n: usize, msgs: &[Vec<u8>], senders: usize) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-/// The same datagrams into a loop that takes credentials the way ringlogd
-/// does (SO_PASSCRED, `recvmmsg` in batches of 32) and stores nothing: the
-/// most a syslog daemon that knows its senders can take from one sender on
-/// this machine, before it parses or keeps anything.
+/// The same datagrams into a loop that receives them with ringlogd's own
+/// `/dev/log` receive (SO_PASSCRED, `recvmmsg` in batches, credentials
+/// read, waiting in `poll` when the socket is empty) and stores nothing:
+/// the most a syslog daemon that knows its senders can take from one
+/// sender on this machine, before it parses or keeps anything.
 fn creds_ceiling_msgs(n: usize, msgs: &[Vec<u8>]) -> f64 {
     use nix::libc;
     let dir = tempfile::tempdir().unwrap();
@@ -386,46 +387,23 @@ fn creds_ceiling_msgs(n: usize, msgs: &[Vec<u8>]) -> f64 {
     nix::sys::socket::setsockopt(&rx, nix::sys::socket::sockopt::PassCred, &true).unwrap();
     let start = Instant::now();
     let t = std::thread::spawn(move || {
-        const BATCH: usize = 32;
-        let mut bufs = vec![[0u8; 4096]; BATCH];
-        let mut control = [[0u64; 8]; BATCH];
-        let mut iovs: Vec<libc::iovec> = bufs
-            .iter_mut()
-            .map(|b| libc::iovec {
-                iov_base: b.as_mut_ptr().cast(),
-                iov_len: b.len(),
-            })
-            .collect();
-        let mut hdrs: Vec<libc::mmsghdr> = iovs
-            .iter_mut()
-            .zip(control.iter_mut())
-            .map(|(iov, c)| {
-                // SAFETY: mmsghdr is plain data; all-zero is empty.
-                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                h.msg_hdr.msg_iov = iov;
-                h.msg_hdr.msg_iovlen = 1;
-                h.msg_hdr.msg_control = c.as_mut_ptr().cast();
-                h
-            })
-            .collect();
+        let mut batch = ringlogd::source::devlog::receive_batch().unwrap();
         let mut got = 0;
         while got < n {
-            for h in &mut hdrs {
-                h.msg_hdr.msg_controllen = std::mem::size_of::<[u64; 8]>() as _;
+            match batch.recv(rx.as_raw_fd()) {
+                Ok(0) => {
+                    let mut ready = libc::pollfd {
+                        fd: rx.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: one pollfd, live for the call.
+                    unsafe { libc::poll(&mut ready, 1, -1) };
+                }
+                Ok(k) => got += k,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => panic!("recvmmsg: {e}"),
             }
-            // SAFETY: every header points at live buffers of the lengths
-            // given beside them for the duration of the call.
-            let r = unsafe {
-                libc::recvmmsg(
-                    rx.as_raw_fd(),
-                    hdrs.as_mut_ptr(),
-                    BATCH as u32,
-                    0,
-                    std::ptr::null_mut(),
-                )
-            };
-            assert!(r > 0, "recvmmsg: {}", std::io::Error::last_os_error());
-            got += r as usize;
         }
     });
     send_msgs(&path, n, msgs, 1);

@@ -23,6 +23,16 @@ use crate::sockpath::BoundPath;
 pub const MAX_DATAGRAM: usize = 256 << 10;
 /// Datagrams taken per `recvmmsg()` call.
 const BATCH: usize = 32;
+/// Fds a `/dev/log` datagram has room for: a sender may attach some, and
+/// each one installed is closed.
+const FDS: usize = 8;
+
+/// The buffers a `/dev/log` socket is read with: [`BATCH`] datagrams of up
+/// to [`MAX_DATAGRAM`] bytes, each with its credentials and up to [`FDS`]
+/// fds. Public so the benchmark measures the same receive, storing nothing.
+pub fn receive_batch() -> Result<fdpass::Batch, Errno> {
+    fdpass::Batch::new(BATCH, MAX_DATAGRAM, FDS)
+}
 /// Receive buffer asked of the kernel, so bursts wait in the socket rather
 /// than blocking senders (capped by net.core.rmem_max).
 const RECV_BUFFER: usize = 4 << 20;
@@ -53,8 +63,7 @@ impl DevLogSource {
             format!("{at}: cannot enable SO_PASSCRED: {e}")
         })?;
         let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(RECV_BUFFER);
-        let batch = fdpass::Batch::new(BATCH, MAX_DATAGRAM, 8)
-            .map_err(|e| format!("cannot map receive buffers: {e}"))?;
+        let batch = receive_batch().map_err(|e| format!("cannot map receive buffers: {e}"))?;
         Ok(DevLogSource {
             socket,
             parser,
