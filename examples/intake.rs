@@ -8,6 +8,9 @@
 //!   datagram with one line and closed at once (received, watched, read,
 //!   closed).
 //!
+//! Run with `--intake-rate 0`: these are the intake's own limits, not the
+//! pace each fd is held to by default.
+//!
 //! `cargo build --release && cargo run --release --example intake [LINES]`
 
 use std::io::{Read, Write};
@@ -103,7 +106,11 @@ fn chunk() -> Vec<u8> {
 /// Lines per second with `fds` fds open at once, `lines` lines in all.
 fn lines_rate(fds: usize, lines: u64) -> f64 {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = start(dir.path(), &["--max-fds", &(fds + 10).to_string()]);
+    // The intake's capacity, not the per-fd pace a flood is held to.
+    let mut child = start(
+        dir.path(),
+        &["--max-fds", &(fds + 10).to_string(), "--intake-rate", "0"],
+    );
     let intake = dir.path().join("linuxkit-external-logging.sock");
     let chunk = chunk();
     let per_chunk = (chunk.len() / LINE) as u64;

@@ -1,16 +1,24 @@
 //! Changes to the daemon's state that clients (over the query socket) and
-//! signals (SIGUSR1) may ask for: pause, resume, clear. Each leaves an
-//! `internal` entry saying what happened, so the ring tells its own story.
+//! signals (SIGUSR1) may ask for: pause, resume, clear, and closing the
+//! intake fds of one name. Each leaves an `internal` entry saying what
+//! happened, so the ring tells its own story.
+
+use std::os::fd::BorrowedFd;
+
+use nix::sys::socket::{getsockopt, sockopt};
 
 use crate::daemon::log_internal;
 use crate::query::request::Control;
 use crate::ring::Ring;
+use crate::source::intake::{self, Board};
 
 const SEV_NOTICE: u8 = 5;
 
-/// Carry out `control` on the ring.
+/// Carry out `control` on the ring. Dropping intake fds needs the intake
+/// as well: [`drop_intake_fds`] does it, and here it changes nothing.
 pub fn apply(ring: &mut Ring, control: Control) {
     match control {
+        Control::DropFd(_) => {}
         Control::Pause => set_paused(ring, true),
         Control::Resume => set_paused(ring, false),
         Control::Clear => {
@@ -46,4 +54,31 @@ fn set_paused(ring: &mut Ring, paused: bool) {
             format!("ring resumed; {dropped} entries dropped since start, pauses included"),
         );
     }
+}
+
+/// Close every intake fd passed as `name`, for the client on `who` (a
+/// reader allowed to change the daemon's state); the entry left says who
+/// asked, from the kernel's word on the connection. Returns how many fds
+/// are closed (before the intake reads again), or why none is.
+pub fn drop_intake_fds(
+    ring: &mut Ring,
+    board: Option<&Board>,
+    name: &str,
+    who: BorrowedFd<'_>,
+) -> Result<usize, String> {
+    let n = board.map_or(0, |b| intake::request_drop(b, name));
+    if n == 0 {
+        return Err(format!("no intake fd named {name:?}"));
+    }
+    let peer = match getsockopt(&who, sockopt::PeerCredentials) {
+        Ok(c) => format!("uid {} (pid {})", c.uid(), c.pid()),
+        Err(e) => format!("a reader whose credentials cannot be read ({e})"),
+    };
+    let fds = if n == 1 { "fd" } else { "fds" };
+    log_internal(
+        ring,
+        SEV_NOTICE,
+        format!("intake: closed {n} {fds} named {name:?} on request of {peer}"),
+    );
+    Ok(n)
 }

@@ -456,6 +456,7 @@ impl Daemon {
                 max_fds: settings.max_fds,
                 max_line_len: settings.max_line_len,
                 level_prefix: settings.level_prefix,
+                rate: settings.intake_rate,
             },
             joiner,
             INTAKE_FD_BASE,
@@ -485,6 +486,7 @@ impl Daemon {
         if !settings.routes.is_empty() {
             query.routes = Some(routes.board());
         }
+        query.intake = Some(intake.board());
         let query_path = query_listener.path;
 
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
@@ -650,6 +652,9 @@ impl Daemon {
                     return Ok(());
                 }
             }
+            // Before any intake fd is read: what a drop request counted.
+            self.intake
+                .close_dropped(&mut self.ring, self.poll.registry());
             // A source can be both left over from last turn and ready again.
             self.busy.sort_unstable();
             self.busy.dedup();
@@ -673,6 +678,8 @@ impl Daemon {
             let now = Instant::now();
             self.net.tick(now, &mut self.ring, registry);
             self.intake.flush_due(now, &mut self.ring);
+            self.intake.resume_due(now);
+            self.busy.extend(self.intake.take_ready());
             // After the sources, so what arrived this turn goes out in it.
             self.routes.pump(&mut self.ring, registry, now);
             self.ring.ledger.gauges = Gauges {

@@ -351,7 +351,16 @@ fn fds_past_max_fds_are_refused_and_counted_and_the_others_go_on() {
 #[test]
 fn one_noisy_fd_does_not_starve_a_quiet_one() {
     let noise_lines = 300_000;
-    let d = Daemon::start(&["--max-lines", "400000", "--max-bytes", "256M"]);
+    // The per-turn budget is what keeps the quiet fd served: no rate limit
+    // (which would pause the noise and hide the budget).
+    let d = Daemon::start(&[
+        "--max-lines",
+        "400000",
+        "--max-bytes",
+        "256M",
+        "--intake-rate",
+        "0",
+    ]);
     let noisy = unique("noisy");
     let w = d.pass_socketpair(&noisy);
     let writer = std::thread::spawn(move || {

@@ -82,6 +82,11 @@ pub struct LogreadArgs {
     /// Print the daemon's counters as JSON and exit.
     #[arg(long, conflicts_with_all = ["follow", "dump_follow", "lines", "pause", "resume", "clear"])]
     pub stats: bool,
+    /// Close every intake fd passed under NAME (e.g. a program that floods
+    /// its output); says how many were closed.
+    #[arg(long = "drop-fd", value_name = "NAME",
+          conflicts_with_all = ["follow", "dump_follow", "lines", "stats", "pause", "resume", "clear"])]
+    pub drop_fd: Option<String>,
     /// Empty the ring (counters stay).
     #[arg(long, conflicts_with_all = ["follow", "dump_follow", "pause", "resume"])]
     pub clear: bool,
@@ -107,7 +112,8 @@ enum Plan {
         format: Format,
         raw_json: bool,
     },
-    Control(&'static str),
+    /// A change to the daemon, as its JSON request.
+    Control(Value),
     Stats,
 }
 
@@ -122,13 +128,16 @@ impl LogreadArgs {
         if self.stats {
             return Plan::Stats;
         }
+        if let Some(name) = &self.drop_fd {
+            return Plan::Control(json!({ "mode": "drop-fd", "name": name }));
+        }
         for (on, mode) in [
             (self.pause, "pause"),
             (self.resume, "resume"),
             (self.clear, "clear"),
         ] {
             if on {
-                return Plan::Control(mode);
+                return Plan::Control(json!({ "mode": mode }));
             }
         }
         let format = if self.json {
@@ -215,7 +224,7 @@ pub fn run(args: &LogreadArgs) -> i32 {
     let request = match &plan {
         Plan::Read { request, .. } => request.clone(),
         Plan::Stats => b"{\"mode\":\"stats\"}\n".to_vec(),
-        Plan::Control(mode) => format!("{{\"mode\":\"{mode}\"}}\n").into_bytes(),
+        Plan::Control(request) => format!("{request}\n").into_bytes(),
     };
     let mut conn = match UnixStream::connect(&args.socket) {
         Ok(c) => c,
@@ -240,7 +249,13 @@ pub fn run(args: &LogreadArgs) -> i32 {
             let mut reply = String::new();
             let _ = BufReader::new(conn).read_line(&mut reply);
             return match serde_json::from_str::<Value>(&reply) {
-                Ok(v) if v["ok"] == true => 0,
+                Ok(v) if v["ok"] == true => {
+                    if let (Some(n), Some(name)) = (v["closed"].as_u64(), &args.drop_fd) {
+                        let fds = if n == 1 { "fd" } else { "fds" };
+                        println!("closed {n} intake {fds} named {name:?}");
+                    }
+                    0
+                }
                 Ok(v) if v["error"].is_string() => {
                     eprintln!(
                         "logread: the daemon refused the request: {}",

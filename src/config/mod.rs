@@ -23,6 +23,7 @@ use clap::Parser;
 use crate::parse::multiline::{self, MultilineSpec};
 use crate::ring::{Compress, Evict, Limits, RingOptions, DEFAULT_MAX_LINES, MIN_MAX_BYTES};
 use crate::route::spec::RouteSpec;
+use crate::source::throttle;
 
 pub const DEFAULT_SYSLOG_SOCKET: &str = "/dev/log";
 pub const DEFAULT_QUERY_SOCKET: &str = "/var/run/memlogdq.sock";
@@ -104,6 +105,17 @@ pub struct DaemonArgs {
     /// its severity and remove it, as journald does for stdout streams.
     #[arg(long = "level-prefix")]
     pub level_prefix: bool,
+
+    /// Lines per second each intake fd may write (and 1 KiB per line of
+    /// bytes); a faster fd is paused, not read, until it slows down, so its
+    /// writer waits and nothing is lost. 0: no limit.
+    #[arg(long = "intake-rate", value_name = "LINES", default_value_t = throttle::DEFAULT_RATE)]
+    pub intake_rate: u64,
+
+    /// Lines an intake fd may write at once before --intake-rate applies.
+    #[arg(long = "intake-burst", value_name = "LINES", default_value_t = throttle::DEFAULT_BURST,
+          value_parser = parse_intake_burst)]
+    pub intake_burst: u64,
 
     /// Bind every socket, start the daemon again in the background with the
     /// sockets handed over, and exit 0 once it serves (1 if it failed).
@@ -286,6 +298,8 @@ pub struct Settings {
     pub intake_fd: Option<RawFd>,
     pub max_fds: usize,
     pub level_prefix: bool,
+    /// How fast each intake fd is read.
+    pub intake_rate: throttle::Rate,
     pub daemonize: bool,
     /// Where the ring is forwarded.
     pub routes: Vec<RouteSpec>,
@@ -359,6 +373,10 @@ impl DaemonArgs {
             intake_fd: self.fd_log,
             max_fds: self.max_fds,
             level_prefix: self.level_prefix,
+            intake_rate: throttle::Rate {
+                lines_per_sec: self.intake_rate,
+                burst: self.intake_burst,
+            },
             daemonize: self.daemonize,
             routes: self.route.clone(),
             multiline: self.multiline.as_ref().map(|pattern| MultilineSpec {
@@ -413,6 +431,13 @@ fn parse_max_bytes(s: &str) -> Result<usize, String> {
 
 fn parse_max_lines(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("must be a whole number of at least 1".into()),
+    }
+}
+
+fn parse_intake_burst(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err("must be a whole number of at least 1".into()),
     }

@@ -50,6 +50,8 @@ pub fn values(s: &Settings) -> Vec<(&'static str, Option<String>)> {
         ("fd-log", s.intake_fd.map(|n| n.to_string())),
         ("max-fds", Some(s.max_fds.to_string())),
         ("level-prefix", Some(s.level_prefix.to_string())),
+        ("intake-rate", Some(s.intake_rate.lines_per_sec.to_string())),
+        ("intake-burst", Some(s.intake_rate.burst.to_string())),
         ("daemonize", Some(s.daemonize.to_string())),
         ("max-lines", Some(s.limits.max_lines.to_string())),
         ("max-bytes", Some(s.limits.max_bytes.to_string())),

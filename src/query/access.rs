@@ -3,7 +3,7 @@
 //! anything the client says.
 //!
 //! Root, the user the daemon runs as, and members of `--query-group` read
-//! every entry and may pause, resume or clear. Anyone else who can connect
+//! every entry and may pause, resume, clear or drop intake fds. Anyone else who can connect
 //! (the socket's mode decides who can) reads only the entries whose sender
 //! the kernel identified as its own uid, as journald does for per-user
 //! journals, and may not change the ring: a shared machine can open the
@@ -67,7 +67,7 @@ pub fn restrict(req: Request, dialect: Dialect, only_uid: Option<u32>) -> Parse 
         (Request::Control(_), Some(_)) => Parse::error(
             dialect,
             403,
-            "only root, the daemon's user and the query group may pause, resume or clear",
+            "only root, the daemon's user and the query group may pause, resume, clear or drop intake fds",
         ),
     }
 }

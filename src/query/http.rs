@@ -3,7 +3,9 @@
 //!
 //! `GET /logs` takes the query's options as parameters (`follow=1` dumps
 //! then streams, chunked, until the client leaves), `GET /stats` the
-//! counters, `POST /pause`, `/resume` and `/clear` change the ring.
+//! counters, `POST /pause`, `/resume` and `/clear` change the ring, and
+//! `POST /intake/NAME/close` closes the intake fds passed as NAME
+//! (percent-encoded).
 
 use super::format::Format;
 use super::request::{Control, Dialect, Mode, Parse, Query, Request, MAX_REQUEST_LEN};
@@ -33,6 +35,19 @@ pub(crate) fn parse(buf: &[u8], eof: bool, now_ns: i64) -> Parse {
         ("POST", "/pause") => Ok(Request::Control(Control::Pause)),
         ("POST", "/resume") => Ok(Request::Control(Control::Resume)),
         ("POST", "/clear") => Ok(Request::Control(Control::Clear)),
+        (m, p) if intake_close_target(p).is_some() => {
+            match (m, intake_name(p)) {
+                ("POST", Ok(name)) => Ok(Request::Control(Control::DropFd(name))),
+                ("POST", Err(why)) => Err(why),
+                _ => {
+                    return Parse::error(
+                        Dialect::Http,
+                        405,
+                        format!("{method} is not allowed on {path}: use POST"),
+                    )
+                }
+            }
+        }
         (_, "/logs" | "/stats" | "/pause" | "/resume" | "/clear") => {
             return Parse::error(Dialect::Http, 405, format!("{method} is not allowed on {path}"))
         }
@@ -40,7 +55,7 @@ pub(crate) fn parse(buf: &[u8], eof: bool, now_ns: i64) -> Parse {
             return Parse::error(
                 Dialect::Http,
                 404,
-                format!("no such endpoint {path:?}: try GET /logs, GET /stats, POST /pause, /resume or /clear"),
+                format!("no such endpoint {path:?}: try GET /logs, GET /stats, POST /pause, /resume, /clear or /intake/NAME/close"),
             )
         }
     };
@@ -48,6 +63,27 @@ pub(crate) fn parse(buf: &[u8], eof: bool, now_ns: i64) -> Parse {
         Ok(r) => Parse::Done(r, Dialect::Http),
         Err(why) => Parse::error(Dialect::Http, 400, why),
     }
+}
+
+const INTAKE_PREFIX: &str = "/intake/";
+const CLOSE_SUFFIX: &str = "/close";
+
+/// The raw NAME of a path `/intake/NAME/close`.
+fn intake_close_target(path: &str) -> Option<&str> {
+    path.strip_prefix(INTAKE_PREFIX)?.strip_suffix(CLOSE_SUFFIX)
+}
+
+/// NAME of `/intake/NAME/close`, percent-decoded ('+' is itself).
+fn intake_name(path: &str) -> Result<String, String> {
+    let raw = intake_close_target(path).unwrap_or_default();
+    let name: String = form_urlencoded::parse(format!("n={}", raw.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    if name.is_empty() {
+        return Err("POST /intake/NAME/close needs a NAME".into());
+    }
+    Ok(name)
 }
 
 fn logs_query(query: &str, now_ns: i64) -> Result<Query, String> {
@@ -154,6 +190,34 @@ mod tests {
             parse_request(b"GET /stats HTTP/1.0\r\n\r\n", false, 0),
             Parse::Done(Request::Stats, _)
         ));
+        assert!(matches!(
+            parse_request(b"POST /intake/onboot.a%2Fb+c.out/close HTTP/1.1\r\n\r\n", false, 0),
+            Parse::Done(Request::Control(Control::DropFd(n)), _) if n == "onboot.a/b+c.out"
+        ));
+        assert_eq!(
+            status(parse_request(
+                b"GET /intake/x/close HTTP/1.1\r\n\r\n",
+                false,
+                0
+            )),
+            405
+        );
+        assert_eq!(
+            status(parse_request(
+                b"POST /intake//close HTTP/1.1\r\n\r\n",
+                false,
+                0
+            )),
+            400
+        );
+        assert_eq!(
+            status(parse_request(
+                b"POST /intake/close HTTP/1.1\r\n\r\n",
+                false,
+                0
+            )),
+            404
+        );
         assert_eq!(
             status(parse_request(b"GET /logs HTTP/1.1\r\n", false, 0)),
             0

@@ -31,7 +31,7 @@ use crate::ring::{ReadCache, Ring};
 use crate::spare_fd::SpareFd;
 use filter::Filter;
 use format::Format;
-use request::{parse_request, Dialect, Mode, Parse, Query, Request};
+use request::{parse_request, Control, Dialect, Mode, Parse, Query, Request};
 
 /// How long a client may take to send its request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -144,6 +144,8 @@ pub struct QueryServer {
     pub counters: QueryCounters,
     /// The routes' figures, when there are routes.
     pub routes: Option<crate::route::Board>,
+    /// The intake's figures, and where drop requests go.
+    pub intake: Option<crate::source::intake::Board>,
 }
 
 impl QueryServer {
@@ -162,6 +164,7 @@ impl QueryServer {
             spare: SpareFd::new(),
             counters: QueryCounters::default(),
             routes: None,
+            intake: None,
         }
     }
 
@@ -377,6 +380,9 @@ impl QueryServer {
         if let Some(board) = &self.routes {
             stats["routes"] = crate::route::stats_json(board, ring);
         }
+        if let Some(board) = &self.intake {
+            stats["intake"] = crate::source::intake::stats_json(board);
+        }
         stats
     }
 
@@ -450,6 +456,18 @@ impl QueryServer {
             }
             Request::Stats => {
                 c.out = reply(self.stats_json(ring));
+                c.phase = Phase::Finish;
+            }
+            Request::Control(Control::DropFd(name)) => {
+                let who = c.stream.as_fd();
+                c.out =
+                    match crate::control::drop_intake_fds(ring, self.intake.as_ref(), &name, who) {
+                        Ok(n) => reply(json!({ "ok": true, "closed": n })),
+                        Err(why) => match dialect {
+                            Dialect::Http => http::json_response(404, &json!({ "error": why })),
+                            _ => format!("{}\n", json!({ "error": why })).into_bytes(),
+                        },
+                    };
                 c.phase = Phase::Finish;
             }
             Request::Control(ctl) => {

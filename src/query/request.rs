@@ -69,13 +69,15 @@ impl Query {
 }
 
 /// Changes to the daemon's state a client may ask for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Control {
     /// Refuse new entries (counted as dropped), keep what is held.
     Pause,
     Resume,
     /// Empty the ring; counters stay.
     Clear,
+    /// Close every intake fd passed under this name.
+    DropFd(String),
 }
 
 #[derive(Clone, Debug)]
@@ -170,6 +172,8 @@ fn json_request(mut map: Map<String, Value>, now_ns: i64) -> Result<Request, Str
         Some(Value::String(m)) => m,
         Some(other) => return Err(format!("mode: expected a string, got {other}")),
     };
+    // Its one key, taken out before the others are checked.
+    let drop_name = (mode == "drop-fd").then(|| map.remove("name")).flatten();
     let read = |mode| {
         let mut q = Query::new(mode);
         for (key, value) in &map {
@@ -200,8 +204,13 @@ fn json_request(mut map: Map<String, Value>, now_ns: i64) -> Result<Request, Str
         "pause" => bare(Request::Control(Control::Pause)),
         "resume" => bare(Request::Control(Control::Resume)),
         "clear" => bare(Request::Control(Control::Clear)),
+        "drop-fd" => match drop_name {
+            Some(Value::String(name)) => bare(Request::Control(Control::DropFd(name))),
+            Some(other) => Err(format!("name: expected a string, got {other}")),
+            None => Err("drop-fd needs the \"name\" of the intake fds to close".into()),
+        },
         m => Err(format!(
-            "unknown mode {m:?}: use dump, follow, dump+follow, stats, pause, resume or clear"
+            "unknown mode {m:?}: use dump, follow, dump+follow, stats, pause, resume, clear or drop-fd"
         )),
     }
 }
@@ -280,6 +289,18 @@ mod tests {
         assert!(error(parse_request(b"{\"n\":[1]}\n", false, 0)).contains("expected"));
         assert!(error(parse_request(b"{nope}\n", false, 0)).contains("bad JSON"));
         assert!(error(parse_request(b"{\"mode\":\"x\"}\n", false, 0)).contains("unknown mode"));
+        assert!(matches!(
+            done(parse_request(br#"{"mode":"drop-fd","name":"yes.out"}"#, true, 0)).0,
+            Request::Control(Control::DropFd(n)) if n == "yes.out"
+        ));
+        assert!(error(parse_request(br#"{"mode":"drop-fd"}"#, true, 0)).contains("name"));
+        assert!(error(parse_request(br#"{"mode":"drop-fd","name":1}"#, true, 0)).contains("name"));
+        assert!(error(parse_request(
+            br#"{"mode":"drop-fd","name":"a","n":1}"#,
+            true,
+            0
+        ))
+        .contains("unknown key"));
         let long = vec![b'{'; MAX_REQUEST_LEN + 1];
         assert!(error(parse_request(&long, false, 0)).contains("longer"));
     }

@@ -11,6 +11,14 @@
 //! [`FD_BUDGET`] bytes per turn, so one noisy program cannot starve the
 //! others. A line's time is when its last byte was read.
 //!
+//! Each fd is also held to `--intake-rate` ([`super::throttle`]): one that
+//! writes faster is paused, not read, until its tokens grow back, so a
+//! program that never stops writing (or a passed `/dev/zero`) costs a
+//! bounded share of a core; its writer waits, and nothing is lost. The
+//! first pause of an episode is reported as an internal entry, and every
+//! pause is counted in the stats (`intake`). Root can close every fd of a
+//! name at once ([`request_drop`]).
+//!
 //! With `--multiline`, continuation lines are joined into one entry per fd
 //! ([`crate::parse::multiline`]); an entry waiting for more lines is
 //! stored at the latest when its flush timeout passes or the fd ends.
@@ -21,9 +29,11 @@
 //! read or fails while being read, an fd past `--max-fds`. None of it stops
 //! the daemon or the other fds.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::rc::Rc;
 use std::time::Instant;
 
 use mio::net::UnixDatagram;
@@ -35,6 +45,7 @@ use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
 use super::fdpass;
 use super::notice::Notices;
+use super::throttle::{Rate, Throttle};
 use super::Drain;
 use crate::listen::Listener;
 use crate::parse::escape_invalid_utf8;
@@ -67,6 +78,8 @@ pub struct IntakeOptions {
     pub max_fds: usize,
     pub max_line_len: usize,
     pub level_prefix: bool,
+    /// `--intake-rate` and `--intake-burst`.
+    pub rate: Rate,
 }
 
 /// How an fd learns that it has something to read.
@@ -93,6 +106,77 @@ struct FdReader {
     fdname: Option<String>,
     /// The fd store holds it (so it must be taken out when it ends).
     stored: bool,
+    throttle: Throttle,
+}
+
+/// What the intake shows the query server, shared as the routes' board
+/// is: the figures of every fd being read, and the names the query server
+/// was asked to drop, which the intake closes in the same turn.
+pub type Board = Rc<RefCell<IntakeBoard>>;
+
+#[derive(Debug, Default)]
+pub struct IntakeBoard {
+    /// By reader index, like the readers.
+    fds: Vec<Option<FdFigures>>,
+    /// Names whose fds are to be closed.
+    drops: Vec<String>,
+    /// Pauses of every fd since the start.
+    pauses: u64,
+    /// Fds closed on request since the start.
+    dropped_on_request: u64,
+}
+
+/// One fd's figures for the stats.
+#[derive(Clone, Debug)]
+struct FdFigures {
+    name: String,
+    lines: u64,
+    bytes: u64,
+    pauses: u64,
+    paused_until: Option<Instant>,
+}
+
+/// Ask for every fd named `name` to be closed; how many there are now
+/// (they are closed before the intake reads again).
+pub fn request_drop(board: &Board, name: &str) -> usize {
+    let mut b = board.borrow_mut();
+    let n = b.fds.iter().flatten().filter(|f| f.name == name).count();
+    if n > 0 {
+        b.drops.push(name.to_owned());
+    }
+    n
+}
+
+/// The intake's figures as JSON: totals, and per name the fds open now,
+/// the lines and bytes read from them, their pauses and how many are
+/// paused now.
+pub fn stats_json(board: &Board) -> serde_json::Value {
+    let b = board.borrow();
+    let now = Instant::now();
+    let mut names = serde_json::Map::new();
+    let mut paused_now = 0u64;
+    for f in b.fds.iter().flatten() {
+        let paused = f.paused_until.is_some_and(|t| now < t);
+        paused_now += u64::from(paused);
+        let e = names.entry(f.name.clone()).or_insert_with(
+            || serde_json::json!({"open": 0, "lines": 0, "bytes": 0, "pauses": 0, "paused": 0}),
+        );
+        for (key, add) in [
+            ("open", 1),
+            ("lines", f.lines),
+            ("bytes", f.bytes),
+            ("pauses", f.pauses),
+            ("paused", u64::from(paused)),
+        ] {
+            e[key] = (e[key].as_u64().unwrap_or(0) + add).into();
+        }
+    }
+    serde_json::json!({
+        "pauses": b.pauses,
+        "paused_now": paused_now,
+        "dropped_on_request": b.dropped_on_request,
+        "fds": names,
+    })
 }
 
 /// The intake socket and every fd received on it.
@@ -124,6 +208,11 @@ pub struct IntakeSource {
     to_store: Vec<(usize, String)>,
     /// Names to take out of the fd store: their fds ended.
     to_remove: Vec<String>,
+    board: Board,
+    /// Readers paused by their rate, by index, and the earliest end of
+    /// their pauses.
+    paused: Vec<usize>,
+    wake_at: Option<Instant>,
 }
 
 /// Unique fd store names for this process's intake fds.
@@ -188,7 +277,15 @@ impl IntakeSource {
             fdstore: None,
             to_store: Vec::new(),
             to_remove: Vec::new(),
+            board: Board::default(),
+            paused: Vec::new(),
+            wake_at: None,
         }
+    }
+
+    /// The figures and the drop requests, for the query server.
+    pub fn board(&self) -> Board {
+        Rc::clone(&self.board)
     }
 
     /// Hand every intake fd to the systemd fd store from now on
@@ -329,9 +426,63 @@ impl IntakeSource {
         Some(crate::restart::fdname_for_intake(&id, source))
     }
 
-    /// When a joined entry is due to be stored without more lines.
+    /// When a joined entry is due to be stored without more lines, or a
+    /// paused fd is to be read again.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.flush_at
+        match (self.flush_at, self.wake_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Read again the paused fds whose pause is over (they are in
+    /// [`IntakeSource::take_ready`] then).
+    pub fn resume_due(&mut self, now: Instant) {
+        if self.wake_at.is_none_or(|w| now < w) {
+            return;
+        }
+        let mut next: Option<Instant> = None;
+        let mut board = self.board.borrow_mut();
+        let (readers, ready) = (&mut self.readers, &mut self.ready);
+        self.paused.retain(|&idx| {
+            let Some(r) = readers.get_mut(idx).and_then(Option::as_mut) else {
+                return false;
+            };
+            match r.throttle.paused_until() {
+                Some(t) if now < t => {
+                    next = Some(next.map_or(t, |n| n.min(t)));
+                    true
+                }
+                _ => {
+                    r.throttle.resume();
+                    if let Some(f) = board.fds.get_mut(idx).and_then(Option::as_mut) {
+                        f.paused_until = None;
+                    }
+                    ready.push(Token(self.fd_base + idx));
+                    false
+                }
+            }
+        });
+        self.wake_at = next;
+    }
+
+    /// Close the fds the query server was asked to drop, storing what was
+    /// read of them; each request's own entry says who asked.
+    pub fn close_dropped(&mut self, ring: &mut Ring, registry: &Registry) {
+        let names = std::mem::take(&mut self.board.borrow_mut().drops);
+        for name in names {
+            let idxs: Vec<usize> = (0..self.readers.len())
+                .filter(|&i| {
+                    self.readers[i]
+                        .as_ref()
+                        .is_some_and(|r| r.record.source == name)
+                })
+                .collect();
+            for idx in idxs {
+                self.end(idx, ring, registry, Ok(()));
+                self.board.borrow_mut().dropped_on_request += 1;
+            }
+        }
     }
 
     /// Store every joined entry whose flush timeout has passed.
@@ -407,53 +558,104 @@ impl IntakeSource {
         Drain::More
     }
 
-    /// Read what the fd behind `token` has, up to [`FD_BUDGET`] bytes;
-    /// at its end (or a read error) store its last line and close it.
+    /// Read what the fd behind `token` has, up to [`FD_BUDGET`] bytes and
+    /// as far as its rate allows; at its end (or a read error) store its
+    /// last line and close it.
     pub fn drain_fd(&mut self, token: Token, ring: &mut Ring, registry: &Registry) -> Drain {
         let idx = token.0 - self.fd_base;
+        let now = Instant::now();
         let Some(reader) = self.readers.get_mut(idx).and_then(Option::as_mut) else {
             return Drain::Idle;
         };
+        if reader.throttle.is_paused(now) {
+            // Read again when the pause is over, whatever arrives meanwhile.
+            return Drain::Idle;
+        }
         let options = self.options;
-        let joiner = self.joiner.as_ref();
-        let flush_at = &mut self.flush_at;
-        let mut read = 0;
-        let outcome = loop {
-            match reader.file.read(&mut self.buf) {
-                Ok(0) => break Ok(()),
-                Ok(n) => {
-                    let now = now_ns();
-                    let FdReader {
-                        lines,
-                        record,
-                        pending,
-                        ..
-                    } = reader;
-                    let mut out = Out {
-                        ring,
-                        record,
-                        pending,
-                        joiner,
-                        flush_at,
-                    };
-                    lines.feed(&self.buf[..n], |line| out.line(line, now, options));
-                    read += n;
-                    if read >= FD_BUDGET {
-                        return Drain::More;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return match reader.watch {
-                        Watch::Epoll => Drain::Idle,
-                        // Not expected of a file; try again next turn.
-                        Watch::Steps => Drain::More,
-                    };
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
+        let mut out = Out {
+            ring,
+            record: &mut reader.record,
+            pending: &mut reader.pending,
+            joiner: self.joiner.as_ref(),
+            flush_at: &mut self.flush_at,
+        };
+        let (step, read, lines) = read_some(
+            &mut reader.file,
+            &mut reader.lines,
+            &mut reader.throttle,
+            &mut self.buf,
+            &mut out,
+            options,
+        );
+        if let Some(f) = self
+            .board
+            .borrow_mut()
+            .fds
+            .get_mut(idx)
+            .and_then(Option::as_mut)
+        {
+            f.lines += lines;
+            f.bytes += read as u64;
+        }
+        match step {
+            Step::Budget => Drain::More,
+            Step::WouldBlock => match reader.watch {
+                Watch::Epoll => Drain::Idle,
+                // Not expected of a file; try again next turn.
+                Watch::Steps => Drain::More,
+            },
+            Step::Spent => {
+                self.pause(idx, ring, Instant::now());
+                Drain::Idle
             }
+            Step::End(outcome) => {
+                self.end(idx, ring, registry, outcome);
+                Drain::Idle
+            }
+        }
+    }
+
+    /// The fd at `idx` spent its tokens: stop reading it until they grow
+    /// back, count the pause, and report the first of an episode.
+    fn pause(&mut self, idx: usize, ring: &mut Ring, now: Instant) {
+        let rate = self.options.rate;
+        let Some(reader) = self.readers.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        let (until, new_episode) = reader.throttle.pause(rate, now);
+        self.paused.push(idx);
+        self.wake_at = Some(self.wake_at.map_or(until, |w| w.min(until)));
+        let mut board = self.board.borrow_mut();
+        board.pauses += 1;
+        if let Some(f) = board.fds.get_mut(idx).and_then(Option::as_mut) {
+            f.pauses += 1;
+            f.paused_until = Some(until);
+        }
+        drop(board);
+        if new_episode {
+            let name = reader.record.source.clone();
+            self.notices.report(ring, "intake-throttled", || {
+                format!(
+                    "intake: the fd for {name:?} writes faster than --intake-rate allows \
+                     ({} lines/s of up to {} bytes, burst {} lines): reading it is paused \
+                     while it does, so its writer waits and nothing is lost; \
+                     `logread --drop-fd {name}` closes it",
+                    rate.lines_per_sec,
+                    super::throttle::BYTES_PER_LINE,
+                    rate.burst
+                )
+            });
+        }
+    }
+
+    /// The fd at `idx` ended, failed (`outcome`) or is dropped: store its
+    /// last line and what was being joined, then close it.
+    fn end(&mut self, idx: usize, ring: &mut Ring, registry: &Registry, outcome: io::Result<()>) {
+        let Some(reader) = self.readers.get_mut(idx).and_then(Option::as_mut) else {
+            return;
         };
         let now = now_ns();
+        let options = self.options;
         let FdReader {
             lines,
             record,
@@ -464,8 +666,8 @@ impl IntakeSource {
             ring,
             record,
             pending,
-            joiner,
-            flush_at,
+            joiner: self.joiner.as_ref(),
+            flush_at: &mut self.flush_at,
         };
         lines.finish(|line| out.line(line, now, options));
         // The fd ended: what was being joined is complete.
@@ -481,7 +683,6 @@ impl IntakeSource {
             });
         }
         self.close(idx, registry);
-        Drain::Idle
     }
 
     /// One datagram, or `None` when the socket is empty.
@@ -616,6 +817,18 @@ impl IntakeSource {
             record: Record::new(Input::Fd, 0, name, String::new()),
             fdname: None,
             stored: false,
+            throttle: Throttle::new(self.options.rate, Instant::now()),
+        });
+        let mut board = self.board.borrow_mut();
+        if board.fds.len() <= idx {
+            board.fds.resize(idx + 1, None);
+        }
+        board.fds[idx] = Some(FdFigures {
+            name: name.to_owned(),
+            lines: 0,
+            bytes: 0,
+            pauses: 0,
+            paused_until: None,
         });
         self.open += 1;
         Ok(token)
@@ -629,8 +842,67 @@ impl IntakeSource {
             if let (Some(n), true) = (reader.fdname, reader.stored) {
                 self.to_remove.push(n);
             }
+            if let Some(f) = self.board.borrow_mut().fds.get_mut(idx) {
+                *f = None;
+            }
             self.free.push(idx);
             self.open -= 1;
+        }
+    }
+}
+
+/// How one turn of reading an fd ended.
+enum Step {
+    /// [`FD_BUDGET`] bytes were read: more next turn.
+    Budget,
+    /// Nothing more to read now.
+    WouldBlock,
+    /// Its rate's tokens are spent: pause it.
+    Spent,
+    /// Its end, or a read error: close it.
+    End(io::Result<()>),
+}
+
+/// Read from `file` into `buf` and hand the lines to `out`, until the fd
+/// would block, ends, reaches [`FD_BUDGET`] or spends its tokens. Returns
+/// how it stopped, and the bytes and lines read.
+fn read_some(
+    file: &mut File,
+    lines: &mut LineSplitter,
+    throttle: &mut Throttle,
+    buf: &mut [u8],
+    out: &mut Out<'_>,
+    options: IntakeOptions,
+) -> (Step, usize, u64) {
+    let (mut read, mut count) = (0, 0u64);
+    loop {
+        let allowed = throttle
+            .bucket()
+            .allowance(options.rate, Instant::now(), FD_BUDGET - read);
+        if allowed == 0 {
+            return (Step::Spent, read, count);
+        }
+        match file.read(&mut buf[..allowed]) {
+            Ok(0) => return (Step::End(Ok(())), read, count),
+            Ok(n) => {
+                let now = now_ns();
+                let mut emitted = 0;
+                lines.feed(&buf[..n], |line| {
+                    emitted += 1;
+                    out.line(line, now, options)
+                });
+                throttle.bucket().spend(emitted, n);
+                read += n;
+                count += emitted;
+                if read >= FD_BUDGET {
+                    return (Step::Budget, read, count);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return (Step::WouldBlock, read, count)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (Step::End(Err(e)), read, count),
         }
     }
 }

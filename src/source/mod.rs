@@ -7,6 +7,7 @@ pub mod intake;
 pub mod kmsg;
 pub mod net;
 pub mod notice;
+pub mod throttle;
 
 /// What a source's drain call left behind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
