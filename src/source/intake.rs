@@ -876,9 +876,7 @@ fn read_some(
 ) -> (Step, usize, u64) {
     let (mut read, mut count) = (0, 0u64);
     loop {
-        let allowed = throttle
-            .bucket()
-            .allowance(options.rate, Instant::now(), FD_BUDGET - read);
+        let allowed = throttle.allowance(options.rate, Instant::now(), FD_BUDGET - read);
         if allowed == 0 {
             return (Step::Spent, read, count);
         }
@@ -891,7 +889,7 @@ fn read_some(
                     emitted += 1;
                     out.line(line, now, options)
                 });
-                throttle.bucket().spend(emitted, n);
+                throttle.spend(emitted, n);
                 read += n;
                 count += emitted;
                 if read >= FD_BUDGET {

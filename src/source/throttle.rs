@@ -13,6 +13,11 @@
 //! The byte bucket allows [`BYTES_PER_LINE`] bytes per line token, far
 //! more than the lines of a real program average: it only ever trips for a
 //! stream with few or no newlines, which the line bucket cannot see.
+//!
+//! Lines are counted once read, so a read is sized from the fd's average
+//! line so far to hold about the lines it may still take: a stream of
+//! short lines (`yes`) is read in small steps at an even pace rather than
+//! in one large read followed by a long pause.
 
 use std::time::{Duration, Instant};
 
@@ -92,8 +97,9 @@ impl Bucket {
         self.bytes = (self.bytes + secs * lines * BYTES_PER_LINE as f64).min(rate.burst_bytes());
     }
 
-    /// Bytes that may be read now, at most `cap`; 0 when the fd must pause.
-    pub fn allowance(&mut self, rate: Rate, now: Instant, cap: usize) -> usize {
+    /// Bytes that may be read now, at most `cap`, for lines of about
+    /// `line_bytes` each; 0 when the fd must pause.
+    pub fn allowance(&mut self, rate: Rate, now: Instant, cap: usize, line_bytes: f64) -> usize {
         if !rate.is_limited() {
             return cap;
         }
@@ -101,7 +107,8 @@ impl Bucket {
         if self.lines < 1.0 || self.bytes < MIN_READ.min(rate.burst_bytes()) {
             return 0;
         }
-        (self.bytes as usize).min(cap)
+        let for_lines = (self.lines * line_bytes.max(1.0)).max(1.0);
+        (self.bytes.min(for_lines) as usize).min(cap)
     }
 
     /// `lines` lines in `bytes` bytes were read.
@@ -127,6 +134,9 @@ impl Bucket {
 #[derive(Clone, Debug)]
 pub struct Throttle {
     bucket: Bucket,
+    /// What was read so far, for the average line.
+    lines_read: u64,
+    bytes_read: u64,
     /// Not read before this.
     paused_until: Option<Instant>,
     /// The last pause, which decides whether the next one starts a new
@@ -138,13 +148,32 @@ impl Throttle {
     pub fn new(rate: Rate, now: Instant) -> Throttle {
         Throttle {
             bucket: Bucket::full(rate, now),
+            lines_read: 0,
+            bytes_read: 0,
             paused_until: None,
             last_pause: None,
         }
     }
 
-    pub fn bucket(&mut self) -> &mut Bucket {
-        &mut self.bucket
+    /// Bytes that may be read now, at most `cap`; 0 when the fd must pause.
+    pub fn allowance(&mut self, rate: Rate, now: Instant, cap: usize) -> usize {
+        self.bucket.allowance(rate, now, cap, self.line_bytes())
+    }
+
+    /// `lines` lines in `bytes` bytes were read.
+    pub fn spend(&mut self, lines: u64, bytes: usize) {
+        self.bucket.spend(lines, bytes);
+        self.lines_read += lines;
+        self.bytes_read += bytes as u64;
+    }
+
+    /// The fd's average line so far, in bytes; [`BYTES_PER_LINE`] before
+    /// the first (the byte bucket bounds that read).
+    fn line_bytes(&self) -> f64 {
+        if self.lines_read == 0 {
+            return BYTES_PER_LINE as f64;
+        }
+        (self.bytes_read as f64 / self.lines_read as f64).clamp(1.0, BYTES_PER_LINE as f64)
     }
 
     /// Whether the fd must not be read now.
@@ -187,13 +216,13 @@ mod tests {
     fn a_burst_is_read_whole_then_the_rate_holds() {
         let t0 = Instant::now();
         let mut b = Bucket::full(RATE, t0);
-        assert_eq!(b.allowance(RATE, t0, 64 << 10), 64 << 10);
+        assert_eq!(b.allowance(RATE, t0, 64 << 10, 1024.0), 64 << 10);
         b.spend(5000, 100_000);
-        assert_eq!(b.allowance(RATE, t0, 64 << 10), 0, "lines spent");
+        assert_eq!(b.allowance(RATE, t0, 64 << 10, 1024.0), 0, "lines spent");
         // A tenth of a second's worth is back after 0.1 s.
         let at = b.resume_at(RATE, t0);
         assert_eq!(at - t0, Duration::from_millis(100));
-        assert!(b.allowance(RATE, at, 64 << 10) > 0);
+        assert!(b.allowance(RATE, at, 64 << 10, 1024.0) > 0);
     }
 
     #[test]
@@ -201,12 +230,16 @@ mod tests {
         let t0 = Instant::now();
         let mut b = Bucket::full(RATE, t0);
         let all = (RATE.burst * BYTES_PER_LINE) as usize;
-        assert_eq!(b.allowance(RATE, t0, usize::MAX), all);
+        assert_eq!(b.allowance(RATE, t0, usize::MAX, 1024.0), all);
         b.spend(0, all - 4000);
-        assert_eq!(b.allowance(RATE, t0, 64 << 10), 0, "a crumb is not read");
+        assert_eq!(
+            b.allowance(RATE, t0, 64 << 10, 1024.0),
+            0,
+            "a crumb is not read"
+        );
         let later = t0 + Duration::from_secs(1);
         assert_eq!(
-            b.allowance(RATE, later, usize::MAX),
+            b.allowance(RATE, later, usize::MAX, 1024.0),
             4000 + (RATE.lines_per_sec * BYTES_PER_LINE) as usize
         );
     }
@@ -230,14 +263,27 @@ mod tests {
         let t0 = Instant::now();
         let mut b = Bucket::full(off, t0);
         b.spend(1 << 30, 1 << 30);
-        assert_eq!(b.allowance(off, t0, 4096), 4096);
+        assert_eq!(b.allowance(off, t0, 4096, 1024.0), 4096);
+    }
+
+    #[test]
+    fn reads_of_short_lines_are_sized_to_the_lines_left() {
+        let t0 = Instant::now();
+        let mut t = Throttle::new(RATE, t0);
+        // The first read knows no line yet: the whole budget.
+        assert_eq!(t.allowance(RATE, t0, 64 << 10), 64 << 10);
+        // 2-byte lines ("y\n"): the 5000 - 4000 lines left fit 2000 bytes.
+        t.spend(4000, 8000);
+        assert_eq!(t.allowance(RATE, t0, 64 << 10), 2000);
+        t.spend(1000, 2000);
+        assert_eq!(t.allowance(RATE, t0, 64 << 10), 0);
     }
 
     #[test]
     fn pauses_close_together_are_one_episode() {
         let t0 = Instant::now();
         let mut t = Throttle::new(RATE, t0);
-        t.bucket().spend(RATE.burst, 0);
+        t.spend(RATE.burst, 0);
         assert!(t.pause(RATE, t0).1);
         assert!(t.is_paused(t0));
         t.resume();
