@@ -747,15 +747,7 @@ fn intake_row(o: &Opts, bins: &Bins) {
     let f = repeat(o.reps, || {
         let d = Ringlogd::start(
             bins,
-            // The intake's capacity, not the per-fd pace a flood is held to.
-            &[
-                "--max-lines",
-                &(n + 10).to_string(),
-                "--max-bytes",
-                "4G",
-                "--intake-rate",
-                "0",
-            ],
+            &["--max-lines", &(n + 10).to_string(), "--max-bytes", "4G"],
         );
         let intake = d.intake();
         let mut writers = Vec::new();
