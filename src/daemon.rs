@@ -733,6 +733,11 @@ impl Daemon {
                     }
                     return Flow::Stop;
                 }
+                Ok(sig @ (Signal::SIGUSR1 | Signal::SIGUSR2 | Signal::SIGHUP))
+                    if !self.may_control(&info) =>
+                {
+                    self.ignore_signal(sig, &info)
+                }
                 Ok(Signal::SIGUSR2) => self.reexec(),
                 Ok(Signal::SIGUSR1) => {
                     let control = if self.ring.is_paused() {
@@ -747,6 +752,31 @@ impl Daemon {
             }
         }
         Flow::Continue
+    }
+
+    /// Whether the sender of a control signal may change the daemon: anyone
+    /// the kernel lets signal it, or with --no-signal-control root alone
+    /// (the kernel, e.g. a terminal hang-up, counts as root).
+    fn may_control(&self, info: &nix::libc::signalfd_siginfo) -> bool {
+        !self.settings.no_signal_control || info.ssi_uid == 0
+    }
+
+    /// A control signal --no-signal-control refuses: say who sent it.
+    fn ignore_signal(&mut self, sig: Signal, info: &nix::libc::signalfd_siginfo) {
+        let what = match sig {
+            Signal::SIGUSR1 => "pause/resume",
+            Signal::SIGUSR2 => "re-exec",
+            _ => "reload",
+        };
+        warn(
+            &mut self.ring,
+            format!(
+                "ignored {} ({what}) from pid {}, uid {}: --no-signal-control honours control signals from root only",
+                sig.as_str(),
+                info.ssi_pid,
+                info.ssi_uid
+            ),
+        );
     }
 
     /// Hand the ring's memfd to the service manager's fd store, unless it

@@ -224,6 +224,12 @@ pub struct DaemonArgs {
     #[arg(long = "pidfile", value_name = "PATH")]
     pub pidfile: Option<PathBuf>,
 
+    /// Honour SIGUSR1 (pause/resume), SIGUSR2 (re-exec) and SIGHUP (reload)
+    /// only from root; from anyone else they are ignored and logged. Under
+    /// --user, every process of that user may signal the daemon otherwise.
+    #[arg(long = "no-signal-control")]
+    pub no_signal_control: bool,
+
     /// Read settings from this TOML file (every flag is a key of the same
     /// name); flags on the command line win over it. SIGHUP reads it again.
     #[arg(long = "config", value_name = "PATH")]
@@ -299,6 +305,8 @@ pub struct Settings {
     pub user: Option<String>,
     pub group: Option<String>,
     pub pidfile: Option<PathBuf>,
+    /// Control signals are honoured only from root.
+    pub no_signal_control: bool,
 }
 
 impl DaemonArgs {
@@ -370,6 +378,7 @@ impl DaemonArgs {
             user: self.user.clone(),
             group: self.group.clone(),
             pidfile: self.pidfile.clone(),
+            no_signal_control: self.no_signal_control,
         }
     }
 }
