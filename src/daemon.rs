@@ -856,7 +856,8 @@ impl Daemon {
     /// SIGUSR2: execute the program again in this process, handing over
     /// the ring, every socket, every intake fd with its unfinished line,
     /// and the TCP connections. Query clients are closed. If it cannot be
-    /// done, say so and run on as before.
+    /// done, or the program would not run (checked first), say so and run
+    /// on as before.
     fn reexec(&mut self) {
         if let Err(e) = self.try_reexec() {
             let msg = format!("{REEXEC_FAILED}: {e}; running on");
@@ -873,6 +874,7 @@ impl Daemon {
             .exe
             .clone()
             .ok_or("the path of the running program is not known")?;
+        restart::check_successor(&exe, restart::SUCCESSOR_CHECK_LIMIT)?;
         // The successor reads the configuration anew: one that no longer
         // loads would stop it, so it is checked here first.
         if let Some(loader) = &self.loader {
