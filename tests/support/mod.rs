@@ -53,6 +53,12 @@ impl Daemon {
         Daemon::spawn_in(dir, args, true)
     }
 
+    /// [`Daemon::start`] in a directory the test made, so something can
+    /// wait for its sockets before the daemon starts.
+    pub fn start_in(dir: tempfile::TempDir, args: &[&str]) -> Daemon {
+        Daemon::spawn_in(dir, args, false)
+    }
+
     /// [`Daemon::start`] under a wrapper that execs the daemon, e.g.
     /// `["prlimit", "--nofile=64:64"]`: the pid stays the daemon's.
     pub fn start_under(wrapper: &[&str], args: &[&str]) -> Daemon {
