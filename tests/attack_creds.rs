@@ -217,6 +217,55 @@ fn messages_sent_while_a_daemonizing_daemon_starts_are_never_anyone_else_s() {
     daemon.stop();
 }
 
+#[test]
+fn datagrams_queued_on_an_inherited_socket_are_no_one_s() {
+    if !root_or_skip("reading as nobody") {
+        return;
+    }
+    // The parent binds the syslog socket without asking for credentials,
+    // root logs to it, and only then does the parent exec the daemon with
+    // the socket as --fd-syslog: those datagrams carry no credentials.
+    let parent = r#"
+import os, socket, sys
+argv = sys.argv[1:]
+path = os.path.join(argv[argv.index("--runtime-dir") + 1], "inherited.sock")
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(path)
+os.chmod(path, 0o666)
+tx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+for i in range(5):
+    tx.sendto(("<13>queued: before the daemon %d" % i).encode(), path)
+os.set_inheritable(s.fileno(), True)
+os.execv(argv[0], argv + ["--fd-syslog", str(s.fileno())])
+"#;
+    let python = require("python3");
+    let d = Daemon::start_under(
+        &[python.to_str().unwrap(), "-c", parent],
+        &["--query-mode", "0666"],
+    );
+    fs::set_permissions(d.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let inherited = d.dir.path().join("inherited.sock");
+    let after = unique("after");
+    std::os::unix::net::UnixDatagram::unbound()
+        .unwrap()
+        .send_to(format!("<13>queued: {after}").as_bytes(), &inherited)
+        .unwrap();
+    let entries = d.wait_for("6 messages", |e| {
+        e.iter().filter(|v| v["app"] == "queued").count() == 6
+    });
+    let queued: Vec<&Value> = entries.iter().filter(|v| v["app"] == "queued").collect();
+    for e in &queued[..5] {
+        assert!(
+            e.get("peer").is_none(),
+            "no sender the kernel vouched for: {e}"
+        );
+    }
+    assert_eq!(queued[5]["msg"], after.as_str());
+    assert_eq!(queued[5]["peer"]["uid"], 0, "credentials are on now");
+    let seen = read_as(&d.query, Some(NOBODY));
+    assert!(seen.is_empty(), "nobody reads {seen:?}");
+}
+
 /// Start the daemon with `--runtime-dir dir`; its exit code and stderr if
 /// it refuses to start, else `None` once it served (and was stopped).
 fn start_with_runtime_dir(dir: &Path) -> Option<(Option<i32>, String)> {
