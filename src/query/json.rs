@@ -118,18 +118,21 @@ fn write_u64(v: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(&buf[i..]);
 }
 
-/// Whether any of the eight bytes in `w` is `"`, `\` or below 0x20 (SWAR:
-/// the classic has-zero-byte test on `w ^ '"'`, `w ^ '\'` and on `w` less
-/// 0x20 per byte).
+/// Whether any of the eight bytes in `w` is `"`, `\`, below 0x20, DEL or
+/// 0xC2 (the first byte of a C1 control) (SWAR: the classic has-zero-byte
+/// test on `w` xor each of those, and on `w` less 0x20 per byte).
 fn needs_escape(w: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let is = |b: u8| zero(w ^ (ONES * u64::from(b)));
     let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
-    zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) | below_space != 0
+    is(b'"') | is(b'\\') | is(0x7f) | is(0xc2) | below_space != 0
 }
 
-/// `s` as a JSON string, quotes included.
+/// `s` as a JSON string, quotes included. Besides what JSON requires, DEL
+/// and the C1 controls (U+0080..U+009F) are written `\u00NN`: JSON allows
+/// them raw, but a terminal showing the line would obey them.
 pub fn write_str(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     let b = s.as_bytes();
@@ -143,7 +146,15 @@ pub fn write_str(s: &str, out: &mut Vec<u8>) {
                 continue;
             }
         }
-        let c = b[i];
+        let (mut c, mut len) = (b[i], 1);
+        if c == 0xc2 && matches!(b.get(i + 1), Some(0x80..=0x9f)) {
+            // U+0080..U+009F is 0xC2 then the code point's own byte.
+            (c, len) = (b[i + 1], 2);
+        } else if c >= 0x80 {
+            // Any other byte of a multi-byte character.
+            i += 1;
+            continue;
+        }
         let esc: &[u8] = match c {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -152,7 +163,7 @@ pub fn write_str(s: &str, out: &mut Vec<u8>) {
             b'\t' => b"\\t",
             0x08 => b"\\b",
             0x0c => b"\\f",
-            0..=0x1f => b"",
+            0..=0x1f | 0x7f..=0x9f => b"",
             _ => {
                 i += 1;
                 continue;
@@ -167,7 +178,7 @@ pub fn write_str(s: &str, out: &mut Vec<u8>) {
         } else {
             out.extend_from_slice(esc);
         }
-        i += 1;
+        i += len;
         done = i;
     }
     out.extend_from_slice(&b[done..]);
@@ -178,31 +189,43 @@ pub fn write_str(s: &str, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
 
+    /// serde_json's escaping, plus DEL and C1 controls as `\u00NN`.
+    fn expected(s: &str) -> String {
+        let mut e = String::new();
+        for c in serde_json::to_string(s).unwrap().chars() {
+            match u32::from(c) {
+                n @ (0x7f..=0x9f) => e.push_str(&format!("\\u{n:04x}")),
+                _ => e.push(c),
+            }
+        }
+        e
+    }
+
     #[test]
-    fn strings_escape_exactly_as_serde_json_does() {
+    fn strings_escape_as_serde_json_does_and_controls_too() {
         let mut samples: Vec<String> = vec![
             String::new(),
             "plain ascii text, long enough for several words".into(),
             "quote\" back\\slash".into(),
             "ctl \u{0}\u{1}\u{8}\u{c}\n\r\t\u{1b}\u{1f} end".into(),
-            "ünïcødé ✓ 日本語 \u{7f}".into(),
+            "ünïcødé ✓ 日本語 \u{7f} ©\u{a0}\u{9b}2J \u{80}\u{9f}".into(),
         ];
-        // Every byte value at every position within an 8-byte word.
-        for c in 0u8..0x80 {
+        // Every character up to U+00A0 at every position within an 8-byte
+        // word (U+0080.. are two bytes, so they straddle words too).
+        for c in (0u32..=0xa0).filter_map(char::from_u32) {
             for pos in 0..9 {
                 let mut s = "abcdefghijklmnop".to_string();
-                s.insert(pos, c as char);
+                s.insert(pos, c);
                 samples.push(s);
             }
         }
         for s in samples {
             let mut out = Vec::new();
             write_str(&s, &mut out);
-            assert_eq!(
-                String::from_utf8(out).unwrap(),
-                serde_json::to_string(&s).unwrap(),
-                "{s:?}"
-            );
+            let text = String::from_utf8(out).unwrap();
+            assert_eq!(text, expected(&s), "{s:?}");
+            assert_eq!(serde_json::from_str::<String>(&text).unwrap(), s);
+            assert!(!text.chars().any(char::is_control), "{text:?}");
         }
     }
 
