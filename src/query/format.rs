@@ -428,11 +428,7 @@ pub fn parse_json_line(line: &str) -> Option<Record> {
                 id,
                 params: params
                     .as_object()
-                    .map(|m| {
-                        m.iter()
-                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                            .collect()
-                    })
+                    .map(|m| m.iter().flat_map(sd_values).collect())
                     .unwrap_or_default(),
             })
             .collect();
@@ -451,6 +447,16 @@ pub fn parse_json_line(line: &str) -> Option<Record> {
         });
     }
     Some(r)
+}
+
+/// The params a JSON SD key stands for: one for a string, one per value
+/// for the array a repeated name is written as.
+fn sd_values((name, value): (&String, &serde_json::Value)) -> Vec<(String, String)> {
+    let one = |v: &serde_json::Value| (name.clone(), v.as_str().unwrap_or_default().to_owned());
+    match value.as_array() {
+        Some(values) => values.iter().map(one).collect(),
+        None => vec![one(value)],
+    }
 }
 
 #[cfg(test)]
@@ -608,6 +614,35 @@ mod tests {
             assert!(Format::parse(name).is_ok());
         }
         assert!(Format::parse("xml").is_err());
+    }
+
+    #[test]
+    fn repeated_sd_names_read_back_as_repeated_params() {
+        let mut r = Record::new(Input::Syslog, 0, "app", "m");
+        r.sd = vec![SdElement {
+            id: "origin".into(),
+            params: vec![
+                ("ip".into(), "10.0.0.1".into()),
+                ("software".into(), "x".into()),
+                ("ip".into(), "10.0.0.2".into()),
+            ],
+        }];
+        let mut out = Vec::new();
+        write_json_line(&r.as_ref(), &mut out);
+        let line = String::from_utf8(out).unwrap();
+        assert!(
+            line.contains(r#""sd":{"origin":{"ip":["10.0.0.1","10.0.0.2"],"software":"x"}}"#),
+            "{line}"
+        );
+        let back = parse_json_line(&line).unwrap();
+        assert_eq!(
+            back.sd[0].params,
+            [
+                ("ip".into(), "10.0.0.1".into()),
+                ("ip".into(), "10.0.0.2".into()),
+                ("software".into(), "x".into())
+            ]
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! strings eight bytes at a time.
 
 use super::timefmt;
-use crate::record::{facility_name, severity_name, RecordRef};
+use crate::record::{facility_name, severity_name, RecordRef, SdRef};
 
 /// Append `r` as one JSON line (with its `\n`). `seq` is left out for an
 /// entry that is not in the ring; `missed` is only on a lapped reader's
@@ -43,24 +43,7 @@ pub fn write_line(r: &RecordRef, seq: Option<u64>, missed: Option<u64>, out: &mu
     }
     if !r.sd.is_empty() {
         key(out, "sd");
-        out.push(b'{');
-        for (i, e) in r.sd.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_str(e.id, out);
-            out.extend_from_slice(b":{");
-            for (j, (k, v)) in e.params.iter().enumerate() {
-                if j > 0 {
-                    out.push(b',');
-                }
-                write_str(k, out);
-                out.push(b':');
-                write_str(v, out);
-            }
-            out.push(b'}');
-        }
-        out.push(b'}');
+        write_sd(&r.sd, out);
     }
     if let Some(p) = &r.peer {
         key(out, "peer");
@@ -95,6 +78,65 @@ pub fn write_line(r: &RecordRef, seq: Option<u64>, missed: Option<u64>, out: &mu
         }
     }
     out.extend_from_slice(b"}\n");
+}
+
+/// Structured data as one object per SD-ID holding one key per
+/// PARAM-NAME, so no object has a duplicate key. RFC 5424 lets a name
+/// repeat within an element: its values become an array, in order (a name
+/// sent once stays a plain string). A repeated SD-ID, which RFC 5424
+/// forbids but a sender can write, has its params joined to the first
+/// element of that ID. No value is lost either way.
+fn write_sd(sd: &[SdRef], out: &mut Vec<u8>) {
+    out.push(b'{');
+    let ids: Vec<&str> = sd.iter().map(|e| e.id).collect();
+    for (i, same_id) in groups(&ids).iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(ids[same_id[0]], out);
+        out.push(b':');
+        let params: Vec<(&str, &str)> = same_id
+            .iter()
+            .flat_map(|&e| sd[e].params.iter().map(|(k, v)| (*k, v.as_ref())))
+            .collect();
+        let names: Vec<&str> = params.iter().map(|(k, _)| *k).collect();
+        out.push(b'{');
+        for (j, same_name) in groups(&names).iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            write_str(names[same_name[0]], out);
+            out.push(b':');
+            if let [one] = same_name[..] {
+                write_str(params[one].1, out);
+                continue;
+            }
+            out.push(b'[');
+            for (n, &p) in same_name.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                write_str(params[p].1, out);
+            }
+            out.push(b']');
+        }
+        out.push(b'}');
+    }
+    out.push(b'}');
+}
+
+/// The positions of `keys` grouped by equal key: each group in order, the
+/// groups in the order their keys first appear. Sorting, not comparing
+/// every pair, so a long list costs n log n.
+fn groups(keys: &[&str]) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|&a, &b| keys[a].cmp(keys[b]).then(a.cmp(&b)));
+    let mut groups: Vec<Vec<usize>> = order
+        .chunk_by(|&a, &b| keys[a] == keys[b])
+        .map(<[usize]>::to_vec)
+        .collect();
+    groups.sort_by_key(|g| g[0]);
+    groups
 }
 
 fn key(out: &mut Vec<u8>, name: &str) {
@@ -227,6 +269,39 @@ mod tests {
             assert_eq!(serde_json::from_str::<String>(&text).unwrap(), s);
             assert!(!text.chars().any(char::is_control), "{text:?}");
         }
+    }
+
+    fn sd_json(sd: &[(&'static str, &[(&'static str, &'static str)])]) -> String {
+        let sd: Vec<SdRef> = sd
+            .iter()
+            .map(|(id, params)| SdRef {
+                id,
+                params: params.iter().map(|(k, v)| (*k, (*v).into())).collect(),
+            })
+            .collect();
+        let mut out = Vec::new();
+        write_sd(&sd, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn repeated_sd_names_become_arrays_and_repeated_ids_join() {
+        assert_eq!(
+            sd_json(&[("a@1", &[("k", "1"), ("z", "2")])]),
+            r#"{"a@1":{"k":"1","z":"2"}}"#
+        );
+        assert_eq!(
+            sd_json(&[("o", &[("ip", "1"), ("x", "y"), ("ip", "2"), ("ip", "3")])]),
+            r#"{"o":{"ip":["1","2","3"],"x":"y"}}"#
+        );
+        assert_eq!(
+            sd_json(&[
+                ("b", &[("k", "1")]),
+                ("a", &[]),
+                ("b", &[("k", "2"), ("j", "3")])
+            ]),
+            r#"{"b":{"k":["1","2"],"j":"3"},"a":{}}"#
+        );
     }
 
     #[test]
