@@ -352,3 +352,43 @@ fn structured_data_is_bounded_and_repeated_names_are_kept() {
         assert!(line.contains(&format!("ip=\"{ip}\"")), "{line}");
     }
 }
+
+#[test]
+fn counters_name_a_source_without_raw_controls() {
+    if !root_or_skip("sending as another user") {
+        return;
+    }
+    let d = Daemon::start(&[]);
+    open_dir(&d);
+    let tag = unique("named");
+    // A tag is any run of bytes up to `[`, `:` or a space: C1 CSI and DEL
+    // included.
+    send_datagram_as(
+        ATTACKER,
+        &d.log,
+        format!("<14>ev\u{9b}2J\u{7f}il: {tag}").as_bytes(),
+    );
+    let e = d.entry_with_msg(&tag);
+    assert_eq!(e["source"], "ev\u{9b}2J\u{7f}il", "{e}");
+    let curl = Command::new(require("curl"))
+        .args(["-sS", "--fail", "--unix-socket"])
+        .arg(&d.query)
+        .arg("http://localhost/stats")
+        .output()
+        .unwrap();
+    for (what, out) in [
+        ("logread --stats", d.logread(&["--stats"]).stdout),
+        ("JSON dialect stats", d.query_raw(b"{\"mode\":\"stats\"}\n")),
+        ("HTTP /stats", curl.stdout),
+    ] {
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(r"ev\u009b2J\u007fil"),
+            "{what}: the source is named, escaped: {text}"
+        );
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{what}: {text:?}"
+        );
+    }
+}

@@ -80,6 +80,23 @@ pub fn write_line(r: &RecordRef, seq: Option<u64>, missed: Option<u64>, out: &mu
     out.extend_from_slice(b"}\n");
 }
 
+/// `v` (a reply: counters, an error) as one JSON line, with DEL and the C1
+/// controls escaped as [`write_str`] escapes them. serde_json leaves them
+/// raw; outside a string JSON has only ASCII punctuation, so escaping each
+/// one wherever it is stays valid.
+pub fn value_line(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    let mut line = String::with_capacity(text.len() + 1);
+    for c in text.chars() {
+        match u32::from(c) {
+            n @ 0x7f..=0x9f => line.push_str(&format!("\\u{n:04x}")),
+            _ => line.push(c),
+        }
+    }
+    line.push('\n');
+    line
+}
+
 /// Structured data as one object per SD-ID holding one key per
 /// PARAM-NAME, so no object has a duplicate key. RFC 5424 lets a name
 /// repeat within an element: its values become an array, in order (a name
@@ -302,6 +319,14 @@ mod tests {
             ]),
             r#"{"b":{"k":["1","2"],"j":"3"},"a":{}}"#
         );
+    }
+
+    #[test]
+    fn replies_escape_controls_too() {
+        let v = serde_json::json!({ "sources": { "a\u{9b}2J\u{7f}\u{1b}": 1 } });
+        let line = value_line(&v);
+        assert_eq!(line, "{\"sources\":{\"a\\u009b2J\\u007f\\u001b\":1}}\n");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&line).unwrap(), v);
     }
 
     #[test]
