@@ -191,6 +191,38 @@ impl Record {
     }
 }
 
+/// The most SD-ELEMENTs kept from one message; the rest are left out and
+/// the entry flagged truncated.
+pub const MAX_SD_ELEMENTS: usize = 32;
+
+/// The most SD-PARAMs kept from one message, over all its elements.
+pub const MAX_SD_PARAMS: usize = 128;
+
+/// What an SD-ELEMENT costs against `--max-line-len`: its bytes as RFC 5424
+/// writes them, `[ID]`, escapes aside. Structured data and the message are
+/// one text, as on the wire, and share the limit.
+pub fn sd_element_len(id: &str) -> usize {
+    id.len() + 2
+}
+
+/// What one SD-PARAM costs against `--max-line-len`: ` NAME="VALUE"`.
+pub fn sd_param_len(name: &str, value: &str) -> usize {
+    name.len() + value.len() + 4
+}
+
+/// The bytes all of `sd` costs against `--max-line-len`.
+pub fn sd_len(sd: &[SdRef]) -> usize {
+    sd.iter()
+        .map(|e| {
+            sd_element_len(e.id)
+                + e.params
+                    .iter()
+                    .map(|(k, v)| sd_param_len(k, v))
+                    .sum::<usize>()
+        })
+        .sum()
+}
+
 /// One SD-ELEMENT whose text lives elsewhere. Values are `Cow` because
 /// unescaping a received value may need a new string, while values read
 /// back from the ring never do.

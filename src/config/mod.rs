@@ -146,8 +146,8 @@ pub struct DaemonArgs {
     #[arg(long = "snapshot", value_name = "FILE")]
     pub snapshot: Option<PathBuf>,
 
-    /// Longest message text stored; longer text is cut at a UTF-8 boundary
-    /// and flagged truncated.
+    /// Longest message text stored, RFC 5424 structured data included;
+    /// longer text is cut at a UTF-8 boundary and flagged truncated.
     #[arg(long = "max-line-len", value_name = "BYTES", default_value_t = 8192,
           value_parser = parse_max_line_len)]
     pub max_line_len: usize,

@@ -420,7 +420,7 @@ impl QueryServer {
                     let body = json!({ "error": why });
                     c.out = match dialect {
                         Dialect::Http => http::json_response(status, &body),
-                        _ => format!("{body}\n").into_bytes(),
+                        _ => json::value_line(&body).into_bytes(),
                     };
                     c.out_pos = 0;
                     c.phase = Phase::Finish;
@@ -435,7 +435,7 @@ impl QueryServer {
     fn start(&mut self, c: &mut Client, req: Request, dialect: Dialect, ring: &mut Ring) {
         let reply = |body: serde_json::Value| match dialect {
             Dialect::Http => http::json_response(200, &body),
-            _ => format!("{body}\n").into_bytes(),
+            _ => json::value_line(&body).into_bytes(),
         };
         c.out_pos = 0;
         match req {
