@@ -147,6 +147,7 @@ pub fn run(settings: Settings, loader: Option<Loader>) -> Result<(), String> {
         reexec,
         stored,
         fdstore: notifier.is_some(),
+        run_as: identity.as_ref().and_then(|id| id.uid).map(|u| u.as_raw()),
     };
     let mut daemon = Daemon::new(&settings, listeners, start)?;
     daemon.exe = exe;
@@ -167,6 +168,8 @@ pub fn run(settings: Settings, loader: Option<Loader>) -> Result<(), String> {
             format!("running as {}", id.label),
         );
     }
+    // Files are written by the user the daemon runs as, from now on.
+    daemon.ready_state_files();
     daemon.settings = settings;
     daemon.loader = loader;
     if let Some(n) = &notifier {
@@ -207,6 +210,8 @@ pub struct Start {
     pub stored: Stored,
     /// Hand the ring and the intake fds to the systemd fd store.
     pub fdstore: bool,
+    /// The uid `--user` switches to: files it wrote are trusted too.
+    pub run_as: Option<u32>,
 }
 
 /// Where the ring came from.
@@ -225,6 +230,7 @@ fn start_ring(
     settings: &Settings,
     handed: Option<OwnedFd>,
     stored: Option<OwnedFd>,
+    owners: &[u32],
 ) -> Result<(Ring, RingFrom, Option<String>), String> {
     let (limits, opts) = (settings.limits, settings.ring);
     let refused = if let Some(fd) = handed {
@@ -239,9 +245,13 @@ fn start_ring(
                 format!("cannot go on with the ring kept in the service manager's fd store: {e}")
             }
         }
-    } else if let Some(path) = settings.snapshot.as_deref().filter(|p| p.exists()) {
-        match Ring::load_snapshot(path, limits, opts) {
-            Ok(r) => return Ok((r, RingFrom::Snapshot, None)),
+    } else if let Some(path) = settings.snapshot.as_deref() {
+        match Ring::load_snapshot(path, limits, opts, owners) {
+            Ok(Some((r, note))) => {
+                let note = note.map(|n| format!("--snapshot {}: {n}", path.display()));
+                return Ok((r, RingFrom::Snapshot, note));
+            }
+            Ok(None) => String::new(),
             Err(e) => format!(
                 "--snapshot {}: refused: {e}; it is replaced at the next clean stop",
                 path.display()
@@ -294,7 +304,8 @@ fn exec(exe: &std::path::Path, argv: &[OsString], state_fd: std::os::fd::RawFd) 
 /// Whether the loop goes on after an event.
 enum Flow {
     Continue,
-    Stop,
+    /// Stop, with how the clean stop went: an error is the exit status.
+    Stop(Result<(), String>),
 }
 
 /// Everything the running daemon owns. The one place that holds the poll
@@ -358,6 +369,7 @@ impl Daemon {
             reexec,
             stored,
             fdstore,
+            run_as,
         } = start;
         let Stored {
             ring: stored_ring,
@@ -368,7 +380,8 @@ impl Daemon {
             .as_ref()
             .and_then(|s| s.ring)
             .and_then(restart::take_fd);
-        let (mut ring, from, refused) = start_ring(settings, handed_ring, stored_ring)?;
+        let owners = crate::private_file::owners(run_as);
+        let (mut ring, from, refused) = start_ring(settings, handed_ring, stored_ring, &owners)?;
         let host = local_hostname();
         ring.set_local_host(host.clone());
         let held = ring.len();
@@ -646,8 +659,8 @@ impl Daemon {
             }
             let before = self.ring.next_seq();
             for event in events.iter() {
-                if let Flow::Stop = self.on_event(event) {
-                    return Ok(());
+                if let Flow::Stop(saved) = self.on_event(event) {
+                    return saved;
                 }
             }
             // A source can be both left over from last turn and ready again.
@@ -727,11 +740,11 @@ impl Daemon {
         while let Ok(Some(info)) = self.signals.read_signal() {
             match Signal::try_from(info.ssi_signo as i32) {
                 Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => {
-                    self.save_on_stop();
+                    let saved = self.save_on_stop();
                     if let Some(n) = &self.notifier {
                         let _ = n.stopping();
                     }
-                    return Flow::Stop;
+                    return Flow::Stop(saved);
                 }
                 Ok(Signal::SIGUSR2) => self.reexec(),
                 Ok(Signal::SIGUSR1) => {
@@ -777,8 +790,9 @@ impl Daemon {
     }
 
     /// A clean stop: write the snapshot, and under the fd store leave the
-    /// intake fds' unfinished lines there for the next start.
-    fn save_on_stop(&mut self) {
+    /// intake fds' unfinished lines there for the next start. A snapshot
+    /// that could not be written is the error returned.
+    fn save_on_stop(&mut self) -> Result<(), String> {
         if let Some(n) = &self.notifier {
             let mut fds = self.intake.hand_over();
             fds.retain(|f| f.fdname.is_some());
@@ -809,16 +823,49 @@ impl Daemon {
                 );
             }
         }
-        self.save_snapshot();
+        self.save_snapshot()
     }
 
-    fn save_snapshot(&mut self) {
-        if let Some(path) = self.settings.snapshot.clone() {
-            if let Err(e) = self.ring.save_snapshot(&path) {
-                warn(
-                    &mut self.ring,
-                    format!("--snapshot {}: cannot write it: {e}", path.display()),
+    /// Write the snapshot. A failed save is an error entry, sent on by the routes if
+    /// they can take it now, and returned: what the ring held since the
+    /// last snapshot is lost, and whoever stopped the daemon must know.
+    fn save_snapshot(&mut self) -> Result<(), String> {
+        let Some(path) = self.settings.snapshot.clone() else {
+            return Ok(());
+        };
+        if let Err(e) = self.ring.save_snapshot(&path) {
+            let msg = format!("--snapshot {}: {e}", path.display());
+            log_internal(&mut self.ring, SEV_ERR, msg.clone());
+            self.routes
+                .pump(&mut self.ring, self.poll.registry(), Instant::now());
+            return Err(msg);
+        }
+        Ok(())
+    }
+
+    /// Once the daemon runs as the user it stays: remove what a save that
+    /// crashed left. A directory that is not safe to write in is said now,
+    /// not only at the stop.
+    fn ready_state_files(&mut self) {
+        let Some(path) = self.settings.snapshot.clone() else {
+            return;
+        };
+        match crate::private_file::remove_stale(&path) {
+            Ok(removed) => {
+                for p in removed {
+                    let msg = format!(
+                        "removed {}, left by a save that did not finish",
+                        p.display()
+                    );
+                    log_internal(&mut self.ring, SEV_INFO, msg);
+                }
+            }
+            Err(e) => {
+                let msg = format!(
+                    "--snapshot {}: {e}; it cannot be saved there",
+                    path.display()
                 );
+                warn(&mut self.ring, msg);
             }
         }
     }

@@ -138,7 +138,7 @@ fn resolve(path: &Path) -> Result<PathBuf, String> {
 /// Resolve `dir` and check it and every directory above it: each must
 /// belong to root or to this user, and one that its group or others may
 /// write to must be sticky. Returns the resolved directory.
-fn check_trusted(dir: &Path) -> Result<PathBuf, String> {
+pub(crate) fn check_trusted(dir: &Path) -> Result<PathBuf, String> {
     let real = fs::canonicalize(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let me = geteuid().as_raw();
     for d in real.ancestors() {
