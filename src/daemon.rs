@@ -31,7 +31,7 @@ use crate::query::request::Control;
 use crate::query::QueryServer;
 use crate::record::{now_ns, Record};
 use crate::restart::{self, State};
-use crate::ring::Ring;
+use crate::ring::{Ring, SeqMark, SeqMarkNews};
 use crate::route::Routes;
 use crate::sockpath::BoundPath;
 use crate::source::devlog::DevLogSource;
@@ -384,6 +384,11 @@ impl Daemon {
         let (mut ring, from, refused) = start_ring(settings, handed_ring, stored_ring, &owners)?;
         let host = local_hostname();
         ring.set_local_host(host.clone());
+        // Before the first entry gets its number: see ring::seqmark.
+        let mark_warning = settings.snapshot.as_deref().and_then(|path| {
+            let skip = matches!(from, RingFrom::Snapshot | RingFrom::Fresh);
+            ring.keep_seq_mark(SeqMark::beside(path), skip, &owners)
+        });
         let held = ring.len();
         match from {
             RingFrom::Reexec => {}
@@ -403,6 +408,9 @@ impl Daemon {
             RingFrom::Fresh => log_internal(&mut ring, SEV_INFO, "memlogd started"),
         }
         if let Some(w) = refused {
+            warn(&mut ring, w);
+        }
+        if let Some(w) = mark_warning {
             warn(&mut ring, w);
         }
         let kept = from != RingFrom::Fresh;
@@ -697,6 +705,7 @@ impl Daemon {
             }
             self.query.run_pending(registry, &self.ring);
             self.query.expire(Instant::now(), registry);
+            self.report_seq_mark();
         }
     }
 
@@ -826,7 +835,8 @@ impl Daemon {
         self.save_snapshot()
     }
 
-    /// Write the snapshot. A failed save is an error entry, sent on by the routes if
+    /// Write the snapshot, then set the sequence mark to the exact next
+    /// number. A failed save is an error entry, sent on by the routes if
     /// they can take it now, and returned: what the ring held since the
     /// last snapshot is lost, and whoever stopped the daemon must know.
     fn save_snapshot(&mut self) -> Result<(), String> {
@@ -840,33 +850,55 @@ impl Daemon {
                 .pump(&mut self.ring, self.poll.registry(), Instant::now());
             return Err(msg);
         }
+        // A mark left where it was is above every number given: the next
+        // start skips the rest of the block, and loses nothing.
+        let _ = self.ring.settle_seq_mark();
         Ok(())
     }
 
     /// Once the daemon runs as the user it stays: remove what a save that
-    /// crashed left. A directory that is not safe to write in is said now,
-    /// not only at the stop.
+    /// crashed left, and start keeping the sequence mark. A directory that
+    /// is not safe to write in is said now, not only at the stop.
     fn ready_state_files(&mut self) {
         let Some(path) = self.settings.snapshot.clone() else {
             return;
         };
-        match crate::private_file::remove_stale(&path) {
-            Ok(removed) => {
-                for p in removed {
+        let mark = SeqMark::beside(&path);
+        for file in [path.as_path(), mark.path()] {
+            match crate::private_file::remove_stale(file) {
+                Ok(removed) => {
+                    for p in removed {
+                        let msg = format!(
+                            "removed {}, left by a save that did not finish",
+                            p.display()
+                        );
+                        log_internal(&mut self.ring, SEV_INFO, msg);
+                    }
+                }
+                Err(e) => {
                     let msg = format!(
-                        "removed {}, left by a save that did not finish",
-                        p.display()
+                        "--snapshot {}: {e}; it cannot be saved there",
+                        path.display()
                     );
-                    log_internal(&mut self.ring, SEV_INFO, msg);
+                    warn(&mut self.ring, msg);
+                    // Both live in the one directory: said once.
+                    break;
                 }
             }
-            Err(e) => {
-                let msg = format!(
-                    "--snapshot {}: {e}; it cannot be saved there",
-                    path.display()
-                );
-                warn(&mut self.ring, msg);
+        }
+        self.ring.arm_seq_mark();
+        self.report_seq_mark();
+    }
+
+    /// Say what happened to the sequence mark, if anything.
+    fn report_seq_mark(&mut self) {
+        match self.ring.seq_mark_news() {
+            Some(SeqMarkNews::Failed(msg)) => {
+                eprintln!("ringlogd: error: {msg}");
+                log_internal(&mut self.ring, SEV_ERR, msg);
             }
+            Some(SeqMarkNews::Recovered(msg)) => log_internal(&mut self.ring, SEV_INFO, msg),
+            None => {}
         }
     }
 

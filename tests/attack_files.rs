@@ -1,8 +1,9 @@
-//! The files ringlogd writes (the snapshot, the pid file) against a local
-//! attacker: private whatever the umask, never written through a symlink
+//! The files ringlogd writes (the snapshot, its sequence mark, the pid
+//! file) against a local attacker, and sequence numbers across every kind
+//! of stop: private whatever the umask, never written through a symlink
 //! another user planted in a shared directory, never loaded from a file
 //! someone else could have written, a failed save an error and a failing
-//! exit.
+//! exit, and a follower's cursor never left pointing into the future.
 //!
 //! The attacker is a real other uid (`setpriv`), and files change hands
 //! with chown, which needs root: under CI (root) that is required; elsewhere
@@ -86,14 +87,30 @@ fn log(d: &Daemon, app: &str, n: usize) -> Vec<Value> {
     entries.into_iter().filter(|v| v["app"] == app).collect()
 }
 
+fn seq(e: &Value) -> u64 {
+    e["seq"].as_u64().unwrap()
+}
+
+/// What a follower that saw everything up to `cursor` gets on resuming.
+fn resume(d: &Daemon, cursor: u64) -> Vec<Value> {
+    let out = d.logread(&["--after-seq", &cursor.to_string(), "-o", "json"]);
+    assert!(out.status.success(), "{out:?}");
+    parse_lines(&out.stdout)
+}
+
 fn snapshot_args(snap: &Path) -> Vec<&str> {
     vec!["--snapshot", snap.to_str().unwrap()]
+}
+
+/// `PATH.seq`, where the sequence mark of the snapshot at PATH is kept.
+fn mark_of(snap: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.seq", snap.display()))
 }
 
 // ---- the snapshot's file ---------------------------------------------------
 
 #[test]
-fn the_snapshot_is_private_whatever_the_umask() {
+fn the_snapshot_and_its_mark_are_private_whatever_the_umask() {
     let keep = tempfile::tempdir().unwrap();
     let snap = keep.path().join("ring.snapshot");
     let d = Daemon::start_under(
@@ -103,6 +120,7 @@ fn the_snapshot_is_private_whatever_the_umask() {
     log(&d, "secret", 5);
     assert!(d.stop().success());
     assert_eq!(mode(&snap), 0o600, "the snapshot holds every entry's text");
+    assert_eq!(mode(&mark_of(&snap)), 0o600);
 }
 
 #[test]
@@ -115,7 +133,13 @@ fn symlinks_planted_in_a_sticky_directory_are_never_followed() {
     let shared = sticky_dir(base.path());
     let snap = shared.join("ring.snapshot");
     // Every name a save might write first, and the files themselves.
-    let planted = ["ring.tmp", "ring.snapshot.tmp", ".ring.snapshot.tmp"];
+    let planted = [
+        "ring.tmp",
+        "ring.snapshot.tmp",
+        ".ring.snapshot.tmp",
+        "ring.snapshot.seq",
+        "ring.snapshot.seq.tmp",
+    ];
     for name in planted {
         as_attacker(
             "ln",
@@ -131,9 +155,15 @@ fn symlinks_planted_in_a_sticky_directory_are_never_followed() {
     assert!(d.stop().success());
 
     assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
-    let meta = fs::symlink_metadata(&snap).unwrap();
-    assert!(meta.is_file(), "the snapshot is the daemon's own file");
-    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o600));
+    for file in [snap.clone(), mark_of(&snap)] {
+        let meta = fs::symlink_metadata(&file).unwrap();
+        assert!(
+            meta.is_file(),
+            "{} is the daemon's own file",
+            file.display()
+        );
+        assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o600));
+    }
     let d = Daemon::start(&snapshot_args(&snap));
     let loaded: Vec<Value> = d
         .dump()
@@ -217,7 +247,7 @@ fn a_snapshot_path_ending_in_tmp_is_saved_whole_and_loaded() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["x.tmp"], "no temporary file left");
+    assert_eq!(names, ["x.tmp", "x.tmp.seq"], "no temporary file left");
 }
 
 #[test]
@@ -226,13 +256,19 @@ fn a_stale_temporary_file_is_removed_at_start() {
     let snap = keep.path().join("ring.snapshot");
     // What a save killed halfway leaves: its temporary name, half written.
     let stale = keep.path().join(".ring.snapshot.tmp.4242.00c0ffee00c0ffee");
+    let stale_mark = keep
+        .path()
+        .join(".ring.snapshot.seq.tmp.4242.0123456789abcdef");
     fs::write(&stale, b"RLSNAPSH half").unwrap();
+    fs::write(&stale_mark, b"12").unwrap();
     let d = Daemon::start(&snapshot_args(&snap));
-    d.entry_with_msg(&format!(
-        "removed {}, left by a save that did not finish",
-        stale.display()
-    ));
-    assert!(!stale.exists());
+    for p in [&stale, &stale_mark] {
+        d.entry_with_msg(&format!(
+            "removed {}, left by a save that did not finish",
+            p.display()
+        ));
+        assert!(!p.exists());
+    }
 }
 
 /// A tmpfs of 64 KiB, unmounted when dropped: a filesystem that fills up.
@@ -278,10 +314,11 @@ fn send_noise(d: &Daemon, app: &str, n: usize) {
 
 /// The snapshot's filesystem fills up while it is saved (ENOSPC from
 /// write): an error and a failing exit; the previous snapshot stays whole,
-/// even under a name that ends in `.tmp`.
+/// even under a name that ends in `.tmp`; and a follower that read what the
+/// failed run held gets every entry of the next.
 #[test]
-fn a_save_that_runs_out_of_space_fails_the_exit() {
-    if !root_or_skip("a_save_that_runs_out_of_space_fails_the_exit") {
+fn a_save_that_runs_out_of_space_fails_the_exit_and_loses_no_number() {
+    if !root_or_skip("a_save_that_runs_out_of_space_fails_the_exit_and_loses_no_number") {
         return;
     }
     let tiny = TinyFs::mount();
@@ -301,6 +338,7 @@ fn a_save_that_runs_out_of_space_fails_the_exit() {
     d.wait_until("2000 entries", |d| {
         d.stats()["sources"]["bulk"]["stored"].as_u64() == Some(2000)
     });
+    let cursor = seq(d.dump().last().unwrap());
     let stderr_path = d.stderr.clone().unwrap();
     let status = d.stop();
     let stderr = fs::read_to_string(stderr_path).unwrap();
@@ -322,6 +360,12 @@ fn a_save_that_runs_out_of_space_fails_the_exit() {
     assert_eq!(fs::read(&snap).unwrap(), previous, "the previous snapshot");
 
     let d = Daemon::start_with_kmsg(&args);
+    let new = log(&d, "new", 20);
+    let got: Vec<Value> = resume(&d, cursor)
+        .into_iter()
+        .filter(|v| v["app"] == "new")
+        .collect();
+    assert_eq!(got, new, "every new entry, after the cursor");
     let old: Vec<Value> = d
         .dump()
         .into_iter()
@@ -360,4 +404,160 @@ fn the_pidfile_is_never_written_through_a_symlink() {
     assert!(d.stop().success());
     assert!(!pidfile.exists(), "removed at exit");
     assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+}
+
+// ---- sequence numbers ------------------------------------------------------
+
+#[test]
+fn a_clean_stop_and_start_go_on_with_the_next_number() {
+    let keep = tempfile::tempdir().unwrap();
+    let snap = keep.path().join("ring.snapshot");
+    let d = Daemon::start(&snapshot_args(&snap));
+    let last = seq(log(&d, "first", 5).last().unwrap());
+    assert!(d.stop().success());
+    let d = Daemon::start(&snapshot_args(&snap));
+    let started = d
+        .dump()
+        .into_iter()
+        .find(|v| {
+            v["msg"]
+                .as_str()
+                .unwrap()
+                .starts_with("memlogd started; loaded")
+        })
+        .unwrap();
+    assert_eq!(seq(&started), last + 1, "no gap after a clean stop");
+}
+
+/// The reproduction: a clean stop with --snapshot, a start that loads it,
+/// 50 entries read by a follower, kill -9, a start, 20 new entries.
+#[test]
+fn a_follower_gets_every_new_entry_after_a_crash_that_followed_a_restore() {
+    let keep = tempfile::tempdir().unwrap();
+    let snap = keep.path().join("ring.snapshot");
+    let d = Daemon::start(&snapshot_args(&snap));
+    log(&d, "before", 5);
+    assert!(d.stop().success());
+
+    let d = Daemon::start(&snapshot_args(&snap));
+    let seen = log(&d, "seen", 50);
+    let cursor = seq(seen.last().unwrap());
+    signal(d.pid(), "KILL");
+    drop(d);
+
+    let d = Daemon::start(&snapshot_args(&snap));
+    let new = log(&d, "new", 20);
+    let got: Vec<Value> = resume(&d, cursor)
+        .into_iter()
+        .filter(|v| v["app"] == "new")
+        .collect();
+    assert_eq!(got, new, "every new entry, after the cursor");
+    assert!(seq(&new[0]) > cursor);
+    // At this rate a crash costs at most one block of 1000 numbers.
+    assert!(
+        seq(&new[0]) <= cursor + 1000,
+        "{} after {cursor}",
+        seq(&new[0])
+    );
+    let old: Vec<Value> = d
+        .dump()
+        .into_iter()
+        .filter(|v| v["app"] == "before")
+        .collect();
+    assert_eq!(old.len(), 5, "the snapshot was loaded");
+}
+
+/// A save that fails (the directory no longer writable by the user the
+/// daemon runs as) leaves the previous snapshot: entries resume above
+/// every number the failed run gave.
+#[test]
+fn a_follower_gets_every_new_entry_after_a_failed_save() {
+    if !root_or_skip("a_follower_gets_every_new_entry_after_a_failed_save") {
+        return;
+    }
+    let keep = open_tempdir();
+    let state = keep.path().join("state");
+    fs::create_dir(&state).unwrap();
+    std::os::unix::fs::chown(&state, Some(ATTACKER), Some(ATTACKER)).unwrap();
+    chmod(&state, 0o700);
+    let snap = state.join("ring.snapshot");
+    let args = [
+        &["--no-kmsg", "--user", "nobody"],
+        &snapshot_args(&snap)[..],
+    ]
+    .concat();
+
+    let d = Daemon::start_with_kmsg(&args);
+    log(&d, "before", 5);
+    assert!(d.stop().success());
+    assert_eq!(
+        fs::metadata(&snap).unwrap().uid(),
+        ATTACKER,
+        "written as nobody"
+    );
+
+    let d = Daemon::start_with_kmsg(&args);
+    let seen = log(&d, "seen", 50);
+    let cursor = seq(seen.last().unwrap());
+    chmod(&state, 0o500);
+    let stderr_path = d.stderr.clone().unwrap();
+    let status = d.stop();
+    let stderr = fs::read_to_string(stderr_path).unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "a failed save fails the exit: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("ringlogd: --snapshot {}: cannot", snap.display()))
+            && stderr.contains("Permission denied"),
+        "{stderr}"
+    );
+
+    chmod(&state, 0o700);
+    let d = Daemon::start_with_kmsg(&args);
+    let new = log(&d, "new", 20);
+    let got: Vec<Value> = resume(&d, cursor)
+        .into_iter()
+        .filter(|v| v["app"] == "new")
+        .collect();
+    assert_eq!(got, new, "every new entry, after the cursor");
+    let old: Vec<Value> = d
+        .dump()
+        .into_iter()
+        .filter(|v| v["app"] == "before")
+        .collect();
+    assert_eq!(old.len(), 5, "the previous snapshot is whole");
+}
+
+/// A re-exec hands the ring over with its own counter (no gap); the
+/// successor keeps the mark, so a crash after it still resumes above.
+#[test]
+fn a_follower_gets_every_new_entry_after_a_crash_that_followed_a_reexec() {
+    let keep = tempfile::tempdir().unwrap();
+    let snap = keep.path().join("ring.snapshot");
+    let d = Daemon::start(&snapshot_args(&snap));
+    log(&d, "before", 5);
+    assert!(d.stop().success());
+
+    let d = Daemon::start(&snapshot_args(&snap));
+    let pre = seq(log(&d, "pre", 10).last().unwrap());
+    signal(d.pid(), "USR2");
+    d.wait_for("the re-exec", |e| {
+        e.iter()
+            .any(|v| v["msg"].as_str().unwrap().starts_with("re-executed"))
+    });
+    let post = log(&d, "post", 10);
+    assert!(seq(&post[0]) < pre + 10, "no gap at a re-exec: {post:?}");
+    let cursor = seq(post.last().unwrap());
+    signal(d.pid(), "KILL");
+    drop(d);
+
+    let d = Daemon::start(&snapshot_args(&snap));
+    let new = log(&d, "new", 20);
+    let got: Vec<Value> = resume(&d, cursor)
+        .into_iter()
+        .filter(|v| v["app"] == "new")
+        .collect();
+    assert_eq!(got, new, "every new entry, after the cursor");
 }

@@ -24,7 +24,7 @@ use super::{chunk, codec, page_round, ChunkMeta, Limits, Ring, RingError, RingOp
 
 const SNAP_MAGIC: [u8; 8] = *b"RLSNAPSH";
 /// Above any sequence number or generation a ring reaches.
-const SEQ_LIMIT: u64 = 1 << 62;
+pub(super) const SEQ_LIMIT: u64 = 1 << 62;
 const SNAP_END: [u8; 8] = *b"RLSNAPND";
 
 fn err(msg: impl Into<String>) -> RingError {
