@@ -31,7 +31,7 @@ use crate::query::request::Control;
 use crate::query::QueryServer;
 use crate::record::{now_ns, Record};
 use crate::restart::{self, State};
-use crate::ring::Ring;
+use crate::ring::{Ring, SeqMark, SeqMarkNews};
 use crate::route::Routes;
 use crate::sockpath::BoundPath;
 use crate::source::devlog::DevLogSource;
@@ -147,6 +147,7 @@ pub fn run(settings: Settings, loader: Option<Loader>) -> Result<(), String> {
         reexec,
         stored,
         fdstore: notifier.is_some(),
+        run_as: identity.as_ref().and_then(|id| id.uid).map(|u| u.as_raw()),
     };
     let mut daemon = Daemon::new(&settings, listeners, start)?;
     daemon.exe = exe;
@@ -167,6 +168,8 @@ pub fn run(settings: Settings, loader: Option<Loader>) -> Result<(), String> {
             format!("running as {}", id.label),
         );
     }
+    // Files are written by the user the daemon runs as, from now on.
+    daemon.ready_state_files();
     daemon.settings = settings;
     daemon.loader = loader;
     if let Some(n) = &notifier {
@@ -207,6 +210,8 @@ pub struct Start {
     pub stored: Stored,
     /// Hand the ring and the intake fds to the systemd fd store.
     pub fdstore: bool,
+    /// The uid `--user` switches to: files it wrote are trusted too.
+    pub run_as: Option<u32>,
 }
 
 /// Where the ring came from.
@@ -225,6 +230,7 @@ fn start_ring(
     settings: &Settings,
     handed: Option<OwnedFd>,
     stored: Option<OwnedFd>,
+    owners: &[u32],
 ) -> Result<(Ring, RingFrom, Option<String>), String> {
     let (limits, opts) = (settings.limits, settings.ring);
     let refused = if let Some(fd) = handed {
@@ -239,9 +245,13 @@ fn start_ring(
                 format!("cannot go on with the ring kept in the service manager's fd store: {e}")
             }
         }
-    } else if let Some(path) = settings.snapshot.as_deref().filter(|p| p.exists()) {
-        match Ring::load_snapshot(path, limits, opts) {
-            Ok(r) => return Ok((r, RingFrom::Snapshot, None)),
+    } else if let Some(path) = settings.snapshot.as_deref() {
+        match Ring::load_snapshot(path, limits, opts, owners) {
+            Ok(Some((r, note))) => {
+                let note = note.map(|n| format!("--snapshot {}: {n}", path.display()));
+                return Ok((r, RingFrom::Snapshot, note));
+            }
+            Ok(None) => String::new(),
             Err(e) => format!(
                 "--snapshot {}: refused: {e}; it is replaced at the next clean stop",
                 path.display()
@@ -294,7 +304,8 @@ fn exec(exe: &std::path::Path, argv: &[OsString], state_fd: std::os::fd::RawFd) 
 /// Whether the loop goes on after an event.
 enum Flow {
     Continue,
-    Stop,
+    /// Stop, with how the clean stop went: an error is the exit status.
+    Stop(Result<(), String>),
 }
 
 /// Everything the running daemon owns. The one place that holds the poll
@@ -358,6 +369,7 @@ impl Daemon {
             reexec,
             stored,
             fdstore,
+            run_as,
         } = start;
         let Stored {
             ring: stored_ring,
@@ -368,9 +380,15 @@ impl Daemon {
             .as_ref()
             .and_then(|s| s.ring)
             .and_then(restart::take_fd);
-        let (mut ring, from, refused) = start_ring(settings, handed_ring, stored_ring)?;
+        let owners = crate::private_file::owners(run_as);
+        let (mut ring, from, refused) = start_ring(settings, handed_ring, stored_ring, &owners)?;
         let host = local_hostname();
         ring.set_local_host(host.clone());
+        // Before the first entry gets its number: see ring::seqmark.
+        let mark_warning = settings.snapshot.as_deref().and_then(|path| {
+            let skip = matches!(from, RingFrom::Snapshot | RingFrom::Fresh);
+            ring.keep_seq_mark(SeqMark::beside(path), skip, &owners)
+        });
         let held = ring.len();
         match from {
             RingFrom::Reexec => {}
@@ -390,6 +408,9 @@ impl Daemon {
             RingFrom::Fresh => log_internal(&mut ring, SEV_INFO, "memlogd started"),
         }
         if let Some(w) = refused {
+            warn(&mut ring, w);
+        }
+        if let Some(w) = mark_warning {
             warn(&mut ring, w);
         }
         let kept = from != RingFrom::Fresh;
@@ -646,8 +667,8 @@ impl Daemon {
             }
             let before = self.ring.next_seq();
             for event in events.iter() {
-                if let Flow::Stop = self.on_event(event) {
-                    return Ok(());
+                if let Flow::Stop(saved) = self.on_event(event) {
+                    return saved;
                 }
             }
             // A source can be both left over from last turn and ready again.
@@ -684,6 +705,7 @@ impl Daemon {
             }
             self.query.run_pending(registry, &self.ring);
             self.query.expire(Instant::now(), registry);
+            self.report_seq_mark();
         }
     }
 
@@ -727,11 +749,11 @@ impl Daemon {
         while let Ok(Some(info)) = self.signals.read_signal() {
             match Signal::try_from(info.ssi_signo as i32) {
                 Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => {
-                    self.save_on_stop();
+                    let saved = self.save_on_stop();
                     if let Some(n) = &self.notifier {
                         let _ = n.stopping();
                     }
-                    return Flow::Stop;
+                    return Flow::Stop(saved);
                 }
                 Ok(sig @ (Signal::SIGUSR1 | Signal::SIGUSR2 | Signal::SIGHUP))
                     if !self.may_control(&info) =>
@@ -807,8 +829,9 @@ impl Daemon {
     }
 
     /// A clean stop: write the snapshot, and under the fd store leave the
-    /// intake fds' unfinished lines there for the next start.
-    fn save_on_stop(&mut self) {
+    /// intake fds' unfinished lines there for the next start. A snapshot
+    /// that could not be written is the error returned.
+    fn save_on_stop(&mut self) -> Result<(), String> {
         if let Some(n) = &self.notifier {
             let mut fds = self.intake.hand_over();
             fds.retain(|f| f.fdname.is_some());
@@ -839,17 +862,73 @@ impl Daemon {
                 );
             }
         }
-        self.save_snapshot();
+        self.save_snapshot()
     }
 
-    fn save_snapshot(&mut self) {
-        if let Some(path) = self.settings.snapshot.clone() {
-            if let Err(e) = self.ring.save_snapshot(&path) {
-                warn(
-                    &mut self.ring,
-                    format!("--snapshot {}: cannot write it: {e}", path.display()),
-                );
+    /// Write the snapshot, then set the sequence mark to the exact next
+    /// number. A failed save is an error entry, sent on by the routes if
+    /// they can take it now, and returned: what the ring held since the
+    /// last snapshot is lost, and whoever stopped the daemon must know.
+    fn save_snapshot(&mut self) -> Result<(), String> {
+        let Some(path) = self.settings.snapshot.clone() else {
+            return Ok(());
+        };
+        if let Err(e) = self.ring.save_snapshot(&path) {
+            let msg = format!("--snapshot {}: {e}", path.display());
+            log_internal(&mut self.ring, SEV_ERR, msg.clone());
+            self.routes
+                .pump(&mut self.ring, self.poll.registry(), Instant::now());
+            return Err(msg);
+        }
+        // A mark left where it was is above every number given: the next
+        // start skips the rest of the block, and loses nothing.
+        let _ = self.ring.settle_seq_mark();
+        Ok(())
+    }
+
+    /// Once the daemon runs as the user it stays: remove what a save that
+    /// crashed left, and start keeping the sequence mark. A directory that
+    /// is not safe to write in is said now, not only at the stop.
+    fn ready_state_files(&mut self) {
+        let Some(path) = self.settings.snapshot.clone() else {
+            return;
+        };
+        let mark = SeqMark::beside(&path);
+        for file in [path.as_path(), mark.path()] {
+            match crate::private_file::remove_stale(file) {
+                Ok(removed) => {
+                    for p in removed {
+                        let msg = format!(
+                            "removed {}, left by a save that did not finish",
+                            p.display()
+                        );
+                        log_internal(&mut self.ring, SEV_INFO, msg);
+                    }
+                }
+                Err(e) => {
+                    let msg = format!(
+                        "--snapshot {}: {e}; it cannot be saved there",
+                        path.display()
+                    );
+                    warn(&mut self.ring, msg);
+                    // Both live in the one directory: said once.
+                    break;
+                }
             }
+        }
+        self.ring.arm_seq_mark();
+        self.report_seq_mark();
+    }
+
+    /// Say what happened to the sequence mark, if anything.
+    fn report_seq_mark(&mut self) {
+        match self.ring.seq_mark_news() {
+            Some(SeqMarkNews::Failed(msg)) => {
+                eprintln!("ringlogd: error: {msg}");
+                log_internal(&mut self.ring, SEV_ERR, msg);
+            }
+            Some(SeqMarkNews::Recovered(msg)) => log_internal(&mut self.ring, SEV_INFO, msg),
+            None => {}
         }
     }
 

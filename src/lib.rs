@@ -24,6 +24,7 @@ pub mod ledger;
 pub mod listen;
 pub mod notify;
 pub mod parse;
+pub mod private_file;
 pub mod privileges;
 pub mod query;
 pub mod record;

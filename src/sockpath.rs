@@ -141,7 +141,7 @@ fn resolve(path: &Path) -> Result<PathBuf, String> {
 /// Resolve `dir` and check it and every directory above it: each must
 /// belong to root or to this user, and one that its group or others may
 /// write to must be sticky. Returns the resolved directory.
-fn check_trusted(dir: &Path) -> Result<PathBuf, String> {
+pub(crate) fn check_trusted(dir: &Path) -> Result<PathBuf, String> {
     let real = follow_trusted_links(dir)?;
     check_ancestors(&real)?;
     Ok(real)
@@ -230,7 +230,7 @@ fn check_ancestors(real: &Path) -> Result<(), String> {
                 format!("it belongs to uid {}, not to root or this user", meta.uid())
             };
             return Err(format!(
-                "refusing to create a socket under {}: {why}, so the socket path could be swapped for a symlink",
+                "refusing to create a file under {}: {why}, so what is created there could be swapped for a symlink",
                 d.display()
             ));
         }

@@ -142,7 +142,11 @@ pub struct DaemonArgs {
 
     /// Write the ring to FILE on a clean stop and load it at start, so the
     /// logs survive a reboot when FILE is on disk. A torn or foreign file is
-    /// refused with a message and ringlogd starts empty.
+    /// refused with a message and ringlogd starts empty. FILE is private
+    /// (0600) and replaced atomically; FILE.seq beside it keeps sequence
+    /// numbers rising across a crash. A symlink, or a file someone else
+    /// could have written, is refused; a save that fails is an error and
+    /// exit status 1.
     #[arg(long = "snapshot", value_name = "FILE")]
     pub snapshot: Option<PathBuf>,
 

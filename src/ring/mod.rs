@@ -28,6 +28,7 @@ pub mod chunk;
 pub mod codec;
 mod compressor;
 pub mod persist;
+mod seqmark;
 pub mod store;
 
 use std::collections::{HashMap, VecDeque};
@@ -36,6 +37,7 @@ use std::ptr::NonNull;
 
 use crate::ledger::Ledger;
 use crate::record::{truncated_str, Input, Record, RecordRef};
+pub use seqmark::{SeqMark, SeqMarkNews};
 use store::{
     page_round, SlotHeader, Store, CODEC_RAW, CODEC_ZSTD, MAX_CHUNK_RECORDS, MAX_SOURCES, PAGE,
     SLOT_HEADER, SLOT_MAGIC, SOURCES_OFFSET, SOURCE_NAME_MAX, STATE_OPEN, STATE_SEALED,
@@ -462,6 +464,8 @@ pub struct Ring {
     local_host: String,
     /// New entries are refused (and counted as dropped) while paused.
     paused: bool,
+    /// Keeps sequence numbers going up across a crash (see [`seqmark`]).
+    seq_mark: Option<SeqMark>,
 }
 
 impl std::fmt::Debug for Ring {
@@ -561,6 +565,7 @@ impl Ring {
             dctx: zstd::bulk::Decompressor::new().expect("zstd decompression context"),
             local_host: String::new(),
             paused: false,
+            seq_mark: None,
         };
         ring.sources.held.push([0; 3]);
         ring.sources.ids.insert("(other)".into(), 0);
@@ -644,6 +649,7 @@ impl Ring {
             }
         }
         let seq = self.store.header().next_seq;
+        self.cover_seq(seq);
         let payload = self.store.slot_size - SLOT_HEADER;
         let mut base = if self.open.count == 0 {
             record.received_ns

@@ -66,6 +66,14 @@ impl Daemon {
         Daemon::spawn_wrapped(dir, wrapper, args, false)
     }
 
+    /// [`Daemon::start_under`] with its stderr captured, as
+    /// [`Daemon::start_with_kmsg`] does (pass `--no-kmsg` to leave the
+    /// kernel's log out).
+    pub fn start_under_with_kmsg(wrapper: &[&str], args: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Daemon::spawn_wrapped(dir, wrapper, args, true)
+    }
+
     fn spawn(args: &[&str], kmsg: bool) -> Daemon {
         Daemon::spawn_in(tempfile::tempdir().expect("temp dir"), args, kmsg)
     }
