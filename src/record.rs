@@ -111,7 +111,8 @@ pub struct KernelMeta {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
     /// Position in the ring: strictly increasing, never reused while the
-    /// daemon runs. Assigned by [`crate::ring::Ring::push`]; sources leave it 0.
+    /// daemon runs. Assigned by the ring when it stores the record; sources
+    /// leave it 0.
     pub seq: u64,
     /// When the daemon received the record (for a line: when it completed),
     /// nanoseconds since the Unix epoch, UTC.
