@@ -20,6 +20,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use crate::activation::{Activated, Stored};
 use crate::config::{show, Loader, Settings};
 use crate::daemonize::{self, Handover};
+use crate::ingest;
 use crate::ledger::Gauges;
 use crate::listen::Listeners;
 use crate::notify::Notifier;
@@ -29,8 +30,8 @@ use crate::parse::syslog::SyslogParser;
 use crate::privileges::{Identity, PidFile};
 use crate::query::request::Control;
 use crate::query::QueryServer;
-use crate::record::{now_ns, Record};
-use crate::restart::{self, State};
+use crate::record::Severity;
+use crate::restart::{self, State, REEXECUTED, REEXEC_FAILED};
 use crate::ring::{Ring, SeqMark, SeqMarkNews};
 use crate::route::Routes;
 use crate::sockpath::BoundPath;
@@ -67,24 +68,11 @@ const SOURCE_BUDGET: usize = 128;
 /// records); a larger backlog goes on in the loop, budgeted as any source.
 const KMSG_STARTUP_BUDGET: usize = 1 << 20;
 
-/// Severity codes used for the daemon's own entries.
-const SEV_ERR: u8 = 3;
-const SEV_WARNING: u8 = 4;
-const SEV_INFO: u8 = 6;
-
-/// Store a message from the daemon itself.
-pub fn log_internal(ring: &mut Ring, severity: u8, msg: impl Into<String>) {
-    ring.ledger
-        .input_mut(crate::record::Input::Internal)
-        .received += 1;
-    ring.push(&Record::internal(now_ns(), severity, msg));
-}
-
 /// A problem the daemon runs on despite: on stderr for whoever started it,
 /// and in the ring for whoever reads the log later.
 fn warn(ring: &mut Ring, msg: String) {
     eprintln!("ringlogd: warning: {msg}");
-    log_internal(ring, SEV_WARNING, msg);
+    ingest::note(ring, Severity::Warning, msg);
 }
 
 /// This machine's host name, for messages that carry none.
@@ -162,9 +150,9 @@ pub fn run(settings: Settings, loader: Option<Loader>) -> Result<(), String> {
     };
     if let Some(id) = &identity {
         id.switch()?;
-        log_internal(
+        ingest::note(
             &mut daemon.ring,
-            SEV_INFO,
+            Severity::Info,
             format!("running as {}", id.label),
         );
     }
@@ -187,19 +175,14 @@ pub fn run(settings: Settings, loader: Option<Loader>) -> Result<(), String> {
     }
     if daemon.reexecuted {
         // What `ringlogd --reexec` waits for.
-        log_internal(
+        ingest::note(
             &mut daemon.ring,
-            SEV_INFO,
+            Severity::Info,
             format!("{REEXECUTED} (pid {}): serving", std::process::id()),
         );
     }
     daemon.run()
 }
-
-/// The start of the entry a re-executed daemon logs once it serves.
-pub const REEXECUTED: &str = "re-executed";
-/// The start of the entry a daemon logs when it could not re-execute.
-pub const REEXEC_FAILED: &str = "cannot re-execute";
 
 /// What a daemon starts from besides its sockets.
 #[derive(Default)]
@@ -392,20 +375,20 @@ impl Daemon {
         let held = ring.len();
         match from {
             RingFrom::Reexec => {}
-            RingFrom::FdStore => log_internal(
+            RingFrom::FdStore => ingest::note(
                 &mut ring,
-                SEV_INFO,
+                Severity::Info,
                 format!("memlogd started; went on with the {held} entries the service manager's fd store kept"),
             ),
-            RingFrom::Snapshot => log_internal(
+            RingFrom::Snapshot => ingest::note(
                 &mut ring,
-                SEV_INFO,
+                Severity::Info,
                 format!(
                     "memlogd started; loaded {held} entries from {}",
                     settings.snapshot.as_deref().unwrap_or(std::path::Path::new("")).display()
                 ),
             ),
-            RingFrom::Fresh => log_internal(&mut ring, SEV_INFO, "memlogd started"),
+            RingFrom::Fresh => ingest::note(&mut ring, Severity::Info, "memlogd started"),
         }
         if let Some(w) = refused {
             warn(&mut ring, w);
@@ -463,7 +446,11 @@ impl Daemon {
         // With port 0 this is the only way to learn the port.
         if reexec.is_none() {
             for (proto, addr) in net.listening() {
-                log_internal(&mut ring, SEV_INFO, format!("listening on {proto} {addr}"));
+                ingest::note(
+                    &mut ring,
+                    Severity::Info,
+                    format!("listening on {proto} {addr}"),
+                );
             }
         }
         let joiner = settings
@@ -875,7 +862,7 @@ impl Daemon {
         };
         if let Err(e) = self.ring.save_snapshot(&path) {
             let msg = format!("--snapshot {}: {e}", path.display());
-            log_internal(&mut self.ring, SEV_ERR, msg.clone());
+            ingest::note(&mut self.ring, Severity::Err, msg.clone());
             self.routes
                 .pump(&mut self.ring, self.poll.registry(), Instant::now());
             return Err(msg);
@@ -902,7 +889,7 @@ impl Daemon {
                             "removed {}, left by a save that did not finish",
                             p.display()
                         );
-                        log_internal(&mut self.ring, SEV_INFO, msg);
+                        ingest::note(&mut self.ring, Severity::Info, msg);
                     }
                 }
                 Err(e) => {
@@ -925,9 +912,9 @@ impl Daemon {
         match self.ring.seq_mark_news() {
             Some(SeqMarkNews::Failed(msg)) => {
                 eprintln!("ringlogd: error: {msg}");
-                log_internal(&mut self.ring, SEV_ERR, msg);
+                ingest::note(&mut self.ring, Severity::Err, msg);
             }
-            Some(SeqMarkNews::Recovered(msg)) => log_internal(&mut self.ring, SEV_INFO, msg),
+            Some(SeqMarkNews::Recovered(msg)) => ingest::note(&mut self.ring, Severity::Info, msg),
             None => {}
         }
     }
@@ -941,7 +928,7 @@ impl Daemon {
         if let Err(e) = self.try_reexec() {
             let msg = format!("{REEXEC_FAILED}: {e}; running on");
             eprintln!("ringlogd: {msg}");
-            log_internal(&mut self.ring, SEV_ERR, msg);
+            ingest::note(&mut self.ring, Severity::Err, msg);
             if let Some(n) = &self.notifier {
                 let _ = n.ready("serving");
             }
@@ -1000,9 +987,9 @@ impl Daemon {
     /// restart. A file that no longer loads changes nothing.
     fn reload(&mut self) {
         let Some(loader) = self.loader.as_ref().filter(|l| l.config_path().is_some()) else {
-            log_internal(
+            ingest::note(
                 &mut self.ring,
-                SEV_WARNING,
+                Severity::Warning,
                 "received SIGHUP: there is no configuration file (--config) to re-read",
             );
             return;
@@ -1062,7 +1049,7 @@ impl Daemon {
         } else {
             format!("re-read {path}: applied {}", text(&live))
         };
-        log_internal(&mut self.ring, SEV_INFO, msg);
+        ingest::note(&mut self.ring, Severity::Info, msg);
         if !later.is_empty() {
             warn(
                 &mut self.ring,

@@ -20,6 +20,7 @@ pub mod control;
 pub mod daemon;
 pub mod daemonize;
 pub mod docs;
+pub mod ingest;
 pub mod ledger;
 pub mod listen;
 pub mod notify;

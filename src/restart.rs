@@ -24,6 +24,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::parse::frames::SavedFramer;
 
+/// The start of the entry a re-executed daemon logs once it serves.
+pub const REEXECUTED: &str = "re-executed";
+/// The start of the entry a daemon logs when it could not re-execute.
+pub const REEXEC_FAILED: &str = "cannot re-execute";
+
 /// The environment variable naming the memfd that holds the [`State`].
 pub const REEXEC_ENV: &str = "RINGLOGD_REEXEC";
 /// The fd store name of the ring's memfd.
@@ -331,10 +336,10 @@ pub fn request(settings: &crate::config::Settings) -> Result<String, String> {
                     continue;
                 };
                 let msg = e["msg"].as_str().unwrap_or_default();
-                if msg.starts_with(crate::daemon::REEXECUTED) {
+                if msg.starts_with(REEXECUTED) {
                     return Ok(format!("ringlogd (pid {pid}) {msg}"));
                 }
-                if msg.starts_with(crate::daemon::REEXEC_FAILED) {
+                if msg.starts_with(REEXEC_FAILED) {
                     return Err(format!("ringlogd (pid {pid}): {msg}"));
                 }
             }

@@ -13,6 +13,7 @@ use mio::net::UnixDatagram;
 use nix::errno::Errno;
 
 use super::{fdpass, Drain};
+use crate::ingest;
 use crate::listen::Listener;
 use crate::parse::syslog::{Origin, Scratch, SyslogParser};
 use crate::record::{now_ns, Input};
@@ -106,11 +107,7 @@ impl DevLogSource {
                 );
                 let mut record = parsed.record;
                 record.truncated |= framing.payload_cut;
-                let counters = ring.ledger.input_mut(Input::Syslog);
-                counters.received += 1;
-                counters.malformed += u64::from(parsed.malformed);
-                counters.truncated += u64::from(record.truncated);
-                ring.push_ref(&record);
+                ingest::store(ring, &record, parsed.malformed);
             }
             // Fds a sender attached are closed now, not when the next
             // datagram comes.
