@@ -7,12 +7,11 @@ use std::os::fd::BorrowedFd;
 
 use nix::sys::socket::{getsockopt, sockopt};
 
-use crate::daemon::log_internal;
+use crate::ingest;
 use crate::query::request::Control;
+use crate::record::Severity;
 use crate::ring::Ring;
 use crate::source::intake::{self, Board};
-
-const SEV_NOTICE: u8 = 5;
 
 /// Carry out `control` on the ring. Dropping intake fds needs the intake
 /// as well: [`drop_intake_fds`] does it, and here it changes nothing.
@@ -24,9 +23,9 @@ pub fn apply(ring: &mut Ring, control: Control) {
         Control::Clear => {
             let n = ring.len();
             ring.clear();
-            log_internal(
+            ingest::note(
                 ring,
-                SEV_NOTICE,
+                Severity::Notice,
                 format!("ring cleared on request: {n} entries removed"),
             );
         }
@@ -39,18 +38,18 @@ fn set_paused(ring: &mut Ring, paused: bool) {
     }
     // Logged while storing is on, so the entry itself is kept.
     if paused {
-        log_internal(
+        ingest::note(
             ring,
-            SEV_NOTICE,
+            Severity::Notice,
             "ring paused: new entries are dropped and counted",
         );
         ring.set_paused(true);
     } else {
         ring.set_paused(false);
         let dropped: u64 = ring.ledger.inputs().map(|(_, c)| c.dropped).sum();
-        log_internal(
+        ingest::note(
             ring,
-            SEV_NOTICE,
+            Severity::Notice,
             format!("ring resumed; {dropped} entries dropped since start, pauses included"),
         );
     }
@@ -75,9 +74,9 @@ pub fn drop_intake_fds(
         Err(e) => format!("a reader whose credentials cannot be read ({e})"),
     };
     let fds = if n == 1 { "fd" } else { "fds" };
-    log_internal(
+    ingest::note(
         ring,
-        SEV_NOTICE,
+        Severity::Notice,
         format!("intake: closed {n} {fds} named {name:?} on request of {peer}"),
     );
     Ok(n)

@@ -20,6 +20,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use crate::activation::{Activated, Stored};
 use crate::config::{show, Loader, Settings};
 use crate::daemonize::{self, Handover};
+use crate::ingest;
 use crate::ledger::Gauges;
 use crate::listen::Listeners;
 use crate::notify::Notifier;
@@ -29,9 +30,9 @@ use crate::parse::syslog::SyslogParser;
 use crate::privileges::{Identity, PidFile};
 use crate::query::request::Control;
 use crate::query::QueryServer;
-use crate::record::{now_ns, Record};
-use crate::restart::{self, State};
-use crate::ring::Ring;
+use crate::record::Severity;
+use crate::restart::{self, State, REEXECUTED, REEXEC_FAILED};
+use crate::ring::{Ring, SeqMark, SeqMarkNews};
 use crate::route::Routes;
 use crate::sockpath::BoundPath;
 use crate::source::devlog::DevLogSource;
@@ -67,24 +68,11 @@ const SOURCE_BUDGET: usize = 128;
 /// records); a larger backlog goes on in the loop, budgeted as any source.
 const KMSG_STARTUP_BUDGET: usize = 1 << 20;
 
-/// Severity codes used for the daemon's own entries.
-const SEV_ERR: u8 = 3;
-const SEV_WARNING: u8 = 4;
-const SEV_INFO: u8 = 6;
-
-/// Store a message from the daemon itself.
-pub fn log_internal(ring: &mut Ring, severity: u8, msg: impl Into<String>) {
-    ring.ledger
-        .input_mut(crate::record::Input::Internal)
-        .received += 1;
-    ring.push(&Record::internal(now_ns(), severity, msg));
-}
-
 /// A problem the daemon runs on despite: on stderr for whoever started it,
 /// and in the ring for whoever reads the log later.
 fn warn(ring: &mut Ring, msg: String) {
     eprintln!("ringlogd: warning: {msg}");
-    log_internal(ring, SEV_WARNING, msg);
+    ingest::note(ring, Severity::Warning, msg);
 }
 
 /// This machine's host name, for messages that carry none.
@@ -147,6 +135,7 @@ pub fn run(settings: Settings, loader: Option<Loader>) -> Result<(), String> {
         reexec,
         stored,
         fdstore: notifier.is_some(),
+        run_as: identity.as_ref().and_then(|id| id.uid).map(|u| u.as_raw()),
     };
     let mut daemon = Daemon::new(&settings, listeners, start)?;
     daemon.exe = exe;
@@ -161,12 +150,14 @@ pub fn run(settings: Settings, loader: Option<Loader>) -> Result<(), String> {
     };
     if let Some(id) = &identity {
         id.switch()?;
-        log_internal(
+        ingest::note(
             &mut daemon.ring,
-            SEV_INFO,
+            Severity::Info,
             format!("running as {}", id.label),
         );
     }
+    // Files are written by the user the daemon runs as, from now on.
+    daemon.ready_state_files();
     daemon.settings = settings;
     daemon.loader = loader;
     if let Some(n) = &notifier {
@@ -184,19 +175,14 @@ pub fn run(settings: Settings, loader: Option<Loader>) -> Result<(), String> {
     }
     if daemon.reexecuted {
         // What `ringlogd --reexec` waits for.
-        log_internal(
+        ingest::note(
             &mut daemon.ring,
-            SEV_INFO,
+            Severity::Info,
             format!("{REEXECUTED} (pid {}): serving", std::process::id()),
         );
     }
     daemon.run()
 }
-
-/// The start of the entry a re-executed daemon logs once it serves.
-pub const REEXECUTED: &str = "re-executed";
-/// The start of the entry a daemon logs when it could not re-execute.
-pub const REEXEC_FAILED: &str = "cannot re-execute";
 
 /// What a daemon starts from besides its sockets.
 #[derive(Default)]
@@ -207,6 +193,8 @@ pub struct Start {
     pub stored: Stored,
     /// Hand the ring and the intake fds to the systemd fd store.
     pub fdstore: bool,
+    /// The uid `--user` switches to: files it wrote are trusted too.
+    pub run_as: Option<u32>,
 }
 
 /// Where the ring came from.
@@ -225,6 +213,7 @@ fn start_ring(
     settings: &Settings,
     handed: Option<OwnedFd>,
     stored: Option<OwnedFd>,
+    owners: &[u32],
 ) -> Result<(Ring, RingFrom, Option<String>), String> {
     let (limits, opts) = (settings.limits, settings.ring);
     let refused = if let Some(fd) = handed {
@@ -239,9 +228,13 @@ fn start_ring(
                 format!("cannot go on with the ring kept in the service manager's fd store: {e}")
             }
         }
-    } else if let Some(path) = settings.snapshot.as_deref().filter(|p| p.exists()) {
-        match Ring::load_snapshot(path, limits, opts) {
-            Ok(r) => return Ok((r, RingFrom::Snapshot, None)),
+    } else if let Some(path) = settings.snapshot.as_deref() {
+        match Ring::load_snapshot(path, limits, opts, owners) {
+            Ok(Some((r, note))) => {
+                let note = note.map(|n| format!("--snapshot {}: {n}", path.display()));
+                return Ok((r, RingFrom::Snapshot, note));
+            }
+            Ok(None) => String::new(),
             Err(e) => format!(
                 "--snapshot {}: refused: {e}; it is replaced at the next clean stop",
                 path.display()
@@ -294,7 +287,8 @@ fn exec(exe: &std::path::Path, argv: &[OsString], state_fd: std::os::fd::RawFd) 
 /// Whether the loop goes on after an event.
 enum Flow {
     Continue,
-    Stop,
+    /// Stop, with how the clean stop went: an error is the exit status.
+    Stop(Result<(), String>),
 }
 
 /// Everything the running daemon owns. The one place that holds the poll
@@ -358,6 +352,7 @@ impl Daemon {
             reexec,
             stored,
             fdstore,
+            run_as,
         } = start;
         let Stored {
             ring: stored_ring,
@@ -368,28 +363,37 @@ impl Daemon {
             .as_ref()
             .and_then(|s| s.ring)
             .and_then(restart::take_fd);
-        let (mut ring, from, refused) = start_ring(settings, handed_ring, stored_ring)?;
+        let owners = crate::private_file::owners(run_as);
+        let (mut ring, from, refused) = start_ring(settings, handed_ring, stored_ring, &owners)?;
         let host = local_hostname();
         ring.set_local_host(host.clone());
+        // Before the first entry gets its number: see ring::seqmark.
+        let mark_warning = settings.snapshot.as_deref().and_then(|path| {
+            let skip = matches!(from, RingFrom::Snapshot | RingFrom::Fresh);
+            ring.keep_seq_mark(SeqMark::beside(path), skip, &owners)
+        });
         let held = ring.len();
         match from {
             RingFrom::Reexec => {}
-            RingFrom::FdStore => log_internal(
+            RingFrom::FdStore => ingest::note(
                 &mut ring,
-                SEV_INFO,
+                Severity::Info,
                 format!("memlogd started; went on with the {held} entries the service manager's fd store kept"),
             ),
-            RingFrom::Snapshot => log_internal(
+            RingFrom::Snapshot => ingest::note(
                 &mut ring,
-                SEV_INFO,
+                Severity::Info,
                 format!(
                     "memlogd started; loaded {held} entries from {}",
                     settings.snapshot.as_deref().unwrap_or(std::path::Path::new("")).display()
                 ),
             ),
-            RingFrom::Fresh => log_internal(&mut ring, SEV_INFO, "memlogd started"),
+            RingFrom::Fresh => ingest::note(&mut ring, Severity::Info, "memlogd started"),
         }
         if let Some(w) = refused {
+            warn(&mut ring, w);
+        }
+        if let Some(w) = mark_warning {
             warn(&mut ring, w);
         }
         let kept = from != RingFrom::Fresh;
@@ -442,7 +446,11 @@ impl Daemon {
         // With port 0 this is the only way to learn the port.
         if reexec.is_none() {
             for (proto, addr) in net.listening() {
-                log_internal(&mut ring, SEV_INFO, format!("listening on {proto} {addr}"));
+                ingest::note(
+                    &mut ring,
+                    Severity::Info,
+                    format!("listening on {proto} {addr}"),
+                );
             }
         }
         let joiner = settings
@@ -648,8 +656,8 @@ impl Daemon {
             }
             let before = self.ring.next_seq();
             for event in events.iter() {
-                if let Flow::Stop = self.on_event(event) {
-                    return Ok(());
+                if let Flow::Stop(saved) = self.on_event(event) {
+                    return saved;
                 }
             }
             // Before any intake fd is read: what a drop request counted.
@@ -691,6 +699,7 @@ impl Daemon {
             }
             self.query.run_pending(registry, &self.ring);
             self.query.expire(Instant::now(), registry);
+            self.report_seq_mark();
         }
     }
 
@@ -734,11 +743,16 @@ impl Daemon {
         while let Ok(Some(info)) = self.signals.read_signal() {
             match Signal::try_from(info.ssi_signo as i32) {
                 Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => {
-                    self.save_on_stop();
+                    let saved = self.save_on_stop();
                     if let Some(n) = &self.notifier {
                         let _ = n.stopping();
                     }
-                    return Flow::Stop;
+                    return Flow::Stop(saved);
+                }
+                Ok(sig @ (Signal::SIGUSR1 | Signal::SIGUSR2 | Signal::SIGHUP))
+                    if !self.may_control(&info) =>
+                {
+                    self.ignore_signal(sig, &info)
                 }
                 Ok(Signal::SIGUSR2) => self.reexec(),
                 Ok(Signal::SIGUSR1) => {
@@ -754,6 +768,31 @@ impl Daemon {
             }
         }
         Flow::Continue
+    }
+
+    /// Whether the sender of a control signal may change the daemon: anyone
+    /// the kernel lets signal it, or with --no-signal-control root alone
+    /// (the kernel, e.g. a terminal hang-up, counts as root).
+    fn may_control(&self, info: &nix::libc::signalfd_siginfo) -> bool {
+        !self.settings.no_signal_control || info.ssi_uid == 0
+    }
+
+    /// A control signal --no-signal-control refuses: say who sent it.
+    fn ignore_signal(&mut self, sig: Signal, info: &nix::libc::signalfd_siginfo) {
+        let what = match sig {
+            Signal::SIGUSR1 => "pause/resume",
+            Signal::SIGUSR2 => "re-exec",
+            _ => "reload",
+        };
+        warn(
+            &mut self.ring,
+            format!(
+                "ignored {} ({what}) from pid {}, uid {}: --no-signal-control honours control signals from root only",
+                sig.as_str(),
+                info.ssi_pid,
+                info.ssi_uid
+            ),
+        );
     }
 
     /// Hand the ring's memfd to the service manager's fd store, unless it
@@ -784,8 +823,9 @@ impl Daemon {
     }
 
     /// A clean stop: write the snapshot, and under the fd store leave the
-    /// intake fds' unfinished lines there for the next start.
-    fn save_on_stop(&mut self) {
+    /// intake fds' unfinished lines there for the next start. A snapshot
+    /// that could not be written is the error returned.
+    fn save_on_stop(&mut self) -> Result<(), String> {
         if let Some(n) = &self.notifier {
             let mut fds = self.intake.hand_over();
             fds.retain(|f| f.fdname.is_some());
@@ -816,29 +856,86 @@ impl Daemon {
                 );
             }
         }
-        self.save_snapshot();
+        self.save_snapshot()
     }
 
-    fn save_snapshot(&mut self) {
-        if let Some(path) = self.settings.snapshot.clone() {
-            if let Err(e) = self.ring.save_snapshot(&path) {
-                warn(
-                    &mut self.ring,
-                    format!("--snapshot {}: cannot write it: {e}", path.display()),
-                );
+    /// Write the snapshot, then set the sequence mark to the exact next
+    /// number. A failed save is an error entry, sent on by the routes if
+    /// they can take it now, and returned: what the ring held since the
+    /// last snapshot is lost, and whoever stopped the daemon must know.
+    fn save_snapshot(&mut self) -> Result<(), String> {
+        let Some(path) = self.settings.snapshot.clone() else {
+            return Ok(());
+        };
+        if let Err(e) = self.ring.save_snapshot(&path) {
+            let msg = format!("--snapshot {}: {e}", path.display());
+            ingest::note(&mut self.ring, Severity::Err, msg.clone());
+            self.routes
+                .pump(&mut self.ring, self.poll.registry(), Instant::now());
+            return Err(msg);
+        }
+        // A mark left where it was is above every number given: the next
+        // start skips the rest of the block, and loses nothing.
+        let _ = self.ring.settle_seq_mark();
+        Ok(())
+    }
+
+    /// Once the daemon runs as the user it stays: remove what a save that
+    /// crashed left, and start keeping the sequence mark. A directory that
+    /// is not safe to write in is said now, not only at the stop.
+    fn ready_state_files(&mut self) {
+        let Some(path) = self.settings.snapshot.clone() else {
+            return;
+        };
+        let mark = SeqMark::beside(&path);
+        for file in [path.as_path(), mark.path()] {
+            match crate::private_file::remove_stale(file) {
+                Ok(removed) => {
+                    for p in removed {
+                        let msg = format!(
+                            "removed {}, left by a save that did not finish",
+                            p.display()
+                        );
+                        ingest::note(&mut self.ring, Severity::Info, msg);
+                    }
+                }
+                Err(e) => {
+                    let msg = format!(
+                        "--snapshot {}: {e}; it cannot be saved there",
+                        path.display()
+                    );
+                    warn(&mut self.ring, msg);
+                    // Both live in the one directory: said once.
+                    break;
+                }
             }
+        }
+        self.ring.arm_seq_mark();
+        self.report_seq_mark();
+    }
+
+    /// Say what happened to the sequence mark, if anything.
+    fn report_seq_mark(&mut self) {
+        match self.ring.seq_mark_news() {
+            Some(SeqMarkNews::Failed(msg)) => {
+                eprintln!("ringlogd: error: {msg}");
+                ingest::note(&mut self.ring, Severity::Err, msg);
+            }
+            Some(SeqMarkNews::Recovered(msg)) => ingest::note(&mut self.ring, Severity::Info, msg),
+            None => {}
         }
     }
 
     /// SIGUSR2: execute the program again in this process, handing over
     /// the ring, every socket, every intake fd with its unfinished line,
     /// and the TCP connections. Query clients are closed. If it cannot be
-    /// done, say so and run on as before.
+    /// done, or the program would not run (checked first), say so and run
+    /// on as before.
     fn reexec(&mut self) {
         if let Err(e) = self.try_reexec() {
             let msg = format!("{REEXEC_FAILED}: {e}; running on");
             eprintln!("ringlogd: {msg}");
-            log_internal(&mut self.ring, SEV_ERR, msg);
+            ingest::note(&mut self.ring, Severity::Err, msg);
             if let Some(n) = &self.notifier {
                 let _ = n.ready("serving");
             }
@@ -850,6 +947,7 @@ impl Daemon {
             .exe
             .clone()
             .ok_or("the path of the running program is not known")?;
+        restart::check_successor(&exe, restart::SUCCESSOR_CHECK_LIMIT)?;
         // The successor reads the configuration anew: one that no longer
         // loads would stop it, so it is checked here first.
         if let Some(loader) = &self.loader {
@@ -896,9 +994,9 @@ impl Daemon {
     /// restart. A file that no longer loads changes nothing.
     fn reload(&mut self) {
         let Some(loader) = self.loader.as_ref().filter(|l| l.config_path().is_some()) else {
-            log_internal(
+            ingest::note(
                 &mut self.ring,
-                SEV_WARNING,
+                Severity::Warning,
                 "received SIGHUP: there is no configuration file (--config) to re-read",
             );
             return;
@@ -958,7 +1056,7 @@ impl Daemon {
         } else {
             format!("re-read {path}: applied {}", text(&live))
         };
-        log_internal(&mut self.ring, SEV_INFO, msg);
+        ingest::note(&mut self.ring, Severity::Info, msg);
         if !later.is_empty() {
             warn(
                 &mut self.ring,

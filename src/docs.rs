@@ -56,7 +56,7 @@ pub fn programs() -> Vec<Program> {
                     "/dev/kmsg\tThe kernel's log.",
                 ]),
                 ("EXIT STATUS", vec![
-                    "0 after SIGTERM or SIGINT, when --check-config found the configuration valid, or when --reexec saw the daemon serve again; 1 when ringlogd cannot start (a bad setting, a socket path in use, a user that does not exist), with the reason on standard error; 2 for a command-line usage error.",
+                    "0 after SIGTERM or SIGINT, when --check-config found the configuration valid, or when --reexec saw the daemon serve again; 1 when ringlogd cannot start (a bad setting, a socket path in use, a user that does not exist), or when it stops but cannot save the --snapshot, with the reason on standard error; 2 for a command-line usage error.",
                 ]),
                 ("SEE ALSO", vec![
                     "logread(1), logwrite(1), systemd.socket(5), journald.conf(5)",

@@ -24,6 +24,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::parse::frames::SavedFramer;
 
+/// The start of the entry a re-executed daemon logs once it serves.
+pub const REEXECUTED: &str = "re-executed";
+/// The start of the entry a daemon logs when it could not re-execute.
+pub const REEXEC_FAILED: &str = "cannot re-execute";
+
 /// The environment variable naming the memfd that holds the [`State`].
 pub const REEXEC_ENV: &str = "RINGLOGD_REEXEC";
 /// The fd store name of the ring's memfd.
@@ -331,10 +336,10 @@ pub fn request(settings: &crate::config::Settings) -> Result<String, String> {
                     continue;
                 };
                 let msg = e["msg"].as_str().unwrap_or_default();
-                if msg.starts_with(crate::daemon::REEXECUTED) {
+                if msg.starts_with(REEXECUTED) {
                     return Ok(format!("ringlogd (pid {pid}) {msg}"));
                 }
-                if msg.starts_with(crate::daemon::REEXEC_FAILED) {
+                if msg.starts_with(REEXEC_FAILED) {
                     return Err(format!("ringlogd (pid {pid}): {msg}"));
                 }
             }
@@ -351,6 +356,63 @@ pub fn request(settings: &crate::config::Settings) -> Result<String, String> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// How long a re-exec waits for the new program's `--version`: the loop
+/// stands still meanwhile (datagrams wait in their sockets), so it is short.
+pub const SUCCESSOR_CHECK_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Check, before re-executing, that `exe` will run: a regular file this
+/// process may execute, an ELF program (not a script or a damaged file),
+/// that runs `--version` and exits 0 within `limit`. An exec that succeeds
+/// onto a program that then fails takes the ring with it; this is the
+/// check upgrade tools make before they switch.
+pub fn check_successor(exe: &std::path::Path, limit: std::time::Duration) -> Result<(), String> {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let at = exe.display();
+    let meta = std::fs::metadata(exe).map_err(|e| format!("{at}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{at}: not a regular file"));
+    }
+    nix::unistd::access(exe, nix::unistd::AccessFlags::X_OK)
+        .map_err(|e| format!("{at}: not executable ({e})"))?;
+    let mut magic = [0u8; 4];
+    File::open(exe)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .map_err(|e| format!("{at}: cannot read its header: {e}"))?;
+    if magic != *b"\x7fELF" {
+        return Err(format!(
+            "{at}: not an ELF program (a script, or a damaged file)"
+        ));
+    }
+    let mut child = Command::new(exe)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{at} --version: cannot run it: {e}"))?;
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{at} --version: no answer within {} ms",
+                    limit.as_millis()
+                ));
+            }
+            Err(e) => return Err(format!("{at} --version: {e}")),
+        }
+    };
+    if !status.success() {
+        return Err(format!("{at} --version failed ({status})"));
+    }
+    Ok(())
 }
 
 /// `Vec<u8>` as a hex string: half the size of a JSON array of numbers.

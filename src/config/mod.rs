@@ -154,12 +154,16 @@ pub struct DaemonArgs {
 
     /// Write the ring to FILE on a clean stop and load it at start, so the
     /// logs survive a reboot when FILE is on disk. A torn or foreign file is
-    /// refused with a message and ringlogd starts empty.
+    /// refused with a message and ringlogd starts empty. FILE is private
+    /// (0600) and replaced atomically; FILE.seq beside it keeps sequence
+    /// numbers rising across a crash. A symlink, or a file someone else
+    /// could have written, is refused; a save that fails is an error and
+    /// exit status 1.
     #[arg(long = "snapshot", value_name = "FILE")]
     pub snapshot: Option<PathBuf>,
 
-    /// Longest message text stored; longer text is cut at a UTF-8 boundary
-    /// and flagged truncated.
+    /// Longest message text stored, RFC 5424 structured data included;
+    /// longer text is cut at a UTF-8 boundary and flagged truncated.
     #[arg(long = "max-line-len", value_name = "BYTES", default_value_t = 8192,
           value_parser = parse_max_line_len)]
     pub max_line_len: usize,
@@ -235,6 +239,12 @@ pub struct DaemonArgs {
     /// exit when the directory allows it.
     #[arg(long = "pidfile", value_name = "PATH")]
     pub pidfile: Option<PathBuf>,
+
+    /// Honour SIGUSR1 (pause/resume), SIGUSR2 (re-exec) and SIGHUP (reload)
+    /// only from root; from anyone else they are ignored and logged. Under
+    /// --user, every process of that user may signal the daemon otherwise.
+    #[arg(long = "no-signal-control")]
+    pub no_signal_control: bool,
 
     /// Read settings from this TOML file (every flag is a key of the same
     /// name); flags on the command line win over it. SIGHUP reads it again.
@@ -313,6 +323,8 @@ pub struct Settings {
     pub user: Option<String>,
     pub group: Option<String>,
     pub pidfile: Option<PathBuf>,
+    /// Control signals are honoured only from root.
+    pub no_signal_control: bool,
 }
 
 impl DaemonArgs {
@@ -388,6 +400,7 @@ impl DaemonArgs {
             user: self.user.clone(),
             group: self.group.clone(),
             pidfile: self.pidfile.clone(),
+            no_signal_control: self.no_signal_control,
         }
     }
 }

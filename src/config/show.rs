@@ -93,6 +93,7 @@ pub fn values(s: &Settings) -> Vec<(&'static str, Option<String>)> {
         ("user", s.user.as_deref().map(string)),
         ("group", s.group.as_deref().map(string)),
         ("pidfile", s.pidfile.as_deref().map(path)),
+        ("no-signal-control", Some(s.no_signal_control.to_string())),
     ]
 }
 

@@ -19,16 +19,25 @@
 //!   structured data (3164 has none): the text is put back.
 //! - No PRI, or an impossible one, means user.notice with the whole text as
 //!   msg, counted as malformed; nothing is ever dropped.
+//! - Structured data and the message share `--max-line-len`, as one text on
+//!   the wire: elements and params are kept in order, whole, while they fit
+//!   it and [`MAX_SD_ELEMENTS`] / [`MAX_SD_PARAMS`]; the message gets what
+//!   is left. Anything left out flags the entry truncated.
 
 use std::borrow::Cow;
 
 use std::cell::Cell;
 
 use chrono::{DateTime, Datelike, FixedOffset, Local, NaiveDate, TimeDelta, TimeZone, Utc};
-use syslog_loose::{parse_message_with_year_tz, IncompleteDate, ProcId, Protocol, Variant};
+use syslog_loose::{
+    parse_message_with_year_tz, IncompleteDate, ProcId, Protocol, StructuredElement, Variant,
+};
 
 use super::escape_invalid_utf8;
-use crate::record::{truncated_str, Input, Peer, Record, RecordRef, SdRef};
+use crate::record::{
+    sd_element_len, sd_len, sd_param_len, truncated_str, Input, Peer, Record, RecordRef, SdRef,
+    MAX_SD_ELEMENTS, MAX_SD_PARAMS,
+};
 
 /// Default facility and severity when a message carries no PRI (RFC 3164
 /// §4.3.3): user.notice.
@@ -163,7 +172,10 @@ impl SyslogParser {
             record.host = Some(&self.local_host);
         }
         record.source = record.app.unwrap_or("syslog");
-        (record.msg, record.truncated) = truncated_str(record.msg, self.max_msg_len);
+        let room = self.max_msg_len.saturating_sub(sd_len(&record.sd));
+        let (msg, cut) = truncated_str(record.msg, room);
+        record.msg = msg;
+        record.truncated |= cut;
         ParsedRef { record, malformed }
     }
 
@@ -274,17 +286,41 @@ impl SyslogParser {
                 }
             }
         } else {
-            r.sd = m
-                .structured_data
-                .iter()
-                .map(|e| SdRef {
-                    id: e.id,
-                    params: e.params().map(|(k, v)| (*k, Cow::Owned(v))).collect(),
-                })
-                .collect();
+            (r.sd, r.truncated) = bounded_sd(&m.structured_data, self.max_msg_len);
         }
         r.msg = strip_bom(msg);
     }
+}
+
+/// The structured data of `elements`, in order and whole, that fits in
+/// `budget` bytes and the count limits; and whether any was left out.
+fn bounded_sd<'a>(
+    elements: &[StructuredElement<&'a str>],
+    budget: usize,
+) -> (Vec<SdRef<'a>>, bool) {
+    let mut kept = Vec::with_capacity(elements.len().min(MAX_SD_ELEMENTS));
+    let (mut used, mut params) = (0, 0);
+    for e in elements {
+        used += sd_element_len(e.id);
+        if kept.len() == MAX_SD_ELEMENTS || used > budget {
+            return (kept, true);
+        }
+        let mut element = SdRef {
+            id: e.id,
+            params: Vec::with_capacity(e.params.len().min(MAX_SD_PARAMS - params)),
+        };
+        for (name, value) in e.params() {
+            used += sd_param_len(name, &value);
+            if params == MAX_SD_PARAMS || used > budget {
+                kept.push(element);
+                return (kept, true);
+            }
+            params += 1;
+            element.params.push((*name, Cow::Owned(value)));
+        }
+        kept.push(element);
+    }
+    (kept, false)
 }
 
 /// The receive-time context of zoneless RFC 3164 stamps for one minute.
@@ -827,6 +863,65 @@ mod tests {
         );
         assert!(p.record.truncated);
         assert_eq!(p.record.msg, "ééééé");
+    }
+
+    fn with_params(n: usize, value: &str, msg: &str) -> Vec<u8> {
+        let params: String = (0..n).map(|i| format!(" p{i}=\"{value}\"")).collect();
+        format!("<13>1 2026-11-21T23:39:54Z h app - - [x@1{params}] {msg}").into_bytes()
+    }
+
+    #[test]
+    fn structured_data_is_bounded_in_count() {
+        let p = SyslogParser::new("h", 1 << 20).parse(
+            &with_params(10_000, "v", "text"),
+            NOW,
+            Input::Syslog,
+            Origin::Local,
+            None,
+        );
+        let r = p.record;
+        assert_eq!(r.sd.len(), 1);
+        assert_eq!(r.sd[0].params.len(), MAX_SD_PARAMS);
+        assert_eq!(r.sd[0].params[127], ("p127".into(), "v".into()));
+        assert_eq!(r.msg, "text");
+        assert!(r.truncated);
+        let many_ids: String = (0..100).map(|i| format!("[e{i} k=\"v\"]")).collect();
+        let r = parse(format!("<13>1 - h app - - {many_ids} m").as_bytes()).record;
+        assert_eq!(r.sd.len(), MAX_SD_ELEMENTS);
+        assert!(r.truncated);
+    }
+
+    #[test]
+    fn structured_data_and_text_share_the_length_limit() {
+        let parse_with = |limit, raw: &[u8]| {
+            SyslogParser::new("h", limit)
+                .parse(raw, NOW, Input::Syslog, Origin::Local, None)
+                .record
+        };
+        // [x@1] is 5 bytes, each ` pN="vvvv"` 10: two params and the
+        // text fit in 5 + 20 + 4.
+        let raw = with_params(2, "vvvv", "text");
+        let r = parse_with(29, &raw);
+        assert_eq!(
+            (r.sd[0].params.len(), r.msg.as_str(), r.truncated),
+            (2, "text", false)
+        );
+        let r = parse_with(28, &raw);
+        assert_eq!(
+            (r.sd[0].params.len(), r.msg.as_str(), r.truncated),
+            (2, "tex", true)
+        );
+        let r = parse_with(18, &raw);
+        assert_eq!(
+            (r.sd[0].params.len(), r.msg.as_str(), r.truncated),
+            (1, "tex", true)
+        );
+        let r = parse_with(4, &raw);
+        assert!(r.sd.is_empty() && r.msg == "text" && r.truncated, "{r:?}");
+        let r = parse_with(8192, &with_params(3000, &"v".repeat(300), "text"));
+        assert!(r.truncated);
+        assert!(sd_len(&r.as_ref().sd) + r.msg.len() <= 8192);
+        assert_eq!(r.sd[0].params.len(), (8192 - 5) / 310);
     }
 
     /// What rsyslog's omuxsock and syslog-ng's unix-dgram destination send

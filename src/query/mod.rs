@@ -26,7 +26,7 @@ use mio::{Interest, Registry, Token};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::record::{now_ns, Input, Record};
+use crate::record::{now_ns, Input, Record, Severity};
 use crate::ring::{ReadCache, Ring};
 use crate::spare_fd::SpareFd;
 use filter::Filter;
@@ -426,7 +426,7 @@ impl QueryServer {
                     let body = json!({ "error": why });
                     c.out = match dialect {
                         Dialect::Http => http::json_response(status, &body),
-                        _ => format!("{body}\n").into_bytes(),
+                        _ => json::value_line(&body).into_bytes(),
                     };
                     c.out_pos = 0;
                     c.phase = Phase::Finish;
@@ -441,7 +441,7 @@ impl QueryServer {
     fn start(&mut self, c: &mut Client, req: Request, dialect: Dialect, ring: &mut Ring) {
         let reply = |body: serde_json::Value| match dialect {
             Dialect::Http => http::json_response(200, &body),
-            _ => format!("{body}\n").into_bytes(),
+            _ => json::value_line(&body).into_bytes(),
         };
         c.out_pos = 0;
         match req {
@@ -663,7 +663,7 @@ fn write_missed(
     counters.missed += missed;
     let mut notice = Record::internal(
         now_ns(),
-        4,
+        Severity::Warning,
         format!("{missed} entries were overwritten in the ring before this reader got them"),
     );
     if format == Format::Json {

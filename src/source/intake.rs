@@ -47,11 +47,12 @@ use super::fdpass;
 use super::notice::Notices;
 use super::throttle::{Rate, Throttle};
 use super::Drain;
+use crate::ingest;
 use crate::listen::Listener;
 use crate::parse::escape_invalid_utf8;
 use crate::parse::lines::{level_prefix, Line, LineSplitter};
 use crate::parse::multiline::{Joiner, LineIn, Pending};
-use crate::record::{now_ns, truncate_utf8, Input, Record};
+use crate::record::{now_ns, truncate_utf8, Input, Record, Severity};
 use crate::ring::Ring;
 use crate::sockpath::BoundPath;
 
@@ -69,9 +70,6 @@ const MAX_FDS_PER_DATAGRAM: usize = 253;
 /// (sockets, query clients) when the fd limit bounds `--max-fds`; half the
 /// limit when that is less, so a small limit still leaves room for intake.
 const RESERVED_FDS: u64 = 64;
-/// Severity of the daemon's warnings about the intake.
-const SEV_WARNING: u8 = 4;
-
 /// What the intake does with its fds, from the flags.
 #[derive(Clone, Copy, Debug)]
 pub struct IntakeOptions {
@@ -252,7 +250,7 @@ impl IntakeSource {
                          at most {fit} intake fds will be read at once",
                         options.max_fds
                     );
-                    crate::daemon::log_internal(ring, SEV_WARNING, msg);
+                    ingest::note(ring, Severity::Warning, msg);
                 }
                 fit.min(options.max_fds)
             }
@@ -373,9 +371,9 @@ impl IntakeSource {
             Err(why) => {
                 count_dropped(ring);
                 let name = state.name;
-                crate::daemon::log_internal(
+                ingest::note(
                     ring,
-                    SEV_WARNING,
+                    Severity::Warning,
                     format!("intake: cannot go on reading the fd for {name:?}: {why}"),
                 );
                 if let Some(n) = state.fdname {
