@@ -17,12 +17,14 @@ use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use crate::activation::{Activated, Stored};
 use crate::config::{show, Loader, Settings};
-use crate::daemonize::{self, Handover};
+use crate::handover::{self, State};
 use crate::ingest;
 use crate::ledger::Gauges;
-use crate::listen::Listeners;
+use crate::lifecycle::activation::{Activated, Stored};
+use crate::lifecycle::daemonize::{self, Handover};
+use crate::lifecycle::listen::Listeners;
+use crate::lifecycle::reexec::{self, REEXECUTED, REEXEC_FAILED};
 use crate::notify::Notifier;
 use crate::parse::kmsg::KmsgParser;
 use crate::parse::multiline::Joiner;
@@ -31,7 +33,6 @@ use crate::privileges::{Identity, PidFile};
 use crate::query::request::Control;
 use crate::query::QueryServer;
 use crate::record::Severity;
-use crate::restart::{self, State, REEXECUTED, REEXEC_FAILED};
 use crate::ring::{Ring, SeqMark, SeqMarkNews};
 use crate::route::Routes;
 use crate::sockpath::BoundPath;
@@ -264,7 +265,7 @@ fn exec(exe: &std::path::Path, argv: &[OsString], state_fd: std::os::fd::RawFd) 
             .collect::<Result<Vec<_>, _>>()?;
         let mut env = Vec::new();
         for (k, v) in std::env::vars_os() {
-            if k == restart::REEXEC_ENV {
+            if k == handover::REEXEC_ENV {
                 continue;
             }
             let mut kv = k.as_bytes().to_vec();
@@ -272,7 +273,7 @@ fn exec(exe: &std::path::Path, argv: &[OsString], state_fd: std::os::fd::RawFd) 
             kv.extend_from_slice(v.as_bytes());
             env.push(c(&kv)?);
         }
-        env.push(c(format!("{}={state_fd}", restart::REEXEC_ENV).as_bytes())?);
+        env.push(c(format!("{}={state_fd}", handover::REEXEC_ENV).as_bytes())?);
         Ok((path, args, env))
     };
     match prepare() {
@@ -362,7 +363,7 @@ impl Daemon {
         let handed_ring = reexec
             .as_ref()
             .and_then(|s| s.ring)
-            .and_then(restart::take_fd);
+            .and_then(handover::take_fd);
         let owners = crate::private_file::owners(run_as);
         let (mut ring, from, refused) = start_ring(settings, handed_ring, stored_ring, &owners)?;
         let host = local_hostname();
@@ -413,7 +414,7 @@ impl Daemon {
         let handed_kmsg = reexec
             .as_ref()
             .and_then(|s| s.kmsg)
-            .and_then(restart::take_fd);
+            .and_then(handover::take_fd);
         let mut kmsg = settings.kmsg.as_deref().and_then(|path| {
             let parser = KmsgParser::new(local_hostname(), settings.max_line_len);
             match handed_kmsg {
@@ -544,7 +545,7 @@ impl Daemon {
         let mut fdstore_state_used = false;
         if let Some(state) = &reexec {
             for f in &state.intake_fds {
-                match restart::take_fd(f.fd) {
+                match handover::take_fd(f.fd) {
                     Some(fd) => intake.resume(fd, f.clone(), &mut ring, registry),
                     None => warn(
                         &mut ring,
@@ -556,7 +557,7 @@ impl Daemon {
                 }
             }
             for c in &state.conns {
-                if let Some(fd) = restart::take_fd(c.fd) {
+                if let Some(fd) = handover::take_fd(c.fd) {
                     if let Err(e) = net.resume_conn(fd, c.peer, c.framer.clone(), registry) {
                         warn(
                             &mut ring,
@@ -572,7 +573,7 @@ impl Daemon {
         if !stored_fds.is_empty() || stored_state.is_some() {
             // Unfinished lines, written at a clean stop; after a crash
             // there are none, and at most those lines are lost.
-            let mut partial: Vec<restart::IntakeFdState> = Vec::new();
+            let mut partial: Vec<handover::IntakeFdState> = Vec::new();
             if let Some(fd) = stored_state {
                 fdstore_state_used = true;
                 match State::read_fd(fd) {
@@ -584,13 +585,13 @@ impl Daemon {
                 }
             }
             for (fdname, fd) in stored_fds {
-                let name = restart::intake_source_of(&fdname).unwrap_or_default();
+                let name = handover::intake_source_of(&fdname).unwrap_or_default();
                 let state = partial
                     .iter()
                     .find(|p| p.fdname.as_deref() == Some(fdname.as_str()))
                     .cloned()
-                    .map(|p| restart::IntakeFdState { fd: -1, ..p })
-                    .unwrap_or(restart::IntakeFdState {
+                    .map(|p| handover::IntakeFdState { fd: -1, ..p })
+                    .unwrap_or(handover::IntakeFdState {
                         fd: -1,
                         name,
                         fdname: None,
@@ -598,7 +599,7 @@ impl Daemon {
                         skipping: false,
                         pending: None,
                     });
-                let state = restart::IntakeFdState {
+                let state = handover::IntakeFdState {
                     fdname: Some(fdname),
                     ..state
                 };
@@ -792,7 +793,7 @@ impl Daemon {
     /// is there already, and drop a `state` memfd used at this start.
     fn fill_fdstore(&mut self, n: &Notifier) {
         if self.fdstore_state_used {
-            let _ = n.remove_fd(restart::STATE_FDNAME);
+            let _ = n.remove_fd(handover::STATE_FDNAME);
         }
         if self.ring_in_fdstore {
             return;
@@ -805,8 +806,8 @@ impl Daemon {
             return;
         };
         // An older ring a failed start left there goes first.
-        let _ = n.remove_fd(restart::RING_FDNAME);
-        match n.store_fd(restart::RING_FDNAME, fd) {
+        let _ = n.remove_fd(handover::RING_FDNAME);
+        match n.store_fd(handover::RING_FDNAME, fd) {
             Ok(()) => self.ring_in_fdstore = true,
             Err(e) => warn(
                 &mut self.ring,
@@ -829,18 +830,18 @@ impl Daemon {
             fds.retain(|f| !f.partial.is_empty() || f.skipping || f.pending.is_some());
             if fds.is_empty() {
                 if self.fdstore_state_used {
-                    let _ = n.remove_fd(restart::STATE_FDNAME);
+                    let _ = n.remove_fd(handover::STATE_FDNAME);
                 }
                 return self.save_snapshot();
             }
             let state = State {
-                version: restart::STATE_VERSION,
+                version: handover::STATE_VERSION,
                 intake_fds: fds,
                 ..State::default()
             };
-            let _ = n.remove_fd(restart::STATE_FDNAME);
+            let _ = n.remove_fd(handover::STATE_FDNAME);
             if let Err(e) = state.to_memfd().and_then(|fd| {
-                n.store_fd(restart::STATE_FDNAME, std::os::fd::AsFd::as_fd(&fd))
+                n.store_fd(handover::STATE_FDNAME, std::os::fd::AsFd::as_fd(&fd))
                     .map_err(|e| e.to_string())
             }) {
                 warn(
@@ -940,22 +941,22 @@ impl Daemon {
             .exe
             .clone()
             .ok_or("the path of the running program is not known")?;
-        restart::check_successor(&exe, restart::SUCCESSOR_CHECK_LIMIT)?;
+        reexec::check_successor(&exe, reexec::SUCCESSOR_CHECK_LIMIT)?;
         // The successor reads the configuration anew: one that no longer
         // loads would stop it, so it is checked here first.
         if let Some(loader) = &self.loader {
             loader.load()?;
         }
-        let Some(ring_fd) = self.ring.memfd().map(restart::raw) else {
+        let Some(ring_fd) = self.ring.memfd().map(handover::raw) else {
             return Err("the ring is not in a memfd, so it cannot be handed over".into());
         };
         let (udp, tcp) = self.net.listener_fds();
         let state = State {
-            version: restart::STATE_VERSION,
+            version: handover::STATE_VERSION,
             ring: Some(ring_fd),
             syslog: self.syslog.iter().map(DevLogSource::handed).collect(),
             intake: Some(self.intake.handed()),
-            query: Some(restart::SocketFd {
+            query: Some(handover::SocketFd {
                 fd: self.query.listener_mut().as_raw_fd(),
                 path: self._query_path.as_ref().map(|p| p.path().to_owned()),
             }),
@@ -974,10 +975,10 @@ impl Daemon {
         if let Some(n) = &self.notifier {
             let _ = n.reloading();
         }
-        restart::set_cloexec(&fds, false)?;
+        handover::set_cloexec(&fds, false)?;
         let err = exec(&exe, &self.argv, memfd.as_raw_fd());
         // Still here: nothing was handed over.
-        let _ = restart::set_cloexec(&fds, true);
+        let _ = handover::set_cloexec(&fds, true);
         Err(format!("{}: {err}", exe.display()))
     }
 

@@ -134,7 +134,7 @@ impl KmsgSource {
     fn with_reader(path: &Path, reader: Reader, parser: KmsgParser) -> KmsgSource {
         let live = matches!(reader, Reader::Device(_));
         let origin = if live {
-            crate::restart::boot_id()
+            crate::handover::boot_id()
         } else {
             Some(format!("file:{}", path.display()))
         };
