@@ -6,16 +6,6 @@ use std::path::{Path, PathBuf};
 
 use super::{Loaded, Origin, Settings};
 
-/// Keys whose new value SIGHUP applies to the running daemon; every other
-/// change waits for a restart.
-pub const LIVE_KEYS: &[&str] = &[
-    "max-lines",
-    "max-bytes",
-    "level-prefix",
-    "tcp-max-conns",
-    "tcp-idle-timeout",
-];
-
 /// One setting whose value differs between two [`Settings`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
@@ -23,12 +13,6 @@ pub struct Change {
     /// As TOML, or `(not set)`.
     pub old: String,
     pub new: String,
-}
-
-impl Change {
-    pub fn is_live(&self) -> bool {
-        LIVE_KEYS.contains(&self.key)
-    }
 }
 
 /// Every setting of `s` as (key, TOML value), `None` when not set.
@@ -190,8 +174,8 @@ mod tests {
         let a = loaded(&[]).settings;
         let b = loaded(&["--max-lines", "9", "--socket-query", "/q"]).settings;
         let c = changes(&a, &b);
-        let keys: Vec<_> = c.iter().map(|c| (c.key, c.is_live())).collect();
-        assert_eq!(keys, [("socket-query", false), ("max-lines", true)]);
+        let keys: Vec<_> = c.iter().map(|c| c.key).collect();
+        assert_eq!(keys, ["socket-query", "max-lines"]);
         assert_eq!(c[1].old, "5000");
         assert_eq!(c[1].new, "9");
         assert!(changes(&a, &a).is_empty());
