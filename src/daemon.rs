@@ -957,7 +957,7 @@ impl Daemon {
         // The successor reads the configuration anew: one that no longer
         // loads would stop it, so it is checked here first.
         if let Some(loader) = &self.loader {
-            loader.load()?;
+            loader.load().map_err(|e| e.replace('\n', "; "))?;
         }
         let Some(ring_fd) = self.ring.memfd().map(restart::raw) else {
             return Err("the ring is not in a memfd, so it cannot be handed over".into());
@@ -1018,7 +1018,11 @@ impl Daemon {
         match loader.load() {
             Err(e) => warn(
                 &mut self.ring,
-                format!("SIGHUP: {e}; nothing changed, the running settings stay"),
+                // Every mistake of the file, in one entry.
+                format!(
+                    "SIGHUP: {}; nothing changed, the running settings stay",
+                    e.replace('\n', "; ")
+                ),
             ),
             Ok(loaded) => self.apply(&path, loaded.settings),
         }
