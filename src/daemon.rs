@@ -33,6 +33,7 @@ use crate::record::{now_ns, Record};
 use crate::restart::{self, State};
 use crate::ring::{Ring, SeqMark, SeqMarkNews};
 use crate::route::Routes;
+use crate::serving::{self, Serving};
 use crate::sockpath::BoundPath;
 use crate::source::devlog::DevLogSource;
 use crate::source::intake::{self, IntakeOptions, IntakeSource};
@@ -182,6 +183,11 @@ pub fn run(settings: Settings, loader: Option<Loader>) -> Result<(), String> {
         }
     }
     daemon.notifier = notifier;
+    // Before a daemonizing parent is told: the line goes to its stderr
+    // while it waits, and the background daemon's is /dev/null after.
+    if serving::wanted(daemon.settings.verbose) {
+        eprintln!("{}", daemon.serving().line());
+    }
     if let Some(h) = handover {
         h.ready()?;
     }
@@ -992,6 +998,18 @@ impl Daemon {
         // Still here: nothing was handed over.
         let _ = restart::set_cloexec(&fds, true);
         Err(format!("{}: {err}", exe.display()))
+    }
+
+    /// Where this daemon serves, for the line it prints once it does.
+    fn serving(&mut self) -> Serving<'_> {
+        Serving {
+            syslog: self.syslog.iter().map(|s| s.handed().fd).collect(),
+            query: self.query.listener_mut().as_raw_fd(),
+            intake: self.intake.handed().fd,
+            net: self.net.listening().collect(),
+            kmsg: self.kmsg.as_ref().and(self.settings.kmsg.as_deref()),
+            limits: self.ring.limits(),
+        }
     }
 
     /// SIGHUP: read the configuration file again and apply what can change

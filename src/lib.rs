@@ -31,6 +31,7 @@ pub mod record;
 pub mod restart;
 pub mod ring;
 pub mod route;
+pub mod serving;
 pub mod sockpath;
 pub mod source;
 pub mod spare_fd;

@@ -264,6 +264,11 @@ pub struct DaemonArgs {
     #[arg(long = "pidfile", value_name = "PATH")]
     pub pidfile: Option<PathBuf>,
 
+    /// Print one line on stderr once ringlogd serves: its sockets and the
+    /// ring's limits. Printed anyway when stderr is a terminal.
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+
     /// Honour SIGUSR1 (pause/resume), SIGUSR2 (re-exec) and SIGHUP (reload)
     /// only from root; from anyone else they are ignored and logged. Under
     /// --user, every process of that user may signal the daemon otherwise.
@@ -345,6 +350,8 @@ pub struct Settings {
     pub user: Option<String>,
     pub group: Option<String>,
     pub pidfile: Option<PathBuf>,
+    /// Say on stderr where ringlogd serves, even when it is no terminal.
+    pub verbose: bool,
     /// Control signals are honoured only from root.
     pub no_signal_control: bool,
 }
@@ -418,6 +425,7 @@ impl DaemonArgs {
             user: self.user.clone(),
             group: self.group.clone(),
             pidfile: self.pidfile.clone(),
+            verbose: self.verbose,
             no_signal_control: self.no_signal_control,
         }
     }

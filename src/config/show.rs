@@ -109,6 +109,7 @@ pub fn values(s: &Settings) -> Vec<(&'static str, Option<String>)> {
         ("user", s.user.as_deref().map(string)),
         ("group", s.group.as_deref().map(string)),
         ("pidfile", s.pidfile.as_deref().map(path)),
+        ("verbose", Some(s.verbose.to_string())),
         ("no-signal-control", Some(s.no_signal_control.to_string())),
     ]
 }
