@@ -17,11 +17,14 @@ use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use crate::activation::{Activated, Stored};
 use crate::config::{show, Loader, Settings};
-use crate::daemonize::{self, Handover};
+use crate::handover::{self, State};
+use crate::ingest;
 use crate::ledger::Gauges;
-use crate::listen::Listeners;
+use crate::lifecycle::activation::{Activated, Stored};
+use crate::lifecycle::daemonize::{self, Handover};
+use crate::lifecycle::listen::Listeners;
+use crate::lifecycle::reexec::{self, REEXECUTED, REEXEC_FAILED};
 use crate::notify::Notifier;
 use crate::parse::kmsg::KmsgParser;
 use crate::parse::multiline::Joiner;
@@ -29,8 +32,7 @@ use crate::parse::syslog::SyslogParser;
 use crate::privileges::{Identity, PidFile};
 use crate::query::request::Control;
 use crate::query::QueryServer;
-use crate::record::{now_ns, Record};
-use crate::restart::{self, State};
+use crate::record::Severity;
 use crate::ring::{Ring, SeqMark, SeqMarkNews};
 use crate::route::Routes;
 use crate::serving::{self, Serving};
@@ -68,24 +70,11 @@ const SOURCE_BUDGET: usize = 128;
 /// records); a larger backlog goes on in the loop, budgeted as any source.
 const KMSG_STARTUP_BUDGET: usize = 1 << 20;
 
-/// Severity codes used for the daemon's own entries.
-const SEV_ERR: u8 = 3;
-const SEV_WARNING: u8 = 4;
-const SEV_INFO: u8 = 6;
-
-/// Store a message from the daemon itself.
-pub fn log_internal(ring: &mut Ring, severity: u8, msg: impl Into<String>) {
-    ring.ledger
-        .input_mut(crate::record::Input::Internal)
-        .received += 1;
-    ring.push(&Record::internal(now_ns(), severity, msg));
-}
-
 /// A problem the daemon runs on despite: on stderr for whoever started it,
 /// and in the ring for whoever reads the log later.
 fn warn(ring: &mut Ring, msg: String) {
     eprintln!("ringlogd: warning: {msg}");
-    log_internal(ring, SEV_WARNING, msg);
+    ingest::note(ring, Severity::Warning, msg);
 }
 
 /// This machine's host name, for messages that carry none.
@@ -163,9 +152,9 @@ pub fn run(settings: Settings, loader: Option<Loader>) -> Result<(), String> {
     };
     if let Some(id) = &identity {
         id.switch()?;
-        log_internal(
+        ingest::note(
             &mut daemon.ring,
-            SEV_INFO,
+            Severity::Info,
             format!("running as {}", id.label),
         );
     }
@@ -193,19 +182,14 @@ pub fn run(settings: Settings, loader: Option<Loader>) -> Result<(), String> {
     }
     if daemon.reexecuted {
         // What `ringlogd --reexec` waits for.
-        log_internal(
+        ingest::note(
             &mut daemon.ring,
-            SEV_INFO,
+            Severity::Info,
             format!("{REEXECUTED} (pid {}): serving", std::process::id()),
         );
     }
     daemon.run()
 }
-
-/// The start of the entry a re-executed daemon logs once it serves.
-pub const REEXECUTED: &str = "re-executed";
-/// The start of the entry a daemon logs when it could not re-execute.
-pub const REEXEC_FAILED: &str = "cannot re-execute";
 
 /// What a daemon starts from besides its sockets.
 #[derive(Default)]
@@ -287,7 +271,7 @@ fn exec(exe: &std::path::Path, argv: &[OsString], state_fd: std::os::fd::RawFd) 
             .collect::<Result<Vec<_>, _>>()?;
         let mut env = Vec::new();
         for (k, v) in std::env::vars_os() {
-            if k == restart::REEXEC_ENV {
+            if k == handover::REEXEC_ENV {
                 continue;
             }
             let mut kv = k.as_bytes().to_vec();
@@ -295,7 +279,7 @@ fn exec(exe: &std::path::Path, argv: &[OsString], state_fd: std::os::fd::RawFd) 
             kv.extend_from_slice(v.as_bytes());
             env.push(c(&kv)?);
         }
-        env.push(c(format!("{}={state_fd}", restart::REEXEC_ENV).as_bytes())?);
+        env.push(c(format!("{}={state_fd}", handover::REEXEC_ENV).as_bytes())?);
         Ok((path, args, env))
     };
     match prepare() {
@@ -385,7 +369,7 @@ impl Daemon {
         let handed_ring = reexec
             .as_ref()
             .and_then(|s| s.ring)
-            .and_then(restart::take_fd);
+            .and_then(handover::take_fd);
         let owners = crate::private_file::owners(run_as);
         let (mut ring, from, refused) = start_ring(settings, handed_ring, stored_ring, &owners)?;
         let host = local_hostname();
@@ -398,20 +382,20 @@ impl Daemon {
         let held = ring.len();
         match from {
             RingFrom::Reexec => {}
-            RingFrom::FdStore => log_internal(
+            RingFrom::FdStore => ingest::note(
                 &mut ring,
-                SEV_INFO,
+                Severity::Info,
                 format!("memlogd started; went on with the {held} entries the service manager's fd store kept"),
             ),
-            RingFrom::Snapshot => log_internal(
+            RingFrom::Snapshot => ingest::note(
                 &mut ring,
-                SEV_INFO,
+                Severity::Info,
                 format!(
                     "memlogd started; loaded {held} entries from {}",
                     settings.snapshot.as_deref().unwrap_or(std::path::Path::new("")).display()
                 ),
             ),
-            RingFrom::Fresh => log_internal(&mut ring, SEV_INFO, "memlogd started"),
+            RingFrom::Fresh => ingest::note(&mut ring, Severity::Info, "memlogd started"),
         }
         if let Some(w) = refused {
             warn(&mut ring, w);
@@ -436,7 +420,7 @@ impl Daemon {
         let handed_kmsg = reexec
             .as_ref()
             .and_then(|s| s.kmsg)
-            .and_then(restart::take_fd);
+            .and_then(handover::take_fd);
         let mut kmsg = settings.kmsg.as_deref().and_then(|path| {
             let parser = KmsgParser::new(local_hostname(), settings.max_line_len);
             match handed_kmsg {
@@ -469,7 +453,11 @@ impl Daemon {
         // With port 0 this is the only way to learn the port.
         if reexec.is_none() {
             for (proto, addr) in net.listening() {
-                log_internal(&mut ring, SEV_INFO, format!("listening on {proto} {addr}"));
+                ingest::note(
+                    &mut ring,
+                    Severity::Info,
+                    format!("listening on {proto} {addr}"),
+                );
             }
         }
         let joiner = settings
@@ -563,7 +551,7 @@ impl Daemon {
         let mut fdstore_state_used = false;
         if let Some(state) = &reexec {
             for f in &state.intake_fds {
-                match restart::take_fd(f.fd) {
+                match handover::take_fd(f.fd) {
                     Some(fd) => intake.resume(fd, f.clone(), &mut ring, registry),
                     None => warn(
                         &mut ring,
@@ -575,7 +563,7 @@ impl Daemon {
                 }
             }
             for c in &state.conns {
-                if let Some(fd) = restart::take_fd(c.fd) {
+                if let Some(fd) = handover::take_fd(c.fd) {
                     if let Err(e) = net.resume_conn(fd, c.peer, c.framer.clone(), registry) {
                         warn(
                             &mut ring,
@@ -591,7 +579,7 @@ impl Daemon {
         if !stored_fds.is_empty() || stored_state.is_some() {
             // Unfinished lines, written at a clean stop; after a crash
             // there are none, and at most those lines are lost.
-            let mut partial: Vec<restart::IntakeFdState> = Vec::new();
+            let mut partial: Vec<handover::IntakeFdState> = Vec::new();
             if let Some(fd) = stored_state {
                 fdstore_state_used = true;
                 match State::read_fd(fd) {
@@ -603,13 +591,13 @@ impl Daemon {
                 }
             }
             for (fdname, fd) in stored_fds {
-                let name = restart::intake_source_of(&fdname).unwrap_or_default();
+                let name = handover::intake_source_of(&fdname).unwrap_or_default();
                 let state = partial
                     .iter()
                     .find(|p| p.fdname.as_deref() == Some(fdname.as_str()))
                     .cloned()
-                    .map(|p| restart::IntakeFdState { fd: -1, ..p })
-                    .unwrap_or(restart::IntakeFdState {
+                    .map(|p| handover::IntakeFdState { fd: -1, ..p })
+                    .unwrap_or(handover::IntakeFdState {
                         fd: -1,
                         name,
                         fdname: None,
@@ -617,7 +605,7 @@ impl Daemon {
                         skipping: false,
                         pending: None,
                     });
-                let state = restart::IntakeFdState {
+                let state = handover::IntakeFdState {
                     fdname: Some(fdname),
                     ..state
                 };
@@ -811,7 +799,7 @@ impl Daemon {
     /// is there already, and drop a `state` memfd used at this start.
     fn fill_fdstore(&mut self, n: &Notifier) {
         if self.fdstore_state_used {
-            let _ = n.remove_fd(restart::STATE_FDNAME);
+            let _ = n.remove_fd(handover::STATE_FDNAME);
         }
         if self.ring_in_fdstore {
             return;
@@ -824,8 +812,8 @@ impl Daemon {
             return;
         };
         // An older ring a failed start left there goes first.
-        let _ = n.remove_fd(restart::RING_FDNAME);
-        match n.store_fd(restart::RING_FDNAME, fd) {
+        let _ = n.remove_fd(handover::RING_FDNAME);
+        match n.store_fd(handover::RING_FDNAME, fd) {
             Ok(()) => self.ring_in_fdstore = true,
             Err(e) => warn(
                 &mut self.ring,
@@ -848,18 +836,18 @@ impl Daemon {
             fds.retain(|f| !f.partial.is_empty() || f.skipping || f.pending.is_some());
             if fds.is_empty() {
                 if self.fdstore_state_used {
-                    let _ = n.remove_fd(restart::STATE_FDNAME);
+                    let _ = n.remove_fd(handover::STATE_FDNAME);
                 }
                 return self.save_snapshot();
             }
             let state = State {
-                version: restart::STATE_VERSION,
+                version: handover::STATE_VERSION,
                 intake_fds: fds,
                 ..State::default()
             };
-            let _ = n.remove_fd(restart::STATE_FDNAME);
+            let _ = n.remove_fd(handover::STATE_FDNAME);
             if let Err(e) = state.to_memfd().and_then(|fd| {
-                n.store_fd(restart::STATE_FDNAME, std::os::fd::AsFd::as_fd(&fd))
+                n.store_fd(handover::STATE_FDNAME, std::os::fd::AsFd::as_fd(&fd))
                     .map_err(|e| e.to_string())
             }) {
                 warn(
@@ -881,7 +869,7 @@ impl Daemon {
         };
         if let Err(e) = self.ring.save_snapshot(&path) {
             let msg = format!("--snapshot {}: {e}", path.display());
-            log_internal(&mut self.ring, SEV_ERR, msg.clone());
+            ingest::note(&mut self.ring, Severity::Err, msg.clone());
             self.routes
                 .pump(&mut self.ring, self.poll.registry(), Instant::now());
             return Err(msg);
@@ -908,7 +896,7 @@ impl Daemon {
                             "removed {}, left by a save that did not finish",
                             p.display()
                         );
-                        log_internal(&mut self.ring, SEV_INFO, msg);
+                        ingest::note(&mut self.ring, Severity::Info, msg);
                     }
                 }
                 Err(e) => {
@@ -931,9 +919,9 @@ impl Daemon {
         match self.ring.seq_mark_news() {
             Some(SeqMarkNews::Failed(msg)) => {
                 eprintln!("ringlogd: error: {msg}");
-                log_internal(&mut self.ring, SEV_ERR, msg);
+                ingest::note(&mut self.ring, Severity::Err, msg);
             }
-            Some(SeqMarkNews::Recovered(msg)) => log_internal(&mut self.ring, SEV_INFO, msg),
+            Some(SeqMarkNews::Recovered(msg)) => ingest::note(&mut self.ring, Severity::Info, msg),
             None => {}
         }
     }
@@ -947,7 +935,7 @@ impl Daemon {
         if let Err(e) = self.try_reexec() {
             let msg = format!("{REEXEC_FAILED}: {e}; running on");
             eprintln!("ringlogd: {msg}");
-            log_internal(&mut self.ring, SEV_ERR, msg);
+            ingest::note(&mut self.ring, Severity::Err, msg);
             if let Some(n) = &self.notifier {
                 let _ = n.ready("serving");
             }
@@ -959,22 +947,22 @@ impl Daemon {
             .exe
             .clone()
             .ok_or("the path of the running program is not known")?;
-        restart::check_successor(&exe, restart::SUCCESSOR_CHECK_LIMIT)?;
+        reexec::check_successor(&exe, reexec::SUCCESSOR_CHECK_LIMIT)?;
         // The successor reads the configuration anew: one that no longer
         // loads would stop it, so it is checked here first.
         if let Some(loader) = &self.loader {
             loader.load().map_err(|e| e.replace('\n', "; "))?;
         }
-        let Some(ring_fd) = self.ring.memfd().map(restart::raw) else {
+        let Some(ring_fd) = self.ring.memfd().map(handover::raw) else {
             return Err("the ring is not in a memfd, so it cannot be handed over".into());
         };
         let (udp, tcp) = self.net.listener_fds();
         let state = State {
-            version: restart::STATE_VERSION,
+            version: handover::STATE_VERSION,
             ring: Some(ring_fd),
             syslog: self.syslog.iter().map(DevLogSource::handed).collect(),
             intake: Some(self.intake.handed()),
-            query: Some(restart::SocketFd {
+            query: Some(handover::SocketFd {
                 fd: self.query.listener_mut().as_raw_fd(),
                 path: self._query_path.as_ref().map(|p| p.path().to_owned()),
             }),
@@ -993,10 +981,10 @@ impl Daemon {
         if let Some(n) = &self.notifier {
             let _ = n.reloading();
         }
-        restart::set_cloexec(&fds, false)?;
+        handover::set_cloexec(&fds, false)?;
         let err = exec(&exe, &self.argv, memfd.as_raw_fd());
         // Still here: nothing was handed over.
-        let _ = restart::set_cloexec(&fds, true);
+        let _ = handover::set_cloexec(&fds, true);
         Err(format!("{}: {err}", exe.display()))
     }
 
@@ -1018,9 +1006,9 @@ impl Daemon {
     /// restart. A file that no longer loads changes nothing.
     fn reload(&mut self) {
         let Some(loader) = self.loader.as_ref().filter(|l| l.config_path().is_some()) else {
-            log_internal(
+            ingest::note(
                 &mut self.ring,
-                SEV_WARNING,
+                Severity::Warning,
                 "received SIGHUP: there is no configuration file (--config) to re-read",
             );
             return;
@@ -1084,7 +1072,7 @@ impl Daemon {
         } else {
             format!("re-read {path}: applied {}", text(&live))
         };
-        log_internal(&mut self.ring, SEV_INFO, msg);
+        ingest::note(&mut self.ring, Severity::Info, msg);
         if !later.is_empty() {
             warn(
                 &mut self.ring,

@@ -286,3 +286,12 @@ pub fn bind_with_mode<T>(
         .map_err(|e| format!("cannot chmod {}: {e}", shown.display()))?;
     Ok((sock, guard))
 }
+
+/// One listening socket, and the path to remove when the daemon stops.
+#[derive(Debug)]
+pub struct Listener<S> {
+    pub socket: S,
+    /// The path this daemon bound (or adopted from its daemonizing parent);
+    /// `None` for an inherited socket.
+    pub path: Option<BoundPath>,
+}

@@ -27,7 +27,7 @@ fn main() {
         return;
     }
     if loader.reexec_only() {
-        match ringlogd::restart::request(&loaded.settings) {
+        match ringlogd::lifecycle::reexec::request(&loaded.settings) {
             Ok(msg) => {
                 println!("{msg}");
                 return;

@@ -1,6 +1,7 @@
 //! The ring's unit tests: bounds, eviction policies, reading back.
 
 use super::*;
+use crate::record::Input;
 use std::ops::ControlFlow;
 
 fn rec(i: usize, len: usize) -> Record {
