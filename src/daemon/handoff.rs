@@ -223,7 +223,7 @@ impl Daemon {
         // The successor reads the configuration anew: one that no longer
         // loads would stop it, so it is checked here first.
         if let Some(loader) = &self.loader {
-            loader.load()?;
+            loader.load().map_err(|e| e.replace('\n', "; "))?;
         }
         let Some(ring_fd) = self.ring.memfd().map(handover::raw) else {
             return Err("the ring is not in a memfd, so it cannot be handed over".into());

@@ -15,6 +15,7 @@ mod start;
 mod token;
 
 use std::ffi::OsString;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,7 @@ use crate::query::QueryServer;
 use crate::record::Severity;
 use crate::ring::Ring;
 use crate::route::Routes;
+use crate::serving::Serving;
 use crate::sockpath::BoundPath;
 use crate::source::devlog::DevLogSource;
 use crate::source::intake::{self, IntakeSource};
@@ -232,6 +234,18 @@ impl Daemon {
     fn take_ready_intake_fds(&mut self) {
         let ready = self.intake.take_ready();
         self.busy.extend(ready.into_iter().filter_map(Slot::of));
+    }
+
+    /// Where this daemon serves, for the line it prints once it does.
+    fn serving(&mut self) -> Serving<'_> {
+        Serving {
+            syslog: self.syslog.iter().map(|s| s.handed().fd).collect(),
+            query: self.query.listener_mut().as_raw_fd(),
+            intake: self.intake.handed().fd,
+            net: self.net.listening().collect(),
+            kmsg: self.kmsg.as_ref().and(self.settings.kmsg.as_deref()),
+            limits: self.ring.limits(),
+        }
     }
 
     fn drain_kmsg(&mut self) -> Drain {

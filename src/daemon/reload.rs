@@ -35,7 +35,11 @@ impl Daemon {
         match loader.load() {
             Err(e) => warn(
                 &mut self.ring,
-                format!("SIGHUP: {e}; nothing changed, the running settings stay"),
+                // Every mistake of the file, in one entry.
+                format!(
+                    "SIGHUP: {}; nothing changed, the running settings stay",
+                    e.replace('\n', "; ")
+                ),
             ),
             Ok(loaded) => self.apply(&path, loaded.settings),
         }
@@ -124,9 +128,15 @@ mod tests {
 
     #[test]
     fn every_live_setting_is_a_setting() {
-        let keys: Vec<_> = values(&Settings::default()).into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<_> = values(&Settings::default())
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         for (key, _) in LIVE_SETTINGS {
-            assert!(keys.contains(key), "{key} is no setting --check-config shows");
+            assert!(
+                keys.contains(key),
+                "{key} is no setting --check-config shows"
+            );
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::notify::Notifier;
 use crate::privileges::{Identity, PidFile};
 use crate::record::Severity;
 use crate::ring::Ring;
+use crate::serving;
 
 /// Bind everything `settings` asks for (or take what socket activation
 /// handed in), then serve until SIGTERM or SIGINT; under `--daemonize`,
@@ -106,6 +107,11 @@ pub fn run(settings: Settings, loader: Option<Loader>) -> Result<(), String> {
     // Files are written by the user the daemon runs as, from now on.
     daemon.ready_state_files();
     daemon.tell_ready();
+    // Before a daemonizing parent is told: the line goes to its stderr
+    // while it waits, and the background daemon's is /dev/null after.
+    if serving::wanted(daemon.settings.verbose) {
+        eprintln!("{}", daemon.serving().line());
+    }
     if let Some(h) = handover {
         h.ready()?;
     }
