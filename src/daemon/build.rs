@@ -235,7 +235,7 @@ fn open_inputs(
     });
     if let Some(k) = &mut kmsg {
         if from != RingFrom::Fresh {
-            k.resume(ring.kmsg_resume().as_ref());
+            k.resume(ring.resume_cookie().as_ref());
         }
     }
     // On re-exec the network sockets are the ones handed over; the
