@@ -477,10 +477,21 @@ impl Daemon {
             &route_progress,
             local_hostname(),
         )?;
+        let (query_limits, cut) = crate::query::limits::fit_fd_limit(
+            crate::query::limits::ClientLimits {
+                total: settings.query_max_clients,
+                per_uid: settings.query_max_clients_per_uid,
+            },
+            settings.max_fds + settings.net.tcp_max_conns,
+        );
+        if let Some(why) = cut {
+            warn(&mut ring, why);
+        }
         let mut query = QueryServer::new(
             query_listener.socket,
             QUERY_CLIENT_BASE,
             settings.query_group,
+            query_limits,
         );
         if !settings.routes.is_empty() {
             query.routes = Some(routes.board());
@@ -680,9 +691,9 @@ impl Daemon {
                 tcp_connections: self.net.open_connections() as u64,
             };
             if self.ring.next_seq() != before {
-                self.query.ring_advanced(registry, &self.ring);
+                self.query.ring_advanced();
             }
-            self.query.run_pending(registry, &self.ring);
+            self.query.run_pending(registry, &mut self.ring);
             self.query.expire(Instant::now(), registry);
         }
     }
@@ -710,10 +721,7 @@ impl Daemon {
             SIGNALS => return self.on_signals(),
             QUERY_LISTENER => self.query.accept(self.poll.registry()),
             t if self.routes.owns(t) => self.routes.event(t, event),
-            t if self.query.owns(t) => {
-                self.query
-                    .client_event(t, event, self.poll.registry(), &mut self.ring)
-            }
+            t if self.query.owns(t) => self.query.client_event(t, event),
             t => {
                 if self.is_source(t) {
                     self.busy.push(t);
