@@ -481,6 +481,7 @@ impl Daemon {
             crate::query::limits::ClientLimits {
                 total: settings.query_max_clients,
                 per_uid: settings.query_max_clients_per_uid,
+                fd_bound: false,
             },
             settings.max_fds + settings.net.tcp_max_conns,
         );
@@ -721,7 +722,10 @@ impl Daemon {
             SIGNALS => return self.on_signals(),
             QUERY_LISTENER => self.query.accept(self.poll.registry()),
             t if self.routes.owns(t) => self.routes.event(t, event),
-            t if self.query.owns(t) => self.query.client_event(t, event),
+            t if self.query.owns(t) => {
+                self.query
+                    .client_event(t, event, self.poll.registry(), &self.ring)
+            }
             t => {
                 if self.is_source(t) {
                     self.busy.push(t);

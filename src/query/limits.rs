@@ -23,6 +23,8 @@ const MAX_UID_LABELS: usize = 32;
 pub struct ClientLimits {
     pub total: usize,
     pub per_uid: usize,
+    /// `total` was lowered to what the fd limit leaves.
+    pub fd_bound: bool,
 }
 
 impl ClientLimits {
@@ -56,6 +58,7 @@ pub fn fit_fd_limit(wanted: ClientLimits, beside: usize) -> (ClientLimits, Optio
     let fitted = ClientLimits {
         total: fit,
         per_uid: wanted.per_uid.min(fit),
+        fd_bound: true,
     };
     let why = format!(
         "--query-max-clients {} is more than the fd limit ({limit}) leaves beside \
@@ -95,6 +98,11 @@ impl Tally {
     /// reader of everything.
     pub fn admit(&mut self, only_uid: Option<u32>) -> Result<(), String> {
         let why = match only_uid {
+            _ if self.open >= self.limits.total && self.limits.fd_bound => Some(format!(
+                "ringlogd has no file descriptors to spare for more query connections \
+                 ({} are open, all that the fd limit leaves): try again",
+                self.open
+            )),
             _ if self.open >= self.limits.total => Some(format!(
                 "{} query connections are open, the most --query-max-clients allows",
                 self.open
@@ -184,6 +192,7 @@ mod tests {
         let mut t = Tally::new(ClientLimits {
             total: 8,
             per_uid: 4,
+            fd_bound: false,
         });
         for _ in 0..4 {
             t.admit(Some(1000)).unwrap();
@@ -212,6 +221,7 @@ mod tests {
         let mut t = Tally::new(ClientLimits {
             total: 1,
             per_uid: 1,
+            fd_bound: false,
         });
         t.admit(None).unwrap();
         for uid in 0..100 {

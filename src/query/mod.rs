@@ -295,8 +295,15 @@ impl QueryServer {
     }
 
     /// Note readiness on a client's socket; the work waits for its turn in
-    /// [`QueryServer::run_pending`].
-    pub fn client_event(&mut self, token: Token, event: &mio::event::Event) {
+    /// [`QueryServer::run_pending`]. A client that is gone is closed at
+    /// once, so that its fd is free for a connection accepted next.
+    pub fn client_event(
+        &mut self,
+        token: Token,
+        event: &mio::event::Event,
+        registry: &Registry,
+        ring: &Ring,
+    ) {
         let idx = token.0 - self.token_base;
         let Some(c) = self.clients.get_mut(idx).and_then(Option::as_mut) else {
             return;
@@ -307,7 +314,14 @@ impl QueryServer {
         c.readable |= event.is_readable();
         c.hung_up |= event.is_write_closed();
         c.failed |= event.is_error();
-        self.enqueue(idx);
+        let gone = c.failed || (c.hung_up && c.out_pos >= c.out.len());
+        if gone && !c.queued {
+            let mut c = self.clients[idx].take().expect("checked above");
+            self.count_left_lapped(&mut c, ring);
+            self.close(idx, c, registry);
+        } else {
+            self.enqueue(idx);
+        }
     }
 
     /// New entries are in the ring: queue every follower that can take them.
@@ -352,7 +366,7 @@ impl QueryServer {
             c.queued = false;
             match self.serve(&mut c, ring, &mut budget) {
                 Pump::Close => {
-                    self.count_left_lapped(&c, ring);
+                    self.count_left_lapped(&mut c, ring);
                     self.close(idx, c, registry);
                 }
                 Pump::More => {
@@ -389,16 +403,24 @@ impl QueryServer {
 
     /// A reader that leaves while entries it was owed have been evicted
     /// (one the ring lapped while it was not reading) missed them: count
-    /// them as if it had been told.
-    fn count_left_lapped(&mut self, c: &Client, ring: &Ring) {
-        let Phase::Stream(s) = &c.phase else {
+    /// them as it would have been told next, up to the first entry it
+    /// still had coming (read from the first chunk that holds one).
+    fn count_left_lapped(&mut self, c: &mut Client, ring: &Ring) {
+        let Phase::Stream(s) = &mut c.phase else {
             return;
         };
         let from = s.cursor.max(s.report_from);
-        let gone_below = ring.first_seq().min(s.end.unwrap_or(u64::MAX));
-        if gone_below > from {
+        let stop = ring.next_seq().min(s.end.unwrap_or(u64::MAX));
+        let mut first_held = stop;
+        if from < stop {
+            ring.scan_from(from, &mut s.cache, |r| {
+                first_held = r.seq.min(stop);
+                ControlFlow::Break(())
+            });
+        }
+        if first_held > from {
             self.counters.lapped += 1;
-            self.counters.missed += gone_below - from;
+            self.counters.missed += first_held - from;
         }
     }
 
