@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 /// Query work allowed per turn, for all clients together. Ingest waits at
 /// most this (plus one entry's match) behind readers.
-pub const TURN_TIME: Duration = Duration::from_millis(2);
+pub const TURN_TIME: Duration = Duration::from_millis(1);
 /// The clock is read after at most this many entries...
 const CHECK_EVERY: u32 = 16;
 /// ...or this many bytes of entry text, whichever comes first.
-const CHECK_BYTES: usize = 64 << 10;
+const CHECK_BYTES: usize = 16 << 10;
 
 /// The query work left in this turn.
 #[derive(Debug)]
