@@ -2,10 +2,11 @@
 //! arrive (are stored, per ringlogd's stats) through
 //!
 //! - one TCP connection, LF framing and octet counting, 100-byte messages;
-//! - rsyslogd forwarding with omuxsock (the README's RFC 5424 snippet) into
-//!   ringlogd's syslog socket, fed by one fast sender on rsyslog's input;
-//! - rsyslogd forwarding with omfwd over TCP, octet-counted (the README's
-//!   snippet).
+//! - rsyslogd forwarding with omuxsock (the RFC 5424 snippet of
+//!   docs/forwarding.md) into ringlogd's syslog socket, fed by one fast
+//!   sender on rsyslog's input;
+//! - rsyslogd forwarding with omfwd over TCP, octet-counted (the omfwd
+//!   snippet of docs/forwarding.md).
 //!
 //! Each is the median of 3 runs, timed from the first byte sent until the
 //! stats show every message stored (or stop moving, which is reported).

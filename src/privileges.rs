@@ -7,10 +7,11 @@
 //! as a uid or gid as it is.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use nix::unistd::{getegid, geteuid, setgroups, setresgid, setresuid, Gid, Uid};
+
+use crate::private_file::FileId;
 
 /// Who the daemon becomes once its sockets are bound.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,10 +143,17 @@ fn lookup_group(group: &str, groups: &Path) -> Result<Gid, String> {
     }
 }
 
-/// The pid file; removed when dropped, if the daemon still may.
+/// The pid file; removed when dropped, if the daemon still may and it is
+/// still the file this process wrote.
+///
+/// It holds no log data, so it is 0644 for init scripts and monitors that
+/// run as other users; otherwise it is written as every file ringlogd
+/// writes ([`crate::private_file`]): in a directory nobody else can change,
+/// atomically, never through a symlink planted at its name.
 #[derive(Debug)]
 pub struct PidFile {
     path: PathBuf,
+    file: Option<FileId>,
 }
 
 impl PidFile {
@@ -155,17 +163,19 @@ impl PidFile {
     pub fn adopt(path: &Path) -> PidFile {
         PidFile {
             path: path.to_owned(),
+            file: FileId::of(path),
         }
     }
 
     /// Write this process's pid to `path` (replacing what is there).
     pub fn write(path: &Path) -> Result<PidFile, String> {
-        let mut f =
-            fs::File::create(path).map_err(|e| format!("--pidfile {}: {e}", path.display()))?;
-        writeln!(f, "{}", std::process::id())
-            .map_err(|e| format!("--pidfile {}: {e}", path.display()))?;
+        let fail = |e: String| format!("--pidfile {}: {e}", path.display());
+        crate::private_file::remove_stale(path).map_err(fail)?;
+        let pid = format!("{}\n", std::process::id());
+        let file = crate::private_file::write_atomic(path, pid.as_bytes(), 0o644).map_err(fail)?;
         Ok(PidFile {
             path: path.to_owned(),
+            file: Some(file),
         })
     }
 }
@@ -173,8 +183,11 @@ impl PidFile {
 impl Drop for PidFile {
     fn drop(&mut self) {
         // After --user the directory may no longer be ours to change; a
-        // stale pid file is what init scripts expect then.
-        let _ = fs::remove_file(&self.path);
+        // stale pid file is what init scripts expect then. A file put there
+        // since (another daemon's) is not ours to remove.
+        if self.file.is_some() && FileId::of(&self.path) == self.file {
+            let _ = fs::remove_file(&self.path);
+        }
     }
 }
 

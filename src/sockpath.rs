@@ -12,6 +12,9 @@
 //!   the directory and every one above it (symlinks resolved) belong to one
 //!   of them, and any that others may write to has the sticky bit (as `/tmp`
 //!   does), so others cannot rename or remove what is in it;
+//! - every symlink on the way there belongs to root or this user and lies
+//!   in such a directory: another user's symlink (say `/tmp/X` in a sticky
+//!   `/tmp`) is never followed, as its owner could point it anywhere;
 //! - the socket is bound at that resolved path, so a symlink in the path
 //!   given cannot be re-pointed in between;
 //! - a path is only ever inspected with `lstat` and removed with `unlink`,
@@ -138,8 +141,76 @@ fn resolve(path: &Path) -> Result<PathBuf, String> {
 /// Resolve `dir` and check it and every directory above it: each must
 /// belong to root or to this user, and one that its group or others may
 /// write to must be sticky. Returns the resolved directory.
-fn check_trusted(dir: &Path) -> Result<PathBuf, String> {
-    let real = fs::canonicalize(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+pub(crate) fn check_trusted(dir: &Path) -> Result<PathBuf, String> {
+    let real = follow_trusted_links(dir)?;
+    check_ancestors(&real)?;
+    Ok(real)
+}
+
+/// `dir` with every symlink in it resolved, as the kernel would resolve
+/// it, refusing a symlink that belongs to anyone but root or this user (its
+/// owner could re-point it at any time, even in a sticky directory) or that
+/// sits in a directory [`check_ancestors`] refuses (whoever may change
+/// that directory could replace the symlink).
+fn follow_trusted_links(dir: &Path) -> Result<PathBuf, String> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    /// As the kernel's limit on symlinks in one path (ELOOP).
+    const MAX_LINKS: usize = 40;
+    let fail = |e: io::Error| format!("{}: {e}", dir.display());
+    let parts =
+        |p: &Path| -> Vec<OsString> { p.components().map(|c| c.as_os_str().to_owned()).collect() };
+    let mut real = if dir.is_absolute() {
+        PathBuf::from("/")
+    } else {
+        std::env::current_dir().map_err(fail)?
+    };
+    let mut todo: VecDeque<OsString> = parts(dir).into();
+    let mut links = 0;
+    while let Some(part) = todo.pop_front() {
+        // Components as Path gives them: "/" (the root), "..", or a name
+        // ("." only ever leads a relative path).
+        if part == "/" {
+            real = PathBuf::from("/");
+            continue;
+        }
+        if part == "." {
+            continue;
+        }
+        if part == ".." {
+            real.pop();
+            continue;
+        }
+        let next = real.join(&part);
+        let meta = fs::symlink_metadata(&next).map_err(fail)?;
+        if !meta.file_type().is_symlink() {
+            real = next;
+            continue;
+        }
+        let owner = meta.uid();
+        if owner != 0 && owner != geteuid().as_raw() {
+            return Err(format!(
+                "refusing to follow {}: a symlink that belongs to uid {owner}, not to root or this user, so it could be re-pointed",
+                next.display()
+            ));
+        }
+        check_ancestors(&real)?;
+        links += 1;
+        if links > MAX_LINKS {
+            return Err(fail(io::Error::from_raw_os_error(nix::libc::ELOOP)));
+        }
+        let target = fs::read_link(&next).map_err(fail)?;
+        for p in parts(&target).into_iter().rev() {
+            todo.push_front(p);
+        }
+    }
+    Ok(real)
+}
+
+/// Check the resolved directory `real` and every one above it: each must
+/// belong to root or to this user, and one that its group or others may
+/// write to must be sticky.
+fn check_ancestors(real: &Path) -> Result<(), String> {
     let me = geteuid().as_raw();
     for d in real.ancestors() {
         let meta = fs::symlink_metadata(d).map_err(|e| format!("{}: {e}", d.display()))?;
@@ -159,13 +230,14 @@ fn check_trusted(dir: &Path) -> Result<PathBuf, String> {
                 format!("it belongs to uid {}, not to root or this user", meta.uid())
             };
             return Err(format!(
-                "refusing to create a socket under {}: {why}, so the socket path could be swapped for a symlink",
+                "refusing to create a file under {}: {why}, so what is created there could be swapped for a symlink",
                 d.display()
             ));
         }
     }
-    Ok(real)
+    Ok(())
 }
+
 fn is_live(path: &Path, kind: SocketKind) -> bool {
     match kind {
         SocketKind::Datagram => std::os::unix::net::UnixDatagram::unbound()
@@ -213,4 +285,13 @@ pub fn bind_with_mode<T>(
     fs::set_permissions(at, fs::Permissions::from_mode(mode))
         .map_err(|e| format!("cannot chmod {}: {e}", shown.display()))?;
     Ok((sock, guard))
+}
+
+/// One listening socket, and the path to remove when the daemon stops.
+#[derive(Debug)]
+pub struct Listener<S> {
+    pub socket: S,
+    /// The path this daemon bound (or adopted from its daemonizing parent);
+    /// `None` for an inherited socket.
+    pub path: Option<BoundPath>,
 }

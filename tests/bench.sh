@@ -3,7 +3,8 @@
 # (busybox, rsyslog), builds in release mode and prints the table.
 # Run as root for the busybox figures (a private mount namespace) and for
 # both net.unix.max_dgram_qlen settings (restored afterwards).
-# Arguments go to the benchmark (--quick: a smoke run, not a measurement).
+# Arguments go to the benchmark (--quick: a smoke run, not a measurement),
+# but for --write FILE (below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,5 +22,57 @@ if ((${#missing[@]})); then
   fi
 fi
 
+# --write FILE: also write the table into FILE, between the lines
+# <!-- bench:begin --> and <!-- bench:end -->, stamped with the machine and
+# the date (PERFORMANCE.md holds the last full run this way).
+write=
+args=()
+while (($#)); do
+  case "$1" in
+    --write)
+      [ $# -ge 2 ] || { echo "tests/bench.sh: --write needs a file" >&2; exit 2; }
+      write=$2
+      shift 2
+      ;;
+    *)
+      args+=("$1")
+      shift
+      ;;
+  esac
+done
+if [ -n "$write" ] && ! { grep -qx '<!-- bench:begin -->' "$write" && grep -qx '<!-- bench:end -->' "$write"; }; then
+  echo "tests/bench.sh: $write has no <!-- bench:begin --> and <!-- bench:end --> lines to write between" >&2
+  exit 2
+fi
+
 cargo build --release --bins --examples
-exec target/release/examples/bench "$@"
+if [ -z "$write" ]; then
+  exec target/release/examples/bench "${args[@]}"
+fi
+
+out=$(mktemp)
+trap 'rm -f "$out" "$out.region" "$out.new"' EXIT
+target/release/examples/bench "${args[@]}" | tee "$out"
+# The stamp: what ran, where and when, so that a reader can tell whether
+# the figures are comparable with another run.
+who=root
+[ "$(id -u)" -eq 0 ] || who="a user other than root"
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+os=$(. /etc/os-release && echo "$PRETTY_NAME")
+{
+  echo '<!-- bench:begin -->'
+  echo "Written by \`tests/bench.sh${args[*]:+ ${args[*]}} --write\` on $(date -u '+%Y-%m-%d %H:%M UTC'),"
+  echo "as $who, on $(nproc) cores ($cpu), Linux $(uname -r), $os, $(rustc --version | cut -d' ' -f1-2):"
+  echo
+  echo '```text'
+  cat "$out"
+  echo '```'
+  echo '<!-- bench:end -->'
+} >"$out.region"
+awk -v region="$out.region" '
+  $0 == "<!-- bench:begin -->" { while ((getline line < region) > 0) print line; skip = 1; next }
+  $0 == "<!-- bench:end -->" { skip = 0; next }
+  !skip { print }
+' "$write" >"$out.new"
+cat "$out.new" >"$write"
+echo "tests/bench.sh: wrote the table into $write" >&2

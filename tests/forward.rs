@@ -1,13 +1,13 @@
 //! rsyslog and syslog-ng forwarding into ringlogd, the real programs with
-//! the README's snippets: over the syslog socket in RFC 3164 and 5424, and
-//! over TCP with octet counting. Every field a message carried has to
+//! the snippets of docs/forwarding.md: over the syslog socket in RFC 3164
+//! and 5424, and over TCP with octet counting. Every field a message carried has to
 //! survive the hop, beside ringlogd's own receive time.
 
 mod support;
 
 use chrono::{DateTime, FixedOffset, Local, Utc};
 use serde_json::Value;
-use support::syslogd::{readme_snippet, Syslogd};
+use support::syslogd::{doc_snippet, Syslogd};
 use support::*;
 
 /// The RFC 5424 example message (§6.5), from host web1 with a fixed time
@@ -21,14 +21,14 @@ fn rfc5424_example(msg: &str) -> Vec<u8> {
 
 const EXAMPLE_TIME: &str = "2003-10-11T22:14:15.003+02:00";
 
-/// A README snippet pointed at this daemon's socket.
+/// A docs snippet pointed at this daemon's socket.
 fn snippet(name: &str, d: &Daemon) -> String {
-    readme_snippet(name).replace("/tmp/ringlogd/log", d.log.to_str().unwrap())
+    doc_snippet(name).replace("/tmp/ringlogd/log", d.log.to_str().unwrap())
 }
 
-/// A README network snippet pointed at this port.
+/// A docs network snippet pointed at this port.
 fn snippet_port(name: &str, port: u16) -> String {
-    readme_snippet(name).replace("5514", &port.to_string())
+    doc_snippet(name).replace("5514", &port.to_string())
 }
 
 fn hostname() -> String {

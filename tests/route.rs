@@ -606,21 +606,22 @@ fn bad_routes_stop_the_daemon_at_start_with_the_reason() {
     }
 }
 
-/// The README's relay snippets, run as they are written: the central
-/// rsyslog configuration, the certificates, the ringlogd command line.
-mod readme {
+/// The relay snippets of docs/forwarding.md, run as they are written: the
+/// central rsyslog configuration, the certificates, the ringlogd command
+/// line.
+mod doc_snippets {
     use super::*;
     use support::receiver::free_port;
-    use support::syslogd::readme_snippet;
+    use support::syslogd::doc_snippet;
 
-    /// The `--route` URL of a README command line.
+    /// The `--route` URL of a docs command line.
     fn route_of(snippet: &str) -> String {
         let words: Vec<&str> = snippet.split_whitespace().collect();
         let at = words.iter().position(|w| *w == "--route").expect("--route");
         words[at + 1].trim_matches('\'').to_owned()
     }
 
-    /// rsyslogd with a README snippet, its log directory moved to `remote`.
+    /// rsyslogd with a docs snippet, its log directory moved to `remote`.
     fn central(
         snippet: &str,
         input: Input,
@@ -633,7 +634,7 @@ mod readme {
         let conf = format!(
             "global(workDirectory=\"{}\")\n{}",
             dir.path().join("work").display(),
-            readme_snippet(snippet)
+            doc_snippet(snippet)
                 .replace("/var/log/remote", remote.to_str().unwrap())
                 .replace(
                     &format!("port=\"{default_port}\""),
@@ -665,7 +666,7 @@ mod readme {
         let remote = tempfile::tempdir().unwrap();
         let port = free_port(Input::Relp);
         let _rx = central("central-relp", Input::Relp, port, "2514", remote.path());
-        let url = route_of(&readme_snippet("route-relp"))
+        let url = route_of(&doc_snippet("route-relp"))
             .replace("logs.example.com:2514", &format!("127.0.0.1:{port}"));
         let d = Daemon::start(&["--route", &url]);
         let msg = unique("relay-relp");
@@ -686,9 +687,12 @@ mod readme {
     #[test]
     fn the_tls_relay_works_as_pasted() {
         let certs = tempfile::tempdir().unwrap();
-        let script = readme_snippet("tls-certs");
+        // POSIX sh, as the docs promise; the certificates go to a temporary
+        // directory instead of the one the snippet names.
+        let script =
+            doc_snippet("tls-certs").replace("/tmp/ringlogd-certs", certs.path().to_str().unwrap());
         run_ok(
-            std::process::Command::new("bash")
+            std::process::Command::new("sh")
                 .arg("-ec")
                 .arg(&script)
                 .current_dir(certs.path()),
@@ -701,7 +705,7 @@ mod readme {
         let conf = format!(
             "global(workDirectory=\"{}\")\n{}",
             dir.path().join("work").display(),
-            readme_snippet("central-tls")
+            doc_snippet("central-tls")
                 .replace("/var/log/remote", remote.path().to_str().unwrap())
                 .replace("/etc/rsyslog.d/tls/", &certs_dir)
                 .replace(
@@ -712,7 +716,7 @@ mod readme {
         let _rx = Receiver::with_config(dir, Input::Tls, port, PathBuf::new(), &conf);
         // No DNS here: the server is 127.0.0.1, and its certificate names
         // logs.example.com.
-        let url = route_of(&readme_snippet("route-tls"))
+        let url = route_of(&doc_snippet("route-tls"))
             .replace("logs.example.com:6514", &format!("127.0.0.1:{port}"))
             .replace("/etc/ringlogd/", &certs_dir)
             + "&name=logs.example.com";

@@ -174,15 +174,18 @@ impl Corpus {
                 CorpusFile::new(name, *feed, stamp, *strip, &text)
             })
             .collect();
+        // Shown relative to the source tree when it is beside it, so that a
+        // table written into PERFORMANCE.md names no build machine's path.
+        let shown = dir
+            .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+            .unwrap_or(dir)
+            .display();
         Corpus {
             files,
             origin: if have {
-                dir.display().to_string()
+                shown.to_string()
             } else {
-                format!(
-                    "built-in stand-in lines ({} not found): not the corpus's figures",
-                    dir.display()
-                )
+                format!("built-in stand-in lines ({shown} not found): not the corpus's figures")
             },
             stand_in: !have,
         }

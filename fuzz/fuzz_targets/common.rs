@@ -1,16 +1,18 @@
 //! Checks every target that produces records runs on them: what a parser
-//! hands the ring must survive the ring's codec and every output format.
+//! hands the ring must survive the ring's codec and every output format,
+//! and in every format stay one record with no raw control character.
 
 use ringlogd::query::format::{self, Format};
 use ringlogd::record::RecordRef;
 use ringlogd::ring::codec;
 
-pub const ALL_FORMATS: [Format; 6] = [
+pub const ALL_FORMATS: [Format; 7] = [
     Format::Json,
     Format::Memlogd,
     Format::Short,
     Format::ShortIso,
     Format::Rfc5424,
+    Format::Rfc3164,
     Format::Cat,
 ];
 
@@ -30,13 +32,25 @@ pub fn storable_and_printable(r: &RecordRef, base_ns: i64, local_host: &str) {
         let mut out = Vec::new();
         format::write_record(r, f, &mut out);
         assert_eq!(out.last(), Some(&b'\n'), "{f:?} ends with a newline");
-        if f == Format::Json {
-            assert_eq!(
+        let text = std::str::from_utf8(&out).expect("every format is UTF-8");
+        assert!(
+            !text
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t'),
+            "{f:?} lets a control character through: {text:?}"
+        );
+        match f {
+            Format::Json | Format::Rfc5424 | Format::Rfc3164 => assert_eq!(
                 out.iter().filter(|&&b| b == b'\n').count(),
                 1,
-                "one JSON line"
-            );
-            let text = std::str::from_utf8(&out).expect("JSON output is UTF-8");
+                "{f:?} is one line: {text:?}"
+            ),
+            _ => assert!(
+                text.lines().skip(1).all(|l| l.starts_with(' ')),
+                "{f:?}: a continuation line starts at column 0: {text:?}"
+            ),
+        }
+        if f == Format::Json {
             assert!(
                 format::parse_json_line(text.trim_end()).is_some(),
                 "our own JSON line does not read back: {text}"

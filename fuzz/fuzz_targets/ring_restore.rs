@@ -62,8 +62,7 @@ fuzz_target!(|data: &[u8]| {
     let dir = std::env::temp_dir().join(format!("ringlogd-fuzz-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("ring.snapshot");
-    std::fs::write(&path, body).unwrap();
-    if let Ok(ring) = Ring::load_snapshot(&path, LIMITS, RingOptions::default()) {
+    if let Ok(ring) = Ring::from_snapshot(body, &path, LIMITS, RingOptions::default()) {
         exercise(ring);
     }
     filled().save_snapshot(&path).unwrap();
@@ -74,8 +73,7 @@ fuzz_target!(|data: &[u8]| {
     snap[offset..offset + n].copy_from_slice(&body[..n]);
     let crc = crc32fast::hash(&snap[..end + 8]);
     snap[end + 8..end + 12].copy_from_slice(&crc.to_le_bytes());
-    std::fs::write(&path, &snap).unwrap();
-    match Ring::load_snapshot(&path, LIMITS, RingOptions::default()) {
+    match Ring::from_snapshot(&snap, &path, LIMITS, RingOptions::default()) {
         Ok(ring) => exercise(ring),
         Err(e) => assert!(!e.to_string().is_empty()),
     }

@@ -1,6 +1,7 @@
 //! The syslog normaliser on any bytes a sender can put in a datagram or a
 //! frame: `parse_ref` (the hot path) and `parse` must agree, never panic,
-//! respect the length limit, and produce a record the ring can store and
+//! respect the length limit (structured data and text together) and the
+//! structured data's count limits, and produce a record the ring can store and
 //! the query side can write out.
 //!
 //! Input: one option byte (origin, limit, receive time), then the message.
@@ -10,7 +11,7 @@ mod common;
 
 use libfuzzer_sys::fuzz_target;
 use ringlogd::parse::syslog::{Origin, Scratch, SyslogParser};
-use ringlogd::record::{Input, Peer};
+use ringlogd::record::{sd_len, Input, Peer, MAX_SD_ELEMENTS, MAX_SD_PARAMS};
 
 /// Receive times that move RFC 3164's year guessing: mid-year, New Year's
 /// Eve, New Year's Day, a leap day, before 1970, the far end of i64.
@@ -55,7 +56,13 @@ fuzz_target!(|data: &[u8]| {
     );
 
     let r = &by_ref.record;
-    assert!(r.msg.len() <= limit, "msg longer than the limit");
+    assert!(
+        sd_len(&r.sd) + r.msg.len() <= limit,
+        "structured data and msg longer than the limit"
+    );
+    assert!(r.sd.len() <= MAX_SD_ELEMENTS, "{} SD elements", r.sd.len());
+    let params: usize = r.sd.iter().map(|e| e.params.len()).sum();
+    assert!(params <= MAX_SD_PARAMS, "{params} SD params");
     assert!(
         r.facility.is_some_and(|f| f <= 23),
         "facility {:?}",

@@ -4,7 +4,9 @@
 //! byte, so it also reads LinuxKit's memlogd. Any filter, `-n` or
 //! `--after-seq` switches to ringlogd's JSON request, filtered in the
 //! daemon. Entries always arrive as JSON lines and are printed here in the
-//! format asked for, with severity colours on a terminal.
+//! format asked for, with severity colours on a terminal; what a sender
+//! wrote is escaped as [`crate::query::format`] describes, so it can neither
+//! pass for another entry nor drive the terminal.
 
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, IsTerminal, Write};
@@ -315,7 +317,11 @@ pub fn run(args: &LogreadArgs) -> i32 {
                         None => out.write_all(&rendered),
                     }
                 }
-                None => writeln!(out, "{text}"),
+                None => {
+                    rendered.clear();
+                    format::write_other_line(text, &mut rendered);
+                    out.write_all(&rendered)
+                }
             }
         };
         let flushed = if following && reader.buffer().is_empty() {

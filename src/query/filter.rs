@@ -5,7 +5,7 @@
 use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, TimeZone};
 use regex::{Regex, RegexBuilder};
 
-use crate::record::{Input, RecordRef, FACILITY_NAMES, SEVERITY_NAMES};
+use crate::record::{Input, RecordRef, Severity, FACILITY_NAMES, SEVERITY_NAMES};
 
 /// The most heap a compiled pattern may take. Matching costs up to its
 /// size times the entry's length when the lazy DFA gives up, and a match
@@ -18,7 +18,7 @@ const PATTERN_DFA_LIMIT: usize = 2 << 20;
 
 /// Severity assumed for entries that carry none (an fd line without a
 /// level prefix), as journald assumes for stdout: info.
-pub const DEFAULT_SEVERITY: u8 = 6;
+pub const DEFAULT_SEVERITY: u8 = Severity::Info.code();
 
 /// The conditions of a query, already parsed.
 #[derive(Clone, Debug, Default)]

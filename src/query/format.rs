@@ -3,6 +3,29 @@
 //! memlogd, /var/log/messages and journalctl. The JSON line can be read
 //! back into a [`Record`], so a client can request JSON and still print
 //! any format.
+//!
+//! What a sender wrote can never pass for a second entry, nor act on the
+//! reader's terminal. In every text format a reader gets:
+//! - control characters (C0 but tab and newline, DEL, C1 U+0080..U+009F)
+//!   are written `\xNN`, the code point in two hex digits, the form the
+//!   parsers already use for bytes that are not UTF-8;
+//! - a newline in the message starts a continuation line indented to the
+//!   column where the message began (`cat`, which has no prefix, indents by
+//!   two spaces) in memlogd, short, short-iso and cat, so no continuation
+//!   starts at column 0; in rfc5424 and rfc3164, one message per line, it
+//!   is written `\n`;
+//! - a tab stays in the message (it moves the cursor, it cannot start a
+//!   line) and is `\x09` in a header field;
+//! - header fields (source, host, app, pid) carry no control character and
+//!   no separator of their format: whitespace is `\xNN` in short and
+//!   short-iso, `;` is `\;` in memlogd's source (as memlogd writes it), and
+//!   rfc5424 / rfc3164 keep only printable ASCII in them, as those RFCs do.
+//!
+//! A backslash is not escaped, so message text that spells `\x1b` reads the
+//! same as an escaped ESC: ambiguous to the eye, harmless to the terminal.
+//! The JSON line escapes the same characters (`\u001b`, `\u0085`).
+//! Routes forward text as the sender wrote it ([`Text::AsSent`]): the
+//! receiving syslog server applies its own escaping.
 
 use std::fmt::Write as _;
 
@@ -53,15 +76,42 @@ impl Format {
     }
 }
 
-/// Append `r` in `format`, ending with `\n`, to `out`.
+/// How the text a sender wrote goes into a format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Text {
+    /// For readers: control characters escaped and newlines made
+    /// continuations or `\n` (see the module's notes).
+    Escaped,
+    /// For a relay to another syslog server: the message as the sender
+    /// wrote it (header fields are still limited as the RFCs require).
+    AsSent,
+}
+
+/// Append `r` in `format`, ending with `\n`, to `out`, escaped for a reader.
 pub fn write_record(r: &RecordRef, format: Format, out: &mut Vec<u8>) {
+    write_record_as(r, format, Text::Escaped, out);
+}
+
+/// Append `r` in `format`, ending with `\n`, to `out`, its text as `text`
+/// says.
+pub fn write_record_as(r: &RecordRef, format: Format, text: Text, out: &mut Vec<u8>) {
     if format == Format::Json {
         return write_json_line(r, out);
     }
     let mut s = String::with_capacity(r.msg.len() + 64);
+    let msg_as = match text {
+        Text::AsSent => MsgAs::Raw,
+        Text::Escaped if matches!(format, Format::Rfc5424 | Format::Rfc3164) => MsgAs::OneLine,
+        Text::Escaped => MsgAs::Continued,
+    };
     match format {
         Format::Json => unreachable!("handled above"),
-        Format::Memlogd => s.push_str(&text_line(&rfc3339_nanos(r.received_ns), r.source, r.msg)),
+        Format::Memlogd => {
+            s.push_str(&rfc3339_nanos(r.received_ns));
+            s.push(';');
+            push_field(&mut s, r.source, |c| c == ';');
+            s.push(';');
+        }
         Format::Short | Format::ShortIso => {
             let t = DateTime::<Utc>::from_timestamp_nanos(r.received_ns).with_timezone(&Local);
             if format == Format::Short {
@@ -69,26 +119,131 @@ pub fn write_record(r: &RecordRef, format: Format, out: &mut Vec<u8>) {
             } else {
                 s.push_str(&t.to_rfc3339_opts(SecondsFormat::Secs, false));
             }
-            let _ = write!(
-                s,
-                " {} {}",
-                r.host.unwrap_or("-"),
-                r.app.unwrap_or(r.source)
-            );
+            let separator = |c: char| c.is_whitespace();
+            s.push(' ');
+            push_field(&mut s, r.host.unwrap_or("-"), separator);
+            s.push(' ');
+            push_field(&mut s, r.app.unwrap_or(r.source), separator);
             if let Some(pid) = &r.pid {
-                let _ = write!(s, "[{pid}]");
+                s.push('[');
+                push_field(&mut s, pid, separator);
+                s.push(']');
             }
-            let _ = write!(s, ": {}", r.msg);
+            s.push_str(": ");
         }
-        Format::Rfc5424 => write_rfc5424(r, &mut s),
-        Format::Rfc3164 => write_rfc3164(r, &mut s),
-        Format::Cat => s.push_str(r.msg),
+        Format::Rfc5424 => write_rfc5424_header(r, msg_as, &mut s),
+        Format::Rfc3164 => write_rfc3164_header(r, &mut s),
+        Format::Cat => {}
     }
+    let indent = match format {
+        Format::Cat => CAT_INDENT,
+        _ => s.chars().count(),
+    };
+    push_msg(&mut s, r.msg, msg_as, indent);
     s.push('\n');
     out.extend_from_slice(s.as_bytes());
 }
 
-fn write_rfc5424(r: &RecordRef, s: &mut String) {
+/// Append a line that is not an entry (from a daemon that is not
+/// ringlogd) with its controls escaped as in a message, newlines as `\n`.
+pub fn write_other_line(line: &str, out: &mut Vec<u8>) {
+    let mut s = String::with_capacity(line.len() + 1);
+    push_msg(&mut s, line, MsgAs::OneLine, 0);
+    s.push('\n');
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// How far `cat` indents a continuation line: it has no prefix to align
+/// under, and a continuation must never start at column 0.
+const CAT_INDENT: usize = 2;
+
+/// What a newline and a control character in the message become.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MsgAs {
+    /// Unchanged.
+    Raw,
+    /// Controls `\xNN`, a newline `\n`: the entry stays one line.
+    OneLine,
+    /// Controls `\xNN`, a newline starts an indented continuation line.
+    Continued,
+}
+
+/// The character (C0 control, DEL or C1 control) that starts at byte `i`
+/// of `b` and needs escaping, with its length in bytes; `None` for a tab,
+/// a newline or anything printable.
+fn control_at(b: &[u8], i: usize) -> Option<(u8, usize)> {
+    match b[i] {
+        b'\t' | b'\n' => None,
+        c @ (0..=0x1f | 0x7f) => Some((c, 1)),
+        // C1 controls are U+0080..U+009F: 0xC2 then 0x80..0x9F in UTF-8.
+        0xc2 => match b.get(i + 1) {
+            Some(&c @ 0x80..=0x9f) => Some((c, 2)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn push_hex(s: &mut String, code: u32) {
+    if code <= 0xff {
+        let _ = write!(s, "\\x{code:02x}");
+    } else {
+        let _ = write!(s, "\\u{{{code:x}}}");
+    }
+}
+
+/// Append the message text as `msg_as` says; a continuation line is
+/// indented by `indent` spaces.
+fn push_msg(s: &mut String, msg: &str, msg_as: MsgAs, indent: usize) {
+    if msg_as == MsgAs::Raw {
+        s.push_str(msg);
+        return;
+    }
+    let b = msg.as_bytes();
+    let mut done = 0;
+    let mut i = 0;
+    while i < b.len() {
+        let (c, len) = match control_at(b, i) {
+            Some(found) => found,
+            None if b[i] == b'\n' => (b'\n', 1),
+            None => {
+                i += 1;
+                continue;
+            }
+        };
+        s.push_str(&msg[done..i]);
+        match (c, msg_as) {
+            (b'\n', MsgAs::Continued) => {
+                s.push('\n');
+                s.extend(std::iter::repeat_n(' ', indent));
+            }
+            (b'\n', _) => s.push_str("\\n"),
+            _ => push_hex(s, u32::from(c)),
+        }
+        i += len;
+        done = i;
+    }
+    s.push_str(&msg[done..]);
+}
+
+/// Append a header field: a control character, or a character that
+/// `separator` says would split the format's fields, is escaped (`;` as
+/// `\;`, as memlogd writes it; anything else as `\xNN` / `\u{NNNN}`).
+fn push_field(s: &mut String, field: &str, separator: impl Fn(char) -> bool) {
+    for c in field.chars() {
+        if c == ';' && separator(c) {
+            s.push_str("\\;");
+        } else if c.is_control() || separator(c) {
+            push_hex(s, u32::from(c));
+        } else {
+            s.push(c);
+        }
+    }
+}
+
+/// Everything before the message, with its separating space when there is
+/// a message.
+fn write_rfc5424_header(r: &RecordRef, msg_as: MsgAs, s: &mut String) {
     let pri =
         u16::from(r.facility.unwrap_or(1)) * 8 + u16::from(r.severity.unwrap_or(DEFAULT_SEVERITY));
     let ts = match r.timestamp {
@@ -134,19 +289,21 @@ fn write_rfc5424(r: &RecordRef, s: &mut String) {
                 .replace('\\', "\\\\")
                 .replace('"', "\\\"")
                 .replace(']', "\\]");
-            let _ = write!(s, " {}=\"{escaped}\"", name(k));
+            let _ = write!(s, " {}=\"", name(k));
+            push_msg(s, &escaped, msg_as, 0);
+            s.push('"');
         }
         s.push(']');
     }
     if !r.msg.is_empty() {
         s.push(' ');
-        s.push_str(r.msg);
     }
 }
 
 /// RFC 3164 carries no year and no zone: the time is written as local wall
 /// time, which is how receivers (rsyslog, syslog-ng) read it back.
-fn write_rfc3164(r: &RecordRef, s: &mut String) {
+/// Everything before the message.
+fn write_rfc3164_header(r: &RecordRef, s: &mut String) {
     let pri =
         u16::from(r.facility.unwrap_or(1)) * 8 + u16::from(r.severity.unwrap_or(DEFAULT_SEVERITY));
     let t = match r.timestamp {
@@ -184,7 +341,6 @@ fn write_rfc3164(r: &RecordRef, s: &mut String) {
         let _ = write!(s, "[{pid}]");
     }
     s.push_str(": ");
-    s.push_str(r.msg);
 }
 
 pub use super::timefmt::rfc3339_nanos;
@@ -272,11 +428,7 @@ pub fn parse_json_line(line: &str) -> Option<Record> {
                 id,
                 params: params
                     .as_object()
-                    .map(|m| {
-                        m.iter()
-                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                            .collect()
-                    })
+                    .map(|m| m.iter().flat_map(sd_values).collect())
                     .unwrap_or_default(),
             })
             .collect();
@@ -297,9 +449,14 @@ pub fn parse_json_line(line: &str) -> Option<Record> {
     Some(r)
 }
 
-/// memlogd's text form: `TIME;SOURCE;MSG`, with `;` in SOURCE written `\;`.
-pub fn text_line(time: &str, source: &str, msg: &str) -> String {
-    format!("{};{};{}", time, source.replace(';', "\\;"), msg)
+/// The params a JSON SD key stands for: one for a string, one per value
+/// for the array a repeated name is written as.
+fn sd_values((name, value): (&String, &serde_json::Value)) -> Vec<(String, String)> {
+    let one = |v: &serde_json::Value| (name.clone(), v.as_str().unwrap_or_default().to_owned());
+    match value.as_array() {
+        Some(values) => values.iter().map(one).collect(),
+        None => vec![one(value)],
+    }
 }
 
 #[cfg(test)]
@@ -460,6 +617,35 @@ mod tests {
     }
 
     #[test]
+    fn repeated_sd_names_read_back_as_repeated_params() {
+        let mut r = Record::new(Input::Syslog, 0, "app", "m");
+        r.sd = vec![SdElement {
+            id: "origin".into(),
+            params: vec![
+                ("ip".into(), "10.0.0.1".into()),
+                ("software".into(), "x".into()),
+                ("ip".into(), "10.0.0.2".into()),
+            ],
+        }];
+        let mut out = Vec::new();
+        write_json_line(&r.as_ref(), &mut out);
+        let line = String::from_utf8(out).unwrap();
+        assert!(
+            line.contains(r#""sd":{"origin":{"ip":["10.0.0.1","10.0.0.2"],"software":"x"}}"#),
+            "{line}"
+        );
+        let back = parse_json_line(&line).unwrap();
+        assert_eq!(
+            back.sd[0].params,
+            [
+                ("ip".into(), "10.0.0.1".into()),
+                ("ip".into(), "10.0.0.2".into()),
+                ("software".into(), "x".into())
+            ]
+        );
+    }
+
+    #[test]
     fn kernel_keys_come_last_and_only_for_kernel_records() {
         let mut r = Record::new(Input::Kmsg, 0, "kernel", "hello");
         r.kernel = Some(KernelMeta {
@@ -488,8 +674,100 @@ mod tests {
         assert!(!String::from_utf8(out).unwrap().contains("kmsg_"));
     }
 
+    fn render(r: &Record, format: Format) -> String {
+        let mut out = Vec::new();
+        write_record(&r.as_ref(), format, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn semicolons_in_the_source_are_escaped() {
-        assert_eq!(text_line("T", "a;b", "m;n"), "T;a\\;b;m;n");
+        let r = Record::new(Input::Fd, 0, "a;b", "m;n");
+        assert_eq!(
+            render(&r, Format::Memlogd),
+            "1970-01-01T00:00:00Z;a\\;b;m;n\n"
+        );
+    }
+
+    /// A message that tries to start a record of its own and to move the
+    /// cursor: one record, every control written out.
+    fn forged() -> Record {
+        let mut r = Record::new(
+            Input::Syslog,
+            0,
+            "evil",
+            "harmless\n2026-12-07T06:00:00Z;sshd;Accepted\x1b[2K\rX\u{9b}2J\u{7f}\tend",
+        );
+        r.app = Some("evil".into());
+        r.host = Some("h".into());
+        r
+    }
+
+    #[test]
+    fn human_formats_indent_continuations_and_escape_controls() {
+        let r = forged();
+        let prefix = "1970-01-01T00:00:00Z;evil;";
+        assert_eq!(
+            render(&r, Format::Memlogd),
+            format!(
+                "{prefix}harmless\n{}2026-12-07T06:00:00Z;sshd;Accepted\\x1b[2K\\x0dX\\x9b2J\\x7f\tend\n",
+                " ".repeat(prefix.len())
+            )
+        );
+        assert_eq!(
+            render(&r, Format::Cat),
+            "harmless\n  2026-12-07T06:00:00Z;sshd;Accepted\\x1b[2K\\x0dX\\x9b2J\\x7f\tend\n"
+        );
+        for format in [Format::Short, Format::ShortIso] {
+            let text = render(&r, format);
+            let (first, second) = text.split_once('\n').unwrap();
+            let column = first.find("harmless").unwrap();
+            assert_eq!(&second[..column], " ".repeat(column), "{text}");
+            assert!(second[column..].starts_with("2026-12-07T06"), "{text}");
+        }
+    }
+
+    #[test]
+    fn wire_formats_stay_one_line() {
+        let mut r = forged();
+        r.sd = vec![SdElement {
+            id: "x@1".into(),
+            params: vec![("k".into(), "a\nb\x1b".into())],
+        }];
+        for format in [Format::Rfc5424, Format::Rfc3164] {
+            let text = render(&r, format);
+            assert_eq!(text.matches('\n').count(), 1, "{text}");
+            assert!(
+                text.ends_with(": harmless\\n2026-12-07T06:00:00Z;sshd;Accepted\\x1b[2K\\x0dX\\x9b2J\\x7f\tend\n")
+                    || text.ends_with("] harmless\\n2026-12-07T06:00:00Z;sshd;Accepted\\x1b[2K\\x0dX\\x9b2J\\x7f\tend\n"),
+                "{text}"
+            );
+        }
+        assert!(render(&r, Format::Rfc5424).contains("[x@1 k=\"a\\nb\\x1b\"]"));
+        let mut raw = Vec::new();
+        write_record_as(&r.as_ref(), Format::Rfc5424, Text::AsSent, &mut raw);
+        assert!(
+            String::from_utf8(raw)
+                .unwrap()
+                .ends_with(&format!(" {}\n", r.msg)),
+            "a relay gets the text as sent"
+        );
+    }
+
+    #[test]
+    fn header_fields_carry_no_control_and_no_separator() {
+        let mut r = Record::new(Input::Fd, 0, "src\n;x\x1b", "m");
+        assert_eq!(
+            render(&r, Format::Memlogd),
+            "1970-01-01T00:00:00Z;src\\x0a\\;x\\x1b;m\n"
+        );
+        r.host = Some("a b\tc".into());
+        r.app = Some("sshd\u{2028}x".into());
+        r.pid = Some("1 2".into());
+        let text = render(&r, Format::Short);
+        assert!(
+            text.ends_with(" a\\x20b\\x09c sshd\\u{2028}x[1\\x202]: m\n"),
+            "{text}"
+        );
     }
 }

@@ -87,7 +87,7 @@ fn reason(status: u16) -> &'static str {
 
 /// A whole response with a JSON body.
 pub fn json_response(status: u16, body: &serde_json::Value) -> Vec<u8> {
-    let body = format!("{body}\n");
+    let body = super::json::value_line(body);
     format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         reason(status),

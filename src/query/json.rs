@@ -4,7 +4,7 @@
 //! strings eight bytes at a time.
 
 use super::timefmt;
-use crate::record::{facility_name, severity_name, RecordRef};
+use crate::record::{facility_name, severity_name, RecordRef, SdRef};
 
 /// Append `r` as one JSON line (with its `\n`). `seq` is left out for an
 /// entry that is not in the ring; `missed` is only on a lapped reader's
@@ -43,24 +43,7 @@ pub fn write_line(r: &RecordRef, seq: Option<u64>, missed: Option<u64>, out: &mu
     }
     if !r.sd.is_empty() {
         key(out, "sd");
-        out.push(b'{');
-        for (i, e) in r.sd.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_str(e.id, out);
-            out.extend_from_slice(b":{");
-            for (j, (k, v)) in e.params.iter().enumerate() {
-                if j > 0 {
-                    out.push(b',');
-                }
-                write_str(k, out);
-                out.push(b':');
-                write_str(v, out);
-            }
-            out.push(b'}');
-        }
-        out.push(b'}');
+        write_sd(&r.sd, out);
     }
     if let Some(p) = &r.peer {
         key(out, "peer");
@@ -97,6 +80,82 @@ pub fn write_line(r: &RecordRef, seq: Option<u64>, missed: Option<u64>, out: &mu
     out.extend_from_slice(b"}\n");
 }
 
+/// `v` (a reply: counters, an error) as one JSON line, with DEL and the C1
+/// controls escaped as [`write_str`] escapes them. serde_json leaves them
+/// raw; outside a string JSON has only ASCII punctuation, so escaping each
+/// one wherever it is stays valid.
+pub fn value_line(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    let mut line = String::with_capacity(text.len() + 1);
+    for c in text.chars() {
+        match u32::from(c) {
+            n @ 0x7f..=0x9f => line.push_str(&format!("\\u{n:04x}")),
+            _ => line.push(c),
+        }
+    }
+    line.push('\n');
+    line
+}
+
+/// Structured data as one object per SD-ID holding one key per
+/// PARAM-NAME, so no object has a duplicate key. RFC 5424 lets a name
+/// repeat within an element: its values become an array, in order (a name
+/// sent once stays a plain string). A repeated SD-ID, which RFC 5424
+/// forbids but a sender can write, has its params joined to the first
+/// element of that ID. No value is lost either way.
+fn write_sd(sd: &[SdRef], out: &mut Vec<u8>) {
+    out.push(b'{');
+    let ids: Vec<&str> = sd.iter().map(|e| e.id).collect();
+    for (i, same_id) in groups(&ids).iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(ids[same_id[0]], out);
+        out.push(b':');
+        let params: Vec<(&str, &str)> = same_id
+            .iter()
+            .flat_map(|&e| sd[e].params.iter().map(|(k, v)| (*k, v.as_ref())))
+            .collect();
+        let names: Vec<&str> = params.iter().map(|(k, _)| *k).collect();
+        out.push(b'{');
+        for (j, same_name) in groups(&names).iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            write_str(names[same_name[0]], out);
+            out.push(b':');
+            if let [one] = same_name[..] {
+                write_str(params[one].1, out);
+                continue;
+            }
+            out.push(b'[');
+            for (n, &p) in same_name.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                write_str(params[p].1, out);
+            }
+            out.push(b']');
+        }
+        out.push(b'}');
+    }
+    out.push(b'}');
+}
+
+/// The positions of `keys` grouped by equal key: each group in order, the
+/// groups in the order their keys first appear. Sorting, not comparing
+/// every pair, so a long list costs n log n.
+fn groups(keys: &[&str]) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|&a, &b| keys[a].cmp(keys[b]).then(a.cmp(&b)));
+    let mut groups: Vec<Vec<usize>> = order
+        .chunk_by(|&a, &b| keys[a] == keys[b])
+        .map(<[usize]>::to_vec)
+        .collect();
+    groups.sort_by_key(|g| g[0]);
+    groups
+}
+
 fn key(out: &mut Vec<u8>, name: &str) {
     out.extend_from_slice(b",\"");
     out.extend_from_slice(name.as_bytes());
@@ -118,18 +177,21 @@ fn write_u64(v: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(&buf[i..]);
 }
 
-/// Whether any of the eight bytes in `w` is `"`, `\` or below 0x20 (SWAR:
-/// the classic has-zero-byte test on `w ^ '"'`, `w ^ '\'` and on `w` less
-/// 0x20 per byte).
+/// Whether any of the eight bytes in `w` is `"`, `\`, below 0x20, DEL or
+/// 0xC2 (the first byte of a C1 control) (SWAR: the classic has-zero-byte
+/// test on `w` xor each of those, and on `w` less 0x20 per byte).
 fn needs_escape(w: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let is = |b: u8| zero(w ^ (ONES * u64::from(b)));
     let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
-    zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) | below_space != 0
+    is(b'"') | is(b'\\') | is(0x7f) | is(0xc2) | below_space != 0
 }
 
-/// `s` as a JSON string, quotes included.
+/// `s` as a JSON string, quotes included. Besides what JSON requires, DEL
+/// and the C1 controls (U+0080..U+009F) are written `\u00NN`: JSON allows
+/// them raw, but a terminal showing the line would obey them.
 pub fn write_str(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     let b = s.as_bytes();
@@ -143,7 +205,15 @@ pub fn write_str(s: &str, out: &mut Vec<u8>) {
                 continue;
             }
         }
-        let c = b[i];
+        let (mut c, mut len) = (b[i], 1);
+        if c == 0xc2 && matches!(b.get(i + 1), Some(0x80..=0x9f)) {
+            // U+0080..U+009F is 0xC2 then the code point's own byte.
+            (c, len) = (b[i + 1], 2);
+        } else if c >= 0x80 {
+            // Any other byte of a multi-byte character.
+            i += 1;
+            continue;
+        }
         let esc: &[u8] = match c {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -152,7 +222,7 @@ pub fn write_str(s: &str, out: &mut Vec<u8>) {
             b'\t' => b"\\t",
             0x08 => b"\\b",
             0x0c => b"\\f",
-            0..=0x1f => b"",
+            0..=0x1f | 0x7f..=0x9f => b"",
             _ => {
                 i += 1;
                 continue;
@@ -167,7 +237,7 @@ pub fn write_str(s: &str, out: &mut Vec<u8>) {
         } else {
             out.extend_from_slice(esc);
         }
-        i += 1;
+        i += len;
         done = i;
     }
     out.extend_from_slice(&b[done..]);
@@ -178,32 +248,85 @@ pub fn write_str(s: &str, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
 
+    /// serde_json's escaping, plus DEL and C1 controls as `\u00NN`.
+    fn expected(s: &str) -> String {
+        let mut e = String::new();
+        for c in serde_json::to_string(s).unwrap().chars() {
+            match u32::from(c) {
+                n @ (0x7f..=0x9f) => e.push_str(&format!("\\u{n:04x}")),
+                _ => e.push(c),
+            }
+        }
+        e
+    }
+
     #[test]
-    fn strings_escape_exactly_as_serde_json_does() {
+    fn strings_escape_as_serde_json_does_and_controls_too() {
         let mut samples: Vec<String> = vec![
             String::new(),
             "plain ascii text, long enough for several words".into(),
             "quote\" back\\slash".into(),
             "ctl \u{0}\u{1}\u{8}\u{c}\n\r\t\u{1b}\u{1f} end".into(),
-            "ünïcødé ✓ 日本語 \u{7f}".into(),
+            "ünïcødé ✓ 日本語 \u{7f} ©\u{a0}\u{9b}2J \u{80}\u{9f}".into(),
         ];
-        // Every byte value at every position within an 8-byte word.
-        for c in 0u8..0x80 {
+        // Every character up to U+00A0 at every position within an 8-byte
+        // word (U+0080.. are two bytes, so they straddle words too).
+        for c in (0u32..=0xa0).filter_map(char::from_u32) {
             for pos in 0..9 {
                 let mut s = "abcdefghijklmnop".to_string();
-                s.insert(pos, c as char);
+                s.insert(pos, c);
                 samples.push(s);
             }
         }
         for s in samples {
             let mut out = Vec::new();
             write_str(&s, &mut out);
-            assert_eq!(
-                String::from_utf8(out).unwrap(),
-                serde_json::to_string(&s).unwrap(),
-                "{s:?}"
-            );
+            let text = String::from_utf8(out).unwrap();
+            assert_eq!(text, expected(&s), "{s:?}");
+            assert_eq!(serde_json::from_str::<String>(&text).unwrap(), s);
+            assert!(!text.chars().any(char::is_control), "{text:?}");
         }
+    }
+
+    fn sd_json(sd: &[(&'static str, &[(&'static str, &'static str)])]) -> String {
+        let sd: Vec<SdRef> = sd
+            .iter()
+            .map(|(id, params)| SdRef {
+                id,
+                params: params.iter().map(|(k, v)| (*k, (*v).into())).collect(),
+            })
+            .collect();
+        let mut out = Vec::new();
+        write_sd(&sd, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn repeated_sd_names_become_arrays_and_repeated_ids_join() {
+        assert_eq!(
+            sd_json(&[("a@1", &[("k", "1"), ("z", "2")])]),
+            r#"{"a@1":{"k":"1","z":"2"}}"#
+        );
+        assert_eq!(
+            sd_json(&[("o", &[("ip", "1"), ("x", "y"), ("ip", "2"), ("ip", "3")])]),
+            r#"{"o":{"ip":["1","2","3"],"x":"y"}}"#
+        );
+        assert_eq!(
+            sd_json(&[
+                ("b", &[("k", "1")]),
+                ("a", &[]),
+                ("b", &[("k", "2"), ("j", "3")])
+            ]),
+            r#"{"b":{"k":["1","2"],"j":"3"},"a":{}}"#
+        );
+    }
+
+    #[test]
+    fn replies_escape_controls_too() {
+        let v = serde_json::json!({ "sources": { "a\u{9b}2J\u{7f}\u{1b}": 1 } });
+        let line = value_line(&v);
+        assert_eq!(line, "{\"sources\":{\"a\\u009b2J\\u007f\\u001b\":1}}\n");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&line).unwrap(), v);
     }
 
     #[test]

@@ -33,7 +33,7 @@ use mio::{Interest, Registry, Token};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::record::{now_ns, Input, Record};
+use crate::record::{now_ns, Input, Record, Severity};
 use crate::ring::{ReadCache, Ring};
 use crate::spare_fd::SpareFd;
 use budget::TurnBudget;
@@ -555,7 +555,7 @@ impl QueryServer {
                     let body = json!({ "error": why });
                     c.out = match dialect {
                         Dialect::Http => http::json_response(status, &body),
-                        _ => format!("{body}\n").into_bytes(),
+                        _ => json::value_line(&body).into_bytes(),
                     };
                     c.out_pos = 0;
                     c.phase = Phase::Finish;
@@ -570,7 +570,7 @@ impl QueryServer {
     fn start(&mut self, c: &mut Client, req: Request, dialect: Dialect, ring: &mut Ring) {
         let reply = |body: serde_json::Value| match dialect {
             Dialect::Http => http::json_response(200, &body),
-            _ => format!("{body}\n").into_bytes(),
+            _ => json::value_line(&body).into_bytes(),
         };
         c.out_pos = 0;
         match req {
@@ -727,7 +727,7 @@ fn open_stream(q: Query, chunked: bool, ring: &Ring) -> Stream {
 fn cursor_ahead_notice(after: u64, format: Format, ring: &Ring) -> Vec<u8> {
     let mut notice = Record::internal(
         now_ns(),
-        4,
+        Severity::Warning,
         format!(
             "cursor {after} is ahead of the ring, whose next entry is {}: entries handed out \
              before were lost (e.g. in a restart); reading from the oldest entry held",
@@ -789,7 +789,7 @@ fn write_missed(
     counters.missed += missed;
     let mut notice = Record::internal(
         now_ns(),
-        4,
+        Severity::Warning,
         format!("{missed} entries were overwritten in the ring before this reader got them"),
     );
     if format == Format::Json {

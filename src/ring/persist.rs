@@ -1,7 +1,8 @@
 //! A ring that outlives its process: taken over from a predecessor's memfd
 //! ([`Ring::adopt`]: re-exec, the systemd fd store, a crash under it), or
 //! saved to and loaded from a snapshot file ([`Ring::save_snapshot`],
-//! [`Ring::load_snapshot`]).
+//! [`Ring::load_snapshot`]), which is private (0600) and written as
+//! [`crate::private_file`] writes every file.
 //!
 //! Both trust nothing they read: a slot counts only if its header is
 //! consistent and (once sealed) its CRC matches; of two copies of a chunk
@@ -10,7 +11,6 @@
 //! written, so a crash loses at most the record being written. A snapshot
 //! is checked whole (length and CRC) before anything in it is used.
 
-use std::io::Write;
 use std::ops::ControlFlow;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
@@ -24,7 +24,7 @@ use super::{chunk, codec, page_round, ChunkMeta, Limits, Ring, RingError, RingOp
 
 const SNAP_MAGIC: [u8; 8] = *b"RLSNAPSH";
 /// Above any sequence number or generation a ring reaches.
-const SEQ_LIMIT: u64 = 1 << 62;
+pub(super) const SEQ_LIMIT: u64 = 1 << 62;
 const SNAP_END: [u8; 8] = *b"RLSNAPND";
 
 fn err(msg: impl Into<String>) -> RingError {
@@ -407,35 +407,39 @@ impl Ring {
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         out.extend_from_slice(&SNAP_END);
-        let tmp = path.with_extension("tmp");
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&out)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                if let Ok(d) = std::fs::File::open(dir) {
-                    let _ = d.sync_all();
-                }
-            }
-            Ok(())
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            err(format!("cannot write the snapshot {}: {e}", path.display()))
-        })
+        crate::private_file::write_atomic(path, &out, 0o600)
+            .map(|_| ())
+            .map_err(err)
     }
 
-    /// A ring holding what the snapshot at `path` holds, stored as `limits`
-    /// and `opts` say. A torn, foreign or other-version file is refused.
+    /// The ring the snapshot at `path` holds, stored as `limits` and `opts`
+    /// say; `None` when there is no snapshot yet. The file is read as
+    /// [`crate::private_file::read_checked`] reads one that `owners` may
+    /// own (no symlink, no one else could have written it), then as
+    /// [`Ring::from_snapshot`] reads it. With the ring, a note for the log
+    /// if the file had to be made private.
     pub fn load_snapshot(
+        path: &Path,
+        limits: Limits,
+        opts: RingOptions,
+        owners: &[u32],
+    ) -> Result<Option<(Ring, Option<String>)>, RingError> {
+        let Some(file) = crate::private_file::read_checked(path, owners).map_err(err)? else {
+            return Ok(None);
+        };
+        let ring = Ring::from_snapshot(&file.bytes, path, limits, opts)?;
+        Ok(Some((ring, file.warning)))
+    }
+
+    /// A ring holding what `bytes`, read from the snapshot at `path`, hold.
+    /// A torn, foreign or other-version snapshot is refused.
+    pub fn from_snapshot(
+        bytes: &[u8],
         path: &Path,
         limits: Limits,
         opts: RingOptions,
     ) -> Result<Ring, RingError> {
         let shown = path.display();
-        let bytes = std::fs::read(path)
-            .map_err(|e| err(format!("cannot read the snapshot {shown}: {e}")))?;
         let fixed = 8 + 4 + 4 + SOURCES_OFFSET;
         if bytes.len() < 8 || bytes[..8] != SNAP_MAGIC {
             return Err(err(format!("{shown} is not a ringlogd snapshot")));

@@ -1,6 +1,7 @@
 //! The ring's unit tests: bounds, eviction policies, reading back.
 
 use super::*;
+use crate::record::Input;
 use std::ops::ControlFlow;
 
 fn rec(i: usize, len: usize) -> Record {
@@ -395,7 +396,11 @@ fn snapshots_round_trip_and_refuse_torn_foreign_and_other_versions() {
         ring.push(&from(["a", "b", "c"][i % 3], (i % 8) as u8, i));
     }
     ring.save_snapshot(&path).unwrap();
-    let loaded = Ring::load_snapshot(&path, limits, RingOptions::default()).unwrap();
+    let owners = crate::private_file::owners(None);
+    let (loaded, note) = Ring::load_snapshot(&path, limits, RingOptions::default(), &owners)
+        .unwrap()
+        .unwrap();
+    assert_eq!(note, None, "written private");
     assert_eq!(
         loaded.iter_from(0).collect::<Vec<_>>(),
         ring.iter_from(0).collect::<Vec<_>>()
@@ -426,7 +431,8 @@ fn snapshots_round_trip_and_refuse_torn_foreign_and_other_versions() {
     ];
     for (why, bytes) in cases {
         std::fs::write(&path, bytes).unwrap();
-        let e = Ring::load_snapshot(&path, limits, RingOptions::default()).unwrap_err();
+        let bytes = std::fs::read(&path).unwrap();
+        let e = Ring::from_snapshot(&bytes, &path, limits, RingOptions::default()).unwrap_err();
         assert!(e.to_string().contains(why), "{why}: {e}");
     }
 }

@@ -9,7 +9,7 @@
 use std::io::Write as _;
 
 use super::spec::Framing;
-use crate::query::format::{write_record, Format};
+use crate::query::format::{write_record_as, Format, Text};
 use crate::record::RecordRef;
 
 /// How one route writes messages.
@@ -33,9 +33,9 @@ impl Wire {
         if r.host.is_none() && self.format != Format::Cat {
             let mut with_host = r.clone();
             with_host.host = Some(local_host);
-            write_record(&with_host, self.format, scratch);
+            write_record_as(&with_host, self.format, Text::AsSent, scratch);
         } else {
-            write_record(r, self.format, scratch);
+            write_record_as(r, self.format, Text::AsSent, scratch);
         }
         // Every format ends its line with one '\n', which is not part of
         // the message.

@@ -1,22 +1,24 @@
 //! `/dev/log` and other local syslog sockets: unix datagrams from
 //! `syslog(3)`, `logger`, Python's `SysLogHandler`, rsyslog's `omuxsock`.
 //!
-//! SO_PASSCRED is on, so every datagram comes with the sender's pid, uid and
-//! gid as the kernel saw them; those go into the record's `peer`, whatever
-//! the message claims.
+//! SO_PASSCRED is on (whoever bound or adopted the socket turned it on
+//! before the socket could receive), so every datagram comes with the sender's
+//! pid, uid and gid as the kernel saw them; those go into the record's
+//! `peer`, whatever the message claims. One that came without them is
+//! stored with no `peer`.
 
 use std::os::fd::AsRawFd;
 
 use mio::net::UnixDatagram;
 use nix::errno::Errno;
-use nix::sys::socket::{setsockopt, sockopt};
 
 use super::{fdpass, Drain};
-use crate::listen::Listener;
+use crate::ingest;
 use crate::parse::syslog::{Origin, Scratch, SyslogParser};
 use crate::record::{now_ns, Input};
 use crate::ring::Ring;
 use crate::sockpath::BoundPath;
+use crate::sockpath::Listener;
 
 /// Datagrams up to this size are received whole. Larger ones (the kernel
 /// allows about 200 KiB) are cut here and flagged truncated.
@@ -48,20 +50,12 @@ pub struct DevLogSource {
 
 impl DevLogSource {
     /// Serve `listener` (bound at mode 0666: every local program may log,
-    /// or inherited), with credential passing on.
+    /// or inherited), whose credential passing is already on.
     pub fn new(
         listener: Listener<UnixDatagram>,
         parser: SyslogParser,
     ) -> Result<DevLogSource, String> {
         let Listener { socket, path } = listener;
-        setsockopt(&socket, sockopt::PassCred, &true).map_err(|e| {
-            let at = path
-                .as_ref()
-                .map_or("an inherited syslog socket".into(), |p| {
-                    p.path().display().to_string()
-                });
-            format!("{at}: cannot enable SO_PASSCRED: {e}")
-        })?;
         let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(RECV_BUFFER);
         let batch = receive_batch().map_err(|e| format!("cannot map receive buffers: {e}"))?;
         Ok(DevLogSource {
@@ -78,8 +72,8 @@ impl DevLogSource {
     }
 
     /// The socket's fd and the path bound for it, for a successor.
-    pub fn handed(&self) -> crate::restart::SocketFd {
-        crate::restart::SocketFd {
+    pub fn handed(&self) -> crate::handover::SocketFd {
+        crate::handover::SocketFd {
             fd: std::os::fd::AsRawFd::as_raw_fd(&self.socket),
             path: self._path.as_ref().map(|p| p.path().to_owned()),
         }
@@ -113,11 +107,7 @@ impl DevLogSource {
                 );
                 let mut record = parsed.record;
                 record.truncated |= framing.payload_cut;
-                let counters = ring.ledger.input_mut(Input::Syslog);
-                counters.received += 1;
-                counters.malformed += u64::from(parsed.malformed);
-                counters.truncated += u64::from(record.truncated);
-                ring.push_ref(&record);
+                ingest::store(ring, &record, parsed.malformed);
             }
             // Fds a sender attached are closed now, not when the next
             // datagram comes.

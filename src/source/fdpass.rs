@@ -109,12 +109,7 @@ fn parse_control(msg: &libc::msghdr) -> (Vec<OwnedFd>, Option<Peer>) {
                 (libc::SOL_SOCKET, libc::SCM_CREDENTIALS)
                     if payload >= size_of::<libc::ucred>() =>
                 {
-                    let cred = data.cast::<libc::ucred>().read_unaligned();
-                    peer = Some(Peer {
-                        pid: cred.pid as u32,
-                        uid: cred.uid,
-                        gid: cred.gid,
-                    });
+                    peer = sender(data.cast::<libc::ucred>().read_unaligned());
                 }
                 _ => {}
             }
@@ -122,6 +117,20 @@ fn parse_control(msg: &libc::msghdr) -> (Vec<OwnedFd>, Option<Peer>) {
         }
     }
     (fds, peer)
+}
+
+/// The sender the kernel vouches for in `cred`, if any. A datagram queued
+/// before SO_PASSCRED was on carries no credentials, yet the kernel still
+/// reports some: pid 0 and the overflow uid and gid (65534, `nobody`'s).
+/// Pid 0 is never a sender (it is also what a sender in a pid namespace
+/// this process cannot see gets), so such credentials name nobody: stored
+/// as a sender, they would hand the entry to whoever is uid 65534.
+fn sender(cred: libc::ucred) -> Option<Peer> {
+    (cred.pid > 0).then_some(Peer {
+        pid: cred.pid as u32,
+        uid: cred.uid,
+        gid: cred.gid,
+    })
 }
 
 /// Buffers for receiving many datagrams in one `recvmmsg()` call: the
@@ -342,6 +351,27 @@ mod tests {
         assert!(r.control_cut && r.payload_cut);
         assert_eq!(r.len, 4);
         assert!(!r.fds.is_empty() && r.fds.len() < 6, "{} fds", r.fds.len());
+    }
+
+    #[test]
+    fn a_datagram_queued_before_credentials_were_asked_for_has_no_sender() {
+        let (tx, rx) = UnixDatagram::pair().unwrap();
+        send(&tx, b"early", &[]);
+        nix::sys::socket::setsockopt(&rx, nix::sys::socket::sockopt::PassCred, &true).unwrap();
+        send(&tx, b"late", &[]);
+        let mut buf = [0u8; 16];
+        let mut control = control_buffer(0);
+        let mut next = || {
+            let r = recv(rx.as_raw_fd(), &mut buf, &mut control)
+                .unwrap()
+                .unwrap();
+            (buf[..r.len].to_vec(), r.peer)
+        };
+        // The kernel reports pid 0 and the overflow uid for the first.
+        assert_eq!(next(), (b"early".to_vec(), None));
+        let (payload, peer) = next();
+        assert_eq!(payload, b"late");
+        assert_eq!(peer.unwrap().pid, std::process::id());
     }
 
     #[test]

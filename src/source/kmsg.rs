@@ -28,9 +28,9 @@ use nix::errno::Errno;
 use nix::time::{clock_gettime, ClockId};
 
 use super::Drain;
-use crate::daemon::log_internal;
+use crate::ingest;
 use crate::parse::kmsg::{KmsgParser, SeqTracker};
-use crate::record::{now_ns, Input};
+use crate::record::{now_ns, Input, Severity};
 use crate::ring::{KmsgResume, Ring};
 
 /// Read buffer for the device: twice the kernel's longest record.
@@ -40,10 +40,6 @@ const MAX_READ_BUFFER: usize = 1 << 20;
 /// Longest line kept from a replayed file; the rest of it is skipped and the
 /// record flagged truncated.
 const MAX_FILE_LINE: usize = 64 << 10;
-
-const SEV_ERR: u8 = 3;
-const SEV_WARNING: u8 = 4;
-const SEV_INFO: u8 = 6;
 
 /// Where records come from.
 enum Reader {
@@ -138,7 +134,7 @@ impl KmsgSource {
     fn with_reader(path: &Path, reader: Reader, parser: KmsgParser) -> KmsgSource {
         let live = matches!(reader, Reader::Device(_));
         let origin = if live {
-            crate::restart::boot_id()
+            crate::handover::boot_id()
         } else {
             Some(format!("file:{}", path.display()))
         };
@@ -240,9 +236,9 @@ impl KmsgSource {
             if let Some(lost) = self.seq.observe(k.seq) {
                 self.report_gap(ring, lost);
             } else if first && k.seq > 0 && self.live {
-                log_internal(
+                ingest::note(
                     ring,
-                    SEV_INFO,
+                    Severity::Info,
                     format!(
                         "kernel log starts at sequence number {}: the kernel had already overwritten the {} records before it",
                         k.seq, k.seq
@@ -253,11 +249,7 @@ impl KmsgSource {
             // numbered record is where that gap shows.
             self.cause = Cause::Unknown;
         }
-        let counters = ring.ledger.input_mut(Input::Kmsg);
-        counters.received += 1;
-        counters.malformed += u64::from(parsed.malformed);
-        counters.truncated += u64::from(record.truncated);
-        ring.push(&record);
+        ingest::store(ring, &record.as_ref(), parsed.malformed);
     }
 
     /// One `internal` entry for records the kernel numbered but this reader
@@ -274,17 +266,15 @@ impl KmsgSource {
             }
             Cause::Unknown => format!("missing from {}", self.path.display()),
         };
-        let counters = ring.ledger.input_mut(Input::Kmsg);
-        counters.received += n;
-        counters.dropped += n;
+        ingest::lost(ring, Input::Kmsg, n);
         let numbers = if n == 1 {
             format!("sequence number {}", lost.start)
         } else {
             format!("sequence numbers {} to {}", lost.start, lost.end - 1)
         };
-        log_internal(
+        ingest::note(
             ring,
-            SEV_WARNING,
+            Severity::Warning,
             format!(
                 "{n} kernel message{} lost ({numbers}): {why}",
                 if n == 1 { " was" } else { "s were" }
@@ -359,9 +349,9 @@ impl KmsgSource {
                 } else {
                     String::new()
                 };
-                log_internal(
+                ingest::note(
                     ring,
-                    SEV_INFO,
+                    Severity::Info,
                     format!(
                         "replayed {} kernel records from {}{already}",
                         self.replayed,
@@ -385,7 +375,7 @@ impl KmsgSource {
             self.path.display()
         );
         eprintln!("ringlogd: {msg}");
-        log_internal(ring, SEV_ERR, msg);
+        ingest::note(ring, Severity::Err, msg);
         self.reader = Reader::Done;
     }
 }
@@ -541,7 +531,7 @@ mod tests {
         );
         let gap = ring.get(2).unwrap();
         assert_eq!(gap.input, Input::Internal);
-        assert_eq!(gap.severity, Some(SEV_WARNING));
+        assert_eq!(gap.severity, Some(Severity::Warning.code()));
         let c = ring.ledger.input(Input::Kmsg);
         assert_eq!((c.received, c.stored, c.dropped), (4 + 1016, 4, 1016));
     }

@@ -54,11 +54,25 @@ impl Daemon {
         Daemon::spawn_in(dir, args, true)
     }
 
+    /// [`Daemon::start`] in a directory the test made, so something can
+    /// wait for its sockets before the daemon starts.
+    pub fn start_in(dir: tempfile::TempDir, args: &[&str]) -> Daemon {
+        Daemon::spawn_in(dir, args, false)
+    }
+
     /// [`Daemon::start`] under a wrapper that execs the daemon, e.g.
     /// `["prlimit", "--nofile=64:64"]`: the pid stays the daemon's.
     pub fn start_under(wrapper: &[&str], args: &[&str]) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         Daemon::spawn_wrapped(dir, wrapper, args, false)
+    }
+
+    /// [`Daemon::start_under`] with its stderr captured, as
+    /// [`Daemon::start_with_kmsg`] does (pass `--no-kmsg` to leave the
+    /// kernel's log out).
+    pub fn start_under_with_kmsg(wrapper: &[&str], args: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Daemon::spawn_wrapped(dir, wrapper, args, true)
     }
 
     fn spawn(args: &[&str], kmsg: bool) -> Daemon {
@@ -608,4 +622,55 @@ pub fn ringlogd_command() -> Command {
     let mut c = Command::new(RINGLOGD);
     c.arg("--no-kmsg");
     c
+}
+
+/// Whether this test may act as other users (setpriv needs root). Under CI
+/// it must: a missing requirement fails the test; elsewhere it is skipped,
+/// saying why.
+pub fn root_or_skip(what: &str) -> bool {
+    if nix::unistd::getuid().is_root() {
+        return true;
+    }
+    let why = format!("{what} needs root (setpriv to another user)");
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{why}; CI must run the tests as root"
+    );
+    eprintln!("skipped: {why}");
+    false
+}
+
+/// `setpriv` running its command as `uid`, with primary group `gid` and
+/// no supplementary groups.
+pub fn as_user(uid: u32, gid: u32) -> Command {
+    let mut c = Command::new(require("setpriv"));
+    c.args(["--reuid", &uid.to_string(), "--regid", &gid.to_string()]);
+    c.arg("--clear-groups");
+    c
+}
+
+/// A Python another user can run: the one on PATH may live in root's home.
+pub fn python_for_others() -> PathBuf {
+    ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .map(PathBuf::from)
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| require("python3"))
+}
+
+/// Send `payload` as one datagram to the socket at `path`, as `uid`.
+pub fn send_datagram_as(uid: u32, path: &Path, payload: &[u8]) {
+    const SEND: &str = "import socket, sys\n\
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+        s.sendto(sys.stdin.buffer.read(), sys.argv[1])";
+    let mut child = as_user(uid, uid)
+        .arg(python_for_others())
+        .args(["-c", SEND])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("run python3 as another user");
+    child.stdin.take().unwrap().write_all(payload).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "sending as uid {uid}: {status}");
 }

@@ -3,8 +3,8 @@
 //! configuration), fed through their own unix socket, stopped by pid.
 //!
 //! The forwarding part of each configuration is a snippet taken verbatim
-//! from README.md ([`readme_snippet`]), so what the README tells users to
-//! paste is exactly what is tested.
+//! from docs/forwarding.md ([`doc_snippet`]), so what the docs tell users
+//! to paste is exactly what is tested.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -44,19 +44,26 @@ pub fn program(bin: &str, pkg: &str) -> Program {
     );
 }
 
-/// The fenced block that follows `<!-- snippet: NAME -->` in README.md.
-pub fn readme_snippet(name: &str) -> String {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .expect("read README.md");
+/// The docs page that holds the snippets.
+const SNIPPETS: &str = "docs/forwarding.md";
+
+/// The body of the fenced block that follows `<!-- snippet: NAME -->` in
+/// docs/forwarding.md; a `console` block's `$ ` prompt is left out.
+pub fn doc_snippet(name: &str) -> String {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(SNIPPETS))
+        .unwrap_or_else(|e| panic!("read {SNIPPETS}: {e}"));
     let marker = format!("<!-- snippet: {name} -->");
-    let at = readme
+    let at = doc
         .find(&marker)
-        .unwrap_or_else(|| panic!("README.md has no {marker}"));
-    let rest = &readme[at + marker.len()..];
+        .unwrap_or_else(|| panic!("{SNIPPETS} has no {marker}"));
+    let rest = &doc[at + marker.len()..];
     let open = rest.find("```").expect("a fenced block after the marker");
     let body = &rest[open..];
     let body = &body[body.find('\n').expect("fence line") + 1..];
-    body[..body.find("```").expect("closing fence")].to_owned()
+    let body = &body[..body.find("```").expect("closing fence")];
+    body.lines()
+        .map(|l| l.strip_prefix("$ ").unwrap_or(l))
+        .fold(String::new(), |acc, l| acc + l + "\n")
 }
 
 /// A running rsyslogd or syslog-ng.

@@ -2,8 +2,15 @@
 //! (and removed again when it stops), inherited from the process that
 //! started it (`--fd-syslog`, `--fd-query`, `--fd-log`: never unlinked or
 //! rebound, they belong to whoever made them), handed in by a service
-//! manager ([`crate::activation`]: the same rules), or handed over by its
+//! manager ([`crate::lifecycle::activation`]: the same rules), or handed over by its
 //! own parent under `--daemonize`.
+//!
+//! Syslog sockets pass credentials (SO_PASSCRED) from before the first
+//! datagram can reach them: a path is bound only once the option is on, and
+//! a socket handed in has it turned on before the daemon reads it. A
+//! datagram queued before that carries none; the kernel then gives a
+//! placeholder, which is stored as no sender at all (the syslog source
+//! checks for it).
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -11,21 +18,13 @@ use std::path::Path;
 use mio::net::{UnixDatagram, UnixListener};
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
-use nix::sys::socket::{getsockname, getsockopt, sockopt, SockType, UnixAddr};
+use nix::sys::socket::{getsockname, getsockopt, setsockopt, sockopt, SockType, UnixAddr};
 use nix::unistd::Gid;
+use socket2::{Domain, SockAddr, Socket, Type};
 
-use crate::activation::Activated;
 use crate::config::Settings;
-use crate::sockpath::{self, BoundPath, SocketKind};
-
-/// One listening socket, and the path to remove when the daemon stops.
-#[derive(Debug)]
-pub struct Listener<S> {
-    pub socket: S,
-    /// The path this daemon bound (or adopted from its daemonizing parent);
-    /// `None` for an inherited socket.
-    pub path: Option<BoundPath>,
-}
+use crate::lifecycle::activation::Activated;
+use crate::sockpath::{self, BoundPath, Listener, SocketKind};
 
 /// Every socket the daemon serves.
 #[derive(Debug)]
@@ -96,7 +95,7 @@ impl Listeners {
             .iter()
             .map(|&fd| {
                 Ok(Listener {
-                    socket: inherited_datagram(fd, "--fd-syslog")?,
+                    socket: with_credentials(inherited_datagram(fd, "--fd-syslog")?)?,
                     path: None,
                 })
             })
@@ -122,7 +121,7 @@ impl Listeners {
         let bind_paths = !settings.syslog_default || act_syslog.is_empty();
         for fd in act_syslog {
             syslog.push(Listener {
-                socket: adopt_datagram(fd)?,
+                socket: with_credentials(adopt_datagram(fd)?)?,
                 path: None,
             });
         }
@@ -138,12 +137,12 @@ impl Listeners {
         };
         if bind_paths {
             for path in &settings.syslog_sockets {
-                syslog.push(bind_datagram(path, 0o666)?);
+                syslog.push(bind_datagram(path, 0o666, true)?);
             }
         }
         let intake = match intake {
             Some(socket) => Listener { socket, path: None },
-            None => bind_datagram(&settings.intake_socket, 0o600)?,
+            None => bind_datagram(&settings.intake_socket, 0o600, false)?,
         };
         let query = match query {
             Some(socket) => Listener { socket, path: None },
@@ -214,7 +213,7 @@ impl Listeners {
                 Some(j) => Some(BoundPath::adopt(&settings.syslog_sockets[j])?),
             };
             syslog.push(Listener {
-                socket: inherited_datagram(fd, "handed-over syslog socket")?,
+                socket: with_credentials(inherited_datagram(fd, "handed-over syslog socket")?)?,
                 path,
             });
         }
@@ -235,9 +234,9 @@ impl Listeners {
 
     /// The sockets a predecessor handed over by re-executing: used as they
     /// are; the paths it bound become ours to remove.
-    pub fn from_state(state: &crate::restart::State) -> Result<Listeners, String> {
+    pub fn from_state(state: &crate::handover::State) -> Result<Listeners, String> {
         let take = |fd: RawFd, what: &str| {
-            crate::restart::take_fd(fd)
+            crate::handover::take_fd(fd)
                 .ok_or_else(|| format!("re-exec: the {what} socket (fd {fd}) was not handed over"))
         };
         let path = |p: &Option<std::path::PathBuf>| -> Result<Option<BoundPath>, String> {
@@ -246,7 +245,7 @@ impl Listeners {
         let mut syslog = Vec::new();
         for s in &state.syslog {
             syslog.push(Listener {
-                socket: adopt_datagram(take(s.fd, "syslog")?)?,
+                socket: with_credentials(adopt_datagram(take(s.fd, "syslog")?)?)?,
                 path: path(&s.path)?,
             });
         }
@@ -320,14 +319,43 @@ fn check_distinct(mut fds: Vec<RawFd>) -> Result<(), String> {
     }
 }
 
-fn bind_datagram(path: &Path, mode: u32) -> Result<Listener<UnixDatagram>, String> {
+/// Bind a unix datagram socket at `path`; with `credentials`, SO_PASSCRED
+/// is on before `bind()`, so no datagram can arrive without the sender's
+/// credentials.
+fn bind_datagram(
+    path: &Path,
+    mode: u32,
+    credentials: bool,
+) -> Result<Listener<UnixDatagram>, String> {
     let at = sockpath::prepare(path, SocketKind::Datagram)?;
-    let (socket, guard) =
-        sockpath::bind_with_mode(&at, path, mode, None, |p| UnixDatagram::bind(p))?;
+    let (socket, guard) = sockpath::bind_with_mode(&at, path, mode, None, |p| {
+        // socket2 sets close-on-exec on the new socket.
+        let s = Socket::new(Domain::UNIX, Type::DGRAM, None)?;
+        if credentials {
+            setsockopt(&s, sockopt::PassCred, &true)
+                .map_err(|e| std::io::Error::other(format!("cannot enable SO_PASSCRED: {e}")))?;
+        }
+        s.set_nonblocking(true)?;
+        s.bind(&SockAddr::unix(p)?)?;
+        Ok(UnixDatagram::from_std(OwnedFd::from(s).into()))
+    })?;
     Ok(Listener {
         socket,
         path: Some(guard),
     })
+}
+
+/// A syslog socket someone else bound, with SO_PASSCRED turned on before
+/// the daemon reads it. Datagrams already queued carry no credentials: the
+/// receive side stores them without a sender.
+fn with_credentials(socket: UnixDatagram) -> Result<UnixDatagram, String> {
+    setsockopt(&socket, sockopt::PassCred, &true).map_err(|e| {
+        format!(
+            "syslog socket (fd {}): cannot enable SO_PASSCRED: {e}",
+            socket.as_raw_fd()
+        )
+    })?;
+    Ok(socket)
 }
 
 /// A unix datagram socket from socket activation (its type already checked).
