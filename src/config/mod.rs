@@ -108,6 +108,20 @@ pub struct DaemonArgs {
     #[arg(long = "query-group", value_name = "GROUP", value_parser = parse_group)]
     pub query_group: Option<u32>,
 
+    /// Most query connections open at once. A quarter is kept for root,
+    /// ringlogd's user and --query-group; past the limit a connection gets
+    /// one error line and is closed, and counted. Lowered to what the fd
+    /// limit leaves beside --max-fds and --tcp-max-conns.
+    #[arg(long = "query-max-clients", value_name = "N", default_value_t = 4096,
+          value_parser = parse_max_conns)]
+    pub query_max_clients: usize,
+
+    /// Most query connections open at once from one user who reads only
+    /// its own entries (not root, ringlogd's user or --query-group).
+    #[arg(long = "query-max-clients-per-uid", value_name = "N", default_value_t = 64,
+          value_parser = parse_max_conns)]
+    pub query_max_clients_per_uid: usize,
+
     /// Use the listening query socket the parent process passed as fd N,
     /// instead of binding --socket-query; never unlinked.
     #[arg(long = "fd-query", value_name = "N", value_parser = parse_fd)]
@@ -331,6 +345,9 @@ pub struct Settings {
     /// The group that owns the query socket and whose members read every
     /// entry.
     pub query_group: Option<u32>,
+    /// Most query connections at once, in all and from one restricted uid.
+    pub query_max_clients: usize,
+    pub query_max_clients_per_uid: usize,
     pub intake_socket: PathBuf,
     /// The intake socket inherited from the parent; `intake_socket` is then
     /// not bound.
@@ -407,6 +424,8 @@ impl DaemonArgs {
                 None => DEFAULT_QUERY_MODE,
             }),
             query_group: self.query_group,
+            query_max_clients: self.query_max_clients,
+            query_max_clients_per_uid: self.query_max_clients_per_uid,
             intake_socket: self
                 .socket_log
                 .clone()

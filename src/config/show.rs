@@ -38,6 +38,11 @@ pub fn values(s: &Settings) -> Vec<(&'static str, Option<String>)> {
         ("socket-query", Some(path(&s.query_socket))),
         ("query-mode", Some(string(&format!("{:04o}", s.query_mode)))),
         ("query-group", s.query_group.map(|g| g.to_string())),
+        ("query-max-clients", Some(s.query_max_clients.to_string())),
+        (
+            "query-max-clients-per-uid",
+            Some(s.query_max_clients_per_uid.to_string()),
+        ),
         ("fd-query", s.query_fd.map(|n| n.to_string())),
         ("socket-log", Some(path(&s.intake_socket))),
         ("fd-log", s.intake_fd.map(|n| n.to_string())),

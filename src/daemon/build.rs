@@ -87,10 +87,22 @@ impl Daemon {
             inputs.intake.use_fdstore();
         }
         let routes = open_routes(&settings, reexec.as_ref(), from, &ring)?;
+        let (query_limits, cut) = crate::query::limits::fit_fd_limit(
+            crate::query::limits::ClientLimits {
+                total: settings.query_max_clients,
+                per_uid: settings.query_max_clients_per_uid,
+                fd_bound: false,
+            },
+            settings.max_fds + settings.net.tcp_max_conns,
+        );
+        if let Some(why) = cut {
+            warn(&mut ring, why);
+        }
         let mut query = QueryServer::new(
             query_listener.socket,
             QUERY_CLIENT_BASE,
             settings.query_group,
+            query_limits,
         );
         if !settings.routes.is_empty() {
             query.routes = Some(routes.board());

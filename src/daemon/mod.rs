@@ -156,9 +156,9 @@ impl Daemon {
                 tcp_connections: self.net.open_connections() as u64,
             };
             if self.ring.next_seq() != before {
-                self.query.ring_advanced(registry, &self.ring);
+                self.query.ring_advanced();
             }
-            self.query.run_pending(registry, &self.ring);
+            self.query.run_pending(registry, &mut self.ring);
             self.query.expire(Instant::now(), registry);
             self.report_seq_mark();
         }
@@ -195,7 +195,7 @@ impl Daemon {
             Slot::Route(t) => self.routes.event(t, event),
             Slot::QueryClient(t) => {
                 self.query
-                    .client_event(t, event, self.poll.registry(), &mut self.ring)
+                    .client_event(t, event, self.poll.registry(), &self.ring)
             }
             source => self.busy.push(source),
         }
