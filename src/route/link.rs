@@ -30,10 +30,10 @@ use super::spec::{RouteSpec, Transport};
 use super::tls::TlsClient;
 use super::wire::Wire;
 use crate::ingest;
+use crate::ingest::notice::Notices;
 use crate::query::filter::Filter;
 use crate::record::{now_ns, Record, Severity};
 use crate::ring::{ReadCache, Ring};
-use crate::source::notice::Notices;
 
 /// Bytes formatted ahead of the socket, at most.
 const BATCH_BYTES: usize = 64 << 10;

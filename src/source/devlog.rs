@@ -1,8 +1,8 @@
 //! `/dev/log` and other local syslog sockets: unix datagrams from
 //! `syslog(3)`, `logger`, Python's `SysLogHandler`, rsyslog's `omuxsock`.
 //!
-//! SO_PASSCRED is on (the listener turned it on before the socket could
-//! receive, [`crate::listen`]), so every datagram comes with the sender's
+//! SO_PASSCRED is on (whoever bound or adopted the socket turned it on
+//! before the socket could receive), so every datagram comes with the sender's
 //! pid, uid and gid as the kernel saw them; those go into the record's
 //! `peer`, whatever the message claims. One that came without them is
 //! stored with no `peer`.
@@ -14,11 +14,11 @@ use nix::errno::Errno;
 
 use super::{fdpass, Drain};
 use crate::ingest;
-use crate::listen::Listener;
 use crate::parse::syslog::{Origin, Scratch, SyslogParser};
 use crate::record::{now_ns, Input};
 use crate::ring::Ring;
 use crate::sockpath::BoundPath;
+use crate::sockpath::Listener;
 
 /// Datagrams up to this size are received whole. Larger ones (the kernel
 /// allows about 200 KiB) are cut here and flagged truncated.
@@ -72,8 +72,8 @@ impl DevLogSource {
     }
 
     /// The socket's fd and the path bound for it, for a successor.
-    pub fn handed(&self) -> crate::restart::SocketFd {
-        crate::restart::SocketFd {
+    pub fn handed(&self) -> crate::handover::SocketFd {
+        crate::handover::SocketFd {
             fd: std::os::fd::AsRawFd::as_raw_fd(&self.socket),
             path: self._path.as_ref().map(|p| p.path().to_owned()),
         }

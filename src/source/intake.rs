@@ -44,17 +44,17 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
 use super::fdpass;
-use super::notice::Notices;
 use super::throttle::{Rate, Throttle};
 use super::Drain;
 use crate::ingest;
-use crate::listen::Listener;
+use crate::ingest::notice::Notices;
 use crate::parse::escape_invalid_utf8;
 use crate::parse::lines::{level_prefix, Line, LineSplitter};
 use crate::parse::multiline::{Joiner, LineIn, Pending};
 use crate::record::{now_ns, truncate_utf8, Input, Record, Severity};
 use crate::ring::Ring;
 use crate::sockpath::BoundPath;
+use crate::sockpath::Listener;
 
 /// Bytes read from one fd per turn of the event loop, at most.
 pub const FD_BUDGET: usize = 64 << 10;
@@ -327,20 +327,20 @@ impl IntakeSource {
 
     /// Every fd being read, with what was read of it and not yet stored,
     /// for a successor. The fds stay open here: `fd` is their number.
-    pub fn hand_over(&self) -> Vec<crate::restart::IntakeFdState> {
+    pub fn hand_over(&self) -> Vec<crate::handover::IntakeFdState> {
         let now = Instant::now();
         self.readers
             .iter()
             .flatten()
             .map(|r| {
                 let (partial, skipping) = r.lines.state();
-                crate::restart::IntakeFdState {
+                crate::handover::IntakeFdState {
                     fd: r.file.as_raw_fd(),
                     name: r.record.source.clone(),
                     fdname: r.fdname.clone().filter(|_| r.stored),
                     partial: partial.to_vec(),
                     skipping,
-                    pending: r.pending.as_ref().map(|p| crate::restart::PendingState {
+                    pending: r.pending.as_ref().map(|p| crate::handover::PendingState {
                         text: p.text.clone(),
                         severity: p.severity,
                         truncated: p.truncated,
@@ -357,7 +357,7 @@ impl IntakeSource {
     pub fn resume(
         &mut self,
         fd: OwnedFd,
-        state: crate::restart::IntakeFdState,
+        state: crate::handover::IntakeFdState,
         ring: &mut Ring,
         registry: &Registry,
     ) {
@@ -421,7 +421,7 @@ impl IntakeSource {
         let names = self.fdstore.as_mut()?;
         let id = format!("{}{}", names.prefix, names.next);
         names.next += 1;
-        Some(crate::restart::fdname_for_intake(&id, source))
+        Some(crate::handover::fdname_for_intake(&id, source))
     }
 
     /// When a joined entry is due to be stored without more lines, or a
@@ -514,8 +514,8 @@ impl IntakeSource {
     }
 
     /// The intake socket's fd and the path bound for it, for a successor.
-    pub fn handed(&self) -> crate::restart::SocketFd {
-        crate::restart::SocketFd {
+    pub fn handed(&self) -> crate::handover::SocketFd {
+        crate::handover::SocketFd {
             fd: self.socket.as_raw_fd(),
             path: self._path.as_ref().map(|p| p.path().to_owned()),
         }

@@ -205,11 +205,11 @@ impl NetSource {
 
     /// Every open TCP connection with its unfinished frame, for a
     /// successor. The connections stay open here.
-    pub fn hand_over(&self) -> Vec<crate::restart::ConnState> {
+    pub fn hand_over(&self) -> Vec<crate::handover::ConnState> {
         self.conns
             .iter()
             .flatten()
-            .map(|c| crate::restart::ConnState {
+            .map(|c| crate::handover::ConnState {
                 fd: c.stream.as_raw_fd(),
                 peer: c.peer,
                 framer: c.framer.saved(),

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 pub mod receiver;
 pub mod syslogd;
+pub mod users;
 
 pub const RINGLOGD: &str = env!("CARGO_BIN_EXE_ringlogd");
 pub const LOGREAD: &str = env!("CARGO_BIN_EXE_logread");

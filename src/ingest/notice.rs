@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::ingest;
+use super::note;
 use crate::record::Severity;
 use crate::ring::Ring;
 
@@ -87,7 +87,7 @@ impl Notices {
                 WINDOW.as_secs()
             ));
         }
-        ingest::note(ring, Severity::Warning, text);
+        note(ring, Severity::Warning, text);
     }
 }
 

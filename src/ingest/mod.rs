@@ -1,12 +1,18 @@
 //! Where records from every input enter the ring, and the one place that
 //! counts them arriving.
 //!
+//! Trouble the daemon reports about its inputs and routes goes through
+//! [`notice::Notices`], which keeps a flood of trouble from flooding the
+//! ring.
+//!
 //! The ledger promises `received = stored + dropped` for each input. The
 //! ring counts what it stores and what it refuses (while paused); what
 //! arrives, and what is lost before it could be stored (a kernel gap, a
 //! socket's overflow), is counted here. Sources, routes and control
 //! commands report through these functions and never touch the ledger's
 //! arrival counts themselves, so each side of the invariant has one writer.
+
+pub mod notice;
 
 use crate::record::{now_ns, Input, Record, RecordRef, Severity};
 use crate::ring::Ring;
