@@ -23,7 +23,6 @@ use clap::Parser;
 use crate::parse::multiline::{self, MultilineSpec};
 use crate::ring::{Compress, Evict, Limits, RingOptions, DEFAULT_MAX_LINES, MIN_MAX_BYTES};
 use crate::route::spec::RouteSpec;
-use crate::source::throttle;
 
 pub const DEFAULT_SYSLOG_SOCKET: &str = "/dev/log";
 pub const DEFAULT_QUERY_SOCKET: &str = "/var/run/memlogdq.sock";
@@ -159,11 +158,11 @@ pub struct DaemonArgs {
     /// Lines per second each intake fd may write (and 1 KiB per line of
     /// bytes); a faster fd is paused, not read, until it slows down, so its
     /// writer waits and nothing is lost. 0: no limit.
-    #[arg(long = "intake-rate", value_name = "LINES", default_value_t = throttle::DEFAULT_RATE)]
+    #[arg(long = "intake-rate", value_name = "LINES", default_value_t = 10_000)]
     pub intake_rate: u64,
 
     /// Lines an intake fd may write at once before --intake-rate applies.
-    #[arg(long = "intake-burst", value_name = "LINES", default_value_t = throttle::DEFAULT_BURST,
+    #[arg(long = "intake-burst", value_name = "LINES", default_value_t = 50_000,
           value_parser = parse_intake_burst)]
     pub intake_burst: u64,
 
@@ -366,8 +365,9 @@ pub struct Settings {
     pub intake_fd: Option<RawFd>,
     pub max_fds: usize,
     pub level_prefix: bool,
-    /// How fast each intake fd is read.
-    pub intake_rate: throttle::Rate,
+    /// Lines per second, and at once, each intake fd may write.
+    pub intake_rate: u64,
+    pub intake_burst: u64,
     pub daemonize: bool,
     /// Where the ring is forwarded.
     pub routes: Vec<RouteSpec>,
@@ -447,10 +447,8 @@ impl DaemonArgs {
             intake_fd: self.fd_log,
             max_fds: self.max_fds,
             level_prefix: self.level_prefix,
-            intake_rate: throttle::Rate {
-                lines_per_sec: self.intake_rate,
-                burst: self.intake_burst,
-            },
+            intake_rate: self.intake_rate,
+            intake_burst: self.intake_burst,
             daemonize: self.daemonize,
             routes: self.route.clone(),
             multiline: self.multiline.as_ref().map(|pattern| MultilineSpec {

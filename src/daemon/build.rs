@@ -33,6 +33,7 @@ use crate::source::devlog::DevLogSource;
 use crate::source::intake::{IntakeOptions, IntakeSource};
 use crate::source::kmsg::KmsgSource;
 use crate::source::net::NetSource;
+use crate::source::throttle::Rate;
 use crate::source::Drain;
 
 /// The inputs, opened over the ring.
@@ -283,7 +284,10 @@ fn open_inputs(
             max_fds: settings.max_fds,
             max_line_len: settings.max_line_len,
             level_prefix: settings.level_prefix,
-            rate: settings.intake_rate,
+            rate: Rate {
+                lines_per_sec: settings.intake_rate,
+                burst: settings.intake_burst,
+            },
         },
         joiner,
         INTAKE_FD_BASE,

@@ -23,10 +23,6 @@ use std::time::{Duration, Instant};
 
 /// Bytes allowed per line token.
 pub const BYTES_PER_LINE: u64 = 1024;
-/// Default `--intake-rate`: lines per second per fd.
-pub const DEFAULT_RATE: u64 = 10_000;
-/// Default `--intake-burst`: lines an fd may write at once.
-pub const DEFAULT_BURST: u64 = 50_000;
 /// A paused fd is read again once it has this much of a second's worth of
 /// tokens (or a full bucket, if that is less): it wakes the loop at most
 /// ten times a second.
@@ -46,15 +42,6 @@ pub struct Rate {
     pub lines_per_sec: u64,
     /// Lines an fd may send at once before the rate applies.
     pub burst: u64,
-}
-
-impl Default for Rate {
-    fn default() -> Rate {
-        Rate {
-            lines_per_sec: DEFAULT_RATE,
-            burst: DEFAULT_BURST,
-        }
-    }
 }
 
 impl Rate {
