@@ -11,7 +11,7 @@ use crate::ingest;
 use crate::query::request::Control;
 use crate::record::Severity;
 use crate::ring::Ring;
-use crate::source::intake::{self, Board};
+use crate::source::intake_board::{self as intake, Board};
 
 /// Carry out `control` on the ring. Dropping intake fds needs the intake
 /// as well: [`drop_intake_fds`] does it, and here it changes nothing.

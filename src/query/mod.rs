@@ -171,7 +171,7 @@ pub struct QueryServer {
     /// The routes' figures, when there are routes.
     pub routes: Option<crate::route::Board>,
     /// The intake's figures, and where drop requests go.
-    pub intake: Option<crate::source::intake::Board>,
+    pub intake: Option<crate::source::intake_board::Board>,
 }
 
 impl QueryServer {
@@ -506,7 +506,7 @@ impl QueryServer {
             stats["routes"] = crate::route::stats_json(board, ring);
         }
         if let Some(board) = &self.intake {
-            stats["intake"] = crate::source::intake::stats_json(board);
+            stats["intake"] = crate::source::intake_board::stats_json(board);
             if restricted {
                 // The intake's fds are named by whoever passed them: a
                 // restricted reader gets the totals, not the names.

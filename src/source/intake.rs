@@ -17,7 +17,7 @@
 //! bounded share of a core; its writer waits, and nothing is lost. The
 //! first pause of an episode is reported as an internal entry, and every
 //! pause is counted in the stats (`intake`). Root can close every fd of a
-//! name at once ([`request_drop`]).
+//! name at once ([`super::intake_board::request_drop`]).
 //!
 //! With `--multiline`, continuation lines are joined into one entry per fd
 //! ([`crate::parse::multiline`]); an entry waiting for more lines is
@@ -29,9 +29,8 @@
 //! read or fails while being read, an fd past `--max-fds`. None of it stops
 //! the daemon or the other fds.
 
-use std::cell::RefCell;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::Instant;
@@ -44,6 +43,8 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
 use super::fdpass;
+use super::intake_board::{Board, FdFigures};
+use super::paced_read::{read_some, Step};
 use super::throttle::{Rate, Throttle};
 use super::Drain;
 use crate::ingest;
@@ -105,76 +106,6 @@ struct FdReader {
     /// The fd store holds it (so it must be taken out when it ends).
     stored: bool,
     throttle: Throttle,
-}
-
-/// What the intake shows the query server, shared as the routes' board
-/// is: the figures of every fd being read, and the names the query server
-/// was asked to drop, which the intake closes in the same turn.
-pub type Board = Rc<RefCell<IntakeBoard>>;
-
-#[derive(Debug, Default)]
-pub struct IntakeBoard {
-    /// By reader index, like the readers.
-    fds: Vec<Option<FdFigures>>,
-    /// Names whose fds are to be closed.
-    drops: Vec<String>,
-    /// Pauses of every fd since the start.
-    pauses: u64,
-    /// Fds closed on request since the start.
-    dropped_on_request: u64,
-}
-
-/// One fd's figures for the stats.
-#[derive(Clone, Debug)]
-struct FdFigures {
-    name: String,
-    lines: u64,
-    bytes: u64,
-    pauses: u64,
-    paused_until: Option<Instant>,
-}
-
-/// Ask for every fd named `name` to be closed; how many there are now
-/// (they are closed before the intake reads again).
-pub fn request_drop(board: &Board, name: &str) -> usize {
-    let mut b = board.borrow_mut();
-    let n = b.fds.iter().flatten().filter(|f| f.name == name).count();
-    if n > 0 {
-        b.drops.push(name.to_owned());
-    }
-    n
-}
-
-/// The intake's figures as JSON: totals, and per name the fds open now,
-/// the lines and bytes read from them, their pauses and how many are
-/// paused now.
-pub fn stats_json(board: &Board) -> serde_json::Value {
-    let b = board.borrow();
-    let now = Instant::now();
-    let mut names = serde_json::Map::new();
-    let mut paused_now = 0u64;
-    for f in b.fds.iter().flatten() {
-        let paused = f.paused_until.is_some_and(|t| now < t);
-        paused_now += u64::from(paused);
-        let e = names.entry(f.name.clone()).or_insert_with(
-            || serde_json::json!({"open": 0, "lines": 0, "bytes": 0, "pauses": 0, "paused": 0}),
-        );
-        for (key, add) in [
-            ("open", 1),
-            ("lines", f.lines),
-            ("bytes", f.bytes),
-            ("pauses", f.pauses),
-            ("paused", u64::from(paused)),
-        ] {
-            e[key] = (e[key].as_u64().unwrap_or(0) + add).into();
-        }
-    }
-    serde_json::json!({
-        "pauses": b.pauses,
-        "paused_now": paused_now,
-        "dropped_on_request": b.dropped_on_request,
-        "fds": names,
-    })
 }
 
 /// The intake socket and every fd received on it.
@@ -581,9 +512,9 @@ impl IntakeSource {
             &mut reader.file,
             &mut reader.lines,
             &mut reader.throttle,
-            &mut self.buf,
-            &mut out,
-            options,
+            (&mut self.buf, FD_BUDGET),
+            options.rate,
+            |line, now| out.line(line, now, options),
         );
         if let Some(f) = self
             .board
@@ -845,60 +776,6 @@ impl IntakeSource {
             }
             self.free.push(idx);
             self.open -= 1;
-        }
-    }
-}
-
-/// How one turn of reading an fd ended.
-enum Step {
-    /// [`FD_BUDGET`] bytes were read: more next turn.
-    Budget,
-    /// Nothing more to read now.
-    WouldBlock,
-    /// Its rate's tokens are spent: pause it.
-    Spent,
-    /// Its end, or a read error: close it.
-    End(io::Result<()>),
-}
-
-/// Read from `file` into `buf` and hand the lines to `out`, until the fd
-/// would block, ends, reaches [`FD_BUDGET`] or spends its tokens. Returns
-/// how it stopped, and the bytes and lines read.
-fn read_some(
-    file: &mut File,
-    lines: &mut LineSplitter,
-    throttle: &mut Throttle,
-    buf: &mut [u8],
-    out: &mut Out<'_>,
-    options: IntakeOptions,
-) -> (Step, usize, u64) {
-    let (mut read, mut count) = (0, 0u64);
-    loop {
-        let allowed = throttle.allowance(options.rate, Instant::now(), FD_BUDGET - read);
-        if allowed == 0 {
-            return (Step::Spent, read, count);
-        }
-        match file.read(&mut buf[..allowed]) {
-            Ok(0) => return (Step::End(Ok(())), read, count),
-            Ok(n) => {
-                let now = now_ns();
-                let mut emitted = 0;
-                lines.feed(&buf[..n], |line| {
-                    emitted += 1;
-                    out.line(line, now, options)
-                });
-                throttle.spend(emitted, n);
-                read += n;
-                count += emitted;
-                if read >= FD_BUDGET {
-                    return (Step::Budget, read, count);
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return (Step::WouldBlock, read, count)
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return (Step::End(Err(e)), read, count),
         }
     }
 }

@@ -4,8 +4,10 @@
 pub mod devlog;
 pub mod fdpass;
 pub mod intake;
+pub mod intake_board;
 pub mod kmsg;
 pub mod net;
+pub mod paced_read;
 pub mod throttle;
 
 /// What a source's drain call left behind.
