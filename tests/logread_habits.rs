@@ -470,6 +470,32 @@ fn a_follower_goes_on_across_a_stop_and_a_start_from_the_snapshot() {
 }
 
 #[test]
+fn a_follower_reads_a_ring_numbered_anew_from_its_start() {
+    // Without --snapshot a restart begins the numbers at 0 again: resuming
+    // after the old number would skip every new entry below it.
+    const OLD: u32 = 50;
+    let d = Daemon::start(&[]);
+    let f = Follower::start(&d, &["-f", "-t", "num", "-o", "cat"]);
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 1..=OLD {
+        say(&d, "num", &numbered(i));
+    }
+    let mut got = f.collect(OLD as usize, is_numbered);
+    let d = d.restart(&[]);
+    for i in OLD + 1..=OLD + 3 {
+        say(&d, "num", &numbered(i));
+    }
+    got.extend(f.collect(3, is_numbered));
+    expect_one_to(OLD + 3, &got);
+    let err = f.stderr_text();
+    assert!(
+        err.contains("the daemon's ring was numbered anew")
+            && err.contains("reading the new ring from its oldest entry"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_follower_is_told_how_many_entries_the_ring_overwrote_while_it_was_away() {
     let d = Daemon::start(&["--max-lines", "100"]);
     let f = Follower::start(&d, &["-f", "--json"]);

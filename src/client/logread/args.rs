@@ -19,11 +19,11 @@ use crate::query::timefmt::rfc3339_nanos;
 ///
 /// -f prints new entries only, as memlogd's and busybox's logread do;
 /// -n N -f prints the newest N first, as journalctl -n N -f does
-/// (journalctl -f alone shows 10); -F prints everything held first, as
-/// OpenWrt's logread -f does. A follower outlives the daemon's re-exec and
-/// restart: it reconnects and goes on after the last entry it printed.
+/// (journalctl -f alone shows 10); -F prints everything held first. A
+/// follower outlives the daemon's re-exec and restart: it reconnects and
+/// goes on after the last entry it printed.
 #[derive(Parser, Debug)]
-#[command(name = "logread", version, verbatim_doc_comment)]
+#[command(name = "logread", version)]
 pub struct LogreadArgs {
     /// The daemon's query socket.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_QUERY_SOCKET)]

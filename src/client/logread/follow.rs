@@ -126,8 +126,9 @@ fn said(progress: &Progress, after: Duration, restarted: Option<u64>) -> String 
     let back = format!("reconnected after {:.1} s", after.as_secs_f64());
     match (progress.last_seq, restarted) {
         (Some(s), Some(next)) => format!(
-            "{back}; the ring starts again below seq {next} (the daemon restarted without \
-             its snapshot), so everything after seq {s} is gone: reading it from its oldest entry"
+            "{back}; the daemon's ring was numbered anew (next seq {next}: it restarted \
+             with neither its snapshot nor the fd store), so what it held after seq {s} is \
+             gone: reading the new ring from its oldest entry"
         ),
         (Some(s), None) => format!("{back}, resuming after seq {s}"),
         (None, _) => format!("{back}, resuming from where this follow began"),
