@@ -2,11 +2,10 @@
 //! signals (SIGUSR1) may ask for: pause, resume, clear. Each leaves an
 //! `internal` entry saying what happened, so the ring tells its own story.
 
-use crate::daemon::log_internal;
+use crate::ingest;
 use crate::query::request::Control;
+use crate::record::Severity;
 use crate::ring::Ring;
-
-const SEV_NOTICE: u8 = 5;
 
 /// Carry out `control` on the ring.
 pub fn apply(ring: &mut Ring, control: Control) {
@@ -16,9 +15,9 @@ pub fn apply(ring: &mut Ring, control: Control) {
         Control::Clear => {
             let n = ring.len();
             ring.clear();
-            log_internal(
+            ingest::note(
                 ring,
-                SEV_NOTICE,
+                Severity::Notice,
                 format!("ring cleared on request: {n} entries removed"),
             );
         }
@@ -31,18 +30,18 @@ fn set_paused(ring: &mut Ring, paused: bool) {
     }
     // Logged while storing is on, so the entry itself is kept.
     if paused {
-        log_internal(
+        ingest::note(
             ring,
-            SEV_NOTICE,
+            Severity::Notice,
             "ring paused: new entries are dropped and counted",
         );
         ring.set_paused(true);
     } else {
         ring.set_paused(false);
         let dropped: u64 = ring.ledger.inputs().map(|(_, c)| c.dropped).sum();
-        log_internal(
+        ingest::note(
             ring,
-            SEV_NOTICE,
+            Severity::Notice,
             format!("ring resumed; {dropped} entries dropped since start, pauses included"),
         );
     }

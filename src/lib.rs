@@ -13,24 +13,24 @@
 //! never sees a source. [`daemon`] owns the event loop that wires them, and
 //! [`ledger`] counts everything that arrives and everything that is lost.
 
-pub mod activation;
 pub mod client;
 pub mod config;
 pub mod control;
 pub mod daemon;
-pub mod daemonize;
 pub mod docs;
+pub mod handover;
+pub mod ingest;
 pub mod ledger;
-pub mod listen;
+pub mod lifecycle;
 pub mod notify;
 pub mod parse;
 pub mod private_file;
 pub mod privileges;
 pub mod query;
 pub mod record;
-pub mod restart;
 pub mod ring;
 pub mod route;
+pub mod serving;
 pub mod sockpath;
 pub mod source;
 pub mod spare_fd;

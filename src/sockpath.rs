@@ -113,9 +113,8 @@ pub fn prepare(path: &Path, kind: SocketKind) -> Result<PathBuf, String> {
     Ok(at)
 }
 
-/// `path` with its directory created if missing (mode 0755) and resolved
-/// to the real one, refused unless only root and this user can change it.
-fn resolve(path: &Path) -> Result<PathBuf, String> {
+/// The directory `path` is in (`.` for a bare name) and its file name.
+pub(crate) fn dir_and_name(path: &Path) -> Result<(&Path, &std::ffi::OsStr), String> {
     let name = path
         .file_name()
         .ok_or_else(|| format!("{}: not a file name", path.display()))?;
@@ -123,6 +122,13 @@ fn resolve(path: &Path) -> Result<PathBuf, String> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    Ok((dir, name))
+}
+
+/// `path` with its directory created if missing (mode 0755) and resolved
+/// to the real one, refused unless only root and this user can change it.
+fn resolve(path: &Path) -> Result<PathBuf, String> {
+    let (dir, name) = dir_and_name(path)?;
     // Check what already exists before creating anything below it.
     let existing = dir
         .ancestors()
@@ -285,4 +291,13 @@ pub fn bind_with_mode<T>(
     fs::set_permissions(at, fs::Permissions::from_mode(mode))
         .map_err(|e| format!("cannot chmod {}: {e}", shown.display()))?;
     Ok((sock, guard))
+}
+
+/// One listening socket, and the path to remove when the daemon stops.
+#[derive(Debug)]
+pub struct Listener<S> {
+    pub socket: S,
+    /// The path this daemon bound (or adopted from its daemonizing parent);
+    /// `None` for an inherited socket.
+    pub path: Option<BoundPath>,
 }

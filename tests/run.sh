@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine: install the programs
 # the integration tests drive when they are missing, then run cargo test,
-# the benchmark's smoke run, the packaging checks (tests/packaging.sh:
+# the layering check (tests/layers.py), the benchmark's smoke run, the packaging checks (tests/packaging.sh:
 # static binaries, the .deb built, installed with dpkg -i and purged, the
 # systemd units verified) and the docs' blocks (tests/docblocks.py: every
 # sh block of README.md and docs/ run as pasted, its output checked). Extra arguments go to cargo test (e.g.
@@ -112,6 +112,10 @@ set +e
 # failure.
 cargo test --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# The shape of src/ that ARCHITECTURE.md promises: rooms depend one way,
+# none calls back into the daemon, no file grows past 900 lines.
+python3 tests/layers.py 2>&1 | tee -a "$log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 if [ "$status" -eq 0 ]; then
   # The benchmark in its smoke mode: it must run and account for every
   # message; its figures (debug build, small counts) mean nothing.
@@ -136,6 +140,7 @@ fi
 set -e
 awk '/^test result:/ { p += $4; f += $6; i += $8 }
      /^packaging: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
+     /^layers: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
      /^docs: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$/ { p += $2; f += $4; i += $6 }
      END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
 exit "$status"

@@ -5,11 +5,11 @@
 use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
 use regex::Regex;
 
-use crate::record::{Input, RecordRef, FACILITY_NAMES, SEVERITY_NAMES};
+use crate::record::{Input, RecordRef, Severity, FACILITY_NAMES, SEVERITY_NAMES};
 
 /// Severity assumed for entries that carry none (an fd line without a
 /// level prefix), as journald assumes for stdout: info.
-pub const DEFAULT_SEVERITY: u8 = 6;
+pub const DEFAULT_SEVERITY: u8 = Severity::Info.code();
 
 /// The conditions of a query, already parsed.
 #[derive(Clone, Debug, Default)]

@@ -26,7 +26,7 @@ use mio::{Interest, Registry, Token};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::record::{now_ns, Input, Record};
+use crate::record::{now_ns, Input, Record, Severity};
 use crate::ring::{ReadCache, Ring};
 use crate::spare_fd::SpareFd;
 use filter::Filter;
@@ -645,7 +645,7 @@ fn write_missed(
     counters.missed += missed;
     let mut notice = Record::internal(
         now_ns(),
-        4,
+        Severity::Warning,
         format!("{missed} entries were overwritten in the ring before this reader got them"),
     );
     if format == Format::Json {

@@ -238,7 +238,11 @@ mod tests {
         let mut last = 0;
         for i in 0..n {
             last = ring
-                .push(&Record::internal(1, 6, format!("entry {i}")))
+                .push(&Record::internal(
+                    1,
+                    crate::record::Severity::Info,
+                    format!("entry {i}"),
+                ))
                 .unwrap();
         }
         last

@@ -29,10 +29,11 @@ use super::relp;
 use super::spec::{RouteSpec, Transport};
 use super::tls::TlsClient;
 use super::wire::Wire;
+use crate::ingest;
+use crate::ingest::notice::Notices;
 use crate::query::filter::Filter;
-use crate::record::{now_ns, Record};
+use crate::record::{now_ns, Record, Severity};
 use crate::ring::{ReadCache, Ring};
-use crate::source::notice::Notices;
 
 /// Bytes formatted ahead of the socket, at most.
 const BATCH_BYTES: usize = 64 << 10;
@@ -53,8 +54,6 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const STABLE: Duration = Duration::from_secs(10);
 /// How often a name lookup on its helper thread is checked.
 const RESOLVE_POLL: Duration = Duration::from_millis(20);
-const SEV_WARNING: u8 = 4;
-const SEV_INFO: u8 = 6;
 
 /// What a route counted, for stats.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -147,7 +146,7 @@ pub struct Route {
     pub counters: Counters,
     notices: Notices,
     /// Reports gathered while the ring is borrowed, stored after.
-    reports: Vec<(&'static str, u8, String)>,
+    reports: Vec<(&'static str, Severity, String)>,
     scratch: Vec<u8>,
     /// The ring chunk this route is reading, decompressed.
     cache: ReadCache,
@@ -249,10 +248,10 @@ impl Route {
     ) -> Work {
         let work = self.step(ring, registry, now, local_host);
         for (kind, sev, msg) in self.reports.drain(..) {
-            if sev == SEV_INFO {
+            if sev == Severity::Info {
                 // Connects are few; they are not rate-limited with the
                 // warnings, so a flapping receiver cannot hide them all.
-                crate::daemon::log_internal(ring, sev, msg);
+                ingest::note(ring, sev, msg);
             } else {
                 self.notices.report(ring, kind, || msg);
             }
@@ -388,7 +387,7 @@ impl Route {
         let from = self.done;
         self.report(
             "route-up",
-            SEV_INFO,
+            Severity::Info,
             format!(
                 "route {}: connected to {peer}; sending from entry {from}",
                 self.spec.address()
@@ -445,7 +444,7 @@ impl Route {
             };
             self.report(
                 "route-down",
-                SEV_WARNING,
+                Severity::Warning,
                 format!(
                     "route {}{peer}: {what}: {why}; retrying with backoff up to {} s, \
                      entries wait in the ring{again}",
@@ -552,7 +551,7 @@ impl Route {
                     }
                     self.report(
                         "route-dgram",
-                        SEV_WARNING,
+                        Severity::Warning,
                         format!(
                             "route {}: a datagram of {size} bytes could not be sent and is lost: {e}",
                             self.spec.address()
@@ -603,7 +602,7 @@ impl Route {
         self.pending_lost += lost;
         self.report(
             "route-lost",
-            SEV_WARNING,
+            Severity::Warning,
             format!(
                 "route {}: {lost} entries were overwritten in the ring before this route \
                  delivered them (they are counted whether or not they matched its filter)",
@@ -622,7 +621,7 @@ impl Route {
         let n = std::mem::take(&mut self.pending_lost);
         let notice = Record::internal(
             now_ns(),
-            SEV_WARNING,
+            Severity::Warning,
             format!(
                 "ringlogd: {n} entries were lost: the ring overwrote them before route {} \
                  delivered them",
@@ -793,7 +792,7 @@ impl Route {
                 self.counters.lost += front.entries;
                 self.report(
                     "route-refused",
-                    SEV_WARNING,
+                    Severity::Warning,
                     format!(
                         "route {}: the receiver refused an entry and it is lost: {text}",
                         self.spec.address()
@@ -808,7 +807,7 @@ impl Route {
         Ok(())
     }
 
-    fn report(&mut self, kind: &'static str, severity: u8, msg: String) {
+    fn report(&mut self, kind: &'static str, severity: Severity, msg: String) {
         self.reports.push((kind, severity, msg));
     }
 }

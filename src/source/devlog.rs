@@ -1,8 +1,8 @@
 //! `/dev/log` and other local syslog sockets: unix datagrams from
 //! `syslog(3)`, `logger`, Python's `SysLogHandler`, rsyslog's `omuxsock`.
 //!
-//! SO_PASSCRED is on (the listener turned it on before the socket could
-//! receive, [`crate::listen`]), so every datagram comes with the sender's
+//! SO_PASSCRED is on (whoever bound or adopted the socket turned it on
+//! before the socket could receive), so every datagram comes with the sender's
 //! pid, uid and gid as the kernel saw them; those go into the record's
 //! `peer`, whatever the message claims. One that came without them is
 //! stored with no `peer`.
@@ -13,11 +13,12 @@ use mio::net::UnixDatagram;
 use nix::errno::Errno;
 
 use super::{fdpass, Drain};
-use crate::listen::Listener;
+use crate::ingest;
 use crate::parse::syslog::{Origin, Scratch, SyslogParser};
 use crate::record::{now_ns, Input};
 use crate::ring::Ring;
 use crate::sockpath::BoundPath;
+use crate::sockpath::Listener;
 
 /// Datagrams up to this size are received whole. Larger ones (the kernel
 /// allows about 200 KiB) are cut here and flagged truncated.
@@ -71,8 +72,8 @@ impl DevLogSource {
     }
 
     /// The socket's fd and the path bound for it, for a successor.
-    pub fn handed(&self) -> crate::restart::SocketFd {
-        crate::restart::SocketFd {
+    pub fn handed(&self) -> crate::handover::SocketFd {
+        crate::handover::SocketFd {
             fd: std::os::fd::AsRawFd::as_raw_fd(&self.socket),
             path: self._path.as_ref().map(|p| p.path().to_owned()),
         }
@@ -106,11 +107,7 @@ impl DevLogSource {
                 );
                 let mut record = parsed.record;
                 record.truncated |= framing.payload_cut;
-                let counters = ring.ledger.input_mut(Input::Syslog);
-                counters.received += 1;
-                counters.malformed += u64::from(parsed.malformed);
-                counters.truncated += u64::from(record.truncated);
-                ring.push_ref(&record);
+                ingest::store(ring, &record, parsed.malformed);
             }
             // Fds a sender attached are closed now, not when the next
             // datagram comes.

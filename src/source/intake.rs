@@ -34,15 +34,16 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
 use super::fdpass;
-use super::notice::Notices;
 use super::Drain;
-use crate::listen::Listener;
+use crate::ingest;
+use crate::ingest::notice::Notices;
 use crate::parse::escape_invalid_utf8;
 use crate::parse::lines::{level_prefix, Line, LineSplitter};
 use crate::parse::multiline::{Joiner, LineIn, Pending};
-use crate::record::{now_ns, truncate_utf8, Input, Record};
+use crate::record::{now_ns, truncate_utf8, Input, Record, Severity};
 use crate::ring::Ring;
 use crate::sockpath::BoundPath;
+use crate::sockpath::Listener;
 
 /// Bytes read from one fd per turn of the event loop, at most.
 pub const FD_BUDGET: usize = 64 << 10;
@@ -58,9 +59,6 @@ const MAX_FDS_PER_DATAGRAM: usize = 253;
 /// (sockets, query clients) when the fd limit bounds `--max-fds`; half the
 /// limit when that is less, so a small limit still leaves room for intake.
 const RESERVED_FDS: u64 = 64;
-/// Severity of the daemon's warnings about the intake.
-const SEV_WARNING: u8 = 4;
-
 /// What the intake does with its fds, from the flags.
 #[derive(Clone, Copy, Debug)]
 pub struct IntakeOptions {
@@ -163,7 +161,7 @@ impl IntakeSource {
                          at most {fit} intake fds will be read at once",
                         options.max_fds
                     );
-                    crate::daemon::log_internal(ring, SEV_WARNING, msg);
+                    ingest::note(ring, Severity::Warning, msg);
                 }
                 fit.min(options.max_fds)
             }
@@ -232,20 +230,20 @@ impl IntakeSource {
 
     /// Every fd being read, with what was read of it and not yet stored,
     /// for a successor. The fds stay open here: `fd` is their number.
-    pub fn hand_over(&self) -> Vec<crate::restart::IntakeFdState> {
+    pub fn hand_over(&self) -> Vec<crate::handover::IntakeFdState> {
         let now = Instant::now();
         self.readers
             .iter()
             .flatten()
             .map(|r| {
                 let (partial, skipping) = r.lines.state();
-                crate::restart::IntakeFdState {
+                crate::handover::IntakeFdState {
                     fd: r.file.as_raw_fd(),
                     name: r.record.source.clone(),
                     fdname: r.fdname.clone().filter(|_| r.stored),
                     partial: partial.to_vec(),
                     skipping,
-                    pending: r.pending.as_ref().map(|p| crate::restart::PendingState {
+                    pending: r.pending.as_ref().map(|p| crate::handover::PendingState {
                         text: p.text.clone(),
                         severity: p.severity,
                         truncated: p.truncated,
@@ -262,7 +260,7 @@ impl IntakeSource {
     pub fn resume(
         &mut self,
         fd: OwnedFd,
-        state: crate::restart::IntakeFdState,
+        state: crate::handover::IntakeFdState,
         ring: &mut Ring,
         registry: &Registry,
     ) {
@@ -276,9 +274,9 @@ impl IntakeSource {
             Err(why) => {
                 count_dropped(ring);
                 let name = state.name;
-                crate::daemon::log_internal(
+                ingest::note(
                     ring,
-                    SEV_WARNING,
+                    Severity::Warning,
                     format!("intake: cannot go on reading the fd for {name:?}: {why}"),
                 );
                 if let Some(n) = state.fdname {
@@ -326,7 +324,7 @@ impl IntakeSource {
         let names = self.fdstore.as_mut()?;
         let id = format!("{}{}", names.prefix, names.next);
         names.next += 1;
-        Some(crate::restart::fdname_for_intake(&id, source))
+        Some(crate::handover::fdname_for_intake(&id, source))
     }
 
     /// When a joined entry is due to be stored without more lines.
@@ -365,8 +363,8 @@ impl IntakeSource {
     }
 
     /// The intake socket's fd and the path bound for it, for a successor.
-    pub fn handed(&self) -> crate::restart::SocketFd {
-        crate::restart::SocketFd {
+    pub fn handed(&self) -> crate::handover::SocketFd {
+        crate::handover::SocketFd {
             fd: self.socket.as_raw_fd(),
             path: self._path.as_ref().map(|p| p.path().to_owned()),
         }

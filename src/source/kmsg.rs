@@ -28,10 +28,43 @@ use nix::errno::Errno;
 use nix::time::{clock_gettime, ClockId};
 
 use super::Drain;
-use crate::daemon::log_internal;
+use crate::ingest;
 use crate::parse::kmsg::{KmsgParser, SeqTracker};
-use crate::record::{now_ns, Input};
-use crate::ring::{KmsgResume, Ring};
+use crate::record::{now_ns, Input, Severity};
+use crate::ring::{ResumeCookie, Ring};
+
+/// Where a restarted daemon goes on reading the kernel log: the boot it
+/// read and the next kernel sequence number it had not stored. The ring
+/// keeps it as an opaque cookie: the sequence number (native byte order),
+/// then the boot id, NUL-padded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct KmsgResume {
+    /// `/proc/sys/kernel/random/boot_id` of the boot the records came from.
+    boot_id: String,
+    next_seq: u64,
+}
+
+impl KmsgResume {
+    fn cookie(&self) -> ResumeCookie {
+        let mut c = [0; 56];
+        c[..8].copy_from_slice(&self.next_seq.to_ne_bytes());
+        let id = self.boot_id.as_bytes();
+        let n = id.len().min(c.len() - 8);
+        c[8..8 + n].copy_from_slice(&id[..n]);
+        c
+    }
+
+    fn from_cookie(c: &ResumeCookie) -> KmsgResume {
+        let mut seq = [0; 8];
+        seq.copy_from_slice(&c[..8]);
+        let id = &c[8..];
+        let n = id.iter().position(|&b| b == 0).unwrap_or(id.len());
+        KmsgResume {
+            boot_id: String::from_utf8_lossy(&id[..n]).into_owned(),
+            next_seq: u64::from_ne_bytes(seq),
+        }
+    }
+}
 
 /// Read buffer for the device: twice the kernel's longest record.
 const READ_BUFFER: usize = 16 << 10;
@@ -40,10 +73,6 @@ const MAX_READ_BUFFER: usize = 1 << 20;
 /// Longest line kept from a replayed file; the rest of it is skipped and the
 /// record flagged truncated.
 const MAX_FILE_LINE: usize = 64 << 10;
-
-const SEV_ERR: u8 = 3;
-const SEV_WARNING: u8 = 4;
-const SEV_INFO: u8 = 6;
 
 /// Where records come from.
 enum Reader {
@@ -138,7 +167,7 @@ impl KmsgSource {
     fn with_reader(path: &Path, reader: Reader, parser: KmsgParser) -> KmsgSource {
         let live = matches!(reader, Reader::Device(_));
         let origin = if live {
-            crate::restart::boot_id()
+            crate::handover::boot_id()
         } else {
             Some(format!("file:{}", path.display()))
         };
@@ -163,8 +192,10 @@ impl KmsgSource {
     /// `next_seq` are in the ring already and are skipped; a gap after it
     /// is a loss, reported as any other. Another boot's point is ignored:
     /// its numbers mean nothing in this one.
-    pub fn resume(&mut self, from: Option<&KmsgResume>) {
-        let Some(r) = from else { return };
+    pub fn resume(&mut self, from: Option<&ResumeCookie>) {
+        let Some(r) = from.map(KmsgResume::from_cookie) else {
+            return;
+        };
         if self.origin.as_deref() != Some(r.boot_id.as_str()) {
             return;
         }
@@ -215,10 +246,13 @@ impl KmsgSource {
             return;
         };
         if self.noted != Some(next) {
-            ring.set_kmsg_resume(KmsgResume {
-                boot_id: origin.clone(),
-                next_seq: next,
-            });
+            ring.set_resume_cookie(
+                KmsgResume {
+                    boot_id: origin.clone(),
+                    next_seq: next,
+                }
+                .cookie(),
+            );
             self.noted = Some(next);
         }
     }
@@ -240,9 +274,9 @@ impl KmsgSource {
             if let Some(lost) = self.seq.observe(k.seq) {
                 self.report_gap(ring, lost);
             } else if first && k.seq > 0 && self.live {
-                log_internal(
+                ingest::note(
                     ring,
-                    SEV_INFO,
+                    Severity::Info,
                     format!(
                         "kernel log starts at sequence number {}: the kernel had already overwritten the {} records before it",
                         k.seq, k.seq
@@ -253,11 +287,7 @@ impl KmsgSource {
             // numbered record is where that gap shows.
             self.cause = Cause::Unknown;
         }
-        let counters = ring.ledger.input_mut(Input::Kmsg);
-        counters.received += 1;
-        counters.malformed += u64::from(parsed.malformed);
-        counters.truncated += u64::from(record.truncated);
-        ring.push(&record);
+        ingest::store(ring, &record.as_ref(), parsed.malformed);
     }
 
     /// One `internal` entry for records the kernel numbered but this reader
@@ -274,17 +304,15 @@ impl KmsgSource {
             }
             Cause::Unknown => format!("missing from {}", self.path.display()),
         };
-        let counters = ring.ledger.input_mut(Input::Kmsg);
-        counters.received += n;
-        counters.dropped += n;
+        ingest::lost(ring, Input::Kmsg, n);
         let numbers = if n == 1 {
             format!("sequence number {}", lost.start)
         } else {
             format!("sequence numbers {} to {}", lost.start, lost.end - 1)
         };
-        log_internal(
+        ingest::note(
             ring,
-            SEV_WARNING,
+            Severity::Warning,
             format!(
                 "{n} kernel message{} lost ({numbers}): {why}",
                 if n == 1 { " was" } else { "s were" }
@@ -359,9 +387,9 @@ impl KmsgSource {
                 } else {
                     String::new()
                 };
-                log_internal(
+                ingest::note(
                     ring,
-                    SEV_INFO,
+                    Severity::Info,
                     format!(
                         "replayed {} kernel records from {}{already}",
                         self.replayed,
@@ -385,7 +413,7 @@ impl KmsgSource {
             self.path.display()
         );
         eprintln!("ringlogd: {msg}");
-        log_internal(ring, SEV_ERR, msg);
+        ingest::note(ring, Severity::Err, msg);
         self.reader = Reader::Done;
     }
 }
@@ -541,7 +569,7 @@ mod tests {
         );
         let gap = ring.get(2).unwrap();
         assert_eq!(gap.input, Input::Internal);
-        assert_eq!(gap.severity, Some(SEV_WARNING));
+        assert_eq!(gap.severity, Some(Severity::Warning.code()));
         let c = ring.ledger.input(Input::Kmsg);
         assert_eq!((c.received, c.stored, c.dropped), (4 + 1016, 4, 1016));
     }
@@ -692,10 +720,13 @@ mod tests {
             Ok(b"6,12,1,-;new\n"),
             Ok(b"6,15,1,-;after a gap\n"),
         ]);
-        s.resume(Some(&KmsgResume {
-            boot_id: "boot-a".into(),
-            next_seq: 12,
-        }));
+        s.resume(Some(
+            &KmsgResume {
+                boot_id: "boot-a".into(),
+                next_seq: 12,
+            }
+            .cookie(),
+        ));
         s.drain(&mut ring, 100);
         let m = msgs(&ring);
         assert_eq!(m[0], "new");
@@ -712,10 +743,13 @@ mod tests {
     fn another_boots_resume_point_is_ignored() {
         let mut ring = Ring::new(Limits::default());
         let mut s = scripted(vec![Ok(b"6,0,1,-;a\n"), Ok(b"6,1,1,-;b\n")]);
-        s.resume(Some(&KmsgResume {
-            boot_id: "boot-b".into(),
-            next_seq: 100,
-        }));
+        s.resume(Some(
+            &KmsgResume {
+                boot_id: "boot-b".into(),
+                next_seq: 100,
+            }
+            .cookie(),
+        ));
         s.drain(&mut ring, 100);
         assert_eq!(msgs(&ring), ["a", "b"]);
     }

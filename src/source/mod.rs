@@ -6,7 +6,6 @@ pub mod fdpass;
 pub mod intake;
 pub mod kmsg;
 pub mod net;
-pub mod notice;
 
 /// What a source's drain call left behind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -32,10 +32,10 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::Drain;
 use crate::config::NetSettings;
-use crate::daemon::log_internal;
+use crate::ingest;
 use crate::parse::frames::Framer;
 use crate::parse::syslog::{Origin, SyslogParser};
-use crate::record::{now_ns, Input};
+use crate::record::{now_ns, Input, Severity};
 use crate::ring::Ring;
 use crate::spare_fd::SpareFd;
 
@@ -55,9 +55,6 @@ const UDP_RECV_BUFFER: usize = 4 << 20;
 const LISTEN_BACKLOG: i32 = 1024;
 /// Refused connections are reported at most this often.
 pub const REFUSAL_REPORT_EVERY: Duration = Duration::from_secs(10);
-/// Severity of the daemon's own entries about the network.
-const SEV_WARNING: u8 = 4;
-
 /// A bound socket: where messages or connections arrive.
 enum Listener {
     Udp(Udp),
@@ -208,11 +205,11 @@ impl NetSource {
 
     /// Every open TCP connection with its unfinished frame, for a
     /// successor. The connections stay open here.
-    pub fn hand_over(&self) -> Vec<crate::restart::ConnState> {
+    pub fn hand_over(&self) -> Vec<crate::handover::ConnState> {
         self.conns
             .iter()
             .flatten()
-            .map(|c| crate::restart::ConnState {
+            .map(|c| crate::handover::ConnState {
                 fd: c.stream.as_raw_fd(),
                 peer: c.peer,
                 framer: c.framer.saved(),
@@ -325,18 +322,12 @@ impl NetSource {
             if let Some(total) = dropped {
                 let lost = u64::from(total.wrapping_sub(udp.kernel_dropped));
                 udp.kernel_dropped = total;
-                let c = ring.ledger.input_mut(Input::Net);
-                c.received += lost;
-                c.dropped += lost;
+                ingest::lost(ring, Input::Net, lost);
             }
             match peer {
                 Some(peer) => store(&self.parser, ring, &self.buf[..n], false, peer, now_ns()),
                 // Only a socket of another family could lack an address.
-                None => {
-                    let c = ring.ledger.input_mut(Input::Net);
-                    c.received += 1;
-                    c.dropped += 1;
-                }
+                None => ingest::lost(ring, Input::Net, 1),
             }
         }
         Drain::More
@@ -491,9 +482,9 @@ impl NetSource {
         }
         r.last_report = Some(now);
         r.unreported = 0;
-        log_internal(
+        ingest::note(
             ring,
-            SEV_WARNING,
+            Severity::Warning,
             format!(
                 "tcp {local}: refused a connection from {peer}: {why}; {} refused since start",
                 r.total
@@ -518,9 +509,9 @@ impl NetSource {
             && r.last_report
                 .is_some_and(|t| now.duration_since(t) >= REFUSAL_REPORT_EVERY)
         {
-            log_internal(
+            ingest::note(
                 ring,
-                SEV_WARNING,
+                Severity::Warning,
                 format!(
                     "tcp: refused {} more connections in the last {} s, past --tcp-max-conns {} or the fd limit; {} refused since start",
                     r.unreported,
@@ -619,9 +610,5 @@ fn store(
     let mut record = parsed.record;
     record.peer_addr = Some(peer);
     record.truncated |= cut;
-    let counters = ring.ledger.input_mut(Input::Net);
-    counters.received += 1;
-    counters.malformed += u64::from(parsed.malformed);
-    counters.truncated += u64::from(record.truncated);
-    ring.push(&record);
+    ingest::store(ring, &record.as_ref(), parsed.malformed);
 }

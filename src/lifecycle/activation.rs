@@ -12,7 +12,7 @@
 //! re-bound or re-listened.
 //!
 //! Beside sockets come the fds ringlogd left in systemd's fd store before
-//! it last stopped (or crashed) ([`crate::restart`]): the ring's memfd
+//! it last stopped (or crashed) ([`crate::handover`]): the ring's memfd
 //! named `ring`, the intake fds it was reading named `fd.ID.NAME`, and
 //! after a clean stop a memfd named `state` with their unfinished lines.
 
@@ -135,16 +135,16 @@ impl Activated {
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
         fcntl(owned.as_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
             .map_err(|e| format!("{at}: cannot set close-on-exec ({e})"))?;
-        if name == crate::restart::RING_FDNAME {
+        if name == crate::handover::RING_FDNAME {
             // A second one (a store that kept an old ring too) replaces it.
             self.stored.ring = Some(owned);
             return Ok(());
         }
-        if name == crate::restart::STATE_FDNAME {
+        if name == crate::handover::STATE_FDNAME {
             self.stored.state = Some(owned);
             return Ok(());
         }
-        if crate::restart::intake_source_of(name).is_some() {
+        if crate::handover::intake_source_of(name).is_some() {
             self.stored.intake_fds.push((name.to_owned(), owned));
             return Ok(());
         }

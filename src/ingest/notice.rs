@@ -10,16 +10,14 @@
 
 use std::time::{Duration, Instant};
 
-use crate::daemon::log_internal;
+use super::note;
+use crate::record::Severity;
 use crate::ring::Ring;
 
 /// Reports of one kind written per window.
 pub const BURST: u32 = 10;
 /// How long a burst of reports of one kind lasts.
 pub const WINDOW: Duration = Duration::from_secs(60);
-/// Severity of these reports: warning.
-const SEV_WARNING: u8 = 4;
-
 #[derive(Debug)]
 struct KindState {
     kind: &'static str,
@@ -89,7 +87,7 @@ impl Notices {
                 WINDOW.as_secs()
             ));
         }
-        log_internal(ring, SEV_WARNING, text);
+        note(ring, Severity::Warning, text);
     }
 }
 

@@ -21,7 +21,7 @@ use std::process::{Command, Stdio};
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 
-use crate::listen::{HandedFds, Listeners};
+use crate::lifecycle::listen::{HandedFds, Listeners};
 
 /// The environment variable that carries the hand-over.
 pub const HANDOVER_ENV: &str = "RINGLOGD_HANDOVER";

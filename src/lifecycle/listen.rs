@@ -2,15 +2,15 @@
 //! (and removed again when it stops), inherited from the process that
 //! started it (`--fd-syslog`, `--fd-query`, `--fd-log`: never unlinked or
 //! rebound, they belong to whoever made them), handed in by a service
-//! manager ([`crate::activation`]: the same rules), or handed over by its
+//! manager ([`crate::lifecycle::activation`]: the same rules), or handed over by its
 //! own parent under `--daemonize`.
 //!
 //! Syslog sockets pass credentials (SO_PASSCRED) from before the first
 //! datagram can reach them: a path is bound only once the option is on, and
 //! a socket handed in has it turned on before the daemon reads it. A
 //! datagram queued before that carries none; the kernel then gives a
-//! placeholder, which is stored as no sender at all
-//! ([`crate::source::fdpass`]).
+//! placeholder, which is stored as no sender at all (the syslog source
+//! checks for it).
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -22,18 +22,9 @@ use nix::sys::socket::{getsockname, getsockopt, setsockopt, sockopt, SockType, U
 use nix::unistd::Gid;
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use crate::activation::Activated;
 use crate::config::Settings;
-use crate::sockpath::{self, BoundPath, SocketKind};
-
-/// One listening socket, and the path to remove when the daemon stops.
-#[derive(Debug)]
-pub struct Listener<S> {
-    pub socket: S,
-    /// The path this daemon bound (or adopted from its daemonizing parent);
-    /// `None` for an inherited socket.
-    pub path: Option<BoundPath>,
-}
+use crate::lifecycle::activation::Activated;
+use crate::sockpath::{self, BoundPath, Listener, SocketKind};
 
 /// Every socket the daemon serves.
 #[derive(Debug)]
@@ -243,9 +234,9 @@ impl Listeners {
 
     /// The sockets a predecessor handed over by re-executing: used as they
     /// are; the paths it bound become ours to remove.
-    pub fn from_state(state: &crate::restart::State) -> Result<Listeners, String> {
+    pub fn from_state(state: &crate::handover::State) -> Result<Listeners, String> {
         let take = |fd: RawFd, what: &str| {
-            crate::restart::take_fd(fd)
+            crate::handover::take_fd(fd)
                 .ok_or_else(|| format!("re-exec: the {what} socket (fd {fd}) was not handed over"))
         };
         let path = |p: &Option<std::path::PathBuf>| -> Result<Option<BoundPath>, String> {
