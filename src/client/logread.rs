@@ -15,7 +15,7 @@ mod follow;
 
 use std::io::{self, BufRead, BufReader, IsTerminal, Write};
 use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::Value;
 
@@ -138,7 +138,6 @@ fn read_entries(args: &LogreadArgs, read: &ReadRequest, started_ns: i64) -> i32 
         rendered: Vec::new(),
         progress: Progress::new(read.after_seq, started_ns),
     };
-    let timeout = Duration::from_secs_f64(args.reconnect_timeout);
     loop {
         match printer.print_answer(conn) {
             Ended::Exit(code) => return code,
@@ -148,7 +147,13 @@ fn read_entries(args: &LogreadArgs, read: &ReadRequest, started_ns: i64) -> i32 
                     eprintln!("logread: {}: {why}", args.socket.display());
                 }
                 let lost = Instant::now();
-                match follow::reconnect(&args.socket, read, &printer.progress, lost, timeout) {
+                match follow::reconnect(
+                    &args.socket,
+                    read,
+                    &printer.progress,
+                    lost,
+                    args.reconnect_timeout,
+                ) {
                     Ok(c) => conn = c,
                     Err(why) => {
                         let _ = printer.out.flush();

@@ -6,6 +6,7 @@
 use std::ffi::OsString;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
 use serde_json::{json, Map, Value};
@@ -92,7 +93,7 @@ pub struct LogreadArgs {
         default_value = "30",
         value_parser = parse_seconds
     )]
-    pub reconnect_timeout: f64,
+    pub reconnect_timeout: Duration,
     /// Output format: memlogd (TIME;SOURCE;MSG), short, short-iso, json,
     /// rfc5424, rfc3164, cat. A message's further lines are indented under
     /// it in memlogd, short, short-iso and cat (by two spaces), so one
@@ -127,11 +128,12 @@ pub enum ColorWhen {
     Never,
 }
 
-fn parse_seconds(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
-        _ => Err(format!("{s:?} is not a number of seconds")),
-    }
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|v| Duration::try_from_secs_f64(v).ok())
+        .ok_or_else(|| format!("{s:?} is not a number of seconds"))
 }
 
 /// A read of the ring, as logread will ask for it.
