@@ -5,7 +5,7 @@
 //! `--after-seq` switches to ringlogd's JSON request, filtered in the
 //! daemon. Entries always arrive as JSON lines and are printed here in the
 //! format asked for, with severity colours on a terminal; what a sender
-//! wrote is escaped as [`crate::query::format`] describes, so it can neither
+//! wrote is escaped as [`crate::view::format`] describes, so it can neither
 //! pass for another entry nor drive the terminal. The flags are in
 //! [`args`]; a follower's reconnecting in [`follow`].
 
@@ -23,9 +23,9 @@ use args::ReadRequest;
 pub use args::{ColorWhen, LogreadArgs};
 use follow::Progress;
 
-use crate::query::filter::DEFAULT_SEVERITY;
-use crate::query::format::{self, Format};
 use crate::record::now_ns;
+use crate::view::filter::DEFAULT_SEVERITY;
+use crate::view::format::{self, Format};
 
 impl LogreadArgs {
     fn colour(&self) -> bool {

@@ -5,8 +5,8 @@
 //! then streams, chunked, until the client leaves), `GET /stats` the
 //! counters, `POST /pause`, `/resume` and `/clear` change the ring.
 
-use super::format::Format;
 use super::request::{Control, Dialect, Mode, Parse, Query, Request, MAX_REQUEST_LEN};
+use crate::view::format::Format;
 
 /// The most header lines read from one request.
 const MAX_HEADERS: usize = 64;
@@ -87,7 +87,7 @@ fn reason(status: u16) -> &'static str {
 
 /// A whole response with a JSON body.
 pub fn json_response(status: u16, body: &serde_json::Value) -> Vec<u8> {
-    let body = super::json::value_line(body);
+    let body = crate::view::json::value_line(body);
     format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         reason(status),

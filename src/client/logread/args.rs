@@ -12,9 +12,9 @@ use clap::{ArgAction, CommandFactory, Parser, ValueEnum};
 use serde_json::{json, Map, Value};
 
 use crate::config::{go_style_args, DEFAULT_QUERY_SOCKET};
-use crate::query::filter::parse_time;
-use crate::query::format::Format;
-use crate::query::timefmt::rfc3339_nanos;
+use crate::view::filter::parse_time;
+use crate::view::format::Format;
+use crate::view::timefmt::rfc3339_nanos;
 
 /// Read the log ring of ringlogd (or LinuxKit's memlogd).
 ///
