@@ -34,3 +34,4 @@ pub mod serving;
 pub mod sockpath;
 pub mod source;
 pub mod spare_fd;
+pub mod view;

@@ -2,7 +2,7 @@
 //! hands the ring must survive the ring's codec and every output format,
 //! and in every format stay one record with no raw control character.
 
-use ringlogd::query::format::{self, Format};
+use ringlogd::view::format::{self, Format};
 use ringlogd::record::RecordRef;
 use ringlogd::ring::codec;
 

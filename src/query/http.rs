@@ -7,8 +7,8 @@
 //! `POST /intake/NAME/close` closes the intake fds passed as NAME
 //! (percent-encoded).
 
-use super::format::Format;
 use super::request::{Control, Dialect, Mode, Parse, Query, Request, MAX_REQUEST_LEN};
+use crate::view::format::Format;
 
 /// The most header lines read from one request.
 const MAX_HEADERS: usize = 64;
@@ -123,7 +123,7 @@ fn reason(status: u16) -> &'static str {
 
 /// A whole response with a JSON body.
 pub fn json_response(status: u16, body: &serde_json::Value) -> Vec<u8> {
-    let body = super::json::value_line(body);
+    let body = crate::view::json::value_line(body);
     format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         reason(status),

@@ -14,13 +14,9 @@
 
 pub mod access;
 pub mod budget;
-pub mod filter;
-pub mod format;
 pub mod http;
-pub mod json;
 pub mod limits;
 pub mod request;
-pub mod timefmt;
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -36,9 +32,10 @@ use serde_json::json;
 use crate::record::{now_ns, Input, Record, Severity};
 use crate::ring::{ReadCache, Ring};
 use crate::spare_fd::SpareFd;
+use crate::view::filter::Filter;
+use crate::view::format::{self, Format};
+use crate::view::json;
 use budget::TurnBudget;
-use filter::Filter;
-use format::Format;
 use limits::{ClientLimits, Tally};
 use request::{parse_request, Control, Dialect, Mode, Parse, Query, Request};
 

@@ -8,9 +8,9 @@
 
 use serde_json::{Map, Value};
 
-use super::filter::Filter;
-use super::format::Format;
 use super::http;
+use crate::view::filter::Filter;
+use crate::view::format::Format;
 
 /// The longest request accepted before the client is told it is too long.
 pub const MAX_REQUEST_LEN: usize = 64 << 10;

@@ -31,9 +31,9 @@ use super::tls::TlsClient;
 use super::wire::Wire;
 use crate::ingest;
 use crate::ingest::notice::Notices;
-use crate::query::filter::Filter;
 use crate::record::{now_ns, Record, Severity};
 use crate::ring::{ReadCache, Ring};
+use crate::view::filter::Filter;
 
 /// Bytes formatted ahead of the socket, at most.
 const BATCH_BYTES: usize = 64 << 10;

@@ -8,8 +8,8 @@
 
 use std::path::PathBuf;
 
-use crate::query::filter::Filter;
-use crate::query::format::Format;
+use crate::view::filter::Filter;
+use crate::view::format::Format;
 
 /// How records travel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

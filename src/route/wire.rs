@@ -9,8 +9,8 @@
 use std::io::Write as _;
 
 use super::spec::Framing;
-use crate::query::format::{write_record_as, Format, Text};
 use crate::record::RecordRef;
+use crate::view::format::{write_record_as, Format, Text};
 
 /// How one route writes messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

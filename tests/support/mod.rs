@@ -281,6 +281,18 @@ impl Daemon {
         status
     }
 
+    /// Stop with SIGTERM (a clean stop, which writes a `--snapshot`), then
+    /// start again in the same directory with `args`: the same socket paths.
+    pub fn restart(mut self, args: &[&str]) -> Daemon {
+        signal(self.child.id(), "TERM");
+        let status = wait_timeout(&mut self.child, Duration::from_secs(10));
+        assert!(status.success(), "ringlogd stopped with {status}");
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        let kmsg = self.stderr.is_some();
+        drop(self);
+        Daemon::spawn_in(dir, args, kmsg)
+    }
+
     /// The address ringlogd says it listens on for `proto` (`udp`, `tcp`),
     /// from its `listening on` entry: the tests bind port 0.
     pub fn listening(&self, proto: &str) -> std::net::SocketAddr {

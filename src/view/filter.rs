@@ -2,7 +2,7 @@
 //! meet all that are given. Runs in the daemon, so only matching entries
 //! cross the socket.
 
-use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
 use regex::{Regex, RegexBuilder};
 
 use crate::record::{Input, RecordRef, Severity, FACILITY_NAMES, SEVERITY_NAMES};
@@ -27,6 +27,10 @@ pub struct Filter {
     pub severity: Option<(u8, u8)>,
     /// Any of these facility codes.
     pub facility: Option<Vec<u8>>,
+    /// None of these facility codes, one bit each; 0 excludes none. An
+    /// entry without a facility passes. (A mask, not a list, keeps a query
+    /// as small as it was.)
+    pub not_facility: u32,
     /// The source matches this glob.
     pub source: Option<Regex>,
     /// The app / tag is exactly this.
@@ -48,6 +52,7 @@ impl Filter {
     pub fn is_empty(&self) -> bool {
         self.severity.is_none()
             && self.facility.is_none()
+            && self.not_facility == 0
             && self.source.is_none()
             && self.app.is_none()
             && self.input.is_none()
@@ -73,6 +78,10 @@ impl Filter {
             if !r.facility.is_some_and(|c| f.contains(&c)) {
                 return false;
             }
+        }
+        let excluded = |c: u8| 1u32.checked_shl(c.into()).unwrap_or(0) & self.not_facility != 0;
+        if r.facility.is_some_and(excluded) {
+            return false;
         }
         if let Some(i) = self.input {
             if r.input != i {
@@ -108,6 +117,10 @@ impl Filter {
         match key {
             "priority" => self.severity = Some(parse_priority(value)?),
             "facility" => self.facility = Some(parse_facilities(value)?),
+            "not_facility" => {
+                let codes = parse_facilities(value)?;
+                self.not_facility = codes.iter().fold(0, |mask, c| mask | 1 << c);
+            }
             "source" => self.source = Some(glob(value)?),
             "app" => self.app = Some(value.to_owned()),
             "input" => self.input = Some(parse_input(value)?),
@@ -237,56 +250,148 @@ fn bounded_regex(pattern: &str, key: &str) -> Result<Regex, String> {
         })
 }
 
-/// A point in time: RFC 3339, `YYYY-MM-DD[ HH:MM[:SS]]` in local time, a
-/// relative `10m`, `2h`, `1d`, `30s` (ago), or `now`.
+/// A point in time as journalctl's `--since` takes it (systemd.time(7)),
+/// and as the filter has always taken it: RFC 3339; `YYYY-MM-DD [HH:MM[:SS]]`
+/// or `HH:MM[:SS]` (today) in local time, or with ` UTC` after it; `now`,
+/// `today`, `yesterday`, `tomorrow` (local midnight); `@SECONDS` since the
+/// epoch; a span back from now (`-1h`, `2 hours ago`, `1h 30min ago`, and
+/// the bare `10m`, `2h`, `1d` this filter took first) or ahead (`+5min`,
+/// `5min left`). `now_ns` anchors the relative ones.
 pub fn parse_time(s: &str, now_ns: i64) -> Result<i64, String> {
     let t = s.trim();
-    if t == "now" {
-        return Ok(now_ns);
+    let bad = || {
+        format!(
+            "{t:?} is not a time: use YYYY-MM-DD [HH:MM[:SS]], HH:MM, RFC 3339, now, today, \
+             yesterday, tomorrow, @SECONDS, -1h, +30min, \"2 hours ago\" or 10m \
+             (units: s, min, h, d, w, months, y)"
+        )
+    };
+    let day = |offset: i64| {
+        let date = Local.timestamp_nanos(now_ns).date_naive();
+        let date = date
+            .checked_add_signed(chrono::Duration::days(offset))
+            .ok_or_else(bad)?;
+        local_ns(t, date.and_hms_opt(0, 0, 0).expect("midnight exists"))
+    };
+    match t.to_ascii_lowercase().as_str() {
+        "now" => return Ok(now_ns),
+        "today" => return day(0),
+        "yesterday" => return day(-1),
+        "tomorrow" => return day(1),
+        "epoch" => return Ok(0),
+        _ => {}
     }
-    if let Some(ago) = parse_relative(t) {
-        return Ok(now_ns.saturating_sub(ago));
+    if let Some(secs) = t.strip_prefix('@') {
+        let secs: f64 = secs.trim().parse().map_err(|_| bad())?;
+        return checked_ns(secs * 1e9).ok_or_else(bad);
+    }
+    let relative = if let Some(span) = t.strip_prefix('-') {
+        parse_span(span).map(i64::wrapping_neg)
+    } else if let Some(span) = t.strip_prefix('+') {
+        parse_span(span)
+    } else if let Some(span) = t.strip_suffix("ago") {
+        parse_span(span).map(i64::wrapping_neg)
+    } else if let Some(span) = t.strip_suffix("left") {
+        parse_span(span)
+    } else {
+        // The bare span this filter took first ("10m") means ago.
+        parse_span(t).map(i64::wrapping_neg)
+    };
+    if let Some(delta) = relative {
+        return now_ns.checked_add(delta).ok_or_else(bad);
     }
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
         return dt
             .timestamp_nanos_opt()
             .ok_or_else(|| format!("{t:?} is out of range"));
     }
-    let local = |n: NaiveDateTime| {
-        Local
-            .from_local_datetime(&n)
-            .earliest()
-            .and_then(|d| d.timestamp_nanos_opt())
-            .ok_or_else(|| format!("{t:?} does not exist in local time"))
+    let (text, utc) = match t.strip_suffix(" UTC").or_else(|| t.strip_suffix(" utc")) {
+        Some(rest) => (rest.trim_end(), true),
+        None => (t, false),
     };
-    for f in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"] {
-        if let Ok(n) = NaiveDateTime::parse_from_str(t, f) {
-            return local(n);
-        }
+    let naive = calendar_time(text, now_ns).ok_or_else(bad)?;
+    if utc {
+        return naive.and_utc().timestamp_nanos_opt().ok_or_else(bad);
     }
-    if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-        return local(d.and_hms_opt(0, 0, 0).expect("midnight exists"));
-    }
-    Err(format!(
-        "{t:?} is not a time (use RFC 3339, \"YYYY-MM-DD HH:MM:SS\", or 10m, 2h, 1d ago)"
-    ))
+    local_ns(t, naive)
 }
 
-fn parse_relative(t: &str) -> Option<i64> {
-    let t = t.strip_suffix(" ago").unwrap_or(t).trim_start_matches('-');
-    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
-    if digits == 0 {
+/// `YYYY-MM-DD[ |T]HH:MM[:SS[.frac]]`, `YYYY-MM-DD` (midnight) or
+/// `HH:MM[:SS[.frac]]` (today, in local time).
+fn calendar_time(text: &str, now_ns: i64) -> Option<NaiveDateTime> {
+    for f in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M:%S%.f",
+    ] {
+        if let Ok(n) = NaiveDateTime::parse_from_str(text, f) {
+            return Some(n);
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return d.and_hms_opt(0, 0, 0);
+    }
+    let today = Local.timestamp_nanos(now_ns).date_naive();
+    ["%H:%M:%S%.f", "%H:%M"]
+        .iter()
+        .find_map(|f| NaiveTime::parse_from_str(text, f).ok())
+        .map(|time| today.and_time(time))
+}
+
+/// A local wall-clock time as ns since the epoch (the earlier one when the
+/// clock was set back over it).
+fn local_ns(t: &str, n: NaiveDateTime) -> Result<i64, String> {
+    Local
+        .from_local_datetime(&n)
+        .earliest()
+        .and_then(|d| d.timestamp_nanos_opt())
+        .ok_or_else(|| format!("{t:?} does not exist in local time"))
+}
+
+fn checked_ns(ns: f64) -> Option<i64> {
+    (ns.is_finite() && ns.abs() < i64::MAX as f64).then_some(ns as i64)
+}
+
+/// A time span as systemd writes one: numbers each followed by a unit,
+/// spaces allowed between (`1h 30min`, `2 hours`, `1.5d`); `None` for
+/// anything else. Units are systemd's: `m` is a minute, `M` a month.
+fn parse_span(text: &str) -> Option<i64> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
         return None;
     }
-    let n: i64 = t[..digits].parse().ok()?;
-    let unit: i64 = match &t[digits..] {
-        "s" | "sec" | "secs" => 1,
-        "m" | "min" | "mins" => 60,
-        "h" | "hour" | "hours" => 3600,
-        "d" | "day" | "days" => 86400,
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = rest[number_len..].trim_start();
+        let unit_len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let seconds = unit_seconds(&rest[..unit_len])?;
+        rest = rest[unit_len..].trim_start();
+        total += number * seconds;
+    }
+    checked_ns(total * 1e9)
+}
+
+/// Seconds in one of systemd.time(7)'s units.
+fn unit_seconds(unit: &str) -> Option<f64> {
+    const DAY: f64 = 86_400.0;
+    Some(match unit {
+        "us" | "usec" => 1e-6,
+        "ms" | "msec" => 1e-3,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
+        "h" | "hr" | "hrs" | "hour" | "hours" => 3600.0,
+        "d" | "day" | "days" => DAY,
+        "w" | "week" | "weeks" => 7.0 * DAY,
+        "M" | "month" | "months" => 30.44 * DAY,
+        "y" | "year" | "years" => 365.25 * DAY,
         _ => return None,
-    };
-    n.checked_mul(unit)?.checked_mul(1_000_000_000)
+    })
 }
 
 #[cfg(test)]
@@ -380,11 +485,93 @@ mod tests {
         assert!(parse_time("2026-11-21 23:40", now).is_ok());
         assert!(parse_time("yesterday-ish", now).is_err());
         let mut f = Filter::default();
+        f.set("not_facility", "daemon,local0", 0).unwrap();
+        assert!(
+            !f.matches(&rec(None, "x", "").as_ref()),
+            "facility 3 is daemon"
+        );
+        let mut no_facility = rec(None, "x", "");
+        no_facility.facility = None;
+        assert!(f.matches(&no_facility.as_ref()));
+        f.set("not_facility", "kern", 0).unwrap();
+        assert!(f.matches(&rec(None, "x", "").as_ref()));
+        let mut f = Filter::default();
         f.set("since", "1970-01-01T00:16:40Z", now).unwrap();
         f.set("until", "1970-01-01T00:16:41Z", now).unwrap();
         assert!(f.matches(&rec(None, "a", "").as_ref()));
         f.set("since", "1970-01-01T00:16:40.000000001Z", now)
             .unwrap();
         assert!(!f.matches(&rec(None, "a", "").as_ref()));
+    }
+
+    #[test]
+    fn journalctl_times() {
+        let now = Local
+            .with_ymd_and_hms(2026, 11, 21, 15, 30, 0)
+            .unwrap()
+            .timestamp_nanos_opt()
+            .unwrap();
+        let local = |y, mo, d, h, mi, s| {
+            Local
+                .with_ymd_and_hms(y, mo, d, h, mi, s)
+                .unwrap()
+                .timestamp_nanos_opt()
+                .unwrap()
+        };
+        const MIN: i64 = 60_000_000_000;
+        assert_eq!(parse_time("today", now), Ok(local(2026, 11, 21, 0, 0, 0)));
+        assert_eq!(
+            parse_time("Yesterday", now),
+            Ok(local(2026, 11, 20, 0, 0, 0))
+        );
+        assert_eq!(
+            parse_time("tomorrow", now),
+            Ok(local(2026, 11, 22, 0, 0, 0))
+        );
+        assert_eq!(parse_time("09:15", now), Ok(local(2026, 11, 21, 9, 15, 0)));
+        assert_eq!(
+            parse_time("2026-11-20 08:00:01", now),
+            Ok(local(2026, 11, 20, 8, 0, 1))
+        );
+        assert_eq!(
+            parse_time("2026-11-20 08:00:01 UTC", now),
+            Ok(chrono::Utc
+                .with_ymd_and_hms(2026, 11, 20, 8, 0, 1)
+                .unwrap()
+                .timestamp_nanos_opt()
+                .unwrap())
+        );
+        for (text, minutes) in [
+            ("-1h", -60),
+            ("+5min", 5),
+            ("-30m", -30),
+            ("10 min ago", -10),
+            ("1 hour ago", -60),
+            ("2 hours ago", -120),
+            ("3 days ago", -3 * 1440),
+            ("1h 30min ago", -90),
+            ("1 week ago", -7 * 1440),
+            ("15min left", 15),
+            ("10m", -10),
+            ("2h", -120),
+        ] {
+            assert_eq!(parse_time(text, now), Ok(now + minutes * MIN), "{text}");
+        }
+        assert_eq!(parse_time("@1", now), Ok(1_000_000_000));
+        for bad in [
+            "last tuesday",
+            "1 fortnight ago",
+            "h ago",
+            "-",
+            "+",
+            "12",
+            "25:00",
+        ] {
+            let err = parse_time(bad, now).unwrap_err();
+            assert!(
+                err.contains("is not a time") && err.contains("ago"),
+                "{bad}: {err}"
+            );
+        }
     }
 }

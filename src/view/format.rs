@@ -33,10 +33,10 @@ use chrono::{DateTime, Local, SecondsFormat, Utc};
 use serde::Deserialize;
 
 use super::json;
-use crate::query::filter::DEFAULT_SEVERITY;
 use crate::record::{
     Input, KernelMeta, Peer, Record, RecordRef, SdElement, FACILITY_NAMES, SEVERITY_NAMES,
 };
+use crate::view::filter::DEFAULT_SEVERITY;
 
 /// How entries are written out.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
