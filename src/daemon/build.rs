@@ -1,6 +1,6 @@
-//! Building a daemon, in the order its parts depend on each other: the
-//! signals blocked first (a signal must queue, not kill, from the start),
-//! then the ring (a source may log into it as it opens), the sources, the
+//! Building a daemon, in the order its parts depend on each other (the
+//! signals were blocked before any socket was bound, see `start`): the
+//! ring (a source may log into it as it opens), the sources, the
 //! routes and the query server over the ring, their registration with the
 //! poll, and last the fds a predecessor was reading, resumed where it
 //! left them. Each step is a function of what the earlier ones made, and
@@ -16,7 +16,7 @@ use super::start::{start_ring, Process, RingFrom, Start};
 use super::token::{
     Slot, INTAKE_FD_BASE, NET_CONN_BASE, NET_LISTENER_BASE, QUERY_CLIENT_BASE, ROUTE_BASE,
 };
-use super::{local_hostname, signals, warn, Daemon, KMSG_STARTUP_BUDGET};
+use super::{local_hostname, warn, Daemon, KMSG_STARTUP_BUDGET};
 use crate::config::Settings;
 use crate::handover::{self, IntakeFdState, State};
 use crate::ingest;
@@ -53,7 +53,7 @@ impl Daemon {
         start: Start,
         process: Process,
     ) -> Result<Daemon, String> {
-        let signals = signals::block()?;
+        let signals = process.signals;
         let Start {
             reexec,
             stored,

@@ -9,7 +9,9 @@ use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-use super::Daemon;
+use nix::sys::signalfd::SignalFd;
+
+use super::{signals, Daemon};
 use crate::config::{Loader, Settings};
 use crate::handover::State;
 use crate::ingest;
@@ -56,13 +58,19 @@ pub fn run(settings: Settings, loader: Option<Loader>) -> Result<(), String> {
                 .into(),
         );
     }
+    // Before the first socket is bound: a client may connect (and send a
+    // signal) as soon as the query socket exists, and a signal must then
+    // wait for the loop, not kill a daemon that looks ready. A parent that
+    // daemonizes only hands the sockets on; its child blocks them itself.
+    let daemonizing = settings.daemonize && fresh;
+    let signals = (!daemonizing).then(signals::block).transpose()?;
     let listeners = match &reexec {
         Some(state) => Listeners::from_state(state)?,
         None => Listeners::open(&settings, handover.as_ref().map(|h| &h.fds), activated)?,
     };
-    if settings.daemonize && fresh {
+    let Some(signals) = signals else {
         return daemonize::start_background(listeners);
-    }
+    };
     if let Some(addr) = reexec.as_ref().and_then(|s| s.notify_socket.as_ref()) {
         std::env::set_var("NOTIFY_SOCKET", addr);
     }
@@ -88,6 +96,7 @@ pub fn run(settings: Settings, loader: Option<Loader>) -> Result<(), String> {
         None => None,
     };
     let process = Process {
+        signals,
         exe,
         argv,
         loader,
@@ -150,6 +159,8 @@ pub(super) enum RingFrom {
 
 /// What the daemon keeps of the process it runs in, besides its sockets.
 pub struct Process {
+    /// The handled signals, blocked before any socket was bound.
+    pub signals: SignalFd,
     /// The program SIGUSR2 executes again, recorded before anything could
     /// replace the file, so an upgraded binary takes over.
     pub exe: Option<PathBuf>,
