@@ -24,26 +24,6 @@ const NOBODY: u32 = 65534;
 /// the daemon first reads.
 const EARLY: usize = 600;
 
-fn root_or_skip(what: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    let why = format!("{what} needs root (setpriv to another user)");
-    if std::env::var_os("CI").is_some() {
-        panic!("{why}; CI must run the tests as root");
-    }
-    eprintln!("skipped: {why}");
-    false
-}
-
-/// `setpriv` running as `uid` (group the same, no supplementary groups).
-fn as_user(uid: u32) -> Command {
-    let mut c = Command::new(require("setpriv"));
-    c.args(["--reuid", &uid.to_string(), "--regid", &uid.to_string()])
-        .arg("--clear-groups");
-    c
-}
-
 /// A sender, as root, that starts before the daemon: it retries sendto on
 /// `log` until the socket is there, then sends [`EARLY`] numbered messages
 /// `early: TAG N` as fast as the socket takes them (blocking when full).
@@ -111,7 +91,7 @@ fn filled_snapshot(keep: &Path) -> PathBuf {
 fn read_as(query: &Path, uid: Option<u32>) -> Vec<Value> {
     let mut c = match uid {
         Some(uid) => {
-            let mut c = as_user(uid);
+            let mut c = as_user(uid, uid);
             c.arg(LOGREAD);
             c
         }
@@ -244,10 +224,7 @@ os.execv(argv[0], argv + ["--fd-syslog", str(s.fileno())])
     fs::set_permissions(d.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let inherited = d.dir.path().join("inherited.sock");
     let after = unique("after");
-    std::os::unix::net::UnixDatagram::unbound()
-        .unwrap()
-        .send_to(format!("<13>queued: {after}").as_bytes(), &inherited)
-        .unwrap();
+    send_datagram(&inherited, format!("<13>queued: {after}").as_bytes());
     let entries = d.wait_for("6 messages", |e| {
         e.iter().filter(|v| v["app"] == "queued").count() == 6
     });
@@ -309,7 +286,13 @@ fn a_runtime_dir_through_another_user_s_symlink_is_refused() {
     nix::unistd::chown(&theirs, Some(NOBODY.into()), Some(NOBODY.into())).unwrap();
     for (name, target) in [("X", theirs.as_path()), ("Y", roots.path())] {
         let link = top.path().join(name);
-        run_ok(as_user(NOBODY).arg("ln").arg("-s").arg(target).arg(&link));
+        run_ok(
+            as_user(NOBODY, NOBODY)
+                .arg("ln")
+                .arg("-s")
+                .arg(target)
+                .arg(&link),
+        );
         let (code, err) = start_with_runtime_dir(&link).expect("refused");
         assert_eq!(code, Some(1), "{err}");
         assert!(
@@ -332,7 +315,7 @@ fn a_runtime_dir_through_another_user_s_symlink_is_refused() {
 /// Send SIGUSR1 to `pid` as `nobody`, as any process of the daemon's user
 /// under `--user nobody` may.
 fn sigusr1_as_nobody(pid: u32) {
-    run_ok(as_user(NOBODY).args(["kill", "-USR1", &pid.to_string()]));
+    run_ok(as_user(NOBODY, NOBODY).args(["kill", "-USR1", &pid.to_string()]));
 }
 
 #[test]
@@ -445,10 +428,7 @@ impl Upgradable {
     }
 
     fn send(&self, msg: &str) {
-        std::os::unix::net::UnixDatagram::unbound()
-            .unwrap()
-            .send_to(msg.as_bytes(), self.dir.path().join("log"))
-            .unwrap();
+        send_datagram(&self.dir.path().join("log"), msg.as_bytes());
     }
 
     /// SIGUSR2, then the ring once it holds more than `before` entries

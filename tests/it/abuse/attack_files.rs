@@ -10,7 +10,6 @@
 //! those tests are skipped, saying why.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,27 +20,9 @@ use serde_json::Value;
 /// The attacker: nobody.
 const ATTACKER: u32 = 65534;
 
-fn root_or_skip(what: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    let why = format!("{what} needs root (setpriv to another user, chown, mount)");
-    if std::env::var_os("CI").is_some() {
-        panic!("{why}; CI must run the tests as root");
-    }
-    let _ = writeln!(std::io::stderr(), "skipped: {why}");
-    false
-}
-
 /// `program args` run as the attacker.
 fn as_attacker(program: &str, args: &[&str]) {
-    run_ok(
-        Command::new(require("setpriv"))
-            .args(["--reuid", &ATTACKER.to_string()])
-            .args(["--regid", &ATTACKER.to_string(), "--clear-groups"])
-            .arg(require(program))
-            .args(args),
-    );
+    run_ok(as_user(ATTACKER, ATTACKER).arg(require(program)).args(args));
 }
 
 fn mode(p: &Path) -> u32 {

@@ -8,7 +8,6 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
 use crate::support::*;
@@ -28,12 +27,6 @@ fn forged_datagram(tag: &str) -> Vec<u8> {
         "<14>evil: harmless {tag}\n{FORGED_TIME}.000000000Z;sshd;{FORGED_TEXT}\x1b[2K\rX\u{9b}2J\u{7f}"
     )
     .into_bytes()
-}
-
-/// Let the attacker reach the sockets in the daemon's directory (the
-/// socket modes still decide who may connect).
-fn open_dir(d: &Daemon) {
-    fs::set_permissions(d.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 const FORMATS: [&str; 7] = [
@@ -104,7 +97,7 @@ fn a_forged_line_is_one_record_in_every_format_with_no_raw_control() {
         return;
     }
     let d = Daemon::start(&[]);
-    open_dir(&d);
+    d.open_dir();
     let tag = unique("forge");
     send_datagram_as(ATTACKER, &d.log, &forged_datagram(&tag));
     let entries = d.wait_for("the forged entry", |e| {
@@ -269,7 +262,7 @@ fn structured_data_is_bounded_and_repeated_names_are_kept() {
         return;
     }
     let d = Daemon::start(&["--max-line-len", &MAX_LINE_LEN.to_string()]);
-    open_dir(&d);
+    d.open_dir();
     let truncated_before = d.stats()["inputs"]["syslog"]["truncated"].as_u64().unwrap();
     let big = unique("tenk");
     let params: String = (0..10_000).map(|i| format!(" p{i}=\"v{i}\"")).collect();
@@ -357,7 +350,7 @@ fn counters_name_a_source_without_raw_controls() {
         return;
     }
     let d = Daemon::start(&[]);
-    open_dir(&d);
+    d.open_dir();
     let tag = unique("named");
     // A tag is any run of bytes up to `[`, `:` or a space: C1 CSI and DEL
     // included.

@@ -11,18 +11,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::support::*;
-use serde_json::Value;
-
-fn internal_with(d: &Daemon, needle: &str) -> Value {
-    let entries = d.wait_for(needle, |e| {
-        e.iter()
-            .any(|v| v["input"] == "internal" && v["msg"].as_str().unwrap().contains(needle))
-    });
-    entries
-        .into_iter()
-        .find(|v| v["input"] == "internal" && v["msg"].as_str().unwrap().contains(needle))
-        .unwrap()
-}
 
 /// Wait until the daemon holds no more fds than `baseline`.
 fn wait_fds_back_to(d: &Daemon, baseline: usize) {
@@ -39,7 +27,7 @@ fn datagrams_without_an_fd_are_counted_whatever_their_name() {
     d.pass_fds(b"", &[]);
     d.pass_fds(&vec![b'n'; 60 << 10], &[]);
     d.pass_fds(b"\xff\x00\x1b[2J", &[]);
-    internal_with(&d, &name);
+    d.internal_with(&name);
     d.wait_until("four counted", |d| d.fd_counter("dropped") == 4);
     // A name that long, with an fd, is cut and still logged under.
     let (mut w, theirs) = UnixStream::pair().unwrap();
@@ -120,7 +108,7 @@ fn a_directory_is_refused_with_a_reason() {
     let dirfd = std::fs::File::open(dir.path()).unwrap();
     let name = unique("dir");
     d.pass_fds(name.as_bytes(), &[dirfd.as_raw_fd()]);
-    let e = internal_with(&d, &name);
+    let e = d.internal_with(&name);
     assert!(e["msg"].as_str().unwrap().contains("directory"), "{e}");
     assert_eq!(d.fd_counter("dropped"), 1);
     d.assert_still_serves();
@@ -133,7 +121,7 @@ fn a_write_only_fd_is_refused_with_a_reason() {
     let (r, w) = nix::unistd::pipe().unwrap();
     let name = unique("wronly");
     d.pass_fds(name.as_bytes(), &[w.as_raw_fd()]);
-    let e = internal_with(&d, &name);
+    let e = d.internal_with(&name);
     assert!(e["msg"].as_str().unwrap().contains("writing only"), "{e}");
     assert_eq!(d.fd_counter("dropped"), 1);
     // The daemon closed its copy: with ours closed too, the read end ends.
@@ -184,7 +172,7 @@ fn more_fds_than_max_fds_are_refused_and_counted() {
     drop(theirs);
     writers.extend(more);
     d.wait_until("16 refused", |d| d.fd_counter("dropped") == 16);
-    internal_with(&d, "--max-fds");
+    d.internal_with("--max-fds");
     let mut accepted = 0;
     for (k, w) in writers.iter_mut().enumerate() {
         if w.write_all(format!("writer {k}\n").as_bytes()).is_ok() {

@@ -8,10 +8,9 @@
 //! saying why.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use crate::support::*;
 use serde_json::Value;
@@ -22,43 +21,11 @@ const ALICE: u32 = 65534;
 const BOB: u32 = 65533;
 const CAROL: u32 = 65532;
 
-fn root_or_skip(what: &str) -> bool {
-    if nix::unistd::getuid().is_root() {
-        return true;
-    }
-    let why = format!("{what} needs root (setpriv to other users, chown)");
-    if std::env::var_os("CI").is_some() {
-        panic!("{why}; CI must run the tests as root");
-    }
-    let _ = writeln!(std::io::stderr(), "skipped: {why}");
-    false
-}
-
-/// `setpriv` running as `uid` with primary group `gid` and exactly the
-/// supplementary `groups`.
-fn as_user(uid: u32, gid: u32, groups: &[u32]) -> Command {
-    let mut c = Command::new(require("setpriv"));
-    c.args(["--reuid", &uid.to_string(), "--regid", &gid.to_string()]);
-    if groups.is_empty() {
-        c.arg("--clear-groups");
-    } else {
-        let list: Vec<String> = groups.iter().map(u32::to_string).collect();
-        c.args(["--groups", &list.join(",")]);
-    }
-    c
-}
-
-/// Let every user reach the sockets in the daemon's directory (the socket
-/// modes still decide who may connect).
-fn open_dir(d: &Daemon) {
-    fs::set_permissions(d.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 /// Send one message as `uid` with logger; returns its text.
 fn send_as(d: &Daemon, uid: u32) -> String {
     let msg = unique(&format!("from-{uid}"));
     run_ok(
-        as_user(uid, uid, &[])
+        as_user(uid, uid)
             .arg(require("logger"))
             .arg("-u")
             .arg(&d.log)
@@ -70,7 +37,7 @@ fn send_as(d: &Daemon, uid: u32) -> String {
 
 /// Our logread as `uid` (primary group `gid`, supplementary `groups`).
 fn logread_as(d: &Daemon, uid: u32, gid: u32, groups: &[u32], args: &[&str]) -> Output {
-    as_user(uid, gid, groups)
+    as_user_in(uid, gid, groups)
         .arg(LOGREAD)
         .arg("--socket")
         .arg(&d.query)
@@ -125,7 +92,7 @@ fn a_user_the_socket_mode_leaves_out_cannot_read_at_all() {
         return;
     }
     let d = Daemon::start(&[]);
-    open_dir(&d);
+    d.open_dir();
     let out = logread_as(&d, ALICE, ALICE, &[], &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -139,7 +106,7 @@ fn a_reader_outside_the_query_group_sees_only_what_it_sent() {
         return;
     }
     let d = Daemon::start(&["--query-mode", "0666", "--query-group", "4242"]);
-    open_dir(&d);
+    d.open_dir();
     let from_root = unique("from-root");
     d.send(format!("<13>Nov 21 23:40:10 sec: {from_root}").as_bytes());
     d.entry_with_msg(&from_root);
@@ -148,7 +115,7 @@ fn a_reader_outside_the_query_group_sees_only_what_it_sent() {
     // A message that names another uid or pid in its text changes nothing.
     let liar = unique("liar");
     run_ok(
-        as_user(BOB, BOB, &[])
+        as_user(BOB, BOB)
             .arg(require("logger"))
             .arg("-u")
             .arg(&d.log)
@@ -193,7 +160,7 @@ fn a_reader_outside_the_query_group_sees_only_what_it_sent() {
     let text = String::from_utf8(text.stdout).unwrap();
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(text.contains(&from_alice));
-    let curl = as_user(ALICE, ALICE, &[])
+    let curl = as_user(ALICE, ALICE)
         .arg(require("curl"))
         .args(["-s", "--unix-socket"])
         .arg(&d.query)
@@ -217,8 +184,8 @@ fn a_restricted_follower_gets_only_its_own_new_entries() {
         return;
     }
     let d = Daemon::start(&["--query-mode", "0666"]);
-    open_dir(&d);
-    let mut follower = as_user(ALICE, ALICE, &[])
+    d.open_dir();
+    let mut follower = as_user(ALICE, ALICE)
         .arg(LOGREAD)
         .arg("--socket")
         .arg(&d.query)
@@ -255,7 +222,7 @@ fn a_restricted_reader_may_not_pause_clear_or_resume() {
         return;
     }
     let d = Daemon::start(&["--query-mode", "0666", "--query-group", "4242"]);
-    open_dir(&d);
+    d.open_dir();
     let mine = send_as(&d, ALICE);
     let before = d.dump().len();
     for flag in ["--clear", "--pause", "--resume"] {

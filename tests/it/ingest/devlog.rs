@@ -16,10 +16,6 @@ fn logger(d: &Daemon, args: &[&str]) -> std::process::Output {
     )
 }
 
-fn hostname() -> String {
-    ringlogd::daemon::local_hostname()
-}
-
 #[test]
 fn logger_default_local_format() {
     let d = Daemon::start(&[]);

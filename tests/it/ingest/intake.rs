@@ -12,17 +12,6 @@ use std::time::Duration;
 use crate::support::*;
 use serde_json::Value;
 
-fn internal_with(d: &Daemon, needle: &str) -> Value {
-    let entries = d.wait_for(needle, |e| {
-        e.iter()
-            .any(|v| v["input"] == "internal" && v["msg"].as_str().unwrap().contains(needle))
-    });
-    entries
-        .into_iter()
-        .find(|v| v["input"] == "internal" && v["msg"].as_str().unwrap().contains(needle))
-        .unwrap()
-}
-
 #[test]
 fn python_init_passes_200_services_and_every_line_arrives_once_in_order() {
     let (services, lines) = (200, 100);
@@ -259,7 +248,7 @@ fn a_datagram_without_an_fd_is_counted_and_reported() {
     let d = Daemon::start(&[]);
     let name = unique("nofd");
     d.pass_fds(name.as_bytes(), &[]);
-    let e = internal_with(&d, &name);
+    let e = d.internal_with(&name);
     assert_eq!(e["source"], "memlogd");
     assert_eq!(e["severity"], "warning");
     assert!(e["msg"].as_str().unwrap().contains("no fd"), "{e}");
@@ -283,13 +272,13 @@ fn fds_that_cannot_be_read_are_refused_with_a_reason() {
     let wronly = std::fs::File::create(dir.path().join("out")).unwrap();
     let name = unique("wronly");
     d.pass_fds(name.as_bytes(), &[wronly.as_raw_fd()]);
-    let e = internal_with(&d, &name);
+    let e = d.internal_with(&name);
     assert!(e["msg"].as_str().unwrap().contains("writing only"), "{e}");
 
     let dirfd = std::fs::File::open(dir.path()).unwrap();
     let name = unique("dir");
     d.pass_fds(name.as_bytes(), &[dirfd.as_raw_fd()]);
-    let e = internal_with(&d, &name);
+    let e = d.internal_with(&name);
     assert!(e["msg"].as_str().unwrap().contains("directory"), "{e}");
 
     let c = d.assert_ledger_balances("fd");
@@ -301,7 +290,7 @@ fn fds_past_max_fds_are_refused_and_counted_and_the_others_go_on() {
     let d = Daemon::start(&["--max-fds", "2"]);
     let names: Vec<String> = (0..3).map(|i| unique(&format!("fd{i}"))).collect();
     let mut writers: Vec<UnixStream> = names.iter().map(|n| d.pass_socketpair(n)).collect();
-    let e = internal_with(&d, &names[2]);
+    let e = d.internal_with(&names[2]);
     assert!(e["msg"].as_str().unwrap().contains("--max-fds"), "{e}");
     assert_eq!(d.fd_counter("dropped"), 1);
     // The refused fd was closed: its writer finds nobody reading.
@@ -425,7 +414,7 @@ fn fds_lost_in_a_cut_control_message_are_counted_and_reported() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let e = internal_with(&d, &name);
+    let e = d.internal_with(&name);
     assert!(e["msg"].as_str().unwrap().contains("lost"), "{e}");
     let got = d.wait_lines(&name, 1);
     assert!(

@@ -10,10 +10,6 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 use serde_json::Value;
 
-fn hostname() -> String {
-    ringlogd::daemon::local_hostname()
-}
-
 /// `logger -n ADDR -P PORT args`.
 fn logger_to(addr: SocketAddr, args: &[&str]) {
     run_ok(

@@ -191,9 +191,8 @@ fn named_sockets_are_used_as_handed_and_readiness_comes_once_they_serve() {
     let first = dump(&m.path("q.sock"));
     assert_eq!(first[0]["msg"], "memlogd started");
 
-    let sender = UnixDatagram::unbound().unwrap();
-    sender.send_to(b"<14>t: via a", m.path("a.sock")).unwrap();
-    sender.send_to(b"<14>t: via b", m.path("b.sock")).unwrap();
+    send_datagram(&m.path("a.sock"), b"<14>t: via a");
+    send_datagram(&m.path("b.sock"), b"<14>t: via b");
     let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
     send_fds(&m.path("intake.sock"), b"svc", &[theirs.as_raw_fd()]).unwrap();
     drop(theirs);
@@ -273,10 +272,7 @@ fn unnamed_sockets_are_told_apart_by_type_and_the_rest_are_bound() {
         None,
     );
     assert!(m.notice().starts_with("READY=1\n"));
-    UnixDatagram::unbound()
-        .unwrap()
-        .send_to(b"<14>t: forwarded by journald", m.path("log"))
-        .unwrap();
+    send_datagram(&m.path("log"), b"<14>t: forwarded by journald");
     UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .send_to(b"<14>t: by udp", udp.local_addr().unwrap())

@@ -43,16 +43,7 @@ fn internal_msgs(d: &Daemon) -> Vec<String> {
 }
 
 fn wait_internal(d: &Daemon, needle: &str) -> String {
-    let entries = d.wait_for(needle, |e| {
-        e.iter()
-            .any(|v| v["input"] == "internal" && v["msg"].as_str().unwrap().contains(needle))
-    });
-    entries
-        .iter()
-        .filter_map(|v| v["msg"].as_str())
-        .find(|m| m.contains(needle))
-        .unwrap()
-        .to_owned()
+    d.internal_with(needle)["msg"].as_str().unwrap().to_owned()
 }
 
 #[test]

@@ -89,10 +89,7 @@ fn a_stale_socket_file_is_replaced() {
     assert!(log.exists());
     let d = Daemon::start(&["--syslog-socket", log.to_str().unwrap()]);
     let msg = unique("fresh");
-    UnixDatagram::unbound()
-        .unwrap()
-        .send_to(format!("<13>Nov 21 23:40:10 t: {msg}").as_bytes(), &log)
-        .unwrap();
+    send_datagram(&log, format!("<13>Nov 21 23:40:10 t: {msg}").as_bytes());
     d.entry_with_msg(&msg);
 }
 

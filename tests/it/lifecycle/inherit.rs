@@ -170,13 +170,10 @@ fn inherited_sockets_in_the_foreground() {
     round_trip(&intake_path, &query_path);
     // The inherited /dev/log works too.
     let msg = unique("inherited-syslog");
-    UnixDatagram::unbound()
-        .unwrap()
-        .send_to(
-            format!("<13>Nov 21 23:40:10 t: {msg}").as_bytes(),
-            &syslog_path,
-        )
-        .unwrap();
+    send_datagram(
+        &syslog_path,
+        format!("<13>Nov 21 23:40:10 t: {msg}").as_bytes(),
+    );
     let mut found = false;
     for _ in 0..500 {
         let mut c = std::os::unix::net::UnixStream::connect(&query_path).unwrap();

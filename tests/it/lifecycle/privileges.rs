@@ -9,19 +9,6 @@ use std::process::{Command, Stdio};
 
 use crate::support::*;
 
-/// Whether this process is root; otherwise skip (or fail under CI).
-fn root_or_skip(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    let why = format!("{test} needs root to switch user");
-    if std::env::var_os("CI").is_some() {
-        panic!("{why}; CI must run the tests as root");
-    }
-    eprintln!("skipped: {why}");
-    false
-}
-
 /// The `Uid:`/`Gid:`/`Groups:`/`CapEff:` lines of /proc/PID/status.
 fn status_line(pid: u32, key: &str) -> String {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

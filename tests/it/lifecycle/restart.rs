@@ -642,10 +642,7 @@ fn stats_at(q: &QueryAt) -> Value {
 }
 
 fn send_to(q: &FakeSystemd, msg: &str) {
-    UnixDatagram::unbound()
-        .unwrap()
-        .send_to(msg.as_bytes(), q.run_dir().join("log"))
-        .unwrap();
+    send_datagram(&q.run_dir().join("log"), msg.as_bytes());
 }
 
 fn lines_of(entries: &[Value], source: &str) -> Vec<String> {

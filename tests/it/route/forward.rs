@@ -29,10 +29,6 @@ fn snippet_port(name: &str, port: u16) -> String {
     doc_snippet(name).replace("5514", &port.to_string())
 }
 
-fn hostname() -> String {
-    ringlogd::daemon::local_hostname()
-}
-
 fn time_of(e: &Value, key: &str) -> DateTime<FixedOffset> {
     DateTime::parse_from_rfc3339(e[key].as_str().unwrap_or_else(|| panic!("no {key}: {e}")))
         .unwrap_or_else(|err| panic!("{key} is not RFC 3339 ({err}): {e}"))

@@ -11,10 +11,6 @@ use crate::support::receiver::{Input, Pki, Receiver};
 use crate::support::*;
 use serde_json::Value;
 
-fn hostname() -> String {
-    ringlogd::daemon::local_hostname()
-}
-
 /// The RFC 5424 example (§6.5) from host web1, with a fixed time.
 fn example(msg: &str) -> Vec<u8> {
     format!(

@@ -153,9 +153,14 @@ impl Daemon {
 
     /// Send one datagram to the daemon's syslog socket.
     pub fn send(&self, bytes: &[u8]) {
-        let s = UnixDatagram::unbound().unwrap();
-        s.send_to(bytes, &self.log)
-            .expect("send to /dev/log socket");
+        send_datagram(&self.log, bytes);
+    }
+
+    /// Let every user reach the sockets in the daemon's directory (the
+    /// socket modes still decide who may connect).
+    pub fn open_dir(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
     /// Pass `fds` to the daemon's fd intake under `name`, in one datagram.
@@ -245,6 +250,15 @@ impl Daemon {
     /// A counter of the fd intake's ledger (0 while nothing arrived).
     pub fn fd_counter(&self, name: &str) -> u64 {
         self.stats()["inputs"]["fd"][name].as_u64().unwrap_or(0)
+    }
+
+    /// The first of the daemon's own entries (input `internal`) whose msg
+    /// contains `needle`, once it has arrived.
+    pub fn internal_with(&self, needle: &str) -> Value {
+        let is_it =
+            |v: &Value| v["input"] == "internal" && v["msg"].as_str().unwrap().contains(needle);
+        let entries = self.wait_for(needle, |e| e.iter().any(is_it));
+        entries.into_iter().find(is_it).unwrap()
     }
 
     /// The first entry whose msg is `msg`, once it has arrived.
@@ -411,6 +425,19 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Send `bytes` as one datagram from an unbound socket to the socket at
+/// `path` (a syslog socket other than a [`Daemon`]'s own).
+pub fn send_datagram(path: &Path, bytes: &[u8]) {
+    let s = UnixDatagram::unbound().unwrap();
+    s.send_to(bytes, path)
+        .unwrap_or_else(|e| panic!("send to {}: {e}", path.display()));
+}
+
+/// The name ringlogd gives this machine in its entries.
+pub fn hostname() -> String {
+    ringlogd::daemon::local_hostname()
 }
 
 /// Send `fds` to the intake socket at `path` as LinuxKit's init does: one
@@ -633,9 +660,19 @@ pub fn root_or_skip(what: &str) -> bool {
 /// `setpriv` running its command as `uid`, with primary group `gid` and
 /// no supplementary groups.
 pub fn as_user(uid: u32, gid: u32) -> Command {
+    as_user_in(uid, gid, &[])
+}
+
+/// [`as_user`] with exactly the supplementary `groups`.
+pub fn as_user_in(uid: u32, gid: u32, groups: &[u32]) -> Command {
     let mut c = Command::new(require("setpriv"));
     c.args(["--reuid", &uid.to_string(), "--regid", &gid.to_string()]);
-    c.arg("--clear-groups");
+    if groups.is_empty() {
+        c.arg("--clear-groups");
+    } else {
+        let list: Vec<String> = groups.iter().map(u32::to_string).collect();
+        c.args(["--groups", &list.join(",")]);
+    }
     c
 }
 
