@@ -11,7 +11,7 @@
 //! Each is the median of 3 runs, timed from the first byte sent until the
 //! stats show every message stored (or stop moving, which is reported).
 //!
-//! `cargo build --release && cargo run --release --example net [N]`
+//! `cargo bench --bench net -- [N]`
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -239,7 +239,9 @@ fn median(label: &str, n: u64, mut run: impl FnMut() -> (f64, u64)) {
 
 fn main() {
     let n: u64 = std::env::args()
-        .nth(1)
+        .skip(1)
+        // cargo bench adds --bench.
+        .find(|a| !a.starts_with("--"))
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
     let nr = (n / 5).max(1);

@@ -8,7 +8,7 @@
 //!   datagram with one line and closed at once (received, watched, read,
 //!   closed).
 //!
-//! `cargo build --release && cargo run --release --example intake [LINES]`
+//! `cargo bench --bench intake -- [LINES]`
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -172,7 +172,9 @@ fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
 
 fn main() {
     let lines: u64 = std::env::args()
-        .nth(1)
+        .skip(1)
+        // cargo bench adds --bench.
+        .find(|a| !a.starts_with("--"))
         .and_then(|a| a.parse().ok())
         .unwrap_or(2_000_000);
     println!("fd intake, {LINE}-byte lines, median of 3 (min..max):");

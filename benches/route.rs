@@ -20,7 +20,7 @@
 //! Needs rsyslog, rsyslog-relp, rsyslog-gnutls and openssl (tests/run.sh
 //! installs them).
 //!
-//! `cargo build --release && cargo run --release --example route [N]`
+//! `cargo bench --bench route -- [N]`
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -243,7 +243,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let n: usize = std::env::args()
-        .nth(1)
+        .skip(1)
+        // cargo bench adds --bench.
+        .find(|a| !a.starts_with("--"))
         .map(|a| a.parse().expect("N"))
         .unwrap_or(200_000);
     let certs = tempfile::tempdir().unwrap();
