@@ -22,11 +22,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
 use serde_json::Value;
 
+mod common;
 #[path = "bench/corpus.rs"]
 mod corpus;
+use common::pass_fd;
 
 struct Opts {
     quick: bool,
@@ -131,15 +132,13 @@ struct Bins {
 
 impl Bins {
     fn find() -> Bins {
-        let exe = std::env::current_exe().unwrap();
-        let dir = exe.parent().unwrap().parent().unwrap().to_owned();
-        let ringlogd = dir.join("ringlogd");
+        let ringlogd = common::bin("ringlogd");
         assert!(
             ringlogd.exists(),
             "build the daemon first: cargo build --release"
         );
         Bins {
-            logread: dir.join("logread"),
+            logread: common::bin("logread"),
             ringlogd,
             busybox: which("busybox"),
             rsyslogd: std::env::var_os("RSYSLOGD")
@@ -533,29 +532,40 @@ fn in_private_dev(dir: &Path, command: &str) -> Option<Child> {
         .ok()
 }
 
-/// busybox syslogd -C (shared-memory ring). Timed until a final marker
-/// shows in `busybox logread`.
-fn busybox_ingest(busybox: &Path, n: usize, size: usize) -> Option<f64> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = in_private_dev(
-        dir.path(),
-        &format!("{} syslogd -n -C1024", busybox.display()),
-    )?;
-    let log = dir.path().join("log");
-    if !wait_until(Duration::from_secs(5), || log.exists()) {
-        let _ = child.kill();
-        return None;
-    }
+/// [`send_all`] from one sender, then a final marker, returned: a peer has
+/// taken everything once the marker shows.
+fn send_all_then_marker(path: &Path, n: usize, size: usize) -> String {
+    send_all(path, n, size, 1);
     let marker = format!("bench-end-{}", std::process::id());
-    let start = Instant::now();
-    send_all(&log, n, size, 1);
     UnixDatagram::unbound()
         .unwrap()
         .send_to(
             format!("<13>Nov 21 23:40:10 bench: {marker}").as_bytes(),
-            &log,
+            path,
         )
         .unwrap();
+    marker
+}
+
+/// busybox syslogd -C (a 1 MiB shared-memory ring) with its /dev/log in
+/// `dir`, once that is there: the child and the socket.
+fn start_busybox(busybox: &Path, dir: &Path) -> Option<(Child, PathBuf)> {
+    let mut child = in_private_dev(dir, &format!("{} syslogd -n -C1024", busybox.display()))?;
+    let log = dir.join("log");
+    if !wait_until(Duration::from_secs(5), || log.exists()) {
+        let _ = child.kill();
+        return None;
+    }
+    Some((child, log))
+}
+
+/// busybox syslogd -C (shared-memory ring). Timed until a final marker
+/// shows in `busybox logread`.
+fn busybox_ingest(busybox: &Path, n: usize, size: usize) -> Option<f64> {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, log) = start_busybox(busybox, dir.path())?;
+    let start = Instant::now();
+    let marker = send_all_then_marker(&log, n, size);
     let done = wait_until(Duration::from_secs(120), || {
         Command::new(busybox)
             .arg("logread")
@@ -604,16 +614,8 @@ fn rsyslog_ingest(rsyslogd: &Path, n: usize, size: usize) -> Option<f64> {
         let _ = child.kill();
         return None;
     }
-    let marker = format!("bench-end-{}", std::process::id());
     let start = Instant::now();
-    send_all(&sock, n, size, 1);
-    UnixDatagram::unbound()
-        .unwrap()
-        .send_to(
-            format!("<13>Nov 21 23:40:10 bench: {marker}").as_bytes(),
-            &sock,
-        )
-        .unwrap();
+    let marker = send_all_then_marker(&sock, n, size);
     let out = d.join("out.log");
     let done = wait_until(Duration::from_secs(300), || tail_contains(&out, &marker));
     let rate = n as f64 / start.elapsed().as_secs_f64();
@@ -717,21 +719,6 @@ fn ingest_table(o: &Opts, bins: &Bins) -> f64 {
 }
 
 // ---- fd intake ----
-
-/// Pass `fd` to the intake socket under `name`, as LinuxKit's init does.
-fn pass_fd(intake: &Path, name: &str, fd: &impl AsRawFd) {
-    let sender = UnixDatagram::unbound().unwrap();
-    let addr = UnixAddr::new(intake).unwrap();
-    let fds = [fd.as_raw_fd()];
-    sendmsg(
-        sender.as_raw_fd(),
-        &[std::io::IoSlice::new(name.as_bytes())],
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
-        Some(&addr),
-    )
-    .unwrap();
-}
 
 fn intake_row(o: &Opts, bins: &Bins) {
     const FDS: usize = 64;
@@ -840,15 +827,7 @@ fn dump_table(o: &Opts, bins: &Bins, corpus: &corpus::Corpus) -> Figure {
 
 fn busybox_dump(busybox: &Path, o: &Opts) -> Option<Figure> {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = in_private_dev(
-        dir.path(),
-        &format!("{} syslogd -n -C1024", busybox.display()),
-    )?;
-    let log = dir.path().join("log");
-    if !wait_until(Duration::from_secs(5), || log.exists()) {
-        let _ = child.kill();
-        return None;
-    }
+    let (mut child, log) = start_busybox(busybox, dir.path())?;
     send_all(&log, 20_000, 100, 1);
     std::thread::sleep(Duration::from_millis(300));
     let f = repeat(o.reps, || {

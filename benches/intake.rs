@@ -10,80 +10,29 @@
 //!
 //! `cargo bench --bench intake -- [LINES]`
 
-use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
+use std::io::Write;
 use std::os::unix::net::{UnixDatagram, UnixStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
+use nix::sys::socket::UnixAddr;
+
+mod common;
+use common::{count_arg, pass_fd, pass_fd_from, Ringlogd};
 
 const LINE: usize = 100;
 
-fn daemon_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("ringlogd")
+fn newest_entry(d: &Ringlogd) -> serde_json::Value {
+    serde_json::from_slice(&d.query(b"{\"mode\":\"dump\",\"n\":1}\n")).unwrap()
 }
 
-fn start(dir: &Path, args: &[&str]) -> Child {
-    let mut child = Command::new(daemon_bin())
-        .arg("--runtime-dir")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("build ringlogd first: cargo build --release");
-    let q = dir.join("memlogdq.sock");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while UnixStream::connect(&q).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("ringlogd exited: {status}; build it first: cargo build --release");
-        }
-        assert!(Instant::now() < deadline, "ringlogd did not start");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child
+fn fd_counter(d: &Ringlogd, name: &str) -> u64 {
+    d.stats()["inputs"]["fd"][name].as_u64().unwrap_or(0)
 }
 
-fn stats(dir: &Path) -> serde_json::Value {
-    let mut c = UnixStream::connect(dir.join("memlogdq.sock")).unwrap();
-    c.write_all(b"{\"mode\":\"stats\"}\n").unwrap();
-    let mut out = Vec::new();
-    c.read_to_end(&mut out).unwrap();
-    serde_json::from_slice(&out).unwrap()
-}
-
-fn newest_entry(dir: &Path) -> serde_json::Value {
-    let mut c = UnixStream::connect(dir.join("memlogdq.sock")).unwrap();
-    c.write_all(b"{\"mode\":\"dump\",\"n\":1}\n").unwrap();
-    let mut out = Vec::new();
-    c.read_to_end(&mut out).unwrap();
-    serde_json::from_slice(&out).unwrap()
-}
-
-fn fd_counter(dir: &Path, name: &str) -> u64 {
-    stats(dir)["inputs"]["fd"][name].as_u64().unwrap_or(0)
-}
-
-fn wait_stored(dir: &Path, n: u64) {
-    while fd_counter(dir, "stored") < n {
+fn wait_stored(d: &Ringlogd, n: u64) {
+    while fd_counter(d, "stored") < n {
         std::thread::sleep(Duration::from_millis(2));
     }
-}
-
-fn pass(intake: &Path, name: &str, fd: &impl AsRawFd) {
-    let sender = UnixDatagram::unbound().unwrap();
-    let addr = UnixAddr::new(intake).unwrap();
-    let fds = [fd.as_raw_fd()];
-    sendmsg(
-        sender.as_raw_fd(),
-        &[std::io::IoSlice::new(name.as_bytes())],
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
-        Some(&addr),
-    )
-    .unwrap();
 }
 
 /// 64 KiB of whole 100-byte lines.
@@ -102,16 +51,15 @@ fn chunk() -> Vec<u8> {
 
 /// Lines per second with `fds` fds open at once, `lines` lines in all.
 fn lines_rate(fds: usize, lines: u64) -> f64 {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = start(dir.path(), &["--max-fds", &(fds + 10).to_string()]);
-    let intake = dir.path().join("linuxkit-external-logging.sock");
+    let d = Ringlogd::start(&["--max-fds", &(fds + 10).to_string()]);
+    let intake = d.path("linuxkit-external-logging.sock");
     let chunk = chunk();
     let per_chunk = (chunk.len() / LINE) as u64;
     let chunks = lines.div_ceil(per_chunk);
     let mut writers: Vec<UnixStream> = (0..fds)
         .map(|i| {
             let (ours, theirs) = UnixStream::pair().unwrap();
-            pass(&intake, &format!("svc{i}.out"), &theirs);
+            pass_fd(&intake, &format!("svc{i}.out"), &theirs);
             ours
         })
         .collect();
@@ -121,23 +69,20 @@ fn lines_rate(fds: usize, lines: u64) -> f64 {
     }
     drop(writers);
     let total = chunks * per_chunk;
-    wait_stored(dir.path(), total);
+    wait_stored(&d, total);
     let rate = total as f64 / start.elapsed().as_secs_f64();
-    assert_eq!(fd_counter(dir.path(), "dropped"), 0);
-    assert_eq!(fd_counter(dir.path(), "received"), total);
-    let newest = newest_entry(dir.path());
+    assert_eq!(fd_counter(&d, "dropped"), 0);
+    assert_eq!(fd_counter(&d, "received"), total);
+    let newest = newest_entry(&d);
     assert_eq!(newest["input"], "fd");
     assert_eq!(newest["msg"].as_str().unwrap().len(), LINE - 1, "{newest}");
-    child.kill().unwrap();
-    child.wait().unwrap();
     rate
 }
 
 /// Fds per second: `n` fds, each with one line, passed and closed.
 fn fds_rate(n: u64) -> f64 {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = start(dir.path(), &[]);
-    let intake = dir.path().join("linuxkit-external-logging.sock");
+    let d = Ringlogd::start(&[]);
+    let intake = d.path("linuxkit-external-logging.sock");
     let sender = UnixDatagram::unbound().unwrap();
     let addr = UnixAddr::new(&intake).unwrap();
     let start = Instant::now();
@@ -146,22 +91,11 @@ fn fds_rate(n: u64) -> f64 {
         ours.write_all(b"one line from a short-lived program\n")
             .unwrap();
         drop(ours);
-        let fds = [theirs.as_raw_fd()];
-        let name = format!("job{i}");
-        sendmsg(
-            sender.as_raw_fd(),
-            &[std::io::IoSlice::new(name.as_bytes())],
-            &[ControlMessage::ScmRights(&fds)],
-            MsgFlags::empty(),
-            Some(&addr),
-        )
-        .unwrap();
+        pass_fd_from(&sender, &addr, &format!("job{i}"), &theirs);
     }
-    wait_stored(dir.path(), n);
+    wait_stored(&d, n);
     let rate = n as f64 / start.elapsed().as_secs_f64();
-    assert_eq!(fd_counter(dir.path(), "dropped"), 0, "no fd refused");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    assert_eq!(fd_counter(&d, "dropped"), 0, "no fd refused");
     rate
 }
 
@@ -171,12 +105,7 @@ fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
 }
 
 fn main() {
-    let lines: u64 = std::env::args()
-        .skip(1)
-        // cargo bench adds --bench.
-        .find(|a| !a.starts_with("--"))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(2_000_000);
+    let lines: u64 = count_arg(2_000_000);
     println!("fd intake, {LINE}-byte lines, median of 3 (min..max):");
     for fds in [1, 100, 1000] {
         let (m, lo, hi) = median((0..3).map(|_| lines_rate(fds, lines)).collect());

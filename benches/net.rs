@@ -13,50 +13,24 @@
 //!
 //! `cargo bench --bench net -- [N]`
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Ringlogd {
-    child: Child,
-    dir: tempfile::TempDir,
-}
+mod common;
+use common::{count_arg, Ringlogd};
+
+/// The ring every run starts with: large enough to hold a run.
+const RING: [&str; 4] = ["--max-lines", "100000", "--max-bytes", "64M"];
 
 impl Ringlogd {
-    fn start(args: &[&str]) -> Ringlogd {
-        let dir = tempfile::tempdir().unwrap();
-        let exe = std::env::current_exe().unwrap();
-        let bin = exe.parent().unwrap().parent().unwrap().join("ringlogd");
-        let child = Command::new(bin)
-            .arg("--runtime-dir")
-            .arg(dir.path())
-            .args(["--max-lines", "100000", "--max-bytes", "64M"])
-            .args(args)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("build ringlogd first: cargo build --release");
-        let q = dir.path().join("memlogdq.sock");
-        while UnixStream::connect(&q).is_err() {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Ringlogd { child, dir }
-    }
-
-    fn query(&self, req: &[u8]) -> Vec<u8> {
-        let mut c = UnixStream::connect(self.dir.path().join("memlogdq.sock")).unwrap();
-        c.write_all(req).unwrap();
-        let mut out = Vec::new();
-        c.read_to_end(&mut out).unwrap();
-        out
-    }
-
     fn stored(&self, input: &str) -> u64 {
-        let s: serde_json::Value =
-            serde_json::from_slice(&self.query(b"{\"mode\":\"stats\"}\n")).unwrap();
-        s["inputs"][input]["stored"].as_u64().unwrap_or(0)
+        self.stats()["inputs"][input]["stored"]
+            .as_u64()
+            .unwrap_or(0)
     }
 
     fn tcp_addr(&self) -> SocketAddr {
@@ -94,13 +68,6 @@ impl Ringlogd {
     }
 }
 
-impl Drop for Ringlogd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn message(i: u64) -> Vec<u8> {
     let mut m =
         format!("<13>1 2026-11-22T00:00:00.000001Z web1 bench 42 - - message {i:08} ").into_bytes();
@@ -125,7 +92,7 @@ fn framed(n: u64, octet_counted: bool) -> Vec<u8> {
 }
 
 fn tcp_run(n: u64, octet_counted: bool) -> (f64, u64) {
-    let d = Ringlogd::start(&["--tcp", "127.0.0.1:0"]);
+    let d = Ringlogd::start(&[&RING[..], &["--tcp", "127.0.0.1:0"]].concat());
     let bytes = framed(n, octet_counted);
     let mut s = TcpStream::connect(d.tcp_addr()).unwrap();
     let start = Instant::now();
@@ -186,7 +153,7 @@ fn start_rsyslog(dir: &Path, forward: &str) -> (Child, PathBuf) {
 }
 
 fn rsyslog_run(n: u64, tcp: bool) -> (f64, u64) {
-    let d = Ringlogd::start(&["--tcp", "127.0.0.1:0"]);
+    let d = Ringlogd::start(&[&RING[..], &["--tcp", "127.0.0.1:0"]].concat());
     let forward = if tcp {
         format!(
             "*.* action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{}\" protocol=\"tcp\"\n  \
@@ -197,7 +164,7 @@ fn rsyslog_run(n: u64, tcp: bool) -> (f64, u64) {
         format!(
             "$ModLoad omuxsock\n$OMUxSockSocket {}\n\
              $OMUxSockDefaultTemplate RSYSLOG_SyslogProtocol23Format\n*.* :omuxsock:",
-            d.dir.path().join("log").display()
+            d.path("log").display()
         )
     };
     let rdir = tempfile::tempdir().unwrap();
@@ -238,12 +205,7 @@ fn median(label: &str, n: u64, mut run: impl FnMut() -> (f64, u64)) {
 }
 
 fn main() {
-    let n: u64 = std::env::args()
-        .skip(1)
-        // cargo bench adds --bench.
-        .find(|a| !a.starts_with("--"))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
+    let n: u64 = count_arg(1_000_000);
     let nr = (n / 5).max(1);
     println!("100-byte RFC 5424 messages, one sender, median of 3 (min..max):");
     median(&format!("TCP, LF framing ({n})"), n, || tcp_run(n, false));

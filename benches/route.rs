@@ -22,60 +22,25 @@
 //!
 //! `cargo bench --bench route -- [N]`
 
-use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join(name)
+mod common;
+use common::{count_arg, Ringlogd};
+
+/// The ring every run starts with: large enough to hold a run.
+const RING: [&str; 5] = ["--no-kmsg", "--max-lines", "1000000", "--max-bytes", "256M"];
+
+/// ringlogd with one route, `route`.
+fn ringlogd_routing(route: &str) -> Ringlogd {
+    Ringlogd::start(&[&RING[..], &["--route", route]].concat())
 }
 
-struct Ringlogd {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Ringlogd {
-    fn start(route: &str) -> Ringlogd {
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new(bin("ringlogd"))
-            .arg("--runtime-dir")
-            .arg(dir.path())
-            .args(["--no-kmsg", "--max-lines", "1000000", "--max-bytes", "256M"])
-            .args(["--route", route])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("build ringlogd first: cargo build --release");
-        let q = dir.path().join("memlogdq.sock");
-        while UnixStream::connect(&q).is_err() {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Ringlogd { child, dir }
-    }
-
-    fn route(&self) -> serde_json::Value {
-        let mut c = UnixStream::connect(self.dir.path().join("memlogdq.sock")).unwrap();
-        c.write_all(b"{\"mode\":\"stats\"}\n").unwrap();
-        let mut out = Vec::new();
-        c.read_to_end(&mut out).unwrap();
-        let s: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        s["routes"][0].clone()
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("log")
-    }
-}
-
-impl Drop for Ringlogd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn route_stats(d: &Ringlogd) -> serde_json::Value {
+    d.stats()["routes"][0].clone()
 }
 
 struct Rsyslog {
@@ -242,12 +207,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let n: usize = std::env::args()
-        .skip(1)
-        // cargo bench adds --bench.
-        .find(|a| !a.starts_with("--"))
-        .map(|a| a.parse().expect("N"))
-        .unwrap_or(200_000);
+    let n: usize = count_arg(200_000);
     let certs = tempfile::tempdir().unwrap();
     make_certs(certs.path());
     println!("{n} messages of 100 bytes per run, median of 3");
@@ -258,7 +218,7 @@ fn main() {
         let mut written = Vec::new();
         for run in 0..3 {
             let mut rx = Rsyslog::configure(kind, certs.path(), free_port());
-            let d = Ringlogd::start(&route_url(kind, rx.port, certs.path()));
+            let d = ringlogd_routing(&route_url(kind, rx.port, certs.path()));
             let tag = format!("{kind}{run}");
             // UDP cannot tell that nothing listens until a datagram is
             // refused: its receiver starts first, and the figure includes
@@ -267,20 +227,20 @@ fn main() {
             if udp {
                 rx.restart(true);
             } else {
-                send(&d.socket(), &tag, n, None);
+                send(&d.path("log"), &tag, n, None);
                 rx.restart(false);
             }
-            while d.route()["state"] != "connected" {
+            while route_stats(&d)["state"] != "connected" {
                 std::thread::sleep(Duration::from_millis(1));
             }
             let t = Instant::now();
             if udp {
-                send(&d.socket(), &tag, n, None);
+                send(&d.path("log"), &tag, n, None);
             }
             let mut sent_at = None;
             let mut last = (0, Instant::now());
             loop {
-                let r = d.route();
+                let r = route_stats(&d);
                 if sent_at.is_none() && r["lag"] == 0 && r["sent"].as_u64() >= Some(n as u64) {
                     sent_at = Some(t.elapsed());
                 }
@@ -310,24 +270,24 @@ fn main() {
     println!("transport  reconnected after restart  lost  duplicated");
     for kind in ["relp", "tcp"] {
         let mut rx = Rsyslog::start(kind, certs.path());
-        let d = Ringlogd::start(&route_url(kind, rx.port, certs.path()));
+        let d = ringlogd_routing(&route_url(kind, rx.port, certs.path()));
         let total = 200_000;
         let tag = format!("restart-{kind}");
-        let sock = d.socket();
+        let sock = d.path("log");
         let t2 = tag.clone();
         let sender = std::thread::spawn(move || send(&sock, &t2, total, Some(20_000)));
         std::thread::sleep(Duration::from_secs(3));
         rx.kill();
         std::thread::sleep(Duration::from_secs(1));
-        let reconnects = d.route()["reconnects"].as_u64().unwrap_or(0);
+        let reconnects = route_stats(&d)["reconnects"].as_u64().unwrap_or(0);
         rx.restart(false);
         let restarted = Instant::now();
-        while d.route()["reconnects"].as_u64().unwrap_or(0) == reconnects {
+        while route_stats(&d)["reconnects"].as_u64().unwrap_or(0) == reconnects {
             std::thread::sleep(Duration::from_millis(5));
         }
         let back = restarted.elapsed();
         sender.join().unwrap();
-        while d.route()["lag"] != 0 {
+        while route_stats(&d)["lag"] != 0 {
             std::thread::sleep(Duration::from_millis(20));
         }
         std::thread::sleep(Duration::from_millis(1500));

@@ -66,31 +66,17 @@ struct Stamp {
     print: &'static str,
 }
 
-const SYSLOG: Stamp = Stamp {
-    year: "2026 ",
-    parse: "%Y %b %e %H:%M:%S",
-    print: "%b %e %H:%M:%S",
-};
-const ANDROID: Stamp = Stamp {
-    year: "2026-",
-    parse: "%Y-%m-%d %H:%M:%S%.3f",
-    print: "%m-%d %H:%M:%S%.3f",
-};
-const APACHE: Stamp = Stamp {
-    year: "",
-    parse: "[%a %b %d %H:%M:%S %Y]",
-    print: "[%a %b %d %H:%M:%S %Y]",
-};
-const HDFS: Stamp = Stamp {
-    year: "",
-    parse: "%y%m%d %H%M%S",
-    print: "%y%m%d %H%M%S",
-};
-const ZOOKEEPER: Stamp = Stamp {
-    year: "",
-    parse: "%Y-%m-%d %H:%M:%S,%3f",
-    print: "%Y-%m-%d %H:%M:%S,%3f",
-};
+impl Stamp {
+    const fn new(year: &'static str, parse: &'static str, print: &'static str) -> Stamp {
+        Stamp { year, parse, print }
+    }
+}
+
+const SYSLOG: Stamp = Stamp::new("2026 ", "%Y %b %e %H:%M:%S", "%b %e %H:%M:%S");
+const ANDROID: Stamp = Stamp::new("2026-", "%Y-%m-%d %H:%M:%S%.3f", "%m-%d %H:%M:%S%.3f");
+const APACHE: Stamp = Stamp::new("", "[%a %b %d %H:%M:%S %Y]", "[%a %b %d %H:%M:%S %Y]");
+const HDFS: Stamp = Stamp::new("", "%y%m%d %H%M%S", "%y%m%d %H%M%S");
+const ZOOKEEPER: Stamp = Stamp::new("", "%Y-%m-%d %H:%M:%S,%3f", "%Y-%m-%d %H:%M:%S,%3f");
 
 /// The corpus files: name, feed, timestamp, leading fields to strip.
 const FILES: [(&str, Feed, Stamp, usize); 7] = [

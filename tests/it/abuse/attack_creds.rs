@@ -153,22 +153,50 @@ fn check_early_messages(query: &Path, sender: &mut Child, tag: &str) {
     );
 }
 
+/// What the early-message tests start from: a runtime directory others can
+/// reach, a snapshot to load (so that the start takes a while), and an
+/// [`early_sender`] tagged `label` already retrying on its `/dev/log`.
+struct EarlyStart {
+    dir: tempfile::TempDir,
+    /// Holds the snapshot.
+    _keep: tempfile::TempDir,
+    snap: PathBuf,
+    tag: String,
+    sender: Child,
+}
+
+fn early_start(label: &str) -> EarlyStart {
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let keep = tempfile::tempdir().unwrap();
+    let snap = filled_snapshot(keep.path());
+    let tag = unique(label);
+    let sender = early_sender(&dir.path().join("log"), &tag);
+    EarlyStart {
+        dir,
+        _keep: keep,
+        snap,
+        tag,
+        sender,
+    }
+}
+
 #[test]
 fn messages_sent_while_the_daemon_starts_are_never_anyone_else_s() {
     if !root_or_skip("reading as nobody") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let keep = tempfile::tempdir().unwrap();
-    let snap = filled_snapshot(keep.path());
-    let tag = unique("start");
-    let mut sender = early_sender(&dir.path().join("log"), &tag);
+    let mut early = early_start("start");
     let d = Daemon::start_in(
-        dir,
-        &["--query-mode", "0666", "--snapshot", snap.to_str().unwrap()],
+        early.dir,
+        &[
+            "--query-mode",
+            "0666",
+            "--snapshot",
+            early.snap.to_str().unwrap(),
+        ],
     );
-    check_early_messages(&d.query, &mut sender, &tag);
+    check_early_messages(&d.query, &mut early.sender, &early.tag);
 }
 
 #[test]
@@ -176,22 +204,18 @@ fn messages_sent_while_a_daemonizing_daemon_starts_are_never_anyone_else_s() {
     if !root_or_skip("reading as nobody") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let keep = tempfile::tempdir().unwrap();
-    let snap = filled_snapshot(keep.path());
-    let tag = unique("daemonize");
-    let mut sender = early_sender(&dir.path().join("log"), &tag);
+    let mut early = early_start("daemonize");
+    let dir = early.dir.path();
     run_ok(
         ringlogd_command()
             .arg("--runtime-dir")
-            .arg(dir.path())
+            .arg(dir)
             .args(["--daemonize", "--query-mode", "0666", "--snapshot"])
-            .arg(&snap)
+            .arg(&early.snap)
             .stdin(Stdio::null()),
     );
-    let daemon = Detached(pid_with_arg(dir.path()));
-    check_early_messages(&dir.path().join("memlogdq.sock"), &mut sender, &tag);
+    let daemon = Detached(pid_with_arg(dir));
+    check_early_messages(&dir.join("memlogdq.sock"), &mut early.sender, &early.tag);
     daemon.stop();
 }
 
@@ -324,32 +348,9 @@ fn with_no_signal_control_the_daemon_s_user_cannot_pause_it() {
         return;
     }
     let d = Daemon::start(&["--user", "nobody", "--no-signal-control"]);
-    d.wait_for("the switch", |e| {
-        e.iter().any(|v| {
-            v["msg"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("running as nobody")
-        })
-    });
+    d.entry_starting("running as nobody");
     sigusr1_as_nobody(d.pid());
-    let refusal = d.wait_for("the refusal", |e| {
-        e.iter().any(|v| {
-            v["msg"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("ignored SIGUSR1")
-        })
-    });
-    let refusal = refusal
-        .iter()
-        .find(|v| {
-            v["msg"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("ignored SIGUSR1")
-        })
-        .unwrap();
+    let refusal = d.entry_starting("ignored SIGUSR1");
     let msg = refusal["msg"].as_str().unwrap();
     assert!(msg.contains(&format!("uid {NOBODY}")), "{msg}");
     assert_eq!(refusal["severity"], "warning");
@@ -369,14 +370,7 @@ fn without_no_signal_control_the_daemon_s_user_can_pause_it() {
         return;
     }
     let d = Daemon::start(&["--user", "nobody"]);
-    d.wait_for("the switch", |e| {
-        e.iter().any(|v| {
-            v["msg"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("running as nobody")
-        })
-    });
+    d.entry_starting("running as nobody");
     sigusr1_as_nobody(d.pid());
     d.wait_until("the pause", |d| d.stats()["paused"] == true);
     let lost = unique("while-paused");
@@ -471,10 +465,7 @@ fn dump_once(query: &Path) -> Option<Vec<Value>> {
 }
 
 fn count(entries: &[Value], prefix: &str) -> usize {
-    entries
-        .iter()
-        .filter(|e| e["msg"].as_str().unwrap_or("").starts_with(prefix))
-        .count()
+    entries.iter().filter(|e| msg_starts(e, prefix)).count()
 }
 
 #[test]
@@ -505,12 +496,7 @@ fn a_reexec_onto_a_program_that_would_not_run_is_refused_and_keeps_the_ring() {
         let entries = d.reexec_until("cannot re-execute", i);
         let refusal = entries
             .iter()
-            .filter(|e| {
-                e["msg"]
-                    .as_str()
-                    .unwrap_or("")
-                    .starts_with("cannot re-execute")
-            })
+            .filter(|e| msg_starts(e, "cannot re-execute"))
             .nth(i)
             .unwrap();
         let msg = refusal["msg"].as_str().unwrap();

@@ -77,6 +77,30 @@ fn resume(d: &Daemon, cursor: u64) -> Vec<Value> {
     parse_lines(&out.stdout)
 }
 
+/// Log 20 entries `new` and check that a follower resuming after `cursor`
+/// gets exactly them; they are returned.
+fn assert_resumes_after(d: &Daemon, cursor: u64) -> Vec<Value> {
+    let new = log(d, "new", 20);
+    let got: Vec<Value> = resume(d, cursor)
+        .into_iter()
+        .filter(|v| v["app"] == "new")
+        .collect();
+    assert_eq!(got, new, "every new entry, after the cursor");
+    new
+}
+
+/// How many entries of `app` the ring holds.
+fn count_app(d: &Daemon, app: &str) -> usize {
+    d.dump().iter().filter(|v| v["app"] == app).count()
+}
+
+/// Log 5 entries `before` into `d` (started with a snapshot) and stop it
+/// cleanly, saving them.
+fn seed_snapshot(d: Daemon) {
+    log(&d, "before", 5);
+    assert!(d.stop().success());
+}
+
 fn snapshot_args(snap: &Path) -> Vec<&str> {
     vec!["--snapshot", snap.to_str().unwrap()]
 }
@@ -303,9 +327,7 @@ fn a_save_that_runs_out_of_space_fails_the_exit_and_loses_no_number() {
     let tiny = TinyFs::mount();
     let snap = tiny.path().join("ring.tmp");
     let args = [&["--no-kmsg"], &snapshot_args(&snap)[..]].concat();
-    let d = Daemon::start_with_kmsg(&args);
-    log(&d, "before", 5);
-    assert!(d.stop().success());
+    seed_snapshot(Daemon::start_with_kmsg(&args));
     let previous = fs::read(&snap).unwrap();
 
     // A route that forwards errors: the failed save reaches it.
@@ -318,9 +340,7 @@ fn a_save_that_runs_out_of_space_fails_the_exit_and_loses_no_number() {
         d.stats()["sources"]["bulk"]["stored"].as_u64() == Some(2000)
     });
     let cursor = seq(d.dump().last().unwrap());
-    let stderr_path = d.stderr.clone().unwrap();
-    let status = d.stop();
-    let stderr = fs::read_to_string(stderr_path).unwrap();
+    let (status, stderr) = d.stop_with_stderr();
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains(&format!(
@@ -339,18 +359,8 @@ fn a_save_that_runs_out_of_space_fails_the_exit_and_loses_no_number() {
     assert_eq!(fs::read(&snap).unwrap(), previous, "the previous snapshot");
 
     let d = Daemon::start_with_kmsg(&args);
-    let new = log(&d, "new", 20);
-    let got: Vec<Value> = resume(&d, cursor)
-        .into_iter()
-        .filter(|v| v["app"] == "new")
-        .collect();
-    assert_eq!(got, new, "every new entry, after the cursor");
-    let old: Vec<Value> = d
-        .dump()
-        .into_iter()
-        .filter(|v| v["app"] == "before")
-        .collect();
-    assert_eq!(old.len(), 5, "the previous snapshot loads");
+    assert_resumes_after(&d, cursor);
+    assert_eq!(count_app(&d, "before"), 5, "the previous snapshot loads");
 }
 
 // ---- the pid file ----------------------------------------------------------
@@ -414,9 +424,7 @@ fn a_clean_stop_and_start_go_on_with_the_next_number() {
 fn a_follower_gets_every_new_entry_after_a_crash_that_followed_a_restore() {
     let keep = tempfile::tempdir().unwrap();
     let snap = keep.path().join("ring.snapshot");
-    let d = Daemon::start(&snapshot_args(&snap));
-    log(&d, "before", 5);
-    assert!(d.stop().success());
+    seed_snapshot(Daemon::start(&snapshot_args(&snap)));
 
     let d = Daemon::start(&snapshot_args(&snap));
     let seen = log(&d, "seen", 50);
@@ -425,12 +433,7 @@ fn a_follower_gets_every_new_entry_after_a_crash_that_followed_a_restore() {
     drop(d);
 
     let d = Daemon::start(&snapshot_args(&snap));
-    let new = log(&d, "new", 20);
-    let got: Vec<Value> = resume(&d, cursor)
-        .into_iter()
-        .filter(|v| v["app"] == "new")
-        .collect();
-    assert_eq!(got, new, "every new entry, after the cursor");
+    let new = assert_resumes_after(&d, cursor);
     assert!(seq(&new[0]) > cursor);
     // At this rate a crash costs at most one block of 1000 numbers.
     assert!(
@@ -438,12 +441,7 @@ fn a_follower_gets_every_new_entry_after_a_crash_that_followed_a_restore() {
         "{} after {cursor}",
         seq(&new[0])
     );
-    let old: Vec<Value> = d
-        .dump()
-        .into_iter()
-        .filter(|v| v["app"] == "before")
-        .collect();
-    assert_eq!(old.len(), 5, "the snapshot was loaded");
+    assert_eq!(count_app(&d, "before"), 5, "the snapshot was loaded");
 }
 
 /// A save that fails (the directory no longer writable by the user the
@@ -466,9 +464,7 @@ fn a_follower_gets_every_new_entry_after_a_failed_save() {
     ]
     .concat();
 
-    let d = Daemon::start_with_kmsg(&args);
-    log(&d, "before", 5);
-    assert!(d.stop().success());
+    seed_snapshot(Daemon::start_with_kmsg(&args));
     assert_eq!(
         fs::metadata(&snap).unwrap().uid(),
         ATTACKER,
@@ -479,9 +475,7 @@ fn a_follower_gets_every_new_entry_after_a_failed_save() {
     let seen = log(&d, "seen", 50);
     let cursor = seq(seen.last().unwrap());
     chmod(&state, 0o500);
-    let stderr_path = d.stderr.clone().unwrap();
-    let status = d.stop();
-    let stderr = fs::read_to_string(stderr_path).unwrap();
+    let (status, stderr) = d.stop_with_stderr();
     assert_eq!(
         status.code(),
         Some(1),
@@ -495,18 +489,8 @@ fn a_follower_gets_every_new_entry_after_a_failed_save() {
 
     chmod(&state, 0o700);
     let d = Daemon::start_with_kmsg(&args);
-    let new = log(&d, "new", 20);
-    let got: Vec<Value> = resume(&d, cursor)
-        .into_iter()
-        .filter(|v| v["app"] == "new")
-        .collect();
-    assert_eq!(got, new, "every new entry, after the cursor");
-    let old: Vec<Value> = d
-        .dump()
-        .into_iter()
-        .filter(|v| v["app"] == "before")
-        .collect();
-    assert_eq!(old.len(), 5, "the previous snapshot is whole");
+    assert_resumes_after(&d, cursor);
+    assert_eq!(count_app(&d, "before"), 5, "the previous snapshot is whole");
 }
 
 /// A re-exec hands the ring over with its own counter (no gap); the
@@ -515,9 +499,7 @@ fn a_follower_gets_every_new_entry_after_a_failed_save() {
 fn a_follower_gets_every_new_entry_after_a_crash_that_followed_a_reexec() {
     let keep = tempfile::tempdir().unwrap();
     let snap = keep.path().join("ring.snapshot");
-    let d = Daemon::start(&snapshot_args(&snap));
-    log(&d, "before", 5);
-    assert!(d.stop().success());
+    seed_snapshot(Daemon::start(&snapshot_args(&snap)));
 
     let d = Daemon::start(&snapshot_args(&snap));
     let pre = seq(log(&d, "pre", 10).last().unwrap());
@@ -533,10 +515,5 @@ fn a_follower_gets_every_new_entry_after_a_crash_that_followed_a_reexec() {
     drop(d);
 
     let d = Daemon::start(&snapshot_args(&snap));
-    let new = log(&d, "new", 20);
-    let got: Vec<Value> = resume(&d, cursor)
-        .into_iter()
-        .filter(|v| v["app"] == "new")
-        .collect();
-    assert_eq!(got, new, "every new entry, after the cursor");
+    assert_resumes_after(&d, cursor);
 }

@@ -278,13 +278,18 @@ fn lines_written_to_dev_kmsg_arrive_within_a_second() {
     let (eb, _) = within(&d, &b, Duration::from_secs(1));
     let (ec, _) = within(&d, &c, Duration::from_secs(1));
 
-    assert_eq!(ea["input"], "kmsg");
-    assert_eq!(ea["facility"], "user");
-    assert_eq!(ea["severity"], "err");
-    assert_eq!(ea["source"], "kmsgtest");
-    assert_eq!(ea["app"], "kmsgtest");
-    assert_eq!(ea["pid"], "4242");
-    assert_eq!(ea["host"], ringlogd::daemon::local_hostname().as_str());
+    assert_fields(
+        &ea,
+        &[
+            ("input", "kmsg"),
+            ("facility", "user"),
+            ("severity", "err"),
+            ("source", "kmsgtest"),
+            ("app", "kmsgtest"),
+            ("pid", "4242"),
+            ("host", ringlogd::daemon::local_hostname().as_str()),
+        ],
+    );
     assert_eq!(
         (eb["facility"].as_str(), eb["severity"].as_str()),
         (Some("daemon"), Some("info"))

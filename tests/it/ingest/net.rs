@@ -78,10 +78,15 @@ fn udp_with_logger() {
     assert_eq!(e["input"], "net");
     assert_eq!(peer_ip(&e).to_string(), "127.0.0.1");
     assert!(e.get("peer").is_none(), "{e}");
-    assert_eq!(e["host"], hostname().as_str());
-    assert_eq!(e["app"], "udptag");
-    assert_eq!(e["pid"], "9");
-    assert_eq!(e["msgid"], "UM");
+    assert_fields(
+        &e,
+        &[
+            ("host", hostname().as_str()),
+            ("app", "udptag"),
+            ("pid", "9"),
+            ("msgid", "UM"),
+        ],
+    );
     assert_eq!(e["sd"]["x@1"]["a"], "b");
     assert_eq!(e["facility"], "local1");
     assert_eq!(e["severity"], "err");
@@ -116,10 +121,15 @@ fn tcp_with_logger_lf_and_octet_counting() {
     let e = d.entry_with_msg(&msg);
     assert_eq!(e["input"], "net");
     assert_eq!(peer_ip(&e).to_string(), "127.0.0.1");
-    assert_eq!(e["host"], hostname().as_str());
-    assert_eq!(e["app"], "tcptag");
-    assert_eq!(e["pid"], "10");
-    assert_eq!(e["msgid"], "TM");
+    assert_fields(
+        &e,
+        &[
+            ("host", hostname().as_str()),
+            ("app", "tcptag"),
+            ("pid", "10"),
+            ("msgid", "TM"),
+        ],
+    );
     assert!(e.get("truncated").is_none(), "{e}");
 
     // Octet counting keeps an embedded newline inside its message.
@@ -414,9 +424,7 @@ fn a_connection_closing_mid_message_leaves_the_part_flagged() {
     drop(s);
     let e = d.entry_with_msg(&msg);
     assert_eq!(e["truncated"], true, "{e}");
-    assert_eq!(e["host"], "web1");
-    assert_eq!(e["app"], "app");
-    assert_eq!(e["msgid"], "M");
+    assert_fields(&e, &[("host", "web1"), ("app", "app"), ("msgid", "M")]);
 
     // LF framing: the last line without its newline, also kept, flagged.
     let msg = unique("noeol");

@@ -60,10 +60,6 @@ fn dump_across_exec(query: &Path) -> Option<Vec<Value>> {
         .collect()
 }
 
-fn msg_starts(v: &Value, prefix: &str) -> bool {
-    v["msg"].as_str().unwrap_or("").starts_with(prefix)
-}
-
 /// Send SIGUSR2 and wait for the successor's entry (the `count_before + 1`th
 /// of them); the pid it names is returned.
 fn reexec_by_signal(d: &Daemon, count_before: usize) -> u64 {
@@ -246,21 +242,11 @@ fn a_failed_exec_is_an_err_entry_and_the_daemon_runs_on() {
     signal(pid, "USR2");
     let q = QueryAt(query);
     let entries = q.wait_for("the failure entry", |e| {
-        e.iter().any(|v| {
-            v["msg"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("cannot re-execute")
-        })
+        e.iter().any(|v| msg_starts(v, "cannot re-execute"))
     });
     let e = entries
         .iter()
-        .find(|v| {
-            v["msg"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("cannot re-execute")
-        })
+        .find(|v| msg_starts(v, "cannot re-execute"))
         .unwrap();
     assert_eq!(e["severity"], "err");
     let msg = e["msg"].as_str().unwrap();
@@ -285,18 +271,7 @@ impl QueryAt {
     }
 
     fn wait_for(&self, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let e = self.dump();
-            if pred(&e) {
-                return e;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {e:#?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        poll(what, Duration::from_secs(10), || self.dump(), |e| pred(e))
     }
 }
 

@@ -12,11 +12,7 @@ use serde_json::Value;
 /// Send `n` messages numbered from 0 as `<label> <i>`, blocking when the
 /// daemon's socket is full (so none is lost on the way).
 fn send_numbered(d: &Daemon, label: &str, n: usize) {
-    let s = UnixDatagram::unbound().unwrap();
-    for i in 0..n {
-        let m = format!("<13>Nov 21 23:40:10 gen: {label} {i}");
-        s.send_to(m.as_bytes(), &d.log).unwrap();
-    }
+    d.send_many(n, |i| format!("<13>Nov 21 23:40:10 gen: {label} {i}"));
 }
 
 fn number_of(v: &Value, label: &str) -> Option<usize> {
@@ -136,20 +132,14 @@ fn compressed_chunks_hold_several_times_more_in_the_same_budget() {
             "--compress",
             compress,
         ]);
-        let s = UnixDatagram::unbound().unwrap();
-        for i in 0..100_000 {
-            s.send_to(
-                format!(
-                    "<13>Nov 21 23:40:10 gen: request {i} from 10.1.{}.{} took {} ms",
-                    i % 9,
-                    i % 200,
-                    i % 37
-                )
-                .as_bytes(),
-                &d.log,
+        d.send_many(100_000, |i| {
+            format!(
+                "<13>Nov 21 23:40:10 gen: request {i} from 10.1.{}.{} took {} ms",
+                i % 9,
+                i % 200,
+                i % 37
             )
-            .unwrap();
-        }
+        });
         d.wait_for_counters("syslog", |c| c["received"] == 100_000);
         let stats = d.stats();
         assert!(
@@ -174,15 +164,8 @@ fn eviction_by_bytes_bounds_the_ring_memory() {
         "--compress",
         "none",
     ]);
-    let s = UnixDatagram::unbound().unwrap();
     let pad = "p".repeat(400);
-    for i in 0..2000 {
-        s.send_to(
-            format!("<13>Nov 21 23:40:10 gen: big {i} {pad}").as_bytes(),
-            &d.log,
-        )
-        .unwrap();
-    }
+    d.send_many(2000, |i| format!("<13>Nov 21 23:40:10 gen: big {i} {pad}"));
     let entries = d.wait_for("the last entry", |e| {
         e.last()
             .is_some_and(|v| v["msg"].as_str().unwrap().starts_with("big 1999 "))

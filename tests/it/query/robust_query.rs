@@ -150,15 +150,8 @@ fn a_follower_stopped_for_10_s_does_not_slow_ingest() {
 #[test]
 fn readers_leaving_mid_dump_cost_nothing() {
     let d = Daemon::start(&["--max-lines", "60000", "--max-bytes", "64M"]);
-    let s = UnixDatagram::unbound().unwrap();
     let pad = "d".repeat(200);
-    for i in 0..50_000 {
-        s.send_to(
-            format!("<13>Nov 21 23:40:10 fill: {i} {pad}").as_bytes(),
-            &d.log,
-        )
-        .unwrap();
-    }
+    d.send_many(50_000, |i| format!("<13>Nov 21 23:40:10 fill: {i} {pad}"));
     d.wait_for_counters("syslog", |c| c["received"] == 50_000);
     let baseline = d.settled_fds();
     let requests: [&[u8]; 4] = [

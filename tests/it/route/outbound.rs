@@ -41,18 +41,7 @@ fn route_stats(d: &Daemon, i: usize) -> Value {
 }
 
 fn wait_route(d: &Daemon, i: usize, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let s = route_stats(d, i);
-        if pred(&s) {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {s}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    poll(what, Duration::from_secs(15), || route_stats(d, i), pred)
 }
 
 #[test]
@@ -328,17 +317,33 @@ fn tls_with_a_client_certificate_delivers_every_field() {
     assert!(!e.is_empty());
 }
 
-#[test]
-fn relp_receiver_killed_mid_stream_loses_nothing() {
-    let mut rx = Receiver::start(Input::Relp, None);
+/// What a route did across a receiver killed (SIGKILL) mid-stream.
+struct Restart {
+    /// The load lines sent.
+    n: usize,
+    /// How many times the receiver got each line.
+    seen: Vec<usize>,
+    /// The route's stats once it caught up again.
+    route: Value,
+    /// What the ring had stored while the receiver was down.
+    during: u64,
+    /// How long since the receiver was killed.
+    down: Duration,
+}
+
+/// A route of `scheme` to a receiver on `input` that is killed when a third
+/// of 6000 load lines has arrived and started again 700 ms later, while
+/// the sender goes on; every line must still be stored in the ring.
+fn receiver_killed_mid_stream(input: Input, scheme: &str) -> Restart {
+    let mut rx = Receiver::start(input, None);
     let d = Daemon::start(&[
         "--max-lines",
         "100000",
         "--route",
-        &rx.url("relp", "app=load"),
+        &rx.url(scheme, "app=load"),
     ]);
     let n = 6000;
-    let tag = unique("relp-load");
+    let tag = unique(&format!("{scheme}-load"));
     let t = sender(&d, &tag, n, Duration::from_micros(200));
     rx.wait_for("a third", 20, |m| m.len() > n / 3);
     rx.kill("KILL");
@@ -349,10 +354,27 @@ fn relp_receiver_killed_mid_stream_loses_nothing() {
     rx.restart();
     t.join().unwrap();
     assert_all_stored(&d, n as u64);
-    let s = wait_route(&d, 0, "everything acknowledged", |s| {
+    let route = wait_route(&d, 0, "caught up", |s| {
         s["lag"] == 0 && s["state"] == "connected"
     });
-    let seen = arrivals(&rx, &tag, n);
+    Restart {
+        n,
+        seen: arrivals(&rx, &tag, n),
+        route,
+        during,
+        down: down.elapsed(),
+    }
+}
+
+#[test]
+fn relp_receiver_killed_mid_stream_loses_nothing() {
+    let Restart {
+        n,
+        seen,
+        route: s,
+        during,
+        down,
+    } = receiver_killed_mid_stream(Input::Relp, "relp");
     let missing: Vec<usize> = (0..n).filter(|&i| seen[i] == 0).collect();
     assert!(missing.is_empty(), "lost over RELP: {missing:?}");
     // At least once: only what was in flight, unacknowledged, may come twice.
@@ -365,35 +387,14 @@ fn relp_receiver_killed_mid_stream_loses_nothing() {
         during > (n / 3) as u64,
         "ingest went on while the receiver was down ({during})"
     );
-    eprintln!(
-        "RELP restart: {dups} duplicates of {n}, receiver down {:?}, {}",
-        down.elapsed(),
-        s
-    );
+    eprintln!("RELP restart: {dups} duplicates of {n}, receiver down {down:?}, {s}");
 }
 
 #[test]
 fn tcp_receiver_killed_mid_stream_loses_at_most_what_was_in_flight() {
-    let mut rx = Receiver::start(Input::Tcp, None);
-    let d = Daemon::start(&[
-        "--max-lines",
-        "100000",
-        "--route",
-        &rx.url("tcp", "app=load"),
-    ]);
-    let n = 6000;
-    let tag = unique("tcp-load");
-    let t = sender(&d, &tag, n, Duration::from_micros(200));
-    rx.wait_for("a third", 20, |m| m.len() > n / 3);
-    rx.kill("KILL");
-    std::thread::sleep(Duration::from_millis(700));
-    rx.restart();
-    t.join().unwrap();
-    assert_all_stored(&d, n as u64);
-    let s = wait_route(&d, 0, "caught up", |s| {
-        s["lag"] == 0 && s["state"] == "connected"
-    });
-    let seen = arrivals(&rx, &tag, n);
+    let Restart {
+        n, seen, route: s, ..
+    } = receiver_killed_mid_stream(Input::Tcp, "tcp");
     let missing: Vec<usize> = (0..n).filter(|&i| seen[i] == 0).collect();
     // Plain TCP has no acknowledgements: what the receiver's kernel had
     // taken and rsyslogd had not read when it was killed is gone, and

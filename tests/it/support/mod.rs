@@ -156,6 +156,16 @@ impl Daemon {
         send_datagram(&self.log, bytes);
     }
 
+    /// Send `n` datagrams, `make(i)` for i in 0..n, from one socket,
+    /// blocking while the daemon's queue is full (so none is lost on the way).
+    pub fn send_many(&self, n: usize, make: impl Fn(usize) -> String) {
+        let s = UnixDatagram::unbound().unwrap();
+        for i in 0..n {
+            s.send_to(make(i).as_bytes(), &self.log)
+                .expect("send to /dev/log socket");
+        }
+    }
+
     /// Let every user reach the sockets in the daemon's directory (the
     /// socket modes still decide who may connect).
     pub fn open_dir(&self) {
@@ -223,17 +233,7 @@ impl Daemon {
     /// Dump until `pred` holds for the entries (the daemon works
     /// asynchronously), failing after 10 s.
     pub fn wait_for(&self, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let entries = self.dump();
-            if pred(&entries) {
-                return entries;
-            }
-            if Instant::now() > deadline {
-                panic!("timed out waiting for {what}; ring holds:\n{entries:#?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        poll(what, Duration::from_secs(10), || self.dump(), |e| pred(e))
     }
 
     /// Wait until `pred` holds (it may query the daemon), failing after 10 s.
@@ -285,6 +285,15 @@ impl Daemon {
         status
     }
 
+    /// [`Daemon::stop`], and what the daemon wrote to stderr (only for
+    /// [`Daemon::start_with_kmsg`]).
+    pub fn stop_with_stderr(self) -> (std::process::ExitStatus, String) {
+        let path = self.stderr.clone().expect("stderr is captured");
+        let status = self.stop();
+        let text = std::fs::read_to_string(path).expect("read stderr");
+        (status, text)
+    }
+
     /// The address ringlogd says it listens on for `proto` (`udp`, `tcp`),
     /// from its `listening on` entry: the tests bind port 0.
     pub fn listening(&self, proto: &str) -> std::net::SocketAddr {
@@ -307,17 +316,18 @@ impl Daemon {
     /// Read the stats until `pred` holds for the counters of `input`,
     /// failing after 10 s.
     pub fn wait_for_counters(&self, input: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let c = self.stats()["inputs"][input].clone();
-            if pred(&c) {
-                return c;
-            }
-            if Instant::now() > deadline {
-                panic!("timed out waiting for the {input} counters; they are {c}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        poll(
+            &format!("the {input} counters"),
+            Duration::from_secs(10),
+            || self.stats()["inputs"][input].clone(),
+            pred,
+        )
+    }
+
+    /// The first entry whose msg starts with `prefix`, once it has arrived.
+    pub fn entry_starting(&self, prefix: &str) -> Value {
+        let entries = self.wait_for(prefix, |e| e.iter().any(|v| msg_starts(v, prefix)));
+        entries.into_iter().find(|v| msg_starts(v, prefix)).unwrap()
     }
 
     /// Check the ledger's promise for `input`: received = stored + dropped.
@@ -364,6 +374,40 @@ impl Daemon {
         }
         assert!(is_running(self.pid()), "ringlogd is gone");
     }
+}
+
+/// Read with `get` every 20 ms until `pred` holds for what it returns, and
+/// return that; fail after `limit`, showing `what` and the last reading.
+pub fn poll<T: std::fmt::Debug>(
+    what: &str,
+    limit: Duration,
+    mut get: impl FnMut() -> T,
+    pred: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        let got = get();
+        if pred(&got) {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last read:\n{got:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Check that entry `e` holds each (key, value) of `want`.
+pub fn assert_fields(e: &Value, want: &[(&str, &str)]) {
+    for (key, value) in want {
+        assert_eq!(e[*key], *value, "{key} in {e}");
+    }
+}
+
+/// Whether entry `v`'s msg starts with `prefix`.
+pub fn msg_starts(v: &Value, prefix: &str) -> bool {
+    v["msg"].as_str().unwrap_or("").starts_with(prefix)
 }
 
 /// Whether process `pid` exists and has not exited (a zombie has).
