@@ -7,6 +7,8 @@
 //! then the stream.
 #![no_main]
 
+mod reads;
+
 use libfuzzer_sys::fuzz_target;
 use ringlogd::parse::frames::Framer;
 
@@ -35,14 +37,7 @@ fuzz_target!(|data: &[u8]| {
     let limit = usize::from(*limit) * 4;
     let whole = run(limit, &[stream]);
 
-    let mut reads = Vec::new();
-    let (mut at, mut k) = (0, u32::from(*pattern));
-    while at < stream.len() {
-        let n = ((k & 7) as usize + 1).min(stream.len() - at);
-        reads.push(&stream[at..at + n]);
-        at += n;
-        k = k.rotate_right(3) ^ 0x5a;
-    }
+    let reads = reads::cut(stream, *pattern);
     assert_eq!(
         run(limit, &reads),
         whole,

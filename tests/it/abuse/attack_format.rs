@@ -93,11 +93,9 @@ fn assert_one_record_per_entry(what: &str, format: &str, out: &[u8], entries: us
 
 #[test]
 fn a_forged_line_is_one_record_in_every_format_with_no_raw_control() {
-    if !root_or_skip("sending as another user") {
+    let Some(d) = Daemon::start_for_others("sending as another user", &[]) else {
         return;
-    }
-    let d = Daemon::start(&[]);
-    d.open_dir();
+    };
     let tag = unique("forge");
     send_datagram_as(ATTACKER, &d.log, &forged_datagram(&tag));
     let entries = d.wait_for("the forged entry", |e| {
@@ -258,11 +256,12 @@ const MAX_LINE_LEN: usize = 2048;
 
 #[test]
 fn structured_data_is_bounded_and_repeated_names_are_kept() {
-    if !root_or_skip("sending as another user") {
+    let Some(d) = Daemon::start_for_others(
+        "sending as another user",
+        &["--max-line-len", &MAX_LINE_LEN.to_string()],
+    ) else {
         return;
-    }
-    let d = Daemon::start(&["--max-line-len", &MAX_LINE_LEN.to_string()]);
-    d.open_dir();
+    };
     let truncated_before = d.stats()["inputs"]["syslog"]["truncated"].as_u64().unwrap();
     let big = unique("tenk");
     let params: String = (0..10_000).map(|i| format!(" p{i}=\"v{i}\"")).collect();
@@ -346,11 +345,9 @@ fn structured_data_is_bounded_and_repeated_names_are_kept() {
 
 #[test]
 fn counters_name_a_source_without_raw_controls() {
-    if !root_or_skip("sending as another user") {
+    let Some(d) = Daemon::start_for_others("sending as another user", &[]) else {
         return;
-    }
-    let d = Daemon::start(&[]);
-    d.open_dir();
+    };
     let tag = unique("named");
     // A tag is any run of bytes up to `[`, `:` or a space: C1 CSI and DEL
     // included.

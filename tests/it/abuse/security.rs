@@ -88,11 +88,9 @@ fn query_mode_and_group_are_applied_and_the_defaults_stay_closed() {
 
 #[test]
 fn a_user_the_socket_mode_leaves_out_cannot_read_at_all() {
-    if !root_or_skip("reading as another user") {
+    let Some(d) = Daemon::start_for_others("reading as another user", &[]) else {
         return;
-    }
-    let d = Daemon::start(&[]);
-    d.open_dir();
+    };
     let out = logread_as(&d, ALICE, ALICE, &[], &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -102,11 +100,12 @@ fn a_user_the_socket_mode_leaves_out_cannot_read_at_all() {
 
 #[test]
 fn a_reader_outside_the_query_group_sees_only_what_it_sent() {
-    if !root_or_skip("reading as other users") {
+    let Some(d) = Daemon::start_for_others(
+        "reading as other users",
+        &["--query-mode", "0666", "--query-group", "4242"],
+    ) else {
         return;
-    }
-    let d = Daemon::start(&["--query-mode", "0666", "--query-group", "4242"]);
-    d.open_dir();
+    };
     let from_root = unique("from-root");
     d.send(format!("<13>Nov 21 23:40:10 sec: {from_root}").as_bytes());
     d.entry_with_msg(&from_root);
@@ -180,11 +179,10 @@ fn a_reader_outside_the_query_group_sees_only_what_it_sent() {
 
 #[test]
 fn a_restricted_follower_gets_only_its_own_new_entries() {
-    if !root_or_skip("following as another user") {
+    let Some(d) = Daemon::start_for_others("following as another user", &["--query-mode", "0666"])
+    else {
         return;
-    }
-    let d = Daemon::start(&["--query-mode", "0666"]);
-    d.open_dir();
+    };
     let mut follower = as_user(ALICE, ALICE)
         .arg(LOGREAD)
         .arg("--socket")
@@ -218,11 +216,12 @@ fn a_restricted_follower_gets_only_its_own_new_entries() {
 
 #[test]
 fn a_restricted_reader_may_not_pause_clear_or_resume() {
-    if !root_or_skip("controls as another user") {
+    let Some(d) = Daemon::start_for_others(
+        "controls as another user",
+        &["--query-mode", "0666", "--query-group", "4242"],
+    ) else {
         return;
-    }
-    let d = Daemon::start(&["--query-mode", "0666", "--query-group", "4242"]);
-    d.open_dir();
+    };
     let mine = send_as(&d, ALICE);
     let before = d.dump().len();
     for flag in ["--clear", "--pause", "--resume"] {

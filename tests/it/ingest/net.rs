@@ -155,16 +155,7 @@ fn tcp_with_logger_lf_and_octet_counting() {
         args.extend(["-t", "file", "-f", file.to_str().unwrap()]);
         logger_to(tcp, &args);
     }
-    let entries = d.wait_for("600 lines", |e| {
-        e.iter()
-            .filter(|v| v["msg"].as_str().is_some_and(|m| m.starts_with(&tag)))
-            .count()
-            == 600
-    });
-    let got: Vec<&str> = entries
-        .iter()
-        .filter_map(|v| v["msg"].as_str().filter(|m| m.starts_with(&tag)))
-        .collect();
+    let got = d.wait_msgs_starting(&tag, 600);
     let want: Vec<String> = (0..300)
         .chain(0..300)
         .map(|i| format!("{tag} {i}"))
@@ -371,13 +362,8 @@ fn garbage_and_an_unterminated_megabyte_cost_only_their_own_connection() {
         writeln!(good, "<13>1 - h good - - - {tag} {i}").unwrap();
     }
     let (big, junk) = bulk.join().unwrap();
-    let entries = d.wait_for("200 good messages", |e| {
-        e.iter()
-            .filter(|v| v["msg"].as_str().is_some_and(|m| m.starts_with(&tag)))
-            .count()
-            == 200
-    });
-    for e in entries.iter().filter(|v| v["app"] == "good") {
+    d.wait_msgs_starting(&tag, 200);
+    for e in d.dump().iter().filter(|v| v["app"] == "good") {
         assert!(e.get("truncated").is_none(), "{e}");
     }
 

@@ -336,20 +336,8 @@ fn logread_follow_then_dump_follow() {
     let d = Daemon::start(&[]);
     send_numbered(&d, "pre", 2);
     d.wait_for("entries", |e| e.len() == 3);
-    let mut big_f = Command::new(LOGREAD)
-        .arg("--socket")
-        .arg(&d.query)
-        .arg("-F")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut small_f = Command::new(LOGREAD)
-        .arg("--socket")
-        .arg(&d.query)
-        .arg("-f")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut big_f = d.spawn_logread(&["-F"]);
+    let mut small_f = d.spawn_logread(&["-f"]);
     std::thread::sleep(Duration::from_millis(300));
     send_numbered(&d, "post", 2);
     let read_lines = |child: &mut std::process::Child, n: usize| {

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 use crate::support::*;
@@ -87,13 +87,7 @@ fn a_follower_stopped_for_10_s_does_not_slow_ingest() {
     let base = d.stats()["inputs"]["syslog"]["received"].as_u64().unwrap();
     let without = burst(&d, N, base + N as u64);
 
-    let mut follower = Command::new(LOGREAD)
-        .arg("--socket")
-        .arg(&d.query)
-        .arg("-f")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut follower = d.spawn_logread(&["-f"]);
     d.wait_until("the follower", |d| d.stats()["queries"]["followers"] == 1);
     signal(follower.id(), "STOP");
     let stopped_at = Instant::now();

@@ -344,16 +344,7 @@ fn rsyslog_omfwd_tcp_octet_counted() {
     let file = rs.dir.path().join("burst.txt");
     std::fs::write(&file, lines).unwrap();
     rs.logger(&["--rfc5424", "-t", "burst", "-f", file.to_str().unwrap()]);
-    let entries = d.wait_for("200 burst messages", |e| {
-        e.iter()
-            .filter(|v| v["msg"].as_str().is_some_and(|m| m.starts_with(&tag)))
-            .count()
-            == 200
-    });
-    let got: Vec<&str> = entries
-        .iter()
-        .filter_map(|v| v["msg"].as_str().filter(|m| m.starts_with(&tag)))
-        .collect();
+    let got = d.wait_msgs_starting(&tag, 200);
     let want: Vec<String> = (0..200).map(|i| format!("{tag} {i}")).collect();
     assert_eq!(got, want);
 

@@ -4,7 +4,6 @@
 //! must arrive as sent; a receiver killed mid-stream must cost nothing over
 //! RELP and only counted losses otherwise; ingest never waits for a route.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::support::receiver::{Input, Pki, Receiver};
@@ -174,19 +173,14 @@ fn tcp_octet_counting_keeps_a_multi_line_message_whole_and_lf_escapes_it() {
     let whole = copies.iter().find(|v| v["msg"] == joined.as_str());
     let whole = whole.unwrap_or_else(|| panic!("octet counting keeps the newlines: {copies:#?}"));
     assert_eq!(whole["time"], "2026-01-02T03:04:05.678901Z", "{whole}");
-    assert_eq!(
-        (
-            &whole["host"],
-            &whole["app"],
-            &whole["procid"],
-            &whole["msgid"]
-        ),
-        (
-            &Value::from("app1"),
-            &Value::from("javaapp"),
-            &Value::from("77"),
-            &Value::from("EX")
-        )
+    assert_fields(
+        whole,
+        &[
+            ("host", "app1"),
+            ("app", "javaapp"),
+            ("procid", "77"),
+            ("msgid", "EX"),
+        ],
     );
     let lf = copies.iter().find(|v| v["msg"] != joined.as_str()).unwrap();
     // rsyslog keeps the space after an RFC 3164 tag's colon in the text.
@@ -195,15 +189,15 @@ fn tcp_octet_counting_keeps_a_multi_line_message_whole_and_lf_escapes_it() {
         format!(" {}", joined.replace('\n', "#012")),
         "LF framing cannot carry a newline: {lf}"
     );
-    assert_eq!(
-        (&lf["pri"], &lf["host"], &lf["app"], &lf["procid"]),
-        (
-            &Value::from("11"),
-            &Value::from("app1"),
-            &Value::from("javaapp"),
-            &Value::from("77")
-        ),
-        "RFC 3164 keeps host, tag and pid: {lf}"
+    // RFC 3164 keeps host, tag and pid.
+    assert_fields(
+        lf,
+        &[
+            ("pri", "11"),
+            ("host", "app1"),
+            ("app", "javaapp"),
+            ("procid", "77"),
+        ],
     );
     // RFC 3164 has whole seconds in local time, and no year.
     let local = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
@@ -234,15 +228,14 @@ fn udp_sends_rfc3164_with_every_field_it_can_carry() {
     let msg = unique("udp-example");
     d.send(&example(&msg));
     let m = rx.message_with(&msg);
-    assert_eq!(
-        (&m["pri"], &m["host"], &m["app"], &m["procid"]),
-        (
-            &Value::from("165"),
-            &Value::from("web1"),
-            &Value::from("evntslog"),
-            &Value::from("1234")
-        ),
-        "{m}"
+    assert_fields(
+        &m,
+        &[
+            ("pri", "165"),
+            ("host", "web1"),
+            ("app", "evntslog"),
+            ("procid", "1234"),
+        ],
     );
     assert_eq!(
         m["msg"],
@@ -616,63 +609,76 @@ mod doc_snippets {
         words[at + 1].trim_matches('\'').to_owned()
     }
 
-    /// rsyslogd with a docs snippet, its log directory moved to `remote`.
+    /// rsyslogd with a docs snippet, its log directory moved to `remote`,
+    /// listening on 127.0.0.1 `port` instead of `default_port`, with the
+    /// other replacements `also`.
     fn central(
         snippet: &str,
         input: Input,
         port: u16,
         default_port: &str,
         remote: &std::path::Path,
+        also: &[(&str, &str)],
     ) -> Receiver {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("work")).unwrap();
+        let mut snippet = doc_snippet(snippet)
+            .replace("/var/log/remote", remote.to_str().unwrap())
+            .replace(
+                &format!("port=\"{default_port}\""),
+                &format!("address=\"127.0.0.1\" port=\"{port}\""),
+            );
+        for (from, to) in also {
+            snippet = snippet.replace(from, to);
+        }
         let conf = format!(
-            "global(workDirectory=\"{}\")\n{}",
+            "global(workDirectory=\"{}\")\n{snippet}",
             dir.path().join("work").display(),
-            doc_snippet(snippet)
-                .replace("/var/log/remote", remote.to_str().unwrap())
-                .replace(
-                    &format!("port=\"{default_port}\""),
-                    &format!("address=\"127.0.0.1\" port=\"{port}\"")
-                )
         );
         let out = dir.path().join("none");
         Receiver::with_config(dir, input, port, out, &conf)
     }
 
     fn wait_file(path: &std::path::Path, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let text = std::fs::read_to_string(path).unwrap_or_default();
-            if text.contains(needle) {
-                return text;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{needle} not in {}: {text:?}",
-                path.display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        poll(
+            &format!("{needle} in {}", path.display()),
+            Duration::from_secs(10),
+            || std::fs::read_to_string(path).unwrap_or_default(),
+            |text| text.contains(needle),
+        )
     }
 
-    #[test]
-    fn the_relp_relay_works_as_pasted() {
-        let remote = tempfile::tempdir().unwrap();
-        let port = free_port(Input::Relp);
-        let _rx = central("central-relp", Input::Relp, port, "2514", remote.path());
-        let url = route_of(&doc_snippet("route-relp"))
-            .replace("logs.example.com:2514", &format!("127.0.0.1:{port}"));
-        let d = Daemon::start(&["--route", &url]);
-        let msg = unique("relay-relp");
+    /// A daemon routing to `url`: the RFC 5424 example sent to it reaches
+    /// the central server's `web1.log` in `remote`, in rsyslog's file format.
+    fn assert_relayed(url: &str, remote: &std::path::Path, label: &str) -> Daemon {
+        let d = Daemon::start(&["--route", url]);
+        let msg = unique(label);
         d.send(&example(&msg));
-        let text = wait_file(&remote.path().join("web1.log"), &msg);
+        let text = wait_file(&remote.join("web1.log"), &msg);
         assert!(
             text.contains(&format!(
                 "2003-10-11T22:14:15.003+02:00 web1 evntslog[1234] {msg}"
             )),
             "{text}"
         );
+        d
+    }
+
+    #[test]
+    fn the_relp_relay_works_as_pasted() {
+        let remote = tempfile::tempdir().unwrap();
+        let port = free_port(Input::Relp);
+        let _rx = central(
+            "central-relp",
+            Input::Relp,
+            port,
+            "2514",
+            remote.path(),
+            &[],
+        );
+        let url = route_of(&doc_snippet("route-relp"))
+            .replace("logs.example.com:2514", &format!("127.0.0.1:{port}"));
+        let _d = assert_relayed(&url, remote.path(), "relay-relp");
         wait_file(
             &remote.path().join(format!("{}.log", hostname())),
             "memlogd started",
@@ -695,35 +701,20 @@ mod doc_snippets {
         let certs_dir = format!("{}/", certs.path().display());
         let remote = tempfile::tempdir().unwrap();
         let port = free_port(Input::Tls);
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("work")).unwrap();
-        let conf = format!(
-            "global(workDirectory=\"{}\")\n{}",
-            dir.path().join("work").display(),
-            doc_snippet("central-tls")
-                .replace("/var/log/remote", remote.path().to_str().unwrap())
-                .replace("/etc/rsyslog.d/tls/", &certs_dir)
-                .replace(
-                    "port=\"6514\"",
-                    &format!("address=\"127.0.0.1\" port=\"{port}\"")
-                )
+        let _rx = central(
+            "central-tls",
+            Input::Tls,
+            port,
+            "6514",
+            remote.path(),
+            &[("/etc/rsyslog.d/tls/", &certs_dir)],
         );
-        let _rx = Receiver::with_config(dir, Input::Tls, port, PathBuf::new(), &conf);
         // No DNS here: the server is 127.0.0.1, and its certificate names
         // logs.example.com.
         let url = route_of(&doc_snippet("route-tls"))
             .replace("logs.example.com:6514", &format!("127.0.0.1:{port}"))
             .replace("/etc/ringlogd/", &certs_dir)
             + "&name=logs.example.com";
-        let d = Daemon::start(&["--route", &url]);
-        let msg = unique("relay-tls");
-        d.send(&example(&msg));
-        let text = wait_file(&remote.path().join("web1.log"), &msg);
-        assert!(
-            text.contains(&format!(
-                "2003-10-11T22:14:15.003+02:00 web1 evntslog[1234] {msg}"
-            )),
-            "{text}"
-        );
+        assert_relayed(&url, remote.path(), "relay-tls");
     }
 }

@@ -166,6 +166,18 @@ impl Daemon {
         }
     }
 
+    /// [`Daemon::start`] for a test that acts as other users: with root, a
+    /// daemon whose directory every user can reach ([`Daemon::open_dir`]);
+    /// without, None ([`root_or_skip`] says why, and fails under CI).
+    pub fn start_for_others(what: &str, args: &[&str]) -> Option<Daemon> {
+        if !root_or_skip(what) {
+            return None;
+        }
+        let d = Daemon::start(args);
+        d.open_dir();
+        Some(d)
+    }
+
     /// Let every user reach the sockets in the daemon's directory (the
     /// socket modes still decide who may connect).
     pub fn open_dir(&self) {
@@ -269,11 +281,26 @@ impl Daemon {
 
     /// Run our logread against this daemon.
     pub fn logread(&self, args: &[&str]) -> Output {
-        Command::new(LOGREAD)
-            .arg("--socket")
-            .arg(&self.query)
+        self.logread_command()
             .args(args)
             .output()
+            .expect("run logread")
+    }
+
+    /// Our logread against this daemon, to run.
+    pub fn logread_command(&self) -> Command {
+        let mut c = Command::new(LOGREAD);
+        c.arg("--socket").arg(&self.query);
+        c
+    }
+
+    /// Start our logread with `args` (a follow) against this daemon, its
+    /// stdout piped.
+    pub fn spawn_logread(&self, args: &[&str]) -> Child {
+        self.logread_command()
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
             .expect("run logread")
     }
 
@@ -322,6 +349,19 @@ impl Daemon {
             || self.stats()["inputs"][input].clone(),
             pred,
         )
+    }
+
+    /// The msgs that start with `prefix`, in ring order, once there are
+    /// `n` of them.
+    pub fn wait_msgs_starting(&self, prefix: &str, n: usize) -> Vec<String> {
+        let entries = self.wait_for(&format!("{n} messages {prefix}"), |e| {
+            e.iter().filter(|v| msg_starts(v, prefix)).count() == n
+        });
+        entries
+            .iter()
+            .filter(|v| msg_starts(v, prefix))
+            .map(|v| v["msg"].as_str().unwrap().to_owned())
+            .collect()
     }
 
     /// The first entry whose msg starts with `prefix`, once it has arrived.
