@@ -245,7 +245,7 @@ os.execv(argv[0], argv + ["--fd-syslog", str(s.fileno())])
         &[python.to_str().unwrap(), "-c", parent],
         &["--query-mode", "0666"],
     );
-    fs::set_permissions(d.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    d.open_dir();
     let inherited = d.dir.path().join("inherited.sock");
     let after = unique("after");
     send_datagram(&inherited, format!("<13>queued: {after}").as_bytes());
@@ -379,40 +379,8 @@ fn without_no_signal_control_the_daemon_s_user_can_pause_it() {
     assert!(!d.dump().iter().any(|e| e["msg"] == lost.as_str()));
 }
 
-/// A daemon started from its own copy of the program, which the test
-/// replaces as an upgrade would (a new file renamed over the path).
-struct Upgradable {
-    bin: tempfile::TempDir,
-    dir: tempfile::TempDir,
-    child: Child,
-}
-
-impl Upgradable {
-    fn start() -> Upgradable {
-        let bin = tempfile::tempdir().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let exe = bin.path().join("ringlogd");
-        fs::copy(RINGLOGD, &exe).unwrap();
-        let child = Command::new(&exe)
-            .arg("--runtime-dir")
-            .arg(dir.path())
-            .arg("--no-kmsg")
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        assert!(wait_socket(&dir.path().join("memlogdq.sock")));
-        Upgradable { bin, dir, child }
-    }
-
-    fn exe(&self) -> PathBuf {
-        self.bin.path().join("ringlogd")
-    }
-
-    fn query(&self) -> PathBuf {
-        self.dir.path().join("memlogdq.sock")
-    }
-
+/// What the upgrade tests do with a [`CopiedDaemon`].
+impl CopiedDaemon {
     /// Put `content` at the program's path with `mode`, as a new file.
     fn replace(&self, content: &[u8], mode: u32) {
         let new = self.bin.path().join("ringlogd.new");
@@ -433,7 +401,7 @@ impl Upgradable {
         loop {
             assert!(is_running(self.child.id()), "the daemon is gone");
             // A connection may meet the exec: then ask again.
-            if let Some(entries) = dump_once(&self.query()) {
+            if let Some(entries) = dump_across_exec(&self.query()) {
                 if count(&entries, prefix) > before {
                     return entries;
                 }
@@ -444,33 +412,13 @@ impl Upgradable {
     }
 }
 
-impl Drop for Upgradable {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn dump_once(query: &Path) -> Option<Vec<Value>> {
-    use std::io::{Read, Write};
-    let mut c = std::os::unix::net::UnixStream::connect(query).ok()?;
-    c.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    c.write_all(&[0]).ok()?;
-    let mut out = Vec::new();
-    c.read_to_end(&mut out).ok()?;
-    out.split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).ok())
-        .collect()
-}
-
 fn count(entries: &[Value], prefix: &str) -> usize {
     entries.iter().filter(|e| msg_starts(e, prefix)).count()
 }
 
 #[test]
 fn a_reexec_onto_a_program_that_would_not_run_is_refused_and_keeps_the_ring() {
-    let d = Upgradable::start();
+    let d = CopiedDaemon::start();
     let good = fs::read(RINGLOGD).unwrap();
     let kept: Vec<String> = (0..20).map(|i| unique(&format!("kept-{i}"))).collect();
     for m in &kept {
@@ -516,7 +464,7 @@ fn a_reexec_onto_a_program_that_would_not_run_is_refused_and_keeps_the_ring() {
         d.send(&format!("<13>after: {after}"));
         let q = d.query();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !dump_once(&q).is_some_and(|e| e.iter().any(|v| v["msg"] == after.as_str())) {
+        while !dump_across_exec(&q).is_some_and(|e| e.iter().any(|v| v["msg"] == after.as_str())) {
             assert!(Instant::now() < deadline, "{what}: ingest stopped");
             std::thread::sleep(Duration::from_millis(20));
         }

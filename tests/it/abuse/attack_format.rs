@@ -240,11 +240,7 @@ fn python_reads_json_lines(out: &[u8]) -> usize {
         .unwrap();
     child.stdin.take().unwrap().write_all(out).unwrap();
     let done = child.wait_with_output().unwrap();
-    assert!(
-        done.status.success(),
-        "python3 json: {}",
-        String::from_utf8_lossy(&done.stderr)
-    );
+    assert_success(&done, "python3 json");
     String::from_utf8(done.stdout)
         .unwrap()
         .trim()

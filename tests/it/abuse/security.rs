@@ -49,11 +49,7 @@ fn logread_as(d: &Daemon, uid: u32, gid: u32, groups: &[u32], args: &[&str]) -> 
 /// The entries a reader gets as JSON lines.
 fn read_as(d: &Daemon, uid: u32, gid: u32, groups: &[u32]) -> Vec<Value> {
     let out = logread_as(d, uid, gid, groups, &["--json"]);
-    assert!(
-        out.status.success(),
-        "logread as {uid}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, &format!("logread as {uid}"));
     parse_lines(&out.stdout)
 }
 
@@ -237,11 +233,7 @@ fn a_restricted_reader_may_not_pause_clear_or_resume() {
     assert!(stats.status.success());
     // A member of the group may.
     let out = logread_as(&d, CAROL, CAROL, &[READERS], &["--clear"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "logread --clear as a member of the group");
     assert!(!d.dump().iter().any(|e| e["msg"] == mine.as_str()));
 }
 

@@ -260,11 +260,7 @@ fn socat_datagram() {
     write!(stdin, "<34>Nov 21 23:40:10 sotag[9]: {msg}").unwrap();
     drop(stdin);
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "socat");
     let e = d.entry_with_msg(&msg);
     assert_eq!(
         (e["facility"].as_str(), e["severity"].as_str()),

@@ -157,23 +157,38 @@ fn count_app(d: &Daemon, app: &str) -> u64 {
         .count() as u64
 }
 
-#[test]
-fn a_flood_keeps_no_quiet_service_from_its_errors() {
-    let d = Daemon::start(&[&RING[..], &["--evict", "fair"]].concat());
+/// A daemon evicting by `evict`, flooded while the quiet services log an
+/// error a second each for `seconds` s, and on until `then` returns: the
+/// daemon, the quiet errors sent, how many flood lines were sent, and the
+/// stats once the daemon has received them all.
+fn flood_beside_quiet(
+    evict: &str,
+    seconds: usize,
+    then: impl FnOnce(&Daemon),
+) -> (Daemon, Vec<String>, u64, Value) {
+    let d = Daemon::start(&[&RING[..], &["--evict", evict]].concat());
     let stop = AtomicBool::new(false);
     let flooded = AtomicU64::new(0);
-    let tag = unique("fair");
+    let tag = unique(evict);
     let quiet = std::thread::scope(|s| {
         s.spawn(|| flood(&d.log, &stop, &flooded));
-        let quiet = quiet_services(&d.log, 60, &tag);
-        // The last error went out at 59 s: a second more of flood after it.
-        std::thread::sleep(Duration::from_secs(1));
+        let quiet = quiet_services(&d.log, seconds, &tag);
+        then(&d);
         stop.store(true, Ordering::Relaxed);
         quiet
     });
     let flooded = flooded.load(Ordering::Relaxed);
-    assert_eq!(quiet.len(), 180);
     let stats = wait_received(&d, flooded + quiet.len() as u64);
+    (d, quiet, flooded, stats)
+}
+
+#[test]
+fn a_flood_keeps_no_quiet_service_from_its_errors() {
+    let (d, quiet, flooded, stats) = flood_beside_quiet("fair", 60, |_| {
+        // The last error went out at 59 s: a second more of flood after it.
+        std::thread::sleep(Duration::from_secs(1));
+    });
+    assert_eq!(quiet.len(), 180);
 
     // Every quiet error is still there, by content.
     let held = held_errors(&d);
@@ -224,13 +239,7 @@ fn a_flood_keeps_no_quiet_service_from_its_errors() {
 /// This is what makes the test above mean something.
 #[test]
 fn under_fifo_the_same_flood_evicts_the_quiet_errors() {
-    let d = Daemon::start(&[&RING[..], &["--evict", "fifo"]].concat());
-    let stop = AtomicBool::new(false);
-    let flooded = AtomicU64::new(0);
-    let tag = unique("fifo");
-    let quiet = std::thread::scope(|s| {
-        s.spawn(|| flood(&d.log, &stop, &flooded));
-        let quiet = quiet_services(&d.log, 5, &tag);
+    let (d, quiet, flooded, stats) = flood_beside_quiet("fifo", 5, |d| {
         // Flood on until the daemon has stored more than a ring's worth
         // of lines after the last quiet error.
         let after = d.stats()["inputs"]["syslog"]["received"].as_u64().unwrap();
@@ -239,11 +248,7 @@ fn under_fifo_the_same_flood_evicts_the_quiet_errors() {
             assert!(Instant::now() < deadline, "the flood stalled");
             std::thread::sleep(Duration::from_millis(50));
         }
-        stop.store(true, Ordering::Relaxed);
-        quiet
     });
-    let flooded = flooded.load(Ordering::Relaxed);
-    let stats = wait_received(&d, flooded + quiet.len() as u64);
     let held = held_errors(&d);
     let kept: Vec<&String> = quiet.iter().filter(|m| held.contains(*m)).collect();
     assert!(

@@ -280,17 +280,7 @@ fn past_max_conns_new_connections_are_closed_and_counted() {
         2,
         "stats say what is open"
     );
-    let e = d.wait_for("the refusal entry", |e| {
-        e.iter().any(|v| {
-            v["msg"]
-                .as_str()
-                .is_some_and(|m| m.contains("refused a connection"))
-        })
-    });
-    let note = e
-        .iter()
-        .find(|v| v["msg"].as_str().unwrap().contains("refused a connection"))
-        .unwrap();
+    let note = d.entry_with_text("refused a connection");
     assert_eq!(note["input"], "internal");
     assert_eq!(note["severity"], "warning");
     let text = note["msg"].as_str().unwrap();

@@ -99,11 +99,7 @@ fn check_config_output_reads_back_as_the_same_settings() {
 #[test]
 fn the_shipped_file_is_valid_documents_every_key_and_changes_no_default() {
     let out = check_config(&["--config", SHIPPED]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "--check-config of the shipped file");
     let defaults = check_config(&[]);
     assert_eq!(
         settings_lines(&out.stdout),

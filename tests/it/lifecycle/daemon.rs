@@ -38,14 +38,7 @@ fn sigterm_and_sigint_remove_the_sockets_and_exit_0() {
 fn sighup_is_logged_not_fatal() {
     let d = Daemon::start(&[]);
     signal(d.pid(), "HUP");
-    let e = d.wait_for("the SIGHUP entry", |e| {
-        e.iter()
-            .any(|v| v["msg"].as_str().unwrap().contains("SIGHUP"))
-    });
-    let hup = e
-        .iter()
-        .find(|v| v["msg"].as_str().unwrap().contains("SIGHUP"))
-        .unwrap();
+    let hup = d.entry_with_text("SIGHUP");
     assert_eq!(hup["source"], "memlogd");
     assert_eq!(hup["input"], "internal");
     assert!(d.stop().success());

@@ -36,17 +36,23 @@ fn run_dir(dir: &Path) -> PathBuf {
     dir.join("run")
 }
 
-fn sysv_lifecycle(shell: &[&str]) {
-    let dir = tempfile::tempdir().unwrap();
-    let run = run_dir(dir.path());
+/// The configuration file in `dir` the scripts start the daemon with:
+/// sockets in [`run_dir`], a ring of `max_lines`.
+fn write_conf(dir: &Path, max_lines: usize) {
     std::fs::write(
-        dir.path().join("ringlogd.toml"),
+        dir.join("ringlogd.toml"),
         format!(
-            "runtime-dir = \"{}\"\nno-kmsg = true\nmax-lines = 100\n",
-            run.display()
+            "runtime-dir = \"{}\"\nno-kmsg = true\nmax-lines = {max_lines}\n",
+            run_dir(dir).display()
         ),
     )
     .unwrap();
+}
+
+fn sysv_lifecycle(shell: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_dir(dir.path());
+    write_conf(dir.path(), 100);
     std::fs::create_dir(&run).unwrap();
 
     let out = script(shell, dir.path(), "start");
@@ -71,14 +77,7 @@ fn sysv_lifecycle(shell: &[&str]) {
     assert!(out.status.success());
     assert_eq!(text(&out), format!("ringlogd is running (pid {pid})\n"));
 
-    std::fs::write(
-        dir.path().join("ringlogd.toml"),
-        format!(
-            "runtime-dir = \"{}\"\nno-kmsg = true\nmax-lines = 10\n",
-            run.display()
-        ),
-    )
-    .unwrap();
+    write_conf(dir.path(), 10);
     let out = script(shell, dir.path(), "reload");
     assert!(out.status.success(), "reload: {}", text(&out));
     let logread = || {

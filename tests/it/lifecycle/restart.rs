@@ -46,20 +46,6 @@ fn counters(stats: &Value) -> Value {
     inputs
 }
 
-/// A dump that may meet the exec: a connection the old program accepted
-/// is closed by it, so a cut or failed reply is `None`, not a failure.
-fn dump_across_exec(query: &Path) -> Option<Vec<Value>> {
-    let mut c = UnixStream::connect(query).ok()?;
-    c.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    c.write_all(&[0]).ok()?;
-    let mut out = Vec::new();
-    std::io::Read::read_to_end(&mut c, &mut out).ok()?;
-    out.split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).ok())
-        .collect()
-}
-
 /// Send SIGUSR2 and wait for the successor's entry (the `count_before + 1`th
 /// of them); the pid it names is returned.
 fn reexec_by_signal(d: &Daemon, count_before: usize) -> u64 {
@@ -160,11 +146,7 @@ fn the_reexec_command_returns_once_the_new_program_serves() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "--reexec: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, &format!("--reexec: {stdout}"));
     assert!(stdout.contains("re-executed"), "{stdout}");
     // Serving the moment it returns: no waiting here.
     let entries = d.dump();
@@ -215,32 +197,11 @@ fn the_reexec_command_fails_clearly_without_a_daemon() {
 #[test]
 fn a_failed_exec_is_an_err_entry_and_the_daemon_runs_on() {
     // A copy of the program that is gone by the time SIGUSR2 comes.
-    let bin = tempfile::tempdir().unwrap();
-    let copy = bin.path().join("ringlogd");
-    std::fs::copy(RINGLOGD, &copy).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(&copy)
-        .arg("--runtime-dir")
-        .arg(dir.path())
-        .arg("--no-kmsg")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    struct Kill<'a>(&'a mut Child);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let pid = child.id();
-    let _guard = Kill(&mut child);
-    let query = dir.path().join("memlogdq.sock");
-    assert!(wait_socket(&query));
+    let d = CopiedDaemon::start();
+    let (pid, copy) = (d.child.id(), d.exe());
     std::fs::remove_file(&copy).unwrap();
     signal(pid, "USR2");
-    let q = QueryAt(query);
+    let q = QueryAt(d.query());
     let entries = q.wait_for("the failure entry", |e| {
         e.iter().any(|v| msg_starts(v, "cannot re-execute"))
     });

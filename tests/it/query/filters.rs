@@ -32,11 +32,7 @@ fn seeded() -> Daemon {
 
 fn logread_msgs(d: &Daemon, args: &[&str]) -> Vec<String> {
     let out = d.logread(&[&["-o", "cat"], args].concat());
-    assert!(
-        out.status.success(),
-        "logread {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, &format!("logread {args:?}"));
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()

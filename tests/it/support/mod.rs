@@ -364,6 +364,13 @@ impl Daemon {
             .collect()
     }
 
+    /// The first entry whose msg contains `needle`, once it has arrived.
+    pub fn entry_with_text(&self, needle: &str) -> Value {
+        let has = |v: &Value| v["msg"].as_str().is_some_and(|m| m.contains(needle));
+        let entries = self.wait_for(needle, |e| e.iter().any(has));
+        entries.into_iter().find(has).unwrap()
+    }
+
     /// The first entry whose msg starts with `prefix`, once it has arrived.
     pub fn entry_starting(&self, prefix: &str) -> Value {
         let entries = self.wait_for(prefix, |e| e.iter().any(|v| msg_starts(v, prefix)));
@@ -448,6 +455,67 @@ pub fn assert_fields(e: &Value, want: &[(&str, &str)]) {
 /// Whether entry `v`'s msg starts with `prefix`.
 pub fn msg_starts(v: &Value, prefix: &str) -> bool {
     v["msg"].as_str().unwrap_or("").starts_with(prefix)
+}
+
+/// A dump that may meet an exec: a connection the old program accepted
+/// is closed by it, so a cut or failed reply is `None`, not a failure.
+pub fn dump_across_exec(query: &Path) -> Option<Vec<Value>> {
+    let mut c = UnixStream::connect(query).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    c.write_all(&[0]).ok()?;
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).ok()?;
+    out.split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).ok())
+        .collect()
+}
+
+/// A daemon started from its own copy of the program, in a directory of
+/// its own, so that the test can replace or remove the program under it
+/// (as an upgrade does). Killed when dropped.
+pub struct CopiedDaemon {
+    pub bin: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
+    pub child: Child,
+}
+
+impl CopiedDaemon {
+    /// Copy the program and start the copy with `--no-kmsg` (stderr
+    /// discarded) on sockets in a temporary directory; wait until it serves.
+    pub fn start() -> CopiedDaemon {
+        let bin = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let exe = bin.path().join("ringlogd");
+        std::fs::copy(RINGLOGD, &exe).unwrap();
+        let child = Command::new(&exe)
+            .arg("--runtime-dir")
+            .arg(dir.path())
+            .arg("--no-kmsg")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let d = CopiedDaemon { bin, dir, child };
+        assert!(wait_socket(&d.query()));
+        d
+    }
+
+    /// The copy of the program it runs.
+    pub fn exe(&self) -> PathBuf {
+        self.bin.path().join("ringlogd")
+    }
+
+    pub fn query(&self) -> PathBuf {
+        self.dir.path().join("memlogdq.sock")
+    }
+}
+
+impl Drop for CopiedDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Whether process `pid` exists and has not exited (a zombie has).
@@ -687,6 +755,17 @@ pub fn unique(label: &str) -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Check that the program behind `out` (`what`) exited 0, showing its
+/// stderr otherwise.
+pub fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub fn run_ok(cmd: &mut Command) -> Output {
