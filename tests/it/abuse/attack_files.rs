@@ -301,16 +301,9 @@ impl Drop for TinyFs {
 
 /// Send `n` entries of 100 bytes that do not compress.
 fn send_noise(d: &Daemon, app: &str, n: usize) {
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut bits = noise(0x2545_f491_4f6c_dd1d);
     for i in 0..n {
-        let noise: String = (0..6)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                format!("{x:016x}")
-            })
-            .collect();
+        let noise: String = bits.by_ref().take(6).map(|x| format!("{x:016x}")).collect();
         d.send(format!("<13>Dec  7 06:00:00 {app}: {i} {noise}").as_bytes());
     }
 }

@@ -332,14 +332,9 @@ fn garbage_and_an_unterminated_megabyte_cost_only_their_own_connection() {
         for _ in 0..16 {
             big.write_all(&chunk).unwrap();
         }
-        let mut x: u32 = 0x9e37_79b9;
-        let garbage: Vec<u8> = (0..256 << 10)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                (x >> 24) as u8
-            })
+        let garbage: Vec<u8> = noise(0x9e37_79b9)
+            .take(256 << 10)
+            .map(|x| (x >> 24) as u8)
             .collect();
         junk.write_all(&garbage).unwrap();
         (big, junk)

@@ -5,9 +5,18 @@
 //! fail with the reason when `CI` is set, and otherwise skip, saying why.
 
 use std::os::unix::fs::MetadataExt;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 
 use crate::support::*;
+
+/// A start that failed (exit 1) with exactly `stderr`, before binding
+/// anything in its runtime directory `dir`.
+fn assert_refused_before_binding(out: &Output, dir: &Path, stderr: &str) {
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), stderr);
+    assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0, "nothing bound");
+}
 
 /// The `Uid:`/`Gid:`/`Groups:`/`CapEff:` lines of /proc/PID/status.
 fn status_line(pid: u32, key: &str) -> String {
@@ -74,12 +83,11 @@ fn without_root_a_switch_is_refused_before_anything_is_bound() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "ringlogd: cannot switch to daemon (1:1): ringlogd must start as root to change user or group\n"
+    assert_refused_before_binding(
+        &out,
+        dir.path(),
+        "ringlogd: cannot switch to daemon (1:1): ringlogd must start as root to change user or group\n",
     );
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
 #[test]
@@ -92,12 +100,11 @@ fn an_unknown_user_stops_the_daemon_before_anything_is_bound() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "ringlogd: --user no-such-user-here: no such user in /etc/passwd\n"
+    assert_refused_before_binding(
+        &out,
+        dir.path(),
+        "ringlogd: --user no-such-user-here: no such user in /etc/passwd\n",
     );
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
 #[test]

@@ -791,15 +791,9 @@ fn a_torn_snapshot_is_refused_and_the_daemon_serves() {
 
 #[test]
 fn a_snapshot_of_random_bytes_is_refused_and_the_daemon_serves() {
-    // Deterministic noise: xorshift.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let bytes: Vec<u8> = (0..64 << 10)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
+    let bytes: Vec<u8> = noise(0x9e37_79b9_7f4a_7c15)
+        .take(64 << 10)
+        .map(|x| x as u8)
         .collect();
     refused(&bytes, "random bytes");
 }

@@ -418,15 +418,12 @@ fn max_bytes_bounds_resident_memory_whatever_the_input() {
     // 40 MiB of varied messages through a 4 MiB ring. The padding is
     // random letters, so compression cannot keep the ring below its budget
     // and the bound is reached on every run, however fast the compressor.
-    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut bits = noise(0x2545_f491_4f6c_dd1d);
     for i in 0..40_000usize {
-        let pad: String = (0..100 + (i * 7919) % 1900)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (b'a' + (x % 26) as u8) as char
-            })
+        let pad: String = bits
+            .by_ref()
+            .take(100 + (i * 7919) % 1900)
+            .map(|x| (b'a' + (x % 26) as u8) as char)
             .collect();
         s.send_to(
             format!("<13>Nov 21 23:40:10 gen: mem {i} {pad}").as_bytes(),

@@ -350,6 +350,12 @@ fn receiver_killed_mid_stream(input: Input, scheme: &str) -> Restart {
     let route = wait_route(&d, 0, "caught up", |s| {
         s["lag"] == 0 && s["state"] == "connected"
     });
+    // Sent is not yet written: count once rsyslogd has written the last
+    // line, which follows the reconnect on either transport.
+    let last = format!("{tag}-{}", n - 1);
+    rx.wait_for("the last line", 20, |m| {
+        m.iter().any(|v| v["msg"] == last.as_str())
+    });
     Restart {
         n,
         seen: arrivals(&rx, &tag, n),

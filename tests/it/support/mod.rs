@@ -746,6 +746,17 @@ pub fn find_tool(tool: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Deterministic noise from `seed` (xorshift64): input that does not
+/// compress, or garbage.
+pub fn noise(seed: u64) -> impl Iterator<Item = u64> {
+    let step = |&x: &u64| {
+        let x = x ^ (x << 13);
+        let x = x ^ (x >> 7);
+        Some(x ^ (x << 17))
+    };
+    std::iter::successors(Some(seed), step).skip(1)
+}
+
 /// Messages are unique per test run so parallel tests never confuse theirs.
 pub fn unique(label: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
