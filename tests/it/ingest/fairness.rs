@@ -76,19 +76,26 @@ fn quiet_services(log: &Path, count: usize, tag: &str) -> Vec<String> {
 /// Wait until the daemon has received every syslog datagram sent (the
 /// flood's, the quiet ones and nothing else on that input).
 fn wait_received(d: &Daemon, total: u64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let s = d.stats();
-        let got = s["inputs"]["syslog"]["received"].as_u64().unwrap_or(0);
-        if got >= total {
-            assert_eq!(got, total, "more received than sent: {s}");
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {got} of {total} datagrams received: {s}"
+    let received = |s: &Value| s["inputs"]["syslog"]["received"].as_u64().unwrap_or(0);
+    let s = poll(
+        &format!("{total} datagrams received"),
+        Duration::from_secs(60),
+        || d.stats(),
+        |s| received(s) >= total,
+    );
+    assert_eq!(received(&s), total, "more received than sent: {s}");
+    s
+}
+
+/// Each quiet service's (stored, evicted, held) in the stats is `want`.
+fn assert_quiet_sources(stats: &Value, want: (u64, u64, u64)) {
+    for name in QUIET {
+        let q = &stats["sources"][name];
+        assert_eq!(
+            (n(q, "stored"), n(q, "evicted"), n(q, "held")),
+            want,
+            "{name}: {q}"
         );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -221,14 +228,7 @@ fn a_flood_keeps_no_quiet_service_from_its_errors() {
         n(f, "evicted") >= 4 * MAX_LINES,
         "the flood's lines were evicted: {f}"
     );
-    for name in QUIET {
-        let q = &stats["sources"][name];
-        assert_eq!(
-            (n(q, "stored"), n(q, "evicted"), n(q, "held")),
-            (60, 0, 60),
-            "{name}: {q}"
-        );
-    }
+    assert_quiet_sources(&stats, (60, 0, 60));
     // The ring holds more than the quiet errors: the newest flood lines.
     assert!(n(f, "held") > 0, "flood: {f}");
     assert!(is_running(d.pid()), "ringlogd is gone");
@@ -262,12 +262,5 @@ fn under_fifo_the_same_flood_evicts_the_quiet_errors() {
     assert_sources_balance(&stats);
     let f = &stats["sources"]["flood"];
     assert_eq!(n(f, "stored"), flooded, "flood: {f}");
-    for name in QUIET {
-        let q = &stats["sources"][name];
-        assert_eq!(
-            (n(q, "stored"), n(q, "evicted"), n(q, "held")),
-            (5, 5, 0),
-            "{name}: {q}"
-        );
-    }
+    assert_quiet_sources(&stats, (5, 5, 0));
 }

@@ -6,13 +6,19 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use crate::support::*;
 
-/// A start that failed (exit 1) with exactly `stderr`, before binding
-/// anything in its runtime directory `dir`.
-fn assert_refused_before_binding(out: &Output, dir: &Path, stderr: &str) {
+/// `start` (the daemon's command) with `--runtime-dir dir` fails (exit 1)
+/// with exactly `stderr`, before binding anything in `dir`.
+fn assert_refused_before_binding(start: &mut Command, dir: &Path, stderr: &str) {
+    let out = start
+        .arg("--runtime-dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stderr), stderr);
     assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0, "nothing bound");
@@ -76,15 +82,10 @@ fn without_root_a_switch_is_refused_before_anything_is_bound() {
         std::os::unix::fs::PermissionsExt::from_mode(0o777),
     )
     .unwrap();
-    let out = Command::new(require("setpriv"))
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", RINGLOGD])
-        .args(["--no-kmsg", "--user", "daemon", "--runtime-dir"])
-        .arg(dir.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
     assert_refused_before_binding(
-        &out,
+        Command::new(require("setpriv"))
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", RINGLOGD])
+            .args(["--no-kmsg", "--user", "daemon"]),
         dir.path(),
         "ringlogd: cannot switch to daemon (1:1): ringlogd must start as root to change user or group\n",
     );
@@ -93,15 +94,8 @@ fn without_root_a_switch_is_refused_before_anything_is_bound() {
 #[test]
 fn an_unknown_user_stops_the_daemon_before_anything_is_bound() {
     let dir = tempfile::tempdir().unwrap();
-    let out = ringlogd_command()
-        .arg("--runtime-dir")
-        .arg(dir.path())
-        .args(["--user", "no-such-user-here"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
     assert_refused_before_binding(
-        &out,
+        ringlogd_command().args(["--user", "no-such-user-here"]),
         dir.path(),
         "ringlogd: --user no-such-user-here: no such user in /etc/passwd\n",
     );
