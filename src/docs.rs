@@ -15,7 +15,7 @@ use clap_complete::Shell;
 
 use crate::client::logread::LogreadArgs;
 use crate::client::logwrite::LogwriteArgs;
-use crate::config::DaemonArgs;
+use crate::config;
 
 /// A program with its man section and the sections added to its page.
 pub struct Program {
@@ -30,11 +30,11 @@ pub struct Program {
 pub fn programs() -> Vec<Program> {
     vec![
         Program {
-            command: DaemonArgs::command(),
+            command: config::command(),
             section: "8",
             extra: vec![
                 ("CONFIGURATION", vec![
-                    "Every long option is also a key of the TOML file --config names, spelled the same: max-lines = 5000, syslog-socket = [\"/dev/log\"], no-kmsg = true. A size may be a string with a unit (\"8M\"); an option that can be repeated takes a list. Options given on the command line win over the file. An unknown key or a bad value stops ringlogd with the file, line and key; --check-config prints the settings ringlogd would run with and where each came from.",
+                    "Every long option is also a key of the TOML file --config names, spelled the same: max-lines = 5000, syslog-socket = [\"/dev/log\"], no-kmsg = true. A size may be a string with a unit (\"8M\"); an option that can be repeated takes a list. Options given on the command line win over the file. The whole file is checked first: every unknown key or bad value is reported with the file, line and column, and ringlogd exits 1; --check-config prints the settings ringlogd would run with and where each came from.",
                     "On SIGHUP ringlogd reads the file again: max-lines, max-bytes, level-prefix, tcp-max-conns and tcp-idle-timeout apply at once and the ring is kept (beyond smaller limits the oldest entries are evicted); every other change is reported in the log as waiting for a restart, and a file that no longer loads changes nothing.",
                 ]),
                 ("SOCKET ACTIVATION", vec![

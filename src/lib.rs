@@ -30,6 +30,7 @@ pub mod query;
 pub mod record;
 pub mod ring;
 pub mod route;
+pub mod serving;
 pub mod sockpath;
 pub mod source;
 pub mod spare_fd;

@@ -50,13 +50,7 @@ impl FileId {
 
 /// The directory `path` is in, resolved and checked, and its file name.
 fn trusted_place(path: &Path) -> Result<(PathBuf, &std::ffi::OsStr), String> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| format!("{}: not a file name", path.display()))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let (dir, name) = crate::sockpath::dir_and_name(path)?;
     Ok((crate::sockpath::check_trusted(dir)?, name))
 }
 

@@ -113,9 +113,8 @@ pub fn prepare(path: &Path, kind: SocketKind) -> Result<PathBuf, String> {
     Ok(at)
 }
 
-/// `path` with its directory created if missing (mode 0755) and resolved
-/// to the real one, refused unless only root and this user can change it.
-fn resolve(path: &Path) -> Result<PathBuf, String> {
+/// The directory `path` is in (`.` for a bare name) and its file name.
+pub(crate) fn dir_and_name(path: &Path) -> Result<(&Path, &std::ffi::OsStr), String> {
     let name = path
         .file_name()
         .ok_or_else(|| format!("{}: not a file name", path.display()))?;
@@ -123,6 +122,13 @@ fn resolve(path: &Path) -> Result<PathBuf, String> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    Ok((dir, name))
+}
+
+/// `path` with its directory created if missing (mode 0755) and resolved
+/// to the real one, refused unless only root and this user can change it.
+fn resolve(path: &Path) -> Result<PathBuf, String> {
+    let (dir, name) = dir_and_name(path)?;
     // Check what already exists before creating anything below it.
     let existing = dir
         .ancestors()

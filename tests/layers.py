@@ -8,18 +8,23 @@ group; comments do not count). The checks:
   2. no room but the daemon itself names `crate::daemon` (src/bin and
      src/lib.rs are above every room and may);
   3. no file in src/ is longer than MAX_LINES lines.
+  4. ARCHITECTURE.md's list of rooms (between `<!-- layers:begin -->` and
+     `<!-- layers:end -->`) is the one this script prints from the code.
 It prints the rooms from the bottom up (each after everything it uses),
 then one line per broken rule, then `layers: N passed, M failed`, and exits
-1 when a rule is broken.
+1 when a rule is broken. With --write it rewrites ARCHITECTURE.md's list.
 
-usage: python3 tests/layers.py [SRC_DIR]
+usage: python3 tests/layers.py [--write]
 """
 import os
 import re
 import sys
 
 MAX_LINES = 900
-SRC = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "src")
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+SRC = os.path.join(ROOT, "src")
+DOC = os.path.join(ROOT, "ARCHITECTURE.md")
+BEGIN, END = "<!-- layers:begin -->", "<!-- layers:end -->"
 ABOVE_ROOMS = {"bin", "lib.rs", "main.rs"}
 
 PATH = re.compile(r"\bcrate::([a-z_][a-z0-9_]*)")
@@ -109,8 +114,37 @@ def bottom_up(edges):
     return order
 
 
+def listing(edges):
+    """The rooms from the bottom up, each with what it uses, as a text block."""
+    lines = ["```text"]
+    for room in bottom_up(edges):
+        uses = ", ".join(sorted(edges.get(room, {}))) or "-"
+        lines.append(f"{room:<13} uses {uses}")
+    lines.append("```")
+    return "\n".join(lines)
+
+
+def doc_region(text):
+    """The part of ARCHITECTURE.md between the markers, or None."""
+    if BEGIN not in text or END not in text:
+        return None
+    return text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n")
+
+
 def main():
     edges, files = scan(SRC)
+    block = listing(edges)
+    if "--write" in sys.argv[1:]:
+        with open(DOC, encoding="utf-8") as f:
+            text = f.read()
+        if doc_region(text) is None:
+            print(f"tests/layers.py: {DOC} has no {BEGIN} and {END} lines", file=sys.stderr)
+            return 2
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        with open(DOC, "w", encoding="utf-8") as f:
+            f.write(f"{head}{BEGIN}\n{block}\n{END}{tail}")
+        print("tests/layers.py: wrote the rooms into ARCHITECTURE.md", file=sys.stderr)
     failures = []
     for comp in cycles(edges):
         links = [
@@ -123,16 +157,21 @@ def main():
     for lines, rel in sorted(files, reverse=True):
         if lines > MAX_LINES:
             failures.append(f"{rel} has {lines} lines, more than {MAX_LINES}")
+    with open(DOC, encoding="utf-8") as f:
+        documented = doc_region(f.read())
+    if documented != block:
+        failures.append(
+            "ARCHITECTURE.md's rooms are not the code's: run python3 tests/layers.py --write"
+        )
     print("rooms, bottom up:")
-    for room in bottom_up(edges):
-        uses = ", ".join(sorted(edges.get(room, {}))) or "-"
-        print(f"  {room:<14} uses {uses}")
+    print(block)
     for f in failures:
         print("FAILED", f)
     rules = [
         any(f.startswith("cycle") for f in failures),
         any("crate::daemon" in f for f in failures),
         any("lines, more than" in f for f in failures),
+        any("ARCHITECTURE.md" in f for f in failures),
     ]
     print(f"layers: {rules.count(False)} passed, {rules.count(True)} failed")
     return 1 if failures else 0

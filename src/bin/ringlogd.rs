@@ -3,8 +3,12 @@
 
 use ringlogd::config::{show, Loader};
 
+/// Report `e` (one line per mistake, e.g. every mistake of a configuration
+/// file) and exit 1.
 fn fail(e: String) -> ! {
-    eprintln!("ringlogd: {e}");
+    for line in e.lines() {
+        eprintln!("ringlogd: {line}");
+    }
     std::process::exit(1);
 }
 

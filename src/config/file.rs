@@ -5,7 +5,9 @@
 //! turned into the flag it names and checked by that flag's own parser, so
 //! a value means exactly what it means on the command line; a key that is
 //! not a flag, a value of the wrong type, or one the flag refuses is an
-//! error naming the file, the line and the key.
+//! error naming the file, the line and column, and the key. The whole file
+//! is checked before anything is refused, so every mistake in it is
+//! reported at once, one per line, in file order.
 //!
 //! The command line wins: a flag given there drops the file's key (and the
 //! keys it conflicts with, so `--no-kmsg` beats a file's `kmsg`), and the
@@ -18,7 +20,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use clap::parser::ValueSource;
-use clap::{Arg, ArgAction, ArgMatches, Command, CommandFactory, FromArgMatches};
+use clap::{Arg, ArgAction, ArgMatches, Command, FromArgMatches};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
@@ -62,6 +64,8 @@ impl Loaded {
 /// One key of the file, as the flag arguments it stands for.
 struct Entry {
     key: String,
+    /// Where the key starts: a byte offset, and its line.
+    at: usize,
     line: usize,
     /// `--key=value` (once per value) or `--key`.
     args: Vec<OsString>,
@@ -75,7 +79,7 @@ impl Loader {
     }
 
     pub fn try_from_args(args: impl IntoIterator<Item = OsString>) -> Result<Loader, clap::Error> {
-        let cmd = DaemonArgs::command();
+        let cmd = super::command();
         let argv = go_style_args(args, &cmd);
         let cli = cmd.try_get_matches_from(&argv)?;
         let config = cli.get_one::<PathBuf>("config").cloned();
@@ -98,17 +102,26 @@ impl Loader {
     }
 
     /// Read the configuration file (if any) and merge it under the command
-    /// line. Errors are one line, naming the file, line and key at fault.
+    /// line. Errors name the file, line, column and key at fault, one line
+    /// per mistake (`FILE:LINE:COL: ...`), every mistake of the file.
     pub fn load(&self) -> Result<Loaded, String> {
-        let mut cmd = DaemonArgs::command();
+        let mut cmd = super::command();
         cmd.build();
         let mut origins = BTreeMap::new();
         let mut file_args = Vec::new();
+        // The file's keys in force, each with its place in the file.
+        let mut kept: Vec<(String, Vec<OsString>)> = Vec::new();
         if let Some(path) = &self.config {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 format!("cannot read the configuration file {}: {e}", path.display())
             })?;
-            let entries = parse(&text, &cmd).map_err(|e| format!("{}:{e}", path.display()))?;
+            let entries = parse(&text, &cmd).map_err(|mistakes| {
+                mistakes
+                    .iter()
+                    .map(|m| format!("{}: {}", place(&text, m.at, path), m.what))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })?;
             for entry in entries {
                 let arg = long_arg(&cmd, &entry.key).expect("parse only returns known keys");
                 if self.on_command_line(arg)
@@ -118,7 +131,8 @@ impl Loader {
                 {
                     continue;
                 }
-                file_args.extend(entry.args);
+                file_args.extend(entry.args.iter().cloned());
+                kept.push((place(&text, entry.at, path), entry.args));
                 origins.insert(entry.key, Origin::File(entry.line));
             }
         }
@@ -129,16 +143,14 @@ impl Loader {
                 }
             }
         }
-        let mut argv = vec![self
-            .argv
-            .first()
-            .cloned()
-            .unwrap_or_else(|| OsString::from("ringlogd"))];
+        let mut argv = vec![self.argv0()];
         argv.extend(file_args);
         argv.extend(self.argv.iter().skip(1).cloned());
+        // What no single key can break: what flags need together.
         let matches = cmd
+            .clone()
             .try_get_matches_from(argv)
-            .map_err(|e| first_line(&e.to_string()))?;
+            .map_err(|e| self.blame(&cmd, &kept, &e))?;
         let args =
             DaemonArgs::from_arg_matches(&matches).map_err(|e| first_line(&e.to_string()))?;
         Ok(Loaded {
@@ -147,6 +159,37 @@ impl Loader {
             origins,
             config: self.config.clone(),
         })
+    }
+
+    fn argv0(&self) -> OsString {
+        self.argv
+            .first()
+            .cloned()
+            .unwrap_or_else(|| OsString::from("ringlogd"))
+    }
+
+    /// clap's objection `e` to the merged arguments, placed at the file's
+    /// keys that cause it: each kept key that draws the same objection
+    /// with the command line alone.
+    fn blame(&self, cmd: &Command, kept: &[(String, Vec<OsString>)], e: &clap::Error) -> String {
+        let why = first_paragraph(&e.to_string());
+        let culprits: Vec<String> = kept
+            .iter()
+            .filter(|(_, args)| {
+                let mut argv = vec![self.argv0()];
+                argv.extend(args.iter().cloned());
+                argv.extend(self.argv.iter().skip(1).cloned());
+                cmd.clone()
+                    .try_get_matches_from(argv)
+                    .is_err_and(|alone| alone.kind() == e.kind())
+            })
+            .map(|(place, _)| format!("{place}: {why}"))
+            .collect();
+        if culprits.is_empty() {
+            why
+        } else {
+            culprits.join("\n")
+        }
     }
 
     fn on_command_line(&self, arg: &Arg) -> bool {
@@ -175,7 +218,7 @@ fn long_arg<'a>(cmd: &'a Command, key: &str) -> Option<&'a Arg> {
 
 /// The keys the file accepts: every long flag that is a setting.
 pub fn keys() -> Vec<String> {
-    DaemonArgs::command()
+    super::command()
         .get_arguments()
         .filter_map(|a| a.get_long())
         .filter(|l| !NOT_IN_FILE.contains(l))
@@ -183,23 +226,67 @@ pub fn keys() -> Vec<String> {
         .collect()
 }
 
+/// A mistake in the file: where it starts (a byte offset) and what it is.
+#[derive(Debug)]
+struct Mistake {
+    at: usize,
+    what: String,
+}
+
+impl Mistake {
+    fn new(at: usize, what: impl Into<String>) -> Mistake {
+        Mistake {
+            at,
+            what: what.into(),
+        }
+    }
+}
+
 /// The file's keys as flag arguments, in file order, each value checked by
-/// its flag's parser. Errors start with the line: `12: max-lines = 0: ...`.
-fn parse(text: &str, cmd: &Command) -> Result<Vec<Entry>, String> {
-    let table = DeTable::parse(text).map_err(|e| {
-        let at = e.span().map_or(0, |s| s.start);
-        format!("{}: {}", line_of(text, at), e.message().trim_end())
-    })?;
+/// its flag's parser. On error, every mistake of the file in file order:
+/// TOML syntax, unknown keys (a `[section]` is one), values of the wrong
+/// type or that the flag refuses, keys that conflict.
+fn parse(text: &str, cmd: &Command) -> Result<Vec<Entry>, Vec<Mistake>> {
+    let (table, syntax) = DeTable::parse_recoverable(text);
+    let mut mistakes: Vec<Mistake> = syntax
+        .iter()
+        .map(|e| {
+            Mistake::new(
+                e.span().map_or(0, |s| s.start),
+                e.message().trim_end().replace('\n', " "),
+            )
+        })
+        .collect();
+    // A line with bad syntax is reported once, for its syntax.
+    let bad_lines: Vec<usize> = mistakes.iter().map(|m| line_of(text, m.at)).collect();
+    // Each value is judged alone, as the flag's parser sees it; what flags
+    // need together is judged once the whole file is in.
+    let alone = cmd
+        .clone()
+        .mut_args(|a| a.requires(clap::builder::Resettable::Reset));
     let mut items: Vec<_> = table.get_ref().iter().collect();
     items.sort_by_key(|(k, _)| k.span().start);
     let mut entries: Vec<Entry> = Vec::new();
     for (key, value) in items {
         let line = line_of(text, key.span().start);
+        if bad_lines.contains(&line) {
+            continue;
+        }
         let name: &str = key.get_ref();
         let Some(arg) = long_arg(cmd, name) else {
-            return Err(format!("{line}: unknown key `{name}`{}", key_hint(name)));
+            mistakes.push(Mistake::new(
+                key.span().start,
+                format!("unknown key `{name}`{}", key_hint(name, value)),
+            ));
+            continue;
         };
-        let args = flag_args(text, cmd, arg, name, value)?;
+        let args = match flag_args(text, &alone, arg, name, value) {
+            Ok(args) => args,
+            Err(mut bad) => {
+                mistakes.append(&mut bad);
+                continue;
+            }
+        };
         // Two keys the command line could not combine either (a `false`
         // sets nothing, so conflicts with nothing).
         for earlier in entries
@@ -208,50 +295,66 @@ fn parse(text: &str, cmd: &Command) -> Result<Vec<Entry>, String> {
         {
             let other = long_arg(cmd, &earlier.key).expect("a known key");
             if conflict(cmd, arg, other) {
-                return Err(format!(
-                    "{line}: {name} cannot be set together with {} (line {})",
-                    earlier.key, earlier.line
+                mistakes.push(Mistake::new(
+                    key.span().start,
+                    format!(
+                        "{name} cannot be set together with {} (line {})",
+                        earlier.key, earlier.line
+                    ),
                 ));
             }
         }
         entries.push(Entry {
             key: name.to_owned(),
+            at: key.span().start,
             line,
             args,
         });
     }
-    Ok(entries)
+    if mistakes.is_empty() {
+        Ok(entries)
+    } else {
+        mistakes.sort_by_key(|m| m.at);
+        Err(mistakes)
+    }
 }
 
-/// `value` for flag `arg` as command-line arguments.
+/// `value` for flag `arg` as command-line arguments; every value of a list
+/// is checked.
 fn flag_args(
     text: &str,
     cmd: &Command,
     arg: &Arg,
     name: &str,
     value: &Spanned<DeValue>,
-) -> Result<Vec<OsString>, String> {
-    let line = line_of(text, value.span().start);
+) -> Result<Vec<OsString>, Vec<Mistake>> {
     match arg.get_action() {
         ArgAction::SetTrue => match value.get_ref() {
             DeValue::Boolean(true) => Ok(vec![OsString::from(format!("--{name}"))]),
             DeValue::Boolean(false) => Ok(vec![]),
-            _ => Err(format!(
-                "{line}: {name} = {}: expects true or false",
-                raw(text, value)
-            )),
+            _ => Err(vec![Mistake::new(
+                value.span().start,
+                format!("{name} = {}: expects true or false", raw(text, value)),
+            )]),
         },
         ArgAction::Append => {
             let items: Vec<&Spanned<DeValue>> = match value.get_ref() {
                 DeValue::Array(a) => a.iter().collect(),
                 _ => vec![value],
             };
-            items
+            let (good, bad): (Vec<_>, Vec<_>) = items
                 .into_iter()
                 .map(|v| flag_value(text, cmd, name, v))
-                .collect()
+                .partition(Result::is_ok);
+            if bad.is_empty() {
+                Ok(good.into_iter().filter_map(Result::ok).collect())
+            } else {
+                Err(bad.into_iter().filter_map(Result::err).collect())
+            }
         }
-        _ => Ok(vec![flag_value(text, cmd, name, value)?]),
+        _ => Ok(vec![
+            flag_value(text, cmd, name, value).map_err(|m| vec![m])?
+        ]),
     }
 }
 
@@ -290,9 +393,13 @@ fn flag_value(
     cmd: &Command,
     name: &str,
     value: &Spanned<DeValue>,
-) -> Result<OsString, String> {
-    let line = line_of(text, value.span().start);
-    let bad = |why: &str| format!("{line}: {name} = {}: {why}", raw(text, value));
+) -> Result<OsString, Mistake> {
+    let bad = |why: &str| {
+        Mistake::new(
+            value.span().start,
+            format!("{name} = {}: {why}", raw(text, value)),
+        )
+    };
     let s = match value.get_ref() {
         DeValue::String(s) => s.to_string(),
         DeValue::Integer(i) => i128::from_str_radix(i.as_str(), i.radix())
@@ -321,10 +428,19 @@ fn flag_value(
     Ok(flag)
 }
 
-/// A suggestion for a key that is not one.
-fn key_hint(key: &str) -> String {
+/// A suggestion for a key that is not one. A table is a `[section]`
+/// header (or `key.sub = ...`): the file has none.
+fn key_hint(key: &str, value: &Spanned<DeValue>) -> String {
+    if let DeValue::Table(t) = value.get_ref() {
+        let mut inside: Vec<&str> = t.iter().map(|(k, _)| k.get_ref().as_ref()).collect();
+        inside.truncate(3);
+        return format!(
+            " (the file has no sections: every key goes at the top, before any [table]; here: {})",
+            inside.join(", ")
+        );
+    }
     let dashed = key.replace('_', "-");
-    if dashed != key && long_arg(&DaemonArgs::command(), &dashed).is_some() {
+    if dashed != key && long_arg(&super::command(), &dashed).is_some() {
         return format!(" (did you mean `{dashed}`? keys are spelled as the flags are)");
     }
     " (the keys are ringlogd's long flags, as `ringlogd --help` lists them)".to_owned()
@@ -335,13 +451,27 @@ fn raw<'a>(text: &'a str, value: &Spanned<DeValue>) -> &'a str {
     text.get(value.span()).unwrap_or("?")
 }
 
+/// `FILE:LINE:COLUMN` of byte offset `at`, as compilers name a place.
+fn place(text: &str, at: usize, path: &Path) -> String {
+    let (line, column) = line_column(text, at);
+    format!("{}:{line}:{column}", path.display())
+}
+
 /// 1-based line number of byte offset `at`.
 fn line_of(text: &str, at: usize) -> usize {
-    text.as_bytes()[..at.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    line_column(text, at).0
+}
+
+/// 1-based line and column (in characters) of byte offset `at`.
+fn line_column(text: &str, at: usize) -> (usize, usize) {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[start..].chars().count() + 1)
 }
 
 /// clap's error text without its "error: " prefix and its usage lines.
@@ -350,9 +480,22 @@ fn first_line(s: &str) -> String {
     line.strip_prefix("error: ").unwrap_or(line).to_owned()
 }
 
+/// clap's error up to its first blank line, as one line: a message whose
+/// first line ends in a colon goes on in the lines below it.
+fn first_paragraph(s: &str) -> String {
+    let text: Vec<&str> = s
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let joined = text.join(" ");
+    joined.strip_prefix("error: ").unwrap_or(&joined).to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse::multiline;
     use std::io::Write;
 
     fn load(file: &str, cli: &[&str]) -> Result<Loaded, String> {
@@ -429,36 +572,39 @@ mod tests {
         let cases = [
             (
                 "max-lines = 5\nmax_lines = 3\n",
-                "FILE:2: unknown key `max_lines` (did you mean `max-lines`?",
+                "FILE:2:1: unknown key `max_lines` (did you mean `max-lines`?",
             ),
-            ("\n\nbogus = 1\n", "FILE:3: unknown key `bogus`"),
+            ("\n\nbogus = 1\n", "FILE:3:1: unknown key `bogus`"),
             (
                 "max-lines = 0\n",
-                "FILE:1: max-lines = 0: must be a whole number of at least 1",
+                "FILE:1:13: max-lines = 0: must be a whole number of at least 1",
             ),
             (
                 "max-bytes = \"lots\"\n",
-                "FILE:1: max-bytes = \"lots\": \"lots\" is not a size",
+                "FILE:1:13: max-bytes = \"lots\": \"lots\" is not a size",
             ),
             (
                 "level-prefix = \"yes\"\n",
-                "FILE:1: level-prefix = \"yes\": expects true or false",
+                "FILE:1:16: level-prefix = \"yes\": expects true or false",
             ),
             (
                 "udp = [\"127.0.0.1:1\",\n  \"localhost:1\"]\n",
-                "FILE:2: udp = \"localhost:1\": \"localhost:1\" is not ADDR:PORT",
+                "FILE:2:3: udp = \"localhost:1\": \"localhost:1\" is not ADDR:PORT",
             ),
             (
                 "max-lines = 1.5\n",
-                "FILE:1: max-lines = 1.5: expects a string or a whole number",
+                "FILE:1:13: max-lines = 1.5: expects a string or a whole number",
             ),
-            ("[ring]\nmax-lines = 1\n", "FILE:1: unknown key `ring`"),
-            ("max-lines = \n", "FILE:1: "),
+            (
+                "[ring]\nmax-lines = 1\n",
+                "FILE:1:2: unknown key `ring` (the file has no sections",
+            ),
+            ("max-lines = \n", "FILE:1:13: "),
             (
                 "kmsg = \"/k\"\nno-kmsg = true\n",
-                "FILE:2: no-kmsg cannot be set together with kmsg (line 1)",
+                "FILE:2:1: no-kmsg cannot be set together with kmsg (line 1)",
             ),
-            ("config = \"/x\"\n", "FILE:1: unknown key `config`"),
+            ("config = \"/x\"\n", "FILE:1:1: unknown key `config`"),
         ];
         for (file, want) in cases {
             let err = load(file, &[])
@@ -466,6 +612,43 @@ mod tests {
                 .unwrap_or_else(|| panic!("{file:?} was accepted"));
             assert!(err.starts_with(want), "{file:?}: {err}");
         }
+    }
+
+    #[test]
+    fn every_mistake_of_the_file_is_reported_in_file_order() {
+        let err = load(
+            "max-lines = 0\nudp = [\"x\", \"127.0.0.1:1\", \"y\"]\nbogus = 1\nmax-bytes = \n[ring]\nevict = \"fifo\"\n",
+            &[],
+        )
+        .unwrap_err();
+        let lines: Vec<&str> = err.lines().map(|l| l.split(": ").next().unwrap()).collect();
+        assert_eq!(
+            lines,
+            [
+                "FILE:1:13",
+                "FILE:2:8",
+                "FILE:2:28",
+                "FILE:3:1",
+                "FILE:4:13",
+                "FILE:5:2"
+            ],
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn keys_that_need_each_other_may_both_be_in_the_file() {
+        let l = load("multiline = \"^\\\\s\"\nmultiline-match = \"first\"\n", &[]).unwrap();
+        assert_eq!(l.settings.multiline.unwrap().mode, multiline::Mode::First);
+        let l = load("multiline-match = \"last\"\n", &["--multiline", "x"]).unwrap();
+        assert_eq!(l.settings.multiline.unwrap().mode, multiline::Mode::Last);
+        let e = load("max-lines = 3\nmultiline-match = \"first\"\n", &[]).unwrap_err();
+        assert!(
+            e.starts_with(
+                "FILE:2:1: the following required arguments were not provided: --multiline"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -36,6 +36,42 @@ pub const RUNTIME_INTAKE_NAME: &str = "linuxkit-external-logging.sock";
 pub const DEFAULT_MAX_FDS: usize = 1024;
 /// The most `--max-fds` accepts: far above any fd limit a kernel grants.
 pub const MAX_MAX_FDS: usize = 1 << 20;
+/// The query socket's mode: root only, or with `--query-group` its group.
+pub const DEFAULT_QUERY_MODE: u32 = 0o600;
+pub const GROUP_QUERY_MODE: u32 = 0o660;
+
+/// Defaults the code works out itself, since they depend on other flags
+/// (`--runtime-dir`, `--fd-syslog`, `--no-kmsg`, `--query-group`): by
+/// argument id, as `--help` shows them. clap shows the others from their
+/// `default_value`; [`command`] adds these, so each default is written
+/// once, here or there.
+fn computed_defaults() -> [(&'static str, String); 5] {
+    [
+        ("syslog_socket", DEFAULT_SYSLOG_SOCKET.to_owned()),
+        ("socket_query", DEFAULT_QUERY_SOCKET.to_owned()),
+        (
+            "query_mode",
+            format!("{DEFAULT_QUERY_MODE:04o}, or {GROUP_QUERY_MODE:04o} with --query-group"),
+        ),
+        ("socket_log", DEFAULT_INTAKE_SOCKET.to_owned()),
+        ("kmsg", DEFAULT_KMSG.to_owned()),
+    ]
+}
+
+/// The daemon's command line as clap reads it and `--help` and the man
+/// page show it: [`DaemonArgs`], with the defaults of
+/// [`computed_defaults`] in the help of their flags.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    computed_defaults()
+        .into_iter()
+        .fold(DaemonArgs::command(), |cmd, (id, default)| {
+            cmd.mut_arg(id, |a| {
+                let help = a.get_help().map(ToString::to_string).unwrap_or_default();
+                a.help(format!("{help} [default: {default}]"))
+            })
+        })
+}
 
 /// A syslog-compatible in-memory log server.
 ///
@@ -46,7 +82,7 @@ pub const MAX_MAX_FDS: usize = 1 << 20;
 #[command(name = "ringlogd", version)]
 pub struct DaemonArgs {
     /// Syslog datagram socket to listen on (mode 0666). Repeat the flag for
-    /// more sockets, e.g. one inside a chroot. [default: /dev/log]
+    /// more sockets, e.g. one inside a chroot.
     #[arg(long = "syslog-socket", value_name = "PATH")]
     pub syslog_socket: Vec<PathBuf>,
 
@@ -56,13 +92,13 @@ pub struct DaemonArgs {
     #[arg(long = "fd-syslog", value_name = "N", value_parser = parse_fd)]
     pub fd_syslog: Vec<RawFd>,
 
-    /// memlogd query socket (mode 0600). [default: /var/run/memlogdq.sock]
+    /// memlogd query socket (mode 0600).
     #[arg(long = "socket-query", value_name = "PATH")]
     pub socket_query: Option<PathBuf>,
 
     /// Permissions of the query socket, in octal: 0660 lets --query-group
     /// read, 0666 lets every user connect (each then sees only the entries
-    /// it sent itself). [default: 0600, or 0660 with --query-group]
+    /// it sent itself).
     #[arg(long = "query-mode", value_name = "MODE", value_parser = parse_mode)]
     pub query_mode: Option<u32>,
 
@@ -72,6 +108,20 @@ pub struct DaemonArgs {
     #[arg(long = "query-group", value_name = "GROUP", value_parser = parse_group)]
     pub query_group: Option<u32>,
 
+    /// Most query connections open at once. A quarter is kept for root,
+    /// ringlogd's user and --query-group; past the limit a connection gets
+    /// one error line and is closed, and counted. Lowered to what the fd
+    /// limit leaves beside --max-fds and --tcp-max-conns.
+    #[arg(long = "query-max-clients", value_name = "N", default_value_t = 4096,
+          value_parser = parse_max_conns)]
+    pub query_max_clients: usize,
+
+    /// Most query connections open at once from one user who reads only
+    /// its own entries (not root, ringlogd's user or --query-group).
+    #[arg(long = "query-max-clients-per-uid", value_name = "N", default_value_t = 64,
+          value_parser = parse_max_conns)]
+    pub query_max_clients_per_uid: usize,
+
     /// Use the listening query socket the parent process passed as fd N,
     /// instead of binding --socket-query; never unlinked.
     #[arg(long = "fd-query", value_name = "N", value_parser = parse_fd)]
@@ -79,7 +129,7 @@ pub struct DaemonArgs {
 
     /// fd intake socket (mode 0600): clients send a name and the fds of a
     /// program's output, and every line read from them is logged under that
-    /// name. [default: /var/run/linuxkit-external-logging.sock]
+    /// name.
     #[arg(long = "socket-log", value_name = "PATH")]
     pub socket_log: Option<PathBuf>,
 
@@ -159,7 +209,6 @@ pub struct DaemonArgs {
     /// Kernel log to read, from the oldest record it holds; a regular file
     /// of saved records is replayed once at start. If it cannot be opened
     /// (no /dev/kmsg in a container, not root) ringlogd warns and runs on.
-    /// [default: /dev/kmsg]
     #[arg(long = "kmsg", value_name = "PATH", conflicts_with = "no_kmsg")]
     pub kmsg: Option<PathBuf>,
 
@@ -202,13 +251,14 @@ pub struct DaemonArgs {
     /// What a match of --multiline means: first (starts an entry), last
     /// (ends one), nonfirst (a line that does not match starts one), or
     /// nonlast (a line that does not match ends one).
-    #[arg(long = "multiline-match", value_name = "MODE", default_value = "nonfirst",
+    #[arg(long = "multiline-match", value_name = "MODE", default_value = multiline::DEFAULT_MODE.as_str(),
           value_parser = multiline::Mode::parse, requires = "multiline")]
     pub multiline_match: multiline::Mode,
 
     /// Store a joined entry this long after its first line at most, in
     /// milliseconds, even if it may go on.
-    #[arg(long = "multiline-flush", value_name = "MS", default_value_t = 500,
+    #[arg(long = "multiline-flush", value_name = "MS",
+          default_value_t = multiline::DEFAULT_FLUSH.as_millis() as u64,
           value_parser = parse_flush_ms, requires = "multiline")]
     pub multiline_flush: u64,
     /// Once every socket is bound (and /dev/kmsg open), switch to this user
@@ -227,6 +277,11 @@ pub struct DaemonArgs {
     /// exit when the directory allows it.
     #[arg(long = "pidfile", value_name = "PATH")]
     pub pidfile: Option<PathBuf>,
+
+    /// Print one line on stderr once ringlogd serves: its sockets and the
+    /// ring's limits. Printed anyway when stderr is a terminal.
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
 
     /// Honour SIGUSR1 (pause/resume), SIGUSR2 (re-exec) and SIGHUP (reload)
     /// only from root; from anyone else they are ignored and logged. Under
@@ -290,6 +345,9 @@ pub struct Settings {
     /// The group that owns the query socket and whose members read every
     /// entry.
     pub query_group: Option<u32>,
+    /// Most query connections at once, in all and from one restricted uid.
+    pub query_max_clients: usize,
+    pub query_max_clients_per_uid: usize,
     pub intake_socket: PathBuf,
     /// The intake socket inherited from the parent; `intake_socket` is then
     /// not bound.
@@ -309,6 +367,8 @@ pub struct Settings {
     pub user: Option<String>,
     pub group: Option<String>,
     pub pidfile: Option<PathBuf>,
+    /// Say on stderr where ringlogd serves, even when it is no terminal.
+    pub verbose: bool,
     /// Control signals are honoured only from root.
     pub no_signal_control: bool,
 }
@@ -360,10 +420,12 @@ impl DaemonArgs {
             syslog_fds: self.fd_syslog.clone(),
             query_fd: self.fd_query,
             query_mode: self.query_mode.unwrap_or(match self.query_group {
-                Some(_) => 0o660,
-                None => 0o600,
+                Some(_) => GROUP_QUERY_MODE,
+                None => DEFAULT_QUERY_MODE,
             }),
             query_group: self.query_group,
+            query_max_clients: self.query_max_clients,
+            query_max_clients_per_uid: self.query_max_clients_per_uid,
             intake_socket: self
                 .socket_log
                 .clone()
@@ -382,6 +444,7 @@ impl DaemonArgs {
             user: self.user.clone(),
             group: self.group.clone(),
             pidfile: self.pidfile.clone(),
+            verbose: self.verbose,
             no_signal_control: self.no_signal_control,
         }
     }

@@ -5,15 +5,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use super::{Loaded, Origin, Settings};
+use crate::parse::multiline;
 
-/// Keys whose new value SIGHUP applies to the running daemon; every other
-/// change waits for a restart.
-pub const LIVE_KEYS: &[&str] = &[
-    "max-lines",
-    "max-bytes",
-    "level-prefix",
-    "tcp-max-conns",
-    "tcp-idle-timeout",
+/// Keys that apply only together with another key (clap `requires` it):
+/// (key, the key it needs). At their default without it, `--check-config`
+/// shows them commented out, so its output still reads back as a file.
+const NEEDS: &[(&str, &str)] = &[
+    ("multiline-match", "multiline"),
+    ("multiline-flush", "multiline"),
 ];
 
 /// One setting whose value differs between two [`Settings`].
@@ -23,12 +22,6 @@ pub struct Change {
     /// As TOML, or `(not set)`.
     pub old: String,
     pub new: String,
-}
-
-impl Change {
-    pub fn is_live(&self) -> bool {
-        LIVE_KEYS.contains(&self.key)
-    }
 }
 
 /// Every setting of `s` as (key, TOML value), `None` when not set.
@@ -45,6 +38,11 @@ pub fn values(s: &Settings) -> Vec<(&'static str, Option<String>)> {
         ("socket-query", Some(path(&s.query_socket))),
         ("query-mode", Some(string(&format!("{:04o}", s.query_mode)))),
         ("query-group", s.query_group.map(|g| g.to_string())),
+        ("query-max-clients", Some(s.query_max_clients.to_string())),
+        (
+            "query-max-clients-per-uid",
+            Some(s.query_max_clients_per_uid.to_string()),
+        ),
         ("fd-query", s.query_fd.map(|n| n.to_string())),
         ("socket-log", Some(path(&s.intake_socket))),
         ("fd-log", s.intake_fd.map(|n| n.to_string())),
@@ -77,20 +75,30 @@ pub fn values(s: &Settings) -> Vec<(&'static str, Option<String>)> {
             "multiline",
             s.multiline.as_ref().map(|m| string(&m.pattern)),
         ),
-        // Only with --multiline, which they need.
+        // Without --multiline, the defaults it would run with.
         (
             "multiline-match",
-            s.multiline.as_ref().map(|m| string(m.mode.as_str())),
+            Some(string(
+                s.multiline
+                    .as_ref()
+                    .map_or(multiline::DEFAULT_MODE, |m| m.mode)
+                    .as_str(),
+            )),
         ),
         (
             "multiline-flush",
-            s.multiline
-                .as_ref()
-                .map(|m| (m.flush.as_millis() as u64).to_string()),
+            Some(
+                (s.multiline
+                    .as_ref()
+                    .map_or(multiline::DEFAULT_FLUSH, |m| m.flush)
+                    .as_millis() as u64)
+                    .to_string(),
+            ),
         ),
         ("user", s.user.as_deref().map(string)),
         ("group", s.group.as_deref().map(string)),
         ("pidfile", s.pidfile.as_deref().map(path)),
+        ("verbose", Some(s.verbose.to_string())),
         ("no-signal-control", Some(s.no_signal_control.to_string())),
     ]
 }
@@ -125,11 +133,19 @@ pub fn effective(loaded: &Loaded) -> String {
             origin_text(loaded.origin("runtime-dir"))
         );
     }
-    for (key, value) in values(&loaded.settings) {
+    let shown: Vec<_> = values(&loaded.settings);
+    let is_set = |key: &str| shown.iter().any(|(k, v)| *k == key && v.is_some());
+    for (key, value) in &shown {
         let origin = origin_text(loaded.origin(key));
-        match value {
-            Some(v) => out += &format!("{key} = {v}  # {origin}\n"),
-            None => out += &format!("# {key} is not set\n"),
+        let needs = NEEDS.iter().find(|(k, needed)| {
+            k == key && loaded.origin(key) == Origin::Default && !is_set(needed)
+        });
+        match (value, needs) {
+            (Some(v), None) => out += &format!("{key} = {v}  # {origin}\n"),
+            (Some(v), Some((_, needed))) => {
+                out += &format!("#{key} = {v}  # {origin}; applies with {needed}\n")
+            }
+            (None, _) => out += &format!("# {key} is not set\n"),
         }
     }
     out
@@ -175,9 +191,9 @@ mod tests {
                 continue;
             }
             assert!(
-                text.lines()
-                    .any(|l| l.starts_with(&format!("{key} = "))
-                        || l == format!("# {key} is not set")),
+                text.lines().any(|l| l.starts_with(&format!("{key} = "))
+                    || l.starts_with(&format!("#{key} = "))
+                    || l == format!("# {key} is not set")),
                 "{key} missing from:\n{text}"
             );
         }
@@ -186,12 +202,43 @@ mod tests {
     }
 
     #[test]
+    fn a_key_that_needs_another_is_shown_at_its_default_commented_out() {
+        let text = effective(&loaded(&[]));
+        assert!(
+            text.contains("#multiline-match = \"nonfirst\"  # default; applies with multiline\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("#multiline-flush = 500  # default; applies with multiline\n"),
+            "{text}"
+        );
+        let text = effective(&loaded(&["--multiline", "x"]));
+        assert!(
+            text.contains("\nmultiline-match = \"nonfirst\"  # default\n"),
+            "{text}"
+        );
+        // Each key NEEDS names is refused without the one it needs.
+        for (key, needed) in NEEDS {
+            let alone =
+                Loader::try_from_args(["ringlogd", &format!("--{key}=1")].map(OsString::from));
+            let with = Loader::try_from_args(
+                ["ringlogd", &format!("--{needed}=x"), &format!("--{key}=1")].map(OsString::from),
+            );
+            assert!(alone.is_err(), "{key} alone was accepted");
+            assert!(
+                !matches!(with, Err(e) if e.kind() == clap::error::ErrorKind::MissingRequiredArgument),
+                "{key} needs more than {needed}"
+            );
+        }
+    }
+
+    #[test]
     fn changes_list_what_differs() {
         let a = loaded(&[]).settings;
         let b = loaded(&["--max-lines", "9", "--socket-query", "/q"]).settings;
         let c = changes(&a, &b);
-        let keys: Vec<_> = c.iter().map(|c| (c.key, c.is_live())).collect();
-        assert_eq!(keys, [("socket-query", false), ("max-lines", true)]);
+        let keys: Vec<_> = c.iter().map(|c| c.key).collect();
+        assert_eq!(keys, ["socket-query", "max-lines"]);
         assert_eq!(c[1].old, "5000");
         assert_eq!(c[1].new, "9");
         assert!(changes(&a, &a).is_empty());

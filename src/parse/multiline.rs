@@ -24,6 +24,8 @@ use crate::record::truncate_utf8;
 
 /// Default flush timeout, as logspout's.
 pub const DEFAULT_FLUSH: Duration = Duration::from_millis(500);
+/// Default meaning of a match: a line that matches continues the entry.
+pub const DEFAULT_MODE: Mode = Mode::NonFirst;
 
 /// What a match of the pattern means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

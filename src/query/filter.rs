@@ -3,9 +3,18 @@
 //! cross the socket.
 
 use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, TimeZone};
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
 
 use crate::record::{Input, RecordRef, Severity, FACILITY_NAMES, SEVERITY_NAMES};
+
+/// The most heap a compiled pattern may take. Matching costs up to its
+/// size times the entry's length when the lazy DFA gives up, and a match
+/// cannot be interrupted, so this bounds the cost of one entry: at 64 KiB
+/// the costliest patterns that compile take well under a millisecond per
+/// 8 KiB entry, while `(.*a){20}b`, `\w+` or `[a-z]{300}` still compile.
+const PATTERN_SIZE_LIMIT: usize = 64 << 10;
+/// The lazy DFA's cache per pattern (the regex crate's default, stated).
+const PATTERN_DFA_LIMIT: usize = 2 << 20;
 
 /// Severity assumed for entries that carry none (an fd line without a
 /// level prefix), as journald assumes for stdout: info.
@@ -102,7 +111,7 @@ impl Filter {
             "source" => self.source = Some(glob(value)?),
             "app" => self.app = Some(value.to_owned()),
             "input" => self.input = Some(parse_input(value)?),
-            "grep" => self.grep = Some(Regex::new(value).map_err(|e| format!("grep: {e}"))?),
+            "grep" => self.grep = Some(bounded_regex(value, "grep")?),
             "since" => self.since_ns = Some(parse_time(value, now_ns)?),
             "until" => self.until_ns = Some(parse_time(value, now_ns)?),
             _ => return Err(format!("unknown filter {key:?}")),
@@ -207,7 +216,25 @@ pub fn glob(pattern: &str) -> Result<Regex, String> {
         }
     }
     re.push('$');
-    Regex::new(&re).map_err(|e| format!("source: {e}"))
+    bounded_regex(&re, "source")
+}
+
+/// Compile `pattern` within the size limits, so that no query's matching
+/// can cost more per entry than the limits allow; `key` names the query key
+/// in the error.
+fn bounded_regex(pattern: &str, key: &str) -> Result<Regex, String> {
+    RegexBuilder::new(pattern)
+        .size_limit(PATTERN_SIZE_LIMIT)
+        .dfa_size_limit(PATTERN_DFA_LIMIT)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(_) => format!(
+                "{key}: the pattern is too costly to match (it compiles to more than {} KiB): \
+                 use fewer or smaller repetitions, or ASCII classes such as (?-u:\\w) or [a-z]",
+                PATTERN_SIZE_LIMIT >> 10
+            ),
+            e => format!("{key}: {e}"),
+        })
 }
 
 /// A point in time: RFC 3339, `YYYY-MM-DD[ HH:MM[:SS]]` in local time, a
@@ -323,6 +350,12 @@ mod tests {
         assert!(f.set("input", "disk", 0).is_err());
         assert!(f.set("facility", "nope", 0).is_err());
         assert!(f.set("grep", "(", 0).is_err());
+        let costly = f.set("grep", "a{1,1000}b", 0).unwrap_err();
+        assert!(
+            costly.starts_with("grep: the pattern is too costly"),
+            "{costly}"
+        );
+        assert!(f.set("grep", "(.*a){20}b", 0).is_ok());
         assert!(f.set("colour", "red", 0).is_err());
     }
 

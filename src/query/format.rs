@@ -465,19 +465,6 @@ mod tests {
     use crate::record::{Input, KernelMeta, Peer};
 
     #[test]
-    fn time_matches_go_rfc3339nano() {
-        assert_eq!(rfc3339_nanos(0), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            rfc3339_nanos(1_720_000_000_974_497_577),
-            "2024-07-03T09:46:40.974497577Z"
-        );
-        assert_eq!(
-            rfc3339_nanos(1_720_000_000_500_000_000),
-            "2024-07-03T09:46:40.5Z"
-        );
-    }
-
-    #[test]
     fn memlogd_keys_come_first_and_absent_fields_are_left_out() {
         let mut r = Record::new(Input::Fd, 0, "svc.out", "hello");
         r.seq = 3;

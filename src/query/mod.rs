@@ -6,12 +6,19 @@
 //! written to it. A client is written to only while its socket accepts
 //! bytes, so a stopped reader costs one cursor and never blocks anyone; if
 //! the ring laps it, it is told how many entries it missed and goes on.
+//!
+//! Every client's work (reading its request, scanning, writing) is done in
+//! one round-robin queue under one budget of time per turn of the event
+//! loop, shared by all clients, so that no request and no number of
+//! clients holds up ingest for longer than that budget.
 
 pub mod access;
+pub mod budget;
 pub mod filter;
 pub mod format;
 pub mod http;
 pub mod json;
+pub mod limits;
 pub mod request;
 pub mod timefmt;
 
@@ -29,20 +36,19 @@ use serde_json::json;
 use crate::record::{now_ns, Input, Record, Severity};
 use crate::ring::{ReadCache, Ring};
 use crate::spare_fd::SpareFd;
+use budget::TurnBudget;
 use filter::Filter;
 use format::Format;
+use limits::{ClientLimits, Tally};
 use request::{parse_request, Dialect, Mode, Parse, Query, Request};
 
 /// How long a client may take to send its request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Lines are batched up to about this many bytes before writing.
 const BATCH_BYTES: usize = 64 << 10;
-/// At most this much is written to one client per turn of the event loop,
-/// so a fast reader of a large dump cannot hold up ingest.
+/// At most this much is written to one client before the next in the
+/// queue gets its turn, so that readers of large dumps share the budget.
 const WRITE_BUDGET: usize = 256 << 10;
-/// At most this many entries are examined for one client per turn, so a
-/// filter that matches little cannot hold up ingest either.
-const SCAN_BUDGET: usize = 20_000;
 
 /// What a connection refused for want of fds is told (the client has not
 /// said its dialect yet: the JSON error line).
@@ -65,6 +71,9 @@ pub struct QueryCounters {
     pub lapped: u64,
     /// Entries readers missed because the ring overwrote them first.
     pub missed: u64,
+    /// Reads whose cursor (`after_seq`) was ahead of the ring, and were
+    /// told so and served from the oldest entry.
+    pub cursor_ahead: u64,
 }
 
 /// A client reading entries.
@@ -118,6 +127,22 @@ struct Client {
     out_pos: usize,
     /// The last write hit `WouldBlock`: wait for a writable event.
     blocked: bool,
+    /// In the ready queue.
+    queued: bool,
+    /// The socket has bytes (or the end) to read.
+    readable: bool,
+    /// The peer stopped reading, or the socket failed.
+    hung_up: bool,
+    failed: bool,
+}
+
+/// How reading from a client ended.
+enum ReadEnd {
+    /// Everything readable was read.
+    Drained,
+    /// The turn's budget ran out first: read the rest next turn.
+    Later,
+    Close,
 }
 
 enum Pump {
@@ -136,10 +161,11 @@ pub struct QueryServer {
     token_base: usize,
     /// Clients in the request phase, by deadline (deadlines only grow).
     deadlines: VecDeque<(Instant, usize)>,
-    /// Clients to pump again next turn.
-    pending: Vec<usize>,
+    /// Clients with work to do, served in turn under the shared budget.
+    ready: VecDeque<usize>,
     started: Instant,
     access: access::Policy,
+    tally: Tally,
     spare: SpareFd,
     pub counters: QueryCounters,
     /// The routes' figures, when there are routes.
@@ -148,17 +174,24 @@ pub struct QueryServer {
 
 impl QueryServer {
     /// Serve `listener`; client tokens are `token_base` and up.
-    /// Members of `group` (and root, and this user) read every entry.
-    pub fn new(listener: UnixListener, token_base: usize, group: Option<u32>) -> QueryServer {
+    /// Members of `group` (and root, and this user) read every entry; at
+    /// most `limits` connections are open at once.
+    pub fn new(
+        listener: UnixListener,
+        token_base: usize,
+        group: Option<u32>,
+        limits: ClientLimits,
+    ) -> QueryServer {
         QueryServer {
             listener,
             clients: Vec::new(),
             free: Vec::new(),
             token_base,
             deadlines: VecDeque::new(),
-            pending: Vec::new(),
+            ready: VecDeque::new(),
             started: Instant::now(),
             access: access::Policy::new(group),
+            tally: Tally::new(limits),
             spare: SpareFd::new(),
             counters: QueryCounters::default(),
             routes: None,
@@ -217,6 +250,13 @@ impl QueryServer {
                 // again on the next event rather than spin.
                 Err(_) => return,
             };
+            let only_uid = self.access.restriction(stream.as_fd());
+            if let Err(why) = self.tally.admit(only_uid) {
+                // One line on a fresh socket fits its buffer: no wait.
+                let line = json!({ "error": format!("connection refused: {why}") });
+                let _ = stream.write(format!("{line}\n").as_bytes());
+                continue;
+            }
             let idx = self.free.pop().unwrap_or_else(|| {
                 self.clients.push(None);
                 self.clients.len() - 1
@@ -230,11 +270,11 @@ impl QueryServer {
                 .is_err()
             {
                 self.free.push(idx);
+                self.tally.release(only_uid);
                 continue;
             }
             let deadline = Instant::now() + REQUEST_TIMEOUT;
             self.deadlines.push_back((deadline, idx));
-            let only_uid = self.access.restriction(stream.as_fd());
             self.clients[idx] = Some(Client {
                 stream,
                 only_uid,
@@ -245,63 +285,142 @@ impl QueryServer {
                 out: Vec::new(),
                 out_pos: 0,
                 blocked: false,
+                queued: false,
+                readable: false,
+                hung_up: false,
+                failed: false,
             });
             self.counters.connections += 1;
         }
     }
 
-    /// Handle readiness on a client's socket. The ring is mutable only for
-    /// the control requests (pause, resume, clear).
+    /// Note readiness on a client's socket; the work waits for its turn in
+    /// [`QueryServer::run_pending`]. A client that is gone is closed at
+    /// once, so that its fd is free for a connection accepted next.
     pub fn client_event(
         &mut self,
         token: Token,
         event: &mio::event::Event,
         registry: &Registry,
-        ring: &mut Ring,
+        ring: &Ring,
     ) {
         let idx = token.0 - self.token_base;
-        let Some(mut c) = self.clients.get_mut(idx).and_then(Option::take) else {
+        let Some(c) = self.clients.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
         if event.is_writable() {
             c.blocked = false;
         }
-        let mut close = event.is_error();
-        if !close && event.is_readable() {
-            close = !self.read_request(&mut c, ring);
+        c.readable |= event.is_readable();
+        c.hung_up |= event.is_write_closed();
+        c.failed |= event.is_error();
+        let gone = c.failed || (c.hung_up && c.out_pos >= c.out.len());
+        if gone && !c.queued {
+            let mut c = self.clients[idx].take().expect("checked above");
+            self.count_left_lapped(&mut c, ring);
+            self.close(idx, c, registry);
+        } else {
+            self.enqueue(idx);
         }
-        if !close && event.is_write_closed() && c.out_pos >= c.out.len() {
-            // The reader is gone: nothing it could still receive.
-            close = true;
-        }
-        self.finish_turn(idx, c, close, registry, ring);
     }
 
-    /// New entries are in the ring: feed every follower that can take them.
-    pub fn ring_advanced(&mut self, registry: &Registry, ring: &Ring) {
+    /// New entries are in the ring: queue every follower that can take them.
+    pub fn ring_advanced(&mut self) {
         for idx in 0..self.clients.len() {
             let wants = matches!(
                 &self.clients[idx],
                 Some(Client { phase: Phase::Stream(s), blocked: false, .. }) if s.end.is_none()
             );
             if wants {
-                let c = self.clients[idx].take().expect("checked above");
-                self.finish_turn(idx, c, false, registry, ring);
+                self.enqueue(idx);
             }
         }
     }
 
-    /// Whether some client has more to send right now.
-    pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
+    fn enqueue(&mut self, idx: usize) {
+        if let Some(c) = self.clients.get_mut(idx).and_then(Option::as_mut) {
+            if !c.queued {
+                c.queued = true;
+                self.ready.push_back(idx);
+            }
+        }
     }
 
-    /// Continue the clients whose budget ran out last turn.
-    pub fn run_pending(&mut self, registry: &Registry, ring: &Ring) {
-        for idx in std::mem::take(&mut self.pending) {
-            if let Some(c) = self.clients.get_mut(idx).and_then(Option::take) {
-                self.finish_turn(idx, c, false, registry, ring);
+    /// Whether some client has more to do right now.
+    pub fn has_pending(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// Serve the ready clients in turn until the turn's budget is spent;
+    /// those left over go first next turn. The ring is mutable only for
+    /// the control requests (pause, resume, clear).
+    pub fn run_pending(&mut self, registry: &Registry, ring: &mut Ring) {
+        let mut budget = TurnBudget::start();
+        while !budget.is_spent() {
+            let Some(idx) = self.ready.pop_front() else {
+                break;
+            };
+            let Some(mut c) = self.clients.get_mut(idx).and_then(Option::take) else {
+                continue;
+            };
+            c.queued = false;
+            match self.serve(&mut c, ring, &mut budget) {
+                Pump::Close => {
+                    self.count_left_lapped(&mut c, ring);
+                    self.close(idx, c, registry);
+                }
+                Pump::More => {
+                    c.queued = true;
+                    self.ready.push_back(idx);
+                    self.clients[idx] = Some(c);
+                }
+                Pump::Idle => self.clients[idx] = Some(c),
             }
+        }
+    }
+
+    /// One client's turn: read what it sent, then write what it is owed.
+    fn serve(&mut self, c: &mut Client, ring: &mut Ring, budget: &mut TurnBudget) -> Pump {
+        if c.failed {
+            return Pump::Close;
+        }
+        if c.readable {
+            match self.read_request(c, ring, budget) {
+                ReadEnd::Drained => c.readable = false,
+                ReadEnd::Later => return Pump::More,
+                ReadEnd::Close => return Pump::Close,
+            }
+        }
+        if c.hung_up && c.out_pos >= c.out.len() {
+            // The reader is gone: nothing it could still receive.
+            return Pump::Close;
+        }
+        if c.blocked || matches!(c.phase, Phase::Request { .. }) {
+            return Pump::Idle;
+        }
+        self.pump(c, ring, budget)
+    }
+
+    /// A reader that leaves while entries it was owed have been evicted
+    /// (one the ring lapped while it was not reading) missed them: count
+    /// them as it would have been told next, up to the first entry it
+    /// still had coming (read from the first chunk that holds one).
+    fn count_left_lapped(&mut self, c: &mut Client, ring: &Ring) {
+        let Phase::Stream(s) = &mut c.phase else {
+            return;
+        };
+        let from = s.cursor.max(s.report_from);
+        let stop = ring.next_seq().min(s.end.unwrap_or(u64::MAX));
+        let mut first_held = stop;
+        if from < stop {
+            ring.scan_from(from, &mut s.cache, |r| {
+                first_held = r.seq.min(stop);
+                ControlFlow::Break(())
+            });
+        }
+        if first_held > from {
+            self.counters.lapped += 1;
+            self.counters.missed += first_held - from;
         }
     }
 
@@ -329,8 +448,10 @@ impl QueryServer {
         }
     }
 
-    /// The daemon's counters as one JSON object.
-    pub fn stats_json(&self, ring: &Ring) -> serde_json::Value {
+    /// The daemon's counters as one JSON object. A reader restricted to
+    /// `only_uid` gets counts only: no source names (the sources are not
+    /// kept per sender), no routes, and only its own refusals.
+    pub fn stats_json(&self, ring: &Ring, only_uid: Option<u32>) -> serde_json::Value {
         let inputs: serde_json::Map<String, serde_json::Value> = ring
             .ledger
             .inputs()
@@ -355,9 +476,13 @@ impl QueryServer {
         let mut q = serde_json::to_value(self.counters).expect("counters serialize");
         q["clients"] = json!(self.client_count());
         q["followers"] = json!(self.follower_count());
+        q["limited"] = json!(self.tally.refused());
+        q["limited_by_uid"] = self.tally.refused_by_uid_json(only_uid);
+        let restricted = only_uid.is_some();
         let sources: serde_json::Map<String, serde_json::Value> = ring
             .source_stats()
             .into_iter()
+            .filter(|_| !restricted)
             .map(|s| {
                 (
                     s.name,
@@ -374,19 +499,29 @@ impl QueryServer {
             "open": ring.ledger.gauges,
             "queries": q,
         });
-        if let Some(board) = &self.routes {
+        if let (Some(board), false) = (&self.routes, restricted) {
             stats["routes"] = crate::route::stats_json(board, ring);
         }
         stats
     }
 
-    /// Read what the client sent. Returns false when it should be closed.
-    fn read_request(&mut self, c: &mut Client, ring: &mut Ring) -> bool {
+    /// Read what the client sent, and start serving its request once it
+    /// is whole; bytes after the request are read and dropped.
+    fn read_request(
+        &mut self,
+        c: &mut Client,
+        ring: &mut Ring,
+        budget: &mut TurnBudget,
+    ) -> ReadEnd {
         let mut tmp = [0u8; 4096];
         loop {
+            if budget.is_spent() {
+                return ReadEnd::Later;
+            }
             let eof = match c.stream.read(&mut tmp) {
                 Ok(0) => true,
                 Ok(n) => {
+                    budget.spend(n);
                     if let Phase::Request { buf, .. } = &mut c.phase {
                         buf.extend_from_slice(&tmp[..n]);
                     } else {
@@ -395,20 +530,20 @@ impl QueryServer {
                     }
                     false
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadEnd::Drained,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return false,
+                Err(_) => return ReadEnd::Close,
             };
             let Phase::Request { buf, .. } = &c.phase else {
                 // A half-closed reader still gets its entries.
-                return true;
+                return ReadEnd::Drained;
             };
             let parsed = match parse_request(buf, eof, now_ns()) {
                 Parse::Done(req, dialect) => access::restrict(req, dialect, c.only_uid),
                 other => other,
             };
             match parsed {
-                Parse::Incomplete if eof => return false,
+                Parse::Incomplete if eof => return ReadEnd::Close,
                 Parse::Incomplete => continue,
                 Parse::Done(req, dialect) => self.start(c, req, dialect, ring),
                 Parse::Error {
@@ -427,7 +562,7 @@ impl QueryServer {
                 }
             }
             if eof {
-                return true;
+                return ReadEnd::Drained;
             }
         }
     }
@@ -446,10 +581,19 @@ impl QueryServer {
                 } else {
                     Vec::new()
                 };
+                if let Some(after) = q.after_seq.filter(|&a| a >= ring.next_seq()) {
+                    self.counters.cursor_ahead += 1;
+                    let notice = cursor_ahead_notice(after, q.format, ring);
+                    if chunked {
+                        http::chunk(&notice, &mut c.out);
+                    } else {
+                        c.out.extend_from_slice(&notice);
+                    }
+                }
                 c.phase = Phase::Stream(Box::new(open_stream(q, chunked, ring)));
             }
             Request::Stats => {
-                c.out = reply(self.stats_json(ring));
+                c.out = reply(self.stats_json(ring, c.only_uid));
                 c.phase = Phase::Finish;
             }
             Request::Control(ctl) => {
@@ -461,36 +605,10 @@ impl QueryServer {
         }
     }
 
-    fn finish_turn(
-        &mut self,
-        idx: usize,
-        mut c: Client,
-        close: bool,
-        registry: &Registry,
-        ring: &Ring,
-    ) {
-        let outcome = if close {
-            Pump::Close
-        } else if c.blocked || matches!(c.phase, Phase::Request { .. }) {
-            Pump::Idle
-        } else {
-            self.pump(&mut c, ring)
-        };
-        match outcome {
-            Pump::Close => self.close(idx, c, registry),
-            Pump::More => {
-                self.pending.push(idx);
-                self.clients[idx] = Some(c);
-            }
-            Pump::Idle => self.clients[idx] = Some(c),
-        }
-    }
-
     /// Write to `c` until it would block, a budget is spent, or there is
     /// nothing more to send.
-    fn pump(&mut self, c: &mut Client, ring: &Ring) -> Pump {
+    fn pump(&mut self, c: &mut Client, ring: &Ring, budget: &mut TurnBudget) -> Pump {
         let mut written = 0;
-        let mut scanned = 0;
         loop {
             if c.out_pos < c.out.len() {
                 match c.stream.write(&c.out[c.out_pos..]) {
@@ -498,7 +616,7 @@ impl QueryServer {
                     Ok(n) => {
                         c.out_pos += n;
                         written += n;
-                        if written >= WRITE_BUDGET {
+                        if !budget.spend(n) || written >= WRITE_BUDGET {
                             return Pump::More;
                         }
                     }
@@ -517,17 +635,17 @@ impl QueryServer {
                 // Finish: everything is written.
                 return Pump::Close;
             };
-            if scanned >= SCAN_BUDGET {
+            if budget.is_spent() {
                 return Pump::More;
             }
             if s.seek.is_some() {
-                scanned += seek(s, ring, SCAN_BUDGET - scanned);
+                seek(s, ring, budget);
                 if s.seek.is_some() {
                     return Pump::More;
                 }
             }
             let mut batch = Vec::new();
-            scanned += fill(s, ring, &mut batch, &mut self.counters);
+            fill(s, ring, &mut batch, &mut self.counters, budget);
             let done = s.end.is_some_and(|e| s.cursor >= e);
             if s.chunked {
                 if !batch.is_empty() {
@@ -545,7 +663,7 @@ impl QueryServer {
             if c.out.is_empty() {
                 return match c.phase {
                     Phase::Finish => Pump::Close,
-                    _ if scanned >= SCAN_BUDGET => Pump::More,
+                    _ if budget.is_spent() => Pump::More,
                     _ => Pump::Idle,
                 };
             }
@@ -555,16 +673,22 @@ impl QueryServer {
     fn close(&mut self, idx: usize, mut c: Client, registry: &Registry) {
         let _ = registry.deregister(&mut c.stream);
         let _ = c.stream.shutdown(std::net::Shutdown::Both);
+        self.tally.release(c.only_uid);
         drop(c);
         self.free.push(idx);
     }
 }
 
 /// Where a read starts: after `after_seq`, or the newest `tail` matching
-/// entries, or the oldest held; a follow starts at the next entry.
+/// entries, or the oldest held; a follow starts at the next entry. A
+/// cursor ahead of the ring (no entry after it was ever handed out: the
+/// ring was lost, e.g. in a restart) starts at the oldest held.
 fn open_stream(q: Query, chunked: bool, ring: &Ring) -> Stream {
     let end = (q.mode == Mode::Dump).then_some(ring.next_seq());
-    let mut cursor = match (q.mode, q.after_seq) {
+    let after_seq = q.after_seq.filter(|&a| a < ring.next_seq());
+    let ahead = after_seq.is_none() && q.after_seq.is_some();
+    let mut cursor = match (q.mode, after_seq) {
+        _ if ahead => ring.first_seq(),
         (_, Some(after)) => after.saturating_add(1),
         (Mode::Follow, None) => ring.next_seq(),
         _ => ring.first_seq(),
@@ -589,18 +713,40 @@ fn open_stream(q: Query, chunked: bool, ring: &Ring) -> Stream {
         chunked,
         seek,
         cache: ReadCache::new(),
-        report_from: match q.after_seq {
+        report_from: match after_seq {
             // A cursor given is a claim on everything after it.
             Some(after) => after.saturating_add(1),
+            None if ahead => ring.first_seq(),
             None => ring.next_seq(),
         },
     }
 }
 
-/// Walk a tail's seek back by up to `budget` entries, moving the cursor to
-/// each match; ends the seek at the n-th match or the floor. Returns the
-/// entries examined.
-fn seek(s: &mut Stream, ring: &Ring, budget: usize) -> usize {
+/// What a reader whose cursor `after` is ahead of the ring is told, in its
+/// format: the JSON line has no `seq`, so it is never taken for a cursor.
+fn cursor_ahead_notice(after: u64, format: Format, ring: &Ring) -> Vec<u8> {
+    let mut notice = Record::internal(
+        now_ns(),
+        Severity::Warning,
+        format!(
+            "cursor {after} is ahead of the ring, whose next entry is {}: entries handed out \
+             before were lost (e.g. in a restart); reading from the oldest entry held",
+            ring.next_seq()
+        ),
+    );
+    let mut out = Vec::new();
+    if format == Format::Json {
+        json::write_line(&notice.as_ref(), None, None, &mut out);
+    } else {
+        notice.seq = ring.first_seq();
+        format::write_record(&notice.as_ref(), format, &mut out);
+    }
+    out
+}
+
+/// Walk a tail's seek back while the turn's budget lasts, moving the
+/// cursor to each match; ends the seek at the n-th match or the floor.
+fn seek(s: &mut Stream, ring: &Ring, budget: &mut TurnBudget) {
     let Stream {
         seek,
         filter,
@@ -609,27 +755,25 @@ fn seek(s: &mut Stream, ring: &Ring, budget: usize) -> usize {
         ..
     } = s;
     let Some(k) = seek else {
-        return 0;
+        return;
     };
-    let mut scanned = 0;
     let mut more = false;
     ring.scan_back(k.below, cache, |r| {
-        if r.seq < k.floor || k.found >= k.want || scanned >= budget {
+        if r.seq < k.floor || k.found >= k.want || budget.is_spent() {
             more = r.seq >= k.floor && k.found < k.want;
             return ControlFlow::Break(());
         }
         k.below = r.seq;
-        scanned += 1;
         if filter.matches(&r) {
             k.found += 1;
             *cursor = r.seq;
         }
+        budget.spend(r.msg.len());
         ControlFlow::Continue(())
     });
     if !more {
         *seek = None;
     }
-    scanned
 }
 
 /// Tell a reader that `missed` entries before `seq` were evicted before it
@@ -657,11 +801,16 @@ fn write_missed(
 }
 
 /// Append the matching entries from the stream's cursor to `out`, up to a
-/// batch; tell a reader that eviction overtook how many it missed. Returns
-/// entries examined.
-fn fill(s: &mut Stream, ring: &Ring, out: &mut Vec<u8>, counters: &mut QueryCounters) -> usize {
+/// batch or while the turn's budget lasts; tell a reader that eviction
+/// overtook how many it missed.
+fn fill(
+    s: &mut Stream,
+    ring: &Ring,
+    out: &mut Vec<u8>,
+    counters: &mut QueryCounters,
+    budget: &mut TurnBudget,
+) {
     let stop = s.end.map_or(ring.next_seq(), |e| e.min(ring.next_seq()));
-    let mut scanned = 0;
     let mut done = true;
     let Stream {
         cursor,
@@ -681,11 +830,11 @@ fn fill(s: &mut Stream, ring: &Ring, out: &mut Vec<u8>, counters: &mut QueryCoun
             write_missed(from, r.seq - from, *format, out, counters);
         }
         *cursor = r.seq + 1;
-        scanned += 1;
         if filter.matches(&r) {
             format::write_record(&r, *format, out);
         }
-        if out.len() >= BATCH_BYTES || scanned >= SCAN_BUDGET {
+        let more = budget.spend(r.msg.len());
+        if out.len() >= BATCH_BYTES || !more {
             done = false;
             return ControlFlow::Break(());
         }
@@ -699,5 +848,4 @@ fn fill(s: &mut Stream, ring: &Ring, out: &mut Vec<u8>, counters: &mut QueryCoun
         }
         *cursor = stop;
     }
-    scanned
 }

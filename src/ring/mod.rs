@@ -54,14 +54,8 @@ pub use seqmark::{SeqMark, SeqMarkNews};
 use slots::WarmSlot;
 use store::{page_round, Store, MAX_CHUNK_RECORDS, SLOT_HEADER, SOURCES_OFFSET, SOURCE_NAME_MAX};
 
-/// Where a restarted daemon goes on reading the kernel log: the boot it
-/// read and the next kernel sequence number it had not stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KmsgResume {
-    /// `/proc/sys/kernel/random/boot_id` of the boot the records came from.
-    pub boot_id: String,
-    pub next_seq: u64,
-}
+/// An input's resume point, as the ring keeps it for a successor.
+pub type ResumeCookie = [u8; 56];
 
 /// Why a memfd or snapshot could not be taken over.
 #[derive(Debug)]
@@ -270,28 +264,19 @@ impl Ring {
         Some(self.store.fd())
     }
 
-    /// Where the kernel log was left, if a predecessor said.
-    pub fn kmsg_resume(&self) -> Option<KmsgResume> {
+    /// Where an input with positions of its own (the kernel log) was
+    /// left, if a predecessor said: bytes only that input reads.
+    pub fn resume_cookie(&self) -> Option<ResumeCookie> {
         let h = self.store.header();
-        (h.kmsg_valid == 1).then(|| {
-            let id = &h.kmsg_boot_id;
-            let n = id.iter().position(|&b| b == 0).unwrap_or(id.len());
-            KmsgResume {
-                boot_id: String::from_utf8_lossy(&id[..n]).into_owned(),
-                next_seq: h.kmsg_next_seq,
-            }
-        })
+        (h.resume_valid == 1).then_some(h.resume)
     }
 
-    /// Note where the kernel log has been read up to (kept in the memfd).
-    pub fn set_kmsg_resume(&mut self, resume: KmsgResume) {
+    /// Keep where that input has been read up to, in the memfd, so a
+    /// successor goes on from there.
+    pub fn set_resume_cookie(&mut self, cookie: ResumeCookie) {
         let h = self.store.header_mut();
-        let id = resume.boot_id.as_bytes();
-        let n = id.len().min(h.kmsg_boot_id.len());
-        h.kmsg_boot_id = [0; 48];
-        h.kmsg_boot_id[..n].copy_from_slice(&id[..n]);
-        h.kmsg_next_seq = resume.next_seq;
-        h.kmsg_valid = 1;
+        h.resume = cookie;
+        h.resume_valid = 1;
     }
 
     /// This machine's host name: records that carry it store a flag instead.

@@ -517,9 +517,8 @@ impl Ring {
             let hm = store.header_mut();
             hm.next_seq = h.next_seq;
             hm.gen = h.gen;
-            hm.kmsg_valid = h.kmsg_valid;
-            hm.kmsg_next_seq = h.kmsg_next_seq;
-            hm.kmsg_boot_id = h.kmsg_boot_id;
+            hm.resume_valid = h.resume_valid;
+            hm.resume = h.resume;
             hm.local_host = h.local_host;
             hm.local_host_len = h.local_host_len;
             hm.sources_len = sources as u32;

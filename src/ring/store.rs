@@ -56,10 +56,12 @@ pub struct Header {
     pub gen: u64,
     /// The sequence number the next entry gets.
     pub next_seq: u64,
-    pub kmsg_valid: u32,
+    /// 1 when `resume` holds a cookie.
+    pub resume_valid: u32,
     pub local_host_len: u32,
-    pub kmsg_next_seq: u64,
-    pub kmsg_boot_id: [u8; 48],
+    /// An input's resume cookie (see `Ring::resume_cookie`); the layout
+    /// is the same as when it held the kernel log's point by name.
+    pub resume: [u8; 56],
     pub local_host: [u8; 256],
     pub sources_len: u32,
 }

@@ -329,10 +329,7 @@ fn a_successor_adopts_the_memfd_with_entries_sequence_and_counters() {
     for i in 0..30_000 {
         ring.push(&from(["a", "b"][i % 2], 6, i));
     }
-    ring.set_kmsg_resume(KmsgResume {
-        boot_id: "b00t".into(),
-        next_seq: 77,
-    });
+    ring.set_resume_cookie([7; 56]);
     let before: Vec<Record> = ring.iter_from(0).collect();
     let ledger = *ring.ledger.input(Input::Syslog);
     let sources = ring.source_stats();
@@ -343,7 +340,7 @@ fn a_successor_adopts_the_memfd_with_entries_sequence_and_counters() {
     assert_eq!(*next.ledger.input(Input::Syslog), ledger);
     assert_eq!(next.source_stats(), sources);
     assert_eq!(next.next_seq(), 30_000);
-    assert_eq!(next.kmsg_resume().unwrap().next_seq, 77);
+    assert_eq!(next.resume_cookie(), Some([7; 56]));
     assert_eq!(next.push(&from("a", 6, 30_000)), Some(30_000));
     assert!(next.bytes_used() <= limits.max_bytes);
 }

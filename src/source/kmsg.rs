@@ -31,7 +31,40 @@ use super::Drain;
 use crate::ingest;
 use crate::parse::kmsg::{KmsgParser, SeqTracker};
 use crate::record::{now_ns, Input, Severity};
-use crate::ring::{KmsgResume, Ring};
+use crate::ring::{ResumeCookie, Ring};
+
+/// Where a restarted daemon goes on reading the kernel log: the boot it
+/// read and the next kernel sequence number it had not stored. The ring
+/// keeps it as an opaque cookie: the sequence number (native byte order),
+/// then the boot id, NUL-padded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct KmsgResume {
+    /// `/proc/sys/kernel/random/boot_id` of the boot the records came from.
+    boot_id: String,
+    next_seq: u64,
+}
+
+impl KmsgResume {
+    fn cookie(&self) -> ResumeCookie {
+        let mut c = [0; 56];
+        c[..8].copy_from_slice(&self.next_seq.to_ne_bytes());
+        let id = self.boot_id.as_bytes();
+        let n = id.len().min(c.len() - 8);
+        c[8..8 + n].copy_from_slice(&id[..n]);
+        c
+    }
+
+    fn from_cookie(c: &ResumeCookie) -> KmsgResume {
+        let mut seq = [0; 8];
+        seq.copy_from_slice(&c[..8]);
+        let id = &c[8..];
+        let n = id.iter().position(|&b| b == 0).unwrap_or(id.len());
+        KmsgResume {
+            boot_id: String::from_utf8_lossy(&id[..n]).into_owned(),
+            next_seq: u64::from_ne_bytes(seq),
+        }
+    }
+}
 
 /// Read buffer for the device: twice the kernel's longest record.
 const READ_BUFFER: usize = 16 << 10;
@@ -159,8 +192,10 @@ impl KmsgSource {
     /// `next_seq` are in the ring already and are skipped; a gap after it
     /// is a loss, reported as any other. Another boot's point is ignored:
     /// its numbers mean nothing in this one.
-    pub fn resume(&mut self, from: Option<&KmsgResume>) {
-        let Some(r) = from else { return };
+    pub fn resume(&mut self, from: Option<&ResumeCookie>) {
+        let Some(r) = from.map(KmsgResume::from_cookie) else {
+            return;
+        };
         if self.origin.as_deref() != Some(r.boot_id.as_str()) {
             return;
         }
@@ -211,10 +246,13 @@ impl KmsgSource {
             return;
         };
         if self.noted != Some(next) {
-            ring.set_kmsg_resume(KmsgResume {
-                boot_id: origin.clone(),
-                next_seq: next,
-            });
+            ring.set_resume_cookie(
+                KmsgResume {
+                    boot_id: origin.clone(),
+                    next_seq: next,
+                }
+                .cookie(),
+            );
             self.noted = Some(next);
         }
     }
@@ -682,10 +720,13 @@ mod tests {
             Ok(b"6,12,1,-;new\n"),
             Ok(b"6,15,1,-;after a gap\n"),
         ]);
-        s.resume(Some(&KmsgResume {
-            boot_id: "boot-a".into(),
-            next_seq: 12,
-        }));
+        s.resume(Some(
+            &KmsgResume {
+                boot_id: "boot-a".into(),
+                next_seq: 12,
+            }
+            .cookie(),
+        ));
         s.drain(&mut ring, 100);
         let m = msgs(&ring);
         assert_eq!(m[0], "new");
@@ -702,10 +743,13 @@ mod tests {
     fn another_boots_resume_point_is_ignored() {
         let mut ring = Ring::new(Limits::default());
         let mut s = scripted(vec![Ok(b"6,0,1,-;a\n"), Ok(b"6,1,1,-;b\n")]);
-        s.resume(Some(&KmsgResume {
-            boot_id: "boot-b".into(),
-            next_seq: 100,
-        }));
+        s.resume(Some(
+            &KmsgResume {
+                boot_id: "boot-b".into(),
+                next_seq: 100,
+            }
+            .cookie(),
+        ));
         s.drain(&mut ring, 100);
         assert_eq!(msgs(&ring), ["a", "b"]);
     }

@@ -5,6 +5,7 @@
 mod attack_creds;
 mod attack_files;
 mod attack_format;
+mod attack_query;
 mod robust;
 mod robust_intake;
 mod robust_limits;

@@ -124,17 +124,17 @@ fn a_bad_file_stops_the_daemon_naming_file_line_and_key() {
     for (text, want) in [
         (
             "max-lines = 10\n\nmaxlines = 3\n",
-            ":3: unknown key `maxlines`",
+            ":3:1: unknown key `maxlines`",
         ),
         (
             "max-lines = 0\n",
-            ":1: max-lines = 0: must be a whole number of at least 1",
+            ":1:13: max-lines = 0: must be a whole number of at least 1",
         ),
         (
             "tcp = \"nowhere\"\n",
-            ":1: tcp = \"nowhere\": \"nowhere\" is not ADDR:PORT",
+            ":1:7: tcp = \"nowhere\": \"nowhere\" is not ADDR:PORT",
         ),
-        ("max-lines = 10\nmax-lines = 11\n", ":2: "),
+        ("max-lines = 10\nmax-lines = 11\n", ":2:1: duplicate key"),
     ] {
         let conf = write(dir.path(), "bad.toml", text);
         let out = ringlogd_command()
@@ -160,6 +160,145 @@ fn a_bad_file_stops_the_daemon_naming_file_line_and_key() {
                 .code(),
             Some(1)
         );
+    }
+}
+
+#[test]
+fn every_mistake_of_a_file_is_reported_with_its_place_and_nothing_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    // An unknown key, a value of the wrong type, a value its flag refuses,
+    // and a section.
+    let conf = write(
+        dir.path(),
+        "bad.toml",
+        "max-lines = 100\nmax_bytes = \"1M\"\nlevel-prefix = \"yes\"\n\ntcp-max-conns = 0\n[ring]\nevict = \"fifo\"\n",
+    );
+    let out = ringlogd_command()
+        .arg("--runtime-dir")
+        .arg(&run)
+        .arg("--config")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let file = conf.display();
+    let want = [
+        format!("ringlogd: {file}:2:1: unknown key `max_bytes` (did you mean `max-bytes`?"),
+        format!("ringlogd: {file}:3:16: level-prefix = \"yes\": expects true or false"),
+        format!("ringlogd: {file}:5:17: tcp-max-conns = 0: must be a whole number from 1"),
+        format!("ringlogd: {file}:6:2: unknown key `ring` (the file has no sections"),
+    ];
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), want.len(), "{err}");
+    for (line, want) in lines.iter().zip(&want) {
+        assert!(line.starts_with(want.as_str()), "{want:?} is not\n{line:?}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&run).unwrap().count(),
+        0,
+        "no socket is bound: nothing started"
+    );
+    // --check-config says the same, and exits 1.
+    let check = check_config(&["--config", conf.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&check.stderr), err);
+}
+
+/// `--flag`'s `[default: X]` in `ringlogd --help`, for every flag that
+/// shows one.
+fn help_defaults() -> Vec<(String, String)> {
+    let out = Command::new(RINGLOGD).arg("--help").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut defaults = Vec::new();
+    let mut flag: Option<String> = None;
+    for line in text.lines() {
+        let t = line.trim_start();
+        // A flag's heading: `-v, --verbose`, `--max-lines <N>`.
+        if line.starts_with("  ") && t.starts_with('-') && line.len() - t.len() <= 6 {
+            flag = t
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("--"))
+                .map(|f| f.trim_end_matches(',').to_owned());
+        }
+        if let (Some(f), Some(at)) = (&flag, line.find("[default: ")) {
+            let rest = &line[at + "[default: ".len()..];
+            let value = rest.split(']').next().unwrap();
+            defaults.push((f.clone(), value.to_owned()));
+        }
+    }
+    defaults
+}
+
+/// The value `--check-config` shows for `key`, and the comment after it
+/// (`default`, `command line`, ...); a key shown commented out counts.
+fn shown(out: &[u8], key: &str) -> Option<(String, String)> {
+    String::from_utf8_lossy(out).lines().find_map(|l| {
+        let rest = l.strip_prefix('#').unwrap_or(l);
+        let value = rest.strip_prefix(&format!("{key} = "))?;
+        let (value, origin) = value.split_once("  # ")?;
+        Some((value.to_owned(), origin.to_owned()))
+    })
+}
+
+#[test]
+fn check_config_shows_the_default_help_shows_for_every_setting() {
+    let defaults = help_defaults();
+    // Every default clap shows, and those ringlogd works out itself.
+    for key in [
+        "max-lines",
+        "multiline-match",
+        "multiline-flush",
+        "socket-query",
+        "query-mode",
+        "kmsg",
+    ] {
+        assert!(
+            defaults.iter().any(|(k, _)| k == key),
+            "{key}: {defaults:?}"
+        );
+    }
+    let plain = check_config(&[]);
+    assert!(plain.status.success(), "{plain:?}");
+    for (key, default) in &defaults {
+        let (value, origin) = shown(&plain.stdout, key).unwrap_or_else(|| {
+            panic!(
+                "--check-config shows no value for {key}, whose default --help says is {default}"
+            )
+        });
+        assert!(origin.starts_with("default"), "{key}: {origin}");
+        // The default as --help writes it, given on the command line: the
+        // same value. (query-mode: "0600, or 0660 with --query-group".)
+        let given = default.split(", ").next().unwrap();
+        let mut args = vec![format!("--{key}={given}")];
+        if key.starts_with("multiline-") {
+            args.push("--multiline=x".to_owned());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let explicit = check_config(&args);
+        assert!(explicit.status.success(), "{args:?}: {explicit:?}");
+        let (same, origin) = shown(&explicit.stdout, key).unwrap();
+        assert_eq!(origin, "command line", "{key}");
+        assert_eq!(
+            value, same,
+            "--help says {key} defaults to {default}, --check-config shows {value}"
+        );
+    }
+    let text = String::from_utf8_lossy(&plain.stdout);
+    for line in text.lines() {
+        if let Some(key) = line
+            .strip_prefix("# ")
+            .and_then(|l| l.strip_suffix(" is not set"))
+        {
+            assert!(
+                !defaults.iter().any(|(k, _)| k == key),
+                "{line}, but --help gives it a default"
+            );
+        }
     }
 }
 
@@ -263,7 +402,7 @@ fn sighup_with_a_broken_file_changes_nothing_and_says_why() {
     assert_eq!(
         msg,
         format!(
-            "SIGHUP: {}:2: unknown key `max-lines-typo` (the keys are ringlogd's long flags, as `ringlogd --help` lists them); nothing changed, the running settings stay",
+            "SIGHUP: {}:2:1: unknown key `max-lines-typo` (the keys are ringlogd's long flags, as `ringlogd --help` lists them); nothing changed, the running settings stay",
             conf.display()
         )
     );

@@ -166,3 +166,80 @@ fn memlogd_style_flags_work() {
     signal(child.id(), "TERM");
     assert!(wait_timeout(&mut child, Duration::from_secs(10)).success());
 }
+
+/// What `ringlogd` prints once it serves in `dir`, up to the network.
+fn serving_prefix(dir: &std::path::Path) -> String {
+    let d = dir.display();
+    format!(
+        "ringlogd: serving {d}/log, query {d}/memlogdq.sock, intake {d}/linuxkit-external-logging.sock"
+    )
+}
+
+#[test]
+fn with_v_the_daemon_says_where_it_serves_and_how_big_its_ring_is() {
+    let d = Daemon::start_under_with_kmsg(
+        &[],
+        &[
+            "--no-kmsg",
+            "-v",
+            "--max-bytes",
+            "64k",
+            "--max-lines",
+            "100",
+            "--udp",
+            "127.0.0.1:0",
+        ],
+    );
+    let udp = d.listening("udp");
+    // Printed before the query socket answers, which Daemon::start waits
+    // for: it is there already.
+    assert_eq!(
+        d.stderr_text(),
+        format!(
+            "{}, udp {udp}; ring 64 KiB, 100 lines\n",
+            serving_prefix(d.dir.path())
+        )
+    );
+}
+
+#[test]
+fn without_v_and_without_a_terminal_the_daemon_prints_nothing_when_it_serves() {
+    let d = Daemon::start_under_with_kmsg(&[], &["--no-kmsg"]);
+    d.send(b"<14>t: hello");
+    d.entry_with_msg("hello");
+    assert_eq!(d.stderr_text(), "", "a journal or a script gets no line");
+}
+
+/// Run ringlogd with its stderr on a pseudo-terminal (stdin and stdout are
+/// not terminals), until it prints a line; then stop it.
+const ON_A_PTY: &str = r#"
+import os, pty, select, subprocess, sys, time
+master, slave = pty.openpty()
+p = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
+os.close(slave)
+out, deadline = b"", time.time() + 30
+while b"\n" not in out and time.time() < deadline and p.poll() is None:
+    if select.select([master], [], [], 0.2)[0]:
+        try:
+            out += os.read(master, 4096)
+        except OSError:
+            break
+p.terminate()
+p.wait()
+sys.stdout.write(out.decode().replace("\r\n", "\n"))
+"#;
+
+#[test]
+fn on_a_terminal_the_daemon_says_where_it_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(require("python3"))
+        .args(["-c", ON_A_PTY, RINGLOGD, "--no-kmsg", "--runtime-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}; ring 8 MiB, 5000 lines\n", serving_prefix(dir.path()))
+    );
+}

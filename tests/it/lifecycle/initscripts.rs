@@ -134,7 +134,7 @@ fn sysv_script_start_fails_with_the_reason_on_a_bad_config() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("ringlogd.toml:1: max-lines = -1: must be a whole number of at least 1"),
+        err.contains("ringlogd.toml:1:13: max-lines = -1: must be a whole number of at least 1"),
         "{err}"
     );
 }

@@ -10,3 +10,4 @@ mod inherit;
 mod initscripts;
 mod privileges;
 mod restart;
+mod systemd_unit;

@@ -65,6 +65,14 @@ impl Daemon {
         Daemon::spawn_wrapped(dir, wrapper, args, false)
     }
 
+    /// [`Daemon::start_under`] with its stderr captured, as
+    /// [`Daemon::start_with_kmsg`] does (pass `--no-kmsg` to leave the
+    /// kernel's log out).
+    pub fn start_under_with_kmsg(wrapper: &[&str], args: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Daemon::spawn_wrapped(dir, wrapper, args, true)
+    }
+
     fn spawn(args: &[&str], kmsg: bool) -> Daemon {
         Daemon::spawn_in(tempfile::tempdir().expect("temp dir"), args, kmsg)
     }
@@ -814,6 +822,10 @@ pub fn ringlogd_command() -> Command {
     c.arg("--no-kmsg");
     c
 }
+
+/// A uid no account uses (`nobody`'s), for a reader or sender that is not
+/// root.
+pub const NOBODY: u32 = 65534;
 
 /// Whether this test may act as other users (setpriv needs root). Under CI
 /// it must: a missing requirement fails the test; elsewhere it is skipped,
