@@ -45,14 +45,16 @@ if [ -n "$write" ] && ! { grep -qx '<!-- bench:begin -->' "$write" && grep -qx '
   exit 2
 fi
 
-cargo build --release --bins --examples
+# The benchmark is benches/bench.rs: cargo bench builds it and the daemon
+# in release mode and runs it (adding --bench to its arguments).
+cargo bench --no-run --bench bench
 if [ -z "$write" ]; then
-  exec target/release/examples/bench "${args[@]}"
+  exec cargo bench --quiet --bench bench -- "${args[@]}"
 fi
 
 out=$(mktemp)
 trap 'rm -f "$out" "$out.region" "$out.new"' EXIT
-target/release/examples/bench "${args[@]}" | tee "$out"
+cargo bench --quiet --bench bench -- "${args[@]}" | tee "$out"
 # The stamp: what ran, where and when, so that a reader can tell whether
 # the figures are comparable with another run.
 who=root

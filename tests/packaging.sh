@@ -40,27 +40,28 @@ start_daemon() {
   cat "$dir/pid"
 }
 
-# A message through logger into runtime dir $1, read back with logread $2.
-round_trip() {
-  local dir=$1 logread=$2 tag=$3
-  logger -u "$dir/log" -t "$tag" "hello from $tag" || return 1
-  local i
+# Whether logread $2 reads a line matching $3 from runtime dir $1 within
+# 10 s.
+read_back() {
+  local dir=$1 logread=$2 pattern=$3 i
   for i in $(seq 100); do
-    "$logread" --socket "$dir/memlogdq.sock" | grep -q ";$tag;hello from $tag\$" && return 0
+    "$logread" --socket "$dir/memlogdq.sock" | grep -q "$pattern" && return 0
     sleep 0.1
   done
   return 1
 }
 
+# A message through logger into runtime dir $1, read back with logread $2.
+round_trip() {
+  local dir=$1 logread=$2 tag=$3
+  logger -u "$dir/log" -t "$tag" "hello from $tag" || return 1
+  read_back "$dir" "$logread" ";$tag;hello from $tag\$"
+}
+
 # logwrite runs echo with its output sent into runtime dir $1.
 logwrite_round_trip() {
   "$bin/logwrite" --socket "$1/linuxkit-external-logging.sock" -n lw echo via-logwrite >/dev/null || return 1
-  local i
-  for i in $(seq 100); do
-    "$bin/logread" --socket "$1/memlogdq.sock" | grep -q ';lw.out;via-logwrite$' && return 0
-    sleep 0.1
-  done
-  return 1
+  read_back "$1" "$bin/logread" ';lw.out;via-logwrite$'
 }
 
 # --- the .deb (static binaries inside) ------------------------------------

@@ -117,11 +117,12 @@ status=${PIPESTATUS[0]}
 python3 tests/layers.py 2>&1 | tee -a "$log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 if [ "$status" -eq 0 ]; then
-  # The benchmark in its smoke mode: it must run and account for every
-  # message; its figures (debug build, small counts) mean nothing.
-  profile=debug
-  case " $* " in *" --release "*) profile=release ;; esac
-  target/$profile/examples/bench --quick
+  # The benchmark (benches/bench.rs) in its smoke mode: it must run and
+  # account for every message; its figures (debug build, small counts)
+  # mean nothing.
+  release=()
+  case " $* " in *" --release "*) release=(--release) ;; esac
+  cargo test "${release[@]}" --bench bench -- --quick
   status=$?
 fi
 if [ "$status" -eq 0 ]; then

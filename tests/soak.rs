@@ -12,6 +12,9 @@
 //!
 //! (`SOAK_SECS=N` changes either's length.) Both print their figures.
 
+// The integration tests' harness (tests/it); the soak uses part of it.
+#[allow(dead_code)]
+#[path = "it/support/mod.rs"]
 mod support;
 
 use std::collections::BTreeMap;

@@ -7,6 +7,8 @@
 //! then the stream.
 #![no_main]
 
+mod reads;
+
 use libfuzzer_sys::fuzz_target;
 use ringlogd::parse::frames::Framer;
 
@@ -33,21 +35,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let limit = usize::from(*limit) * 4;
-    let whole = run(limit, &[stream]);
-
-    let mut reads = Vec::new();
-    let (mut at, mut k) = (0, u32::from(*pattern));
-    while at < stream.len() {
-        let n = ((k & 7) as usize + 1).min(stream.len() - at);
-        reads.push(&stream[at..at + n]);
-        at += n;
-        k = k.rotate_right(3) ^ 0x5a;
-    }
-    assert_eq!(
-        run(limit, &reads),
-        whole,
-        "frames depend on how reads were cut"
-    );
+    let whole = reads::same_however_cut(stream, *pattern, "frames", |r| run(limit, r));
 
     let total: usize = whole.0.iter().map(|(f, _)| f.len()).sum();
     assert!(

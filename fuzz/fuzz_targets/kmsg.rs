@@ -30,16 +30,7 @@ fuzz_target!(|data: &[u8]| {
     let p = parser.parse(raw, NOW, boot);
     let r = &p.record;
     assert!(r.msg.len() <= limit, "msg longer than the limit");
-    assert!(
-        r.facility.is_none_or(|f| f <= 23),
-        "facility {:?}",
-        r.facility
-    );
-    assert!(
-        r.severity.is_none_or(|s| s <= 7),
-        "severity {:?}",
-        r.severity
-    );
+    common::assert_codes_in_range(r.facility, r.severity);
     assert_eq!(
         p.malformed,
         r.kernel.is_none(),

@@ -7,6 +7,8 @@
 //! pattern), then the stream.
 #![no_main]
 
+mod reads;
+
 use libfuzzer_sys::fuzz_target;
 use ringlogd::parse::lines::{level_prefix, Line, LineSplitter};
 
@@ -27,22 +29,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let max = usize::from(*max).max(1);
-    let whole = run(max, &[stream]);
-
     // The same stream in reads of 1..=8 bytes, sizes taken from `pattern`.
-    let mut reads = Vec::new();
-    let (mut at, mut k) = (0, u32::from(*pattern));
-    while at < stream.len() {
-        let n = ((k & 7) as usize + 1).min(stream.len() - at);
-        reads.push(&stream[at..at + n]);
-        at += n;
-        k = k.rotate_right(3) ^ 0x5a;
-    }
-    assert_eq!(
-        run(max, &reads),
-        whole,
-        "lines depend on how reads were cut"
-    );
+    let whole = reads::same_however_cut(stream, *pattern, "lines", |r| run(max, r));
 
     // The plain reading.
     let mut pieces: Vec<&[u8]> = stream.split(|&b| b == b'\n').collect();

@@ -1,0 +1,491 @@
+//! A local user attacking the query socket opened to all (`--query-mode
+//! 0666`): its queries must never delay what root logs, its connections
+//! must never lock root or the fd intake out, and what it is shown is
+//! counts and its own entries only. The attacker runs as another uid
+//! (`setpriv`), with real clients.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::process::{Child, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::*;
+
+/// One test at a time: the latency test measures the daemon's delays, and
+/// the others' thousands of connections and entries would be its noise.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The attacker's program: send `N` datagrams of 8 KiB that a greedy
+/// pattern backtracks over, say so, then loop `T` threads of grep dumps
+/// over them until killed.
+const GREP_ATTACK: &str = r#"
+import socket, sys, threading
+log, query, n, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+line = b"<14>aaaa: " + b"a" * 8180 + b"!"
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+for _ in range(n):
+    s.sendto(line, log)
+print("sent", flush=True)
+req = b'{"mode":"dump","grep":"(.*a){20}b","format":"cat"}\n'
+def attack():
+    while True:
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(query)
+        c.sendall(req)
+        while c.recv(65536):
+            pass
+        c.close()
+for _ in range(threads):
+    threading.Thread(target=attack).start()
+print("attacking", flush=True)
+"#;
+
+/// Kill a child when dropped, so a failing test leaves no attacker behind.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Read the child's stdout up to the line `word`.
+fn wait_for_line(child: &mut Child, word: &str) {
+    let out = child.stdout.as_mut().expect("piped stdout");
+    let mut seen = Vec::new();
+    let mut b = [0u8; 1];
+    while !String::from_utf8_lossy(&seen).lines().any(|l| l == word) {
+        let n = out.read(&mut b).unwrap();
+        assert!(n > 0, "the attacker exited before saying {word:?}");
+        seen.push(b[0]);
+    }
+}
+
+/// The `q`-th quantile of sorted `v`.
+fn quantile(v: &[Duration], q: f64) -> Duration {
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Markers root sent, and when.
+struct Markers {
+    app: String,
+    sent_at: Vec<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Root's sender: `N` markers one every `GAP` ms, each with the time
+/// (ns since the epoch) read just before it went out.
+const SEND_MARKERS: &str = r#"
+import socket, sys, time
+log, app, n, gap = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.connect(log)
+for i in range(n):
+    time.sleep(gap / 1000)
+    t = time.time_ns()
+    s.send(b"<13>Nov 21 23:40:10 %s: %d" % (app.encode(), i))
+    print(t, flush=False)
+"#;
+
+/// Send `n` markers as root, one every `gap`, from a process at the
+/// daemon's raised priority, so that the figures are the daemon's delays
+/// and not the sender's time off the CPU between its clock and its send.
+fn send_markers(d: &Daemon, n: usize, gap: Duration) -> Markers {
+    let app = unique("marker").replace('-', "_");
+    let out = run_ok(
+        std::process::Command::new(require("nice"))
+            .args(["-n", "-10"])
+            .arg(python_for_others())
+            .args(["-c", SEND_MARKERS])
+            .arg(&d.log)
+            .arg(&app)
+            .args([n.to_string(), gap.as_millis().to_string()]),
+    );
+    let sent_at = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|ns| chrono::DateTime::from_timestamp_nanos(ns.parse().unwrap()))
+        .collect();
+    Markers { app, sent_at }
+}
+
+impl Markers {
+    /// How long after its send each marker was taken into the ring (its
+    /// `time`, stamped when the daemon read it), sorted. Asked once the
+    /// attack is over, so that a daemon that is slow under attack fails
+    /// on its figures rather than on a timeout.
+    fn delays(&self, d: &Daemon) -> Vec<Duration> {
+        let request = format!("{{\"app\":\"{}\"}}\n", self.app);
+        let got = query_until(d, request.as_bytes(), self.sent_at.len());
+        let mut delays: Vec<Duration> = got
+            .iter()
+            .map(|e| {
+                let i: usize = e["msg"].as_str().unwrap().parse().unwrap();
+                let taken =
+                    chrono::DateTime::parse_from_rfc3339(e["time"].as_str().unwrap()).unwrap();
+                (taken.with_timezone(&chrono::Utc) - self.sent_at[i])
+                    .to_std()
+                    .unwrap_or_default()
+            })
+            .collect();
+        delays.sort();
+        delays
+    }
+}
+
+/// Ask `request` until it answers `n` entries, failing after 20 s.
+fn query_until(d: &Daemon, request: &[u8], n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = parse_lines(&d.query_raw(request));
+        if got.len() >= n {
+            return got;
+        }
+        assert!(Instant::now() < deadline, "{} of {n} entries", got.len());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn summary(v: &[Duration]) -> String {
+    format!(
+        "p50 {:?} p99 {:?} max {:?} over {}",
+        quantile(v, 0.5),
+        quantile(v, 0.99),
+        v[v.len() - 1],
+        v.len()
+    )
+}
+
+#[test]
+fn grep_dumps_by_another_user_do_not_delay_roots_datagrams() {
+    let _serial = one_at_a_time();
+    if !root_or_skip("attacking as another user") {
+        return;
+    }
+    const FILL: usize = 40_000;
+    // The bound is on the daemon's own delays: a raised priority keeps
+    // whatever else the machine runs (the attacker's own threads too) out
+    // of the figure, and does nothing for a loop that is busy matching.
+    let d = Daemon::start_under(
+        &["nice", "-n", "-10"],
+        &[
+            "--query-mode",
+            "0666",
+            "--max-lines",
+            "40000",
+            "--max-bytes",
+            "64M",
+        ],
+    );
+    d.open_dir();
+    let at_rest = send_markers(&d, 50, Duration::from_millis(10)).delays(&d);
+    let mut attacker = Reaped(
+        as_user(NOBODY, NOBODY)
+            .arg(python_for_others())
+            .args(["-c", GREP_ATTACK])
+            .arg(&d.log)
+            .arg(&d.query)
+            .args([&FILL.to_string(), "8"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_line(&mut attacker.0, "sent");
+    d.wait_for_counters("syslog", |c| c["stored"].as_u64().unwrap() >= FILL as u64);
+    wait_for_line(&mut attacker.0, "attacking");
+    // No stats query to see them connected: under attack it would wait too.
+    std::thread::sleep(Duration::from_millis(500));
+    let markers = send_markers(&d, 200, Duration::from_millis(10));
+    drop(attacker);
+    let attacked = markers.delays(&d);
+    // The costly pattern still gets its whole answer: over the last 2,000
+    // of the attacker's entries (all of them would take long unoptimized)
+    // none matching, and the markers it also asks for (the attacked run's
+    // 100 to 199) all there.
+    let from = d.stats()["ring"]["next_seq"].as_u64().unwrap() - 200 - 2_001;
+    let grep = format!(
+        r#"{{"mode":"dump","grep":"(.*a){{20}}b|^1[0-9][0-9]$","format":"cat","after_seq":{from}}}"#
+    ) + "\n";
+    let answer = String::from_utf8(d.query_raw(grep.as_bytes())).unwrap();
+    let want: String = (100..200).map(|i| format!("{i}\n")).collect();
+    assert_eq!(answer, want);
+    println!(
+        "root's datagrams, ingest delay at rest: {}",
+        summary(&at_rest)
+    );
+    println!(
+        "root's datagrams, ingest delay under 8 grep dumps: {}",
+        summary(&attacked)
+    );
+    // The grep matches nothing: each dump examines every one of the
+    // attacker's entries, 8 at a time, for the whole run.
+    let p99 = quantile(&attacked, 0.99);
+    assert!(
+        p99 < Duration::from_millis(20),
+        "grep dumps delayed root's datagrams: {}",
+        summary(&attacked)
+    );
+    d.assert_still_serves();
+}
+
+/// The connection holder: open `N` query connections, ask each to follow
+/// (those past the limits are refused and closed at once), say so, and
+/// hold them until killed.
+const HOLD_CONNECTIONS: &str = r#"
+import socket, sys, time
+query, n = sys.argv[1], int(sys.argv[2])
+held = []
+for _ in range(n):
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.connect(query)
+    try:
+        c.sendall(b'{"mode":"follow"}\n')
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # refused past the limits: counted by the daemon
+    held.append(c)
+print("held", flush=True)
+time.sleep(3600)
+"#;
+
+/// Run `HOLD_CONNECTIONS` as `uid` for `n` connections, once they are all
+/// connected.
+fn hold_connections(d: &Daemon, uid: u32, n: usize) -> Reaped {
+    let mut holder = Reaped(
+        as_user(uid, uid)
+            .arg(python_for_others())
+            .args(["-c", HOLD_CONNECTIONS])
+            .arg(&d.query)
+            .arg(n.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_line(&mut holder.0, "held");
+    holder
+}
+
+/// `logread --stats` as `uid`, parsed.
+fn stats_as(d: &Daemon, uid: u32) -> Value {
+    let out = run_ok(
+        as_user(uid, uid)
+            .arg(LOGREAD)
+            .arg("--socket")
+            .arg(&d.query)
+            .arg("--stats"),
+    );
+    serde_json::from_slice(&out.stdout).expect("stats is one JSON object")
+}
+
+#[test]
+fn users_holding_connections_leave_room_for_root_and_the_intake() {
+    let _serial = one_at_a_time();
+    if !root_or_skip("connecting as other users") {
+        return;
+    }
+    raise_fd_limit();
+    // 400 fds, of which the intake takes up to 100 and TCP 16: the query
+    // socket gets 400 - 116 - 64 = 220 connections, a quarter of them kept
+    // for root, so 165 for readers of their own entries, at most 64 each.
+    let d = Daemon::start_under(
+        &["prlimit", "--nofile=400:400"],
+        &[
+            "--query-mode",
+            "0666",
+            "--max-fds",
+            "100",
+            "--tcp-max-conns",
+            "16",
+        ],
+    );
+    d.open_dir();
+    let warned = d.dump().iter().any(|e| {
+        e["msg"].as_str().is_some_and(|m| {
+            m.contains("--query-max-clients 4096 is more than the fd limit (400)")
+                && m.contains("at most 220 query connections")
+        })
+    });
+    assert!(warned, "the lowered limit is said in the log");
+    // Three users try 100 follow connections each, one after the other.
+    let mut holders = Vec::new();
+    for (uid, refused) in [(NOBODY, 36), (NOBODY - 1, 36), (NOBODY - 2, 63)] {
+        holders.push(hold_connections(&d, uid, 100));
+        d.wait_until("the refusals counted", |d| {
+            d.stats()["queries"]["limited_by_uid"][uid.to_string()] == refused
+        });
+    }
+    let q = d.stats()["queries"].clone();
+    assert_eq!(q["limited"], 135, "{q}");
+    assert_eq!(q["followers"], 165, "{q}");
+
+    // Root still reads, dumps and follows.
+    let out = d.logread(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("memlogd started"));
+    let mut root_followers: Vec<UnixStream> = (0..20)
+        .map(|_| {
+            let c = UnixStream::connect(&d.query).unwrap();
+            (&c).write_all(&[1]).unwrap();
+            c
+        })
+        .collect();
+    d.wait_until("root's followers", |d| {
+        d.stats()["queries"]["followers"] == 185
+    });
+    // And the intake still takes fds and stores their lines.
+    let names: Vec<String> = (0..50).map(|i| format!("svc{i}.out")).collect();
+    let mut writers: Vec<UnixStream> = names.iter().map(|n| d.pass_socketpair(n)).collect();
+    for (w, name) in writers.iter_mut().zip(&names) {
+        writeln!(w, "hello from {name}").unwrap();
+    }
+    for name in &names {
+        assert_eq!(d.wait_lines(name, 1), [format!("hello from {name}")]);
+    }
+    assert_eq!(d.fd_counter("dropped"), 0);
+    // A refused connection is told why.
+    let refused = as_user(NOBODY, NOBODY)
+        .arg(python_for_others())
+        .args([
+            "-c",
+            "import socket,sys; c=socket.socket(socket.AF_UNIX); c.connect(sys.argv[1]); \
+             print(c.makefile().readline(), end='')",
+        ])
+        .arg(&d.query)
+        .output()
+        .unwrap();
+    let line: Value = serde_json::from_slice(&refused.stdout).expect("one JSON error line");
+    assert!(
+        line["error"]
+            .as_str()
+            .unwrap()
+            .contains("uid 65534 holds 64 query connections"),
+        "{line}"
+    );
+    // A restricted reader sees its own refusals only.
+    drop(holders);
+    d.wait_until("the holders gone", |d| {
+        d.stats()["queries"]["followers"] == 20
+    });
+    let own = stats_as(&d, NOBODY)["queries"]["limited_by_uid"].clone();
+    assert_eq!(own, serde_json::json!({"65534": 37}));
+    root_followers.clear();
+    d.assert_still_serves();
+}
+
+#[test]
+fn a_restricted_reader_sees_no_source_names_in_the_stats() {
+    let _serial = one_at_a_time();
+    if !root_or_skip("reading stats as another user") {
+        return;
+    }
+    let d = Daemon::start(&["--query-mode", "0666"]);
+    d.open_dir();
+    d.send(b"<13>Nov 21 23:40:10 roots-secret-app: hello");
+    d.entry_with_msg("hello");
+    let root = d.stats();
+    assert!(root["sources"]["roots-secret-app"]["stored"] == 1, "{root}");
+    let theirs = stats_as(&d, NOBODY);
+    assert_eq!(theirs["sources"], serde_json::json!({}), "{theirs}");
+    assert!(!theirs.to_string().contains("roots-secret-app"), "{theirs}");
+    // The counts are still there.
+    assert_eq!(theirs["inputs"], root["inputs"]);
+    assert_eq!(theirs["ring"]["entries"], root["ring"]["entries"]);
+}
+
+#[test]
+fn a_follower_lapped_unread_that_leaves_is_counted() {
+    let _serial = one_at_a_time();
+    let d = Daemon::start(&["--max-lines", "1000"]);
+    let c = UnixStream::connect(&d.query).unwrap();
+    (&c).write_all(b"{\"mode\":\"follow\"}\n").unwrap();
+    d.wait_until("the follower", |d| d.stats()["queries"]["followers"] == 1);
+    // It reads nothing while far more than the ring and the socket buffers
+    // hold is written.
+    const N: u64 = 30_000;
+    let s = UnixDatagram::unbound().unwrap();
+    s.connect(&d.log).unwrap();
+    let pad = "p".repeat(200);
+    for i in 0..N {
+        s.send(format!("<14>Nov 21 23:40:10 lap: {i} {pad}").as_bytes())
+            .unwrap();
+    }
+    d.wait_for_counters("syslog", |c| c["stored"] == N);
+    let q = d.stats()["queries"].clone();
+    assert_eq!(
+        (q["lapped"].clone(), q["missed"].clone()),
+        (0.into(), 0.into())
+    );
+    drop(c);
+    d.wait_until("the follower gone", |d| {
+        d.stats()["queries"]["followers"] == 0
+    });
+    let q = d.stats()["queries"].clone();
+    let missed = q["missed"].as_u64().unwrap();
+    assert_eq!(q["lapped"], 1, "{q}");
+    // All but the ring's 1000 and what went out before it stopped reading.
+    assert!(missed > N / 2 && missed <= N - 1000, "{q}");
+}
+
+#[test]
+fn a_cursor_ahead_of_the_ring_is_told_so_and_reads_from_the_oldest() {
+    let _serial = one_at_a_time();
+    let d = Daemon::start(&[]);
+    let held = unique("held");
+    d.send(format!("<13>Nov 21 23:40:10 t: {held}").as_bytes());
+    d.entry_with_msg(&held);
+    let next = d.stats()["ring"]["next_seq"].as_u64().unwrap();
+    let far = next + 1_000_000;
+
+    // A follower resuming after an entry the ring never handed out.
+    let c = UnixStream::connect(&d.query).unwrap();
+    writeln!(&c, "{{\"mode\":\"follow\",\"after_seq\":{far}}}").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut r = BufReader::new(c);
+    let mut line = String::new();
+    let mut next_line = || -> Value {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap()
+    };
+    let notice = next_line();
+    assert_eq!(notice["input"], "internal", "{notice}");
+    assert!(notice.get("seq").is_none(), "not a cursor: {notice}");
+    let msg = notice["msg"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!("cursor {far} is ahead of the ring")) && msg.contains("oldest"),
+        "{msg}"
+    );
+    // Then every entry held, from the oldest, then new ones.
+    assert_eq!(next_line()["msg"], "memlogd started");
+    assert_eq!(next_line()["msg"], held.as_str());
+    let new = unique("new");
+    d.send(format!("<13>Nov 21 23:40:10 t: {new}").as_bytes());
+    assert_eq!(next_line()["msg"], new.as_str());
+
+    // logread resuming the same way gets the notice, then the entries.
+    let out = d.logread(&["--after-seq", &far.to_string()]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].contains("is ahead of the ring"), "{text}");
+    assert!(lines[1].contains("memlogd started"), "{text}");
+    assert!(lines.last().unwrap().contains(&new), "{text}");
+
+    // And so does a reader over HTTP, in the body before the entries.
+    let request = format!("GET /logs?after_seq={far}&format=cat HTTP/1.1\r\n\r\n");
+    let answer = String::from_utf8_lossy(&d.query_raw(request.as_bytes())).into_owned();
+    let notice_at = answer.find("is ahead of the ring").expect(&answer);
+    let first_at = answer.find("memlogd started").expect(&answer);
+    assert!(notice_at < first_at && answer.contains(&new), "{answer}");
+    assert_eq!(d.stats()["queries"]["cursor_ahead"], 3);
+}

@@ -1,0 +1,396 @@
+//! rsyslog and syslog-ng forwarding into ringlogd, the real programs with
+//! the snippets of docs/forwarding.md: over the syslog socket in RFC 3164
+//! and 5424, and over TCP with octet counting. Every field a message carried has to
+//! survive the hop, beside ringlogd's own receive time.
+
+use crate::support::syslogd::{doc_snippet, Syslogd};
+use crate::support::*;
+use chrono::{DateTime, FixedOffset, Local, Utc};
+use serde_json::Value;
+
+/// The RFC 5424 example message (§6.5), from host web1 with a fixed time
+/// and a BOM: what `logger` cannot send.
+fn rfc5424_example(msg: &str) -> Vec<u8> {
+    let mut b = br#"<165>1 2003-10-11T22:14:15.003+02:00 web1 evntslog 1234 ID47 [exampleSDID@32473 iut="3" eventSource="Application"] "#.to_vec();
+    b.extend_from_slice("\u{feff}".as_bytes());
+    b.extend_from_slice(msg.as_bytes());
+    b
+}
+
+const EXAMPLE_TIME: &str = "2003-10-11T22:14:15.003+02:00";
+
+/// A docs snippet pointed at this daemon's socket.
+fn snippet(name: &str, d: &Daemon) -> String {
+    doc_snippet(name).replace("/tmp/ringlogd/log", d.log.to_str().unwrap())
+}
+
+/// A docs network snippet pointed at this port.
+fn snippet_port(name: &str, port: u16) -> String {
+    doc_snippet(name).replace("5514", &port.to_string())
+}
+
+fn time_of(e: &Value, key: &str) -> DateTime<FixedOffset> {
+    DateTime::parse_from_rfc3339(e[key].as_str().unwrap_or_else(|| panic!("no {key}: {e}")))
+        .unwrap_or_else(|err| panic!("{key} is not RFC 3339 ({err}): {e}"))
+}
+
+/// The message's own timestamp lies between `before` and `after` (give or
+/// take `slack_ms`), and ringlogd's receive time is kept beside it.
+fn assert_times(e: &Value, before: DateTime<Utc>, after: DateTime<Utc>, slack_ms: i64) {
+    let ts = time_of(e, "timestamp");
+    let slack = chrono::TimeDelta::milliseconds(slack_ms);
+    assert!(
+        ts >= before - slack && ts <= after + slack,
+        "timestamp {ts} not within {before} .. {after}: {e}"
+    );
+    let received = time_of(e, "time");
+    assert!(
+        received >= before && received <= Utc::now(),
+        "time {received}: {e}"
+    );
+}
+
+/// The example's time as a zoneless RFC 3164 stamp: syslog-ng writes the
+/// sender's wall-clock time (22:14:15 at +02:00), which is all RFC 3164
+/// can carry; ringlogd reads it as local time, and the year is lost.
+fn assert_example_wall_clock(e: &Value) {
+    let got = time_of(e, "timestamp").with_timezone(&Local);
+    assert_eq!(
+        got.format("%m-%d %H:%M:%S%.3f").to_string(),
+        "10-11 22:14:15.003",
+        "{e}"
+    );
+}
+
+fn assert_example_5424(e: &Value) {
+    assert_eq!(e["host"], "web1", "the sender's host, not ringlogd's: {e}");
+    assert_fields(
+        e,
+        &[
+            ("app", "evntslog"),
+            ("source", "evntslog"),
+            ("pid", "1234"),
+            ("msgid", "ID47"),
+            ("facility", "local4"),
+            ("severity", "notice"),
+        ],
+    );
+    assert_eq!(e["sd"]["exampleSDID@32473"]["iut"], "3");
+    assert_eq!(e["sd"]["exampleSDID@32473"]["eventSource"], "Application");
+    assert_eq!(e["timestamp"], EXAMPLE_TIME);
+}
+
+#[test]
+fn rsyslog_default_template_rfc3164() {
+    let d = Daemon::start(&[]);
+    let rs = Syslogd::rsyslog(&snippet("rsyslog-3164", &d));
+
+    let msg = unique("rs3164");
+    let before = Utc::now();
+    rs.logger(&[
+        "--rfc3164",
+        "-t",
+        "fwdtag",
+        "--id=4242",
+        "-p",
+        "local3.warning",
+        &format!("line1\nline2 {msg}"),
+    ]);
+    let after = Utc::now();
+    // rsyslog replaced the newline before forwarding.
+    let e = d.entry_with_msg(&format!("line1#012line2 {msg}"));
+    assert_fields(
+        &e,
+        &[
+            ("input", "syslog"),
+            ("host", hostname().as_str()),
+            ("app", "fwdtag"),
+            ("source", "fwdtag"),
+            ("pid", "4242"),
+            ("facility", "local3"),
+            ("severity", "warning"),
+        ],
+    );
+    assert!(e.get("msgid").is_none() && e.get("sd").is_none(), "{e}");
+    // RFC 3164 has whole seconds.
+    assert_times(&e, before, after, 1000);
+    assert_eq!(e["peer"]["pid"], rs.pid(), "the kernel names rsyslogd: {e}");
+
+    let msg = unique("rs3164-web1");
+    rs.send(format!("<29>Oct 11 20:14:15 web1 ntpd[4321]: {msg}").as_bytes());
+    let e = d.entry_with_msg(&msg);
+    assert_eq!(e["host"], "web1", "{e}");
+    assert_fields(
+        &e,
+        &[
+            ("app", "ntpd"),
+            ("pid", "4321"),
+            ("facility", "daemon"),
+            ("severity", "notice"),
+        ],
+    );
+    let ts = time_of(&e, "timestamp").with_timezone(&Local);
+    assert_eq!(ts.format("%m-%d %H:%M:%S").to_string(), "10-11 20:14:15");
+
+    rs.stop();
+    d.assert_ledger_balances("syslog");
+}
+
+#[test]
+fn rsyslog_protocol23_rfc5424() {
+    let d = Daemon::start(&[]);
+    let rs = Syslogd::rsyslog(&snippet("rsyslog-5424", &d));
+
+    let msg = unique("rs5424");
+    let before = Utc::now();
+    rs.logger(&[
+        "--rfc5424",
+        "-t",
+        "fwd5",
+        "--id=77",
+        "--msgid",
+        "MID",
+        "--sd-id",
+        "ex@32473",
+        "--sd-param",
+        r#"k="a\"b""#,
+        "-p",
+        "local4.err",
+        &format!("héllo {msg}"),
+    ]);
+    let after = Utc::now();
+    let e = d.entry_with_msg(&format!("héllo {msg}"));
+    assert_fields(
+        &e,
+        &[
+            ("input", "syslog"),
+            ("host", hostname().as_str()),
+            ("app", "fwd5"),
+            ("pid", "77"),
+            ("msgid", "MID"),
+            ("facility", "local4"),
+            ("severity", "err"),
+        ],
+    );
+    assert_eq!(e["sd"]["ex@32473"]["k"], r#"a"b"#);
+    assert_eq!(e["sd"]["timeQuality"]["tzKnown"], "1");
+    // logger's microseconds survive both hops.
+    assert_times(&e, before, after, 1);
+
+    let msg = unique("rs5424-web1");
+    rs.send(&rfc5424_example(&msg));
+    let e = d.entry_with_msg(&msg);
+    assert_example_5424(&e);
+
+    // A 3164 message in Protocol23 has two spaces before its text.
+    let msg = unique("rs5424-from3164");
+    rs.logger(&["--rfc3164", "-t", "old", &msg]);
+    let e = d.entry_with_msg(&msg);
+    assert_eq!(e["app"], "old");
+    assert!(e.get("msgid").is_none(), "{e}");
+
+    rs.stop();
+    d.assert_ledger_balances("syslog");
+}
+
+#[test]
+fn syslog_ng_syslog_protocol_rfc5424() {
+    let d = Daemon::start(&[]);
+    let ng = Syslogd::syslog_ng(&snippet("syslog-ng-5424", &d));
+
+    let msg = unique("ng5424");
+    let before = Utc::now();
+    ng.logger(&[
+        "--rfc5424",
+        "-t",
+        "ngapp",
+        "--id=31",
+        "--msgid",
+        "NGM",
+        "--sd-id",
+        "ex@32473",
+        "--sd-param",
+        r#"k="v\]""#,
+        "-p",
+        "mail.info",
+        &format!("first\nsecond {msg}"),
+    ]);
+    let after = Utc::now();
+    // syslog-ng keeps an embedded newline; only the trailing one goes.
+    let e = d.entry_with_msg(&format!("first\nsecond {msg}"));
+    assert_fields(
+        &e,
+        &[
+            ("input", "syslog"),
+            ("host", hostname().as_str()),
+            ("app", "ngapp"),
+            ("pid", "31"),
+            ("msgid", "NGM"),
+            ("facility", "mail"),
+            ("severity", "info"),
+        ],
+    );
+    assert_eq!(e["sd"]["ex@32473"]["k"], "v]");
+    assert!(e["sd"]["meta"]["sequenceId"].is_string(), "{e}");
+    assert_times(&e, before, after, 1);
+    assert_eq!(
+        e["peer"]["pid"],
+        ng.pid(),
+        "the kernel names syslog-ng: {e}"
+    );
+
+    let msg = unique("ng5424-web1");
+    ng.send(&rfc5424_example(&msg));
+    let e = d.entry_with_msg(&msg);
+    assert_example_5424(&e);
+
+    ng.stop();
+    d.assert_ledger_balances("syslog");
+}
+
+#[test]
+fn syslog_ng_legacy_rfc3164() {
+    let d = Daemon::start(&[]);
+    let ng = Syslogd::syslog_ng(&snippet("syslog-ng-3164", &d));
+
+    // logger's local format (no host name), as programs write /dev/log:
+    // syslog-ng's RFC 5424 source reads it, and adds its host.
+    let msg = unique("ng3164");
+    let before = Utc::now();
+    ng.logger(&["-t", "ngold", "--id=32", "-p", "auth.crit", &msg]);
+    let after = Utc::now();
+    let e = d.entry_with_msg(&msg);
+    assert_fields(
+        &e,
+        &[
+            ("input", "syslog"),
+            ("host", hostname().as_str()),
+            ("app", "ngold"),
+            ("pid", "32"),
+            ("facility", "auth"),
+            ("severity", "crit"),
+        ],
+    );
+    assert_times(&e, before, after, 1000);
+
+    // RFC 5424 in, RFC 3164 out: host, app, pid and the time (with
+    // frac-digits, to the microsecond) survive; msgid and SD cannot.
+    let msg = unique("ng3164-web1");
+    ng.send(&rfc5424_example(&msg));
+    let e = d.entry_with_msg(&msg);
+    assert_eq!(e["host"], "web1", "{e}");
+    assert_fields(
+        &e,
+        &[("app", "evntslog"), ("pid", "1234"), ("facility", "local4")],
+    );
+    assert!(e.get("msgid").is_none() && e.get("sd").is_none(), "{e}");
+    assert_example_wall_clock(&e);
+
+    ng.stop();
+    d.assert_ledger_balances("syslog");
+}
+
+#[test]
+fn rsyslog_omfwd_tcp_octet_counted() {
+    let d = Daemon::start(&["--tcp", "127.0.0.1:0"]);
+    let port = d.listening("tcp").port();
+    let rs = Syslogd::rsyslog(&snippet_port("rsyslog-omfwd", port));
+
+    let msg = unique("omfwd");
+    let before = Utc::now();
+    rs.logger(&[
+        "--rfc5424",
+        "-t",
+        "fwdnet",
+        "--id=55",
+        "--msgid",
+        "NET",
+        "--sd-id",
+        "ex@32473",
+        "--sd-param",
+        r#"k="v""#,
+        &msg,
+    ]);
+    let after = Utc::now();
+    let e = d.entry_with_msg(&msg);
+    assert_eq!(e["input"], "net");
+    assert!(
+        e["peer_addr"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{e}"
+    );
+    assert!(
+        e.get("peer").is_none(),
+        "no kernel credentials over TCP: {e}"
+    );
+    assert_fields(
+        &e,
+        &[
+            ("host", hostname().as_str()),
+            ("app", "fwdnet"),
+            ("pid", "55"),
+            ("msgid", "NET"),
+        ],
+    );
+    assert_eq!(e["sd"]["ex@32473"]["k"], "v");
+    assert_times(&e, before, after, 1);
+
+    let msg = unique("omfwd-web1");
+    rs.send(&rfc5424_example(&msg));
+    assert_example_5424(&d.entry_with_msg(&msg));
+
+    // Many messages over the one connection, none lost or merged.
+    let tag = unique("omfwd-burst");
+    let lines: String = (0..200).map(|i| format!("{tag} {i}\n")).collect();
+    let file = rs.dir.path().join("burst.txt");
+    std::fs::write(&file, lines).unwrap();
+    rs.logger(&["--rfc5424", "-t", "burst", "-f", file.to_str().unwrap()]);
+    let got = d.wait_msgs_starting(&tag, 200);
+    let want: Vec<String> = (0..200).map(|i| format!("{tag} {i}")).collect();
+    assert_eq!(got, want);
+
+    rs.stop();
+    let net = d.assert_ledger_balances("net");
+    assert_eq!(net["truncated"], 0, "{net}");
+    assert_eq!(net["malformed"], 0, "{net}");
+}
+
+#[test]
+fn syslog_ng_tcp_octet_counted() {
+    let d = Daemon::start(&["--tcp", "127.0.0.1:0"]);
+    let port = d.listening("tcp").port();
+    let ng = Syslogd::syslog_ng(&snippet_port("syslog-ng-tcp", port));
+
+    let msg = unique("ngtcp");
+    ng.logger(&[
+        "--rfc5424",
+        "-t",
+        "ngnet",
+        "--id=56",
+        "--msgid",
+        "NGNET",
+        &format!("a\nb {msg}"),
+    ]);
+    // Octet counting carries the embedded newline inside one message.
+    let e = d.entry_with_msg(&format!("a\nb {msg}"));
+    assert_eq!(e["input"], "net");
+    assert!(
+        e["peer_addr"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{e}"
+    );
+    assert_fields(
+        &e,
+        &[
+            ("host", hostname().as_str()),
+            ("app", "ngnet"),
+            ("pid", "56"),
+            ("msgid", "NGNET"),
+        ],
+    );
+
+    let msg = unique("ngtcp-web1");
+    ng.send(&rfc5424_example(&msg));
+    assert_example_5424(&d.entry_with_msg(&msg));
+
+    ng.stop();
+    d.assert_ledger_balances("net");
+}
