@@ -1,23 +1,51 @@
 //! Changes to the daemon's state that clients (over the query socket) and
 //! signals (SIGUSR1) may ask for: pause, resume, clear, and closing the
-//! intake fds of one name. Each leaves an `internal` entry saying what
-//! happened, so the ring tells its own story.
-
-use std::os::fd::BorrowedFd;
-
-use nix::sys::socket::{getsockopt, sockopt};
+//! intake fds of one name. The query server only parses and answers them;
+//! the daemon carries them out here. Each leaves an `internal` entry
+//! saying what happened, so the ring tells its own story.
 
 use crate::ingest;
-use crate::query::request::Control;
 use crate::record::Severity;
 use crate::ring::Ring;
 use crate::source::intake_board::{self as intake, Board};
 
-/// Carry out `control` on the ring. Dropping intake fds needs the intake
-/// as well: [`drop_intake_fds`] does it, and here it changes nothing.
-pub fn apply(ring: &mut Ring, control: Control) {
+/// Changes to the daemon's state a client may ask for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Refuse new entries (counted as dropped), keep what is held.
+    Pause,
+    Resume,
+    /// Empty the ring; counters stay.
+    Clear,
+    /// Close every intake fd passed under this name.
+    DropFd(String),
+}
+
+/// What came of a control command, for whoever asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Paused, resumed or cleared: the ring's state now.
+    Done { paused: bool, entries: usize },
+    /// This many intake fds are closed (before the intake reads again).
+    Closed(usize),
+    /// Nothing was done, and why.
+    Refused(String),
+}
+
+/// Carry out `control` for `requester` (who asked, in the kernel's words:
+/// a uid and pid, or a signal's sender), on the ring and, to drop fds, the
+/// intake's board.
+pub fn apply(
+    ring: &mut Ring,
+    intake: Option<&Board>,
+    control: Control,
+    requester: &str,
+) -> Outcome {
     match control {
-        Control::DropFd(_) => {}
+        Control::DropFd(name) => match drop_intake_fds(ring, intake, &name, requester) {
+            Ok(n) => Outcome::Closed(n),
+            Err(why) => Outcome::Refused(why),
+        },
         Control::Pause => set_paused(ring, true),
         Control::Resume => set_paused(ring, false),
         Control::Clear => {
@@ -28,13 +56,21 @@ pub fn apply(ring: &mut Ring, control: Control) {
                 Severity::Notice,
                 format!("ring cleared on request: {n} entries removed"),
             );
+            done(ring)
         }
     }
 }
 
-fn set_paused(ring: &mut Ring, paused: bool) {
+fn done(ring: &Ring) -> Outcome {
+    Outcome::Done {
+        paused: ring.is_paused(),
+        entries: ring.len(),
+    }
+}
+
+fn set_paused(ring: &mut Ring, paused: bool) -> Outcome {
     if ring.is_paused() == paused {
-        return;
+        return done(ring);
     }
     // Logged while storing is on, so the entry itself is kept.
     if paused {
@@ -53,31 +89,27 @@ fn set_paused(ring: &mut Ring, paused: bool) {
             format!("ring resumed; {dropped} entries dropped since start, pauses included"),
         );
     }
+    done(ring)
 }
 
-/// Close every intake fd passed as `name`, for the client on `who` (a
-/// reader allowed to change the daemon's state); the entry left says who
-/// asked, from the kernel's word on the connection. Returns how many fds
-/// are closed (before the intake reads again), or why none is.
-pub fn drop_intake_fds(
+/// Close every intake fd passed as `name`; the entry left says who asked.
+/// Returns how many fds are closed (before the intake reads again), or why
+/// none is.
+fn drop_intake_fds(
     ring: &mut Ring,
     board: Option<&Board>,
     name: &str,
-    who: BorrowedFd<'_>,
+    requester: &str,
 ) -> Result<usize, String> {
     let n = board.map_or(0, |b| intake::request_drop(b, name));
     if n == 0 {
         return Err(format!("no intake fd named {name:?}"));
     }
-    let peer = match getsockopt(&who, sockopt::PeerCredentials) {
-        Ok(c) => format!("uid {} (pid {})", c.uid(), c.pid()),
-        Err(e) => format!("a reader whose credentials cannot be read ({e})"),
-    };
     let fds = if n == 1 { "fd" } else { "fds" };
     ingest::note(
         ring,
         Severity::Notice,
-        format!("intake: closed {n} {fds} named {name:?} on request of {peer}"),
+        format!("intake: closed {n} {fds} named {name:?} on request of {requester}"),
     );
     Ok(n)
 }

@@ -34,4 +34,5 @@ pub mod serving;
 pub mod sockpath;
 pub mod source;
 pub mod spare_fd;
+pub mod stats;
 pub mod view;

@@ -23,6 +23,7 @@ use mio::{Events, Poll};
 use nix::sys::signalfd::SignalFd;
 
 use crate::config::{Loader, Settings};
+use crate::control;
 use crate::ingest;
 use crate::ledger::Gauges;
 use crate::notify::Notifier;
@@ -164,8 +165,9 @@ impl Daemon {
             if self.ring.next_seq() != before {
                 self.query.ring_advanced();
             }
-            self.query.run_pending(registry, &mut self.ring);
+            self.query.run_pending(registry, &self.ring);
             self.query.expire(Instant::now(), registry);
+            self.carry_out_controls();
             self.report_seq_mark();
         }
     }
@@ -251,6 +253,17 @@ impl Daemon {
             net: self.net.listening().collect(),
             kmsg: self.kmsg.as_ref().and(self.settings.kmsg.as_deref()),
             limits: self.ring.limits(),
+        }
+    }
+
+    /// Carry out what query clients asked to change (pause, resume, clear,
+    /// drop intake fds) and answer them; the query server only reads the
+    /// requests, so changing the daemon's state stays here.
+    fn carry_out_controls(&mut self) {
+        let board = self.intake.board();
+        for ask in self.query.take_controls() {
+            let outcome = control::apply(&mut self.ring, Some(&board), ask.control, &ask.requester);
+            self.query.answer(ask.client, outcome);
         }
     }
 

@@ -8,7 +8,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use super::{warn, Daemon, Flow};
-use crate::query::request::Control;
+use crate::control::{self, Control};
 
 /// Block the handled signals and open the signalfd they then queue on.
 /// Done before anything else, so a signal that comes while the daemon
@@ -53,7 +53,9 @@ impl Daemon {
                     } else {
                         Control::Pause
                     };
-                    crate::control::apply(&mut self.ring, control);
+                    let requester =
+                        format!("SIGUSR1 from uid {} (pid {})", info.ssi_uid, info.ssi_pid);
+                    control::apply(&mut self.ring, None, control, &requester);
                 }
                 Ok(Signal::SIGHUP) => self.reload(),
                 _ => {}

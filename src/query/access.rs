@@ -106,7 +106,8 @@ fn peer_groups(fd: BorrowedFd<'_>) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::request::{Control, Mode, Query};
+    use crate::control::Control;
+    use crate::query::request::{Mode, Query};
     use std::os::fd::AsFd;
     use std::os::unix::net::UnixStream;
 

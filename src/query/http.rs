@@ -7,7 +7,8 @@
 //! `POST /intake/NAME/close` closes the intake fds passed as NAME
 //! (percent-encoded).
 
-use super::request::{Control, Dialect, Mode, Parse, Query, Request, MAX_REQUEST_LEN};
+use super::request::{Dialect, Mode, Parse, Query, Request, MAX_REQUEST_LEN};
+use crate::control::Control;
 use crate::view::format::Format;
 
 /// The most header lines read from one request.

@@ -22,6 +22,8 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::ops::ControlFlow;
 use std::os::fd::AsFd;
+
+use nix::sys::socket::{getsockopt, sockopt};
 use std::time::{Duration, Instant};
 
 use mio::net::{UnixListener, UnixStream};
@@ -29,7 +31,8 @@ use mio::{Interest, Registry, Token};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::record::{now_ns, Input, Record, Severity};
+use crate::control::{Control, Outcome};
+use crate::record::{now_ns, Record, Severity};
 use crate::ring::{ReadCache, Ring};
 use crate::spare_fd::SpareFd;
 use crate::view::filter::Filter;
@@ -37,7 +40,7 @@ use crate::view::format::{self, Format};
 use crate::view::json;
 use budget::TurnBudget;
 use limits::{ClientLimits, Tally};
-use request::{parse_request, Control, Dialect, Mode, Parse, Query, Request};
+use request::{parse_request, Dialect, Mode, Parse, Query, Request};
 
 /// How long a client may take to send its request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -111,11 +114,16 @@ enum Phase {
         deadline: Instant,
     },
     Stream(Box<Stream>),
+    /// A control command is with the daemon (see
+    /// [`QueryServer::take_controls`]); its answer goes out in this dialect.
+    Asked(Dialect),
     /// Sending what is buffered, then closing.
     Finish,
 }
 
 struct Client {
+    /// Where it is in `clients`.
+    idx: usize,
     stream: UnixStream,
     /// Set when the peer may read only the entries it sent (see `access`).
     only_uid: Option<u32>,
@@ -167,8 +175,21 @@ pub struct QueryServer {
     pub counters: QueryCounters,
     /// The routes' figures, when there are routes.
     pub routes: Option<crate::route::Board>,
-    /// The intake's figures, and where drop requests go.
+    /// The intake's figures.
     pub intake: Option<crate::source::intake_board::Board>,
+    /// Control commands read from clients, for the daemon to carry out.
+    asks: Vec<ControlAsk>,
+}
+
+/// A control command a client sent, which the daemon carries out and
+/// [`QueryServer::answer`]s.
+#[derive(Debug)]
+pub struct ControlAsk {
+    /// The client that asked, to answer.
+    pub client: usize,
+    pub control: Control,
+    /// Who asked, as the kernel says: `uid U (pid P)`.
+    pub requester: String,
 }
 
 impl QueryServer {
@@ -195,6 +216,7 @@ impl QueryServer {
             counters: QueryCounters::default(),
             routes: None,
             intake: None,
+            asks: Vec::new(),
         }
     }
 
@@ -276,6 +298,7 @@ impl QueryServer {
             let deadline = Instant::now() + REQUEST_TIMEOUT;
             self.deadlines.push_back((deadline, idx));
             self.clients[idx] = Some(Client {
+                idx,
                 stream,
                 only_uid,
                 phase: Phase::Request {
@@ -354,7 +377,7 @@ impl QueryServer {
     /// Serve the ready clients in turn until the turn's budget is spent;
     /// those left over go first next turn. The ring is mutable only for
     /// the control requests (pause, resume, clear).
-    pub fn run_pending(&mut self, registry: &Registry, ring: &mut Ring) {
+    pub fn run_pending(&mut self, registry: &Registry, ring: &Ring) {
         let mut budget = TurnBudget::start();
         while !budget.is_spent() {
             let Some(idx) = self.ready.pop_front() else {
@@ -380,7 +403,7 @@ impl QueryServer {
     }
 
     /// One client's turn: read what it sent, then write what it is owed.
-    fn serve(&mut self, c: &mut Client, ring: &mut Ring, budget: &mut TurnBudget) -> Pump {
+    fn serve(&mut self, c: &mut Client, ring: &Ring, budget: &mut TurnBudget) -> Pump {
         if c.failed {
             return Pump::Close;
         }
@@ -395,7 +418,7 @@ impl QueryServer {
             // The reader is gone: nothing it could still receive.
             return Pump::Close;
         }
-        if c.blocked || matches!(c.phase, Phase::Request { .. }) {
+        if c.blocked || matches!(c.phase, Phase::Request { .. } | Phase::Asked(_)) {
             return Pump::Idle;
         }
         self.pump(c, ring, budget)
@@ -448,81 +471,31 @@ impl QueryServer {
         }
     }
 
-    /// The daemon's counters as one JSON object. A reader restricted to
-    /// `only_uid` gets counts only: no source names (the sources are not
-    /// kept per sender), no routes, and only its own refusals.
+    /// The stats a reader gets: the daemon's figures, with this server's.
     pub fn stats_json(&self, ring: &Ring, only_uid: Option<u32>) -> serde_json::Value {
-        let inputs: serde_json::Map<String, serde_json::Value> = ring
-            .ledger
-            .inputs()
-            .filter(|(i, c)| **c != Default::default() || *i == Input::Syslog)
-            .map(|(i, c)| {
-                (
-                    i.as_str().to_owned(),
-                    serde_json::to_value(c).expect("counters serialize"),
-                )
-            })
-            .collect();
-        let mut r = serde_json::to_value(ring.stats()).expect("ring stats serialize");
-        let (oldest, newest) = match ring.time_span() {
-            Some((o, n)) => (
-                json!(format::rfc3339_nanos(o)),
-                json!(format::rfc3339_nanos(n)),
-            ),
-            None => (json!(null), json!(null)),
-        };
-        r["oldest_time"] = oldest;
-        r["newest_time"] = newest;
+        crate::stats::assemble(crate::stats::Views {
+            ring,
+            queries: self.figures(only_uid),
+            routes: self.routes.as_ref(),
+            intake: self.intake.as_ref(),
+            uptime: self.started.elapsed(),
+            restricted: only_uid.is_some(),
+        })
+    }
+
+    /// This server's own figures; a restricted reader's refusals are its own.
+    fn figures(&self, only_uid: Option<u32>) -> serde_json::Value {
         let mut q = serde_json::to_value(self.counters).expect("counters serialize");
         q["clients"] = json!(self.client_count());
         q["followers"] = json!(self.follower_count());
         q["limited"] = json!(self.tally.refused());
         q["limited_by_uid"] = self.tally.refused_by_uid_json(only_uid);
-        let restricted = only_uid.is_some();
-        let sources: serde_json::Map<String, serde_json::Value> = ring
-            .source_stats()
-            .into_iter()
-            .filter(|_| !restricted)
-            .map(|s| {
-                (
-                    s.name,
-                    json!({ "stored": s.stored, "held": s.held, "evicted": s.evicted }),
-                )
-            })
-            .collect();
-        let mut stats = json!({
-            "uptime_secs": self.started.elapsed().as_secs(),
-            "paused": ring.is_paused(),
-            "ring": r,
-            "inputs": inputs,
-            "sources": sources,
-            "open": ring.ledger.gauges,
-            "queries": q,
-        });
-        if let (Some(board), false) = (&self.routes, restricted) {
-            stats["routes"] = crate::route::stats_json(board, ring);
-        }
-        if let Some(board) = &self.intake {
-            stats["intake"] = crate::source::intake_board::stats_json(board);
-            if restricted {
-                // The intake's fds are named by whoever passed them: a
-                // restricted reader gets the totals, not the names.
-                if let Some(intake) = stats["intake"].as_object_mut() {
-                    intake.remove("fds");
-                }
-            }
-        }
-        stats
+        q
     }
 
     /// Read what the client sent, and start serving its request once it
     /// is whole; bytes after the request are read and dropped.
-    fn read_request(
-        &mut self,
-        c: &mut Client,
-        ring: &mut Ring,
-        budget: &mut TurnBudget,
-    ) -> ReadEnd {
+    fn read_request(&mut self, c: &mut Client, ring: &Ring, budget: &mut TurnBudget) -> ReadEnd {
         let mut tmp = [0u8; 4096];
         loop {
             if budget.is_spent() {
@@ -577,11 +550,7 @@ impl QueryServer {
         }
     }
 
-    fn start(&mut self, c: &mut Client, req: Request, dialect: Dialect, ring: &mut Ring) {
-        let reply = |body: serde_json::Value| match dialect {
-            Dialect::Http => http::json_response(200, &body),
-            _ => json::value_line(&body).into_bytes(),
-        };
+    fn start(&mut self, c: &mut Client, req: Request, dialect: Dialect, ring: &Ring) {
         c.out_pos = 0;
         match req {
             Request::Read(q) => {
@@ -603,28 +572,53 @@ impl QueryServer {
                 c.phase = Phase::Stream(Box::new(open_stream(q, chunked, ring)));
             }
             Request::Stats => {
-                c.out = reply(self.stats_json(ring, c.only_uid));
+                c.out = reply(dialect, self.stats_json(ring, c.only_uid));
                 c.phase = Phase::Finish;
             }
-            Request::Control(Control::DropFd(name)) => {
-                let who = c.stream.as_fd();
-                c.out =
-                    match crate::control::drop_intake_fds(ring, self.intake.as_ref(), &name, who) {
-                        Ok(n) => reply(json!({ "ok": true, "closed": n })),
-                        Err(why) => match dialect {
-                            Dialect::Http => http::json_response(404, &json!({ "error": why })),
-                            _ => format!("{}\n", json!({ "error": why })).into_bytes(),
-                        },
-                    };
-                c.phase = Phase::Finish;
-            }
-            Request::Control(ctl) => {
-                crate::control::apply(ring, ctl);
-                c.out =
-                    reply(json!({ "ok": true, "paused": ring.is_paused(), "entries": ring.len() }));
-                c.phase = Phase::Finish;
+            Request::Control(control) => {
+                let requester = match getsockopt(&c.stream.as_fd(), sockopt::PeerCredentials) {
+                    Ok(p) => format!("uid {} (pid {})", p.uid(), p.pid()),
+                    Err(e) => format!("a reader whose credentials cannot be read ({e})"),
+                };
+                self.asks.push(ControlAsk {
+                    client: c.idx,
+                    control,
+                    requester,
+                });
+                c.phase = Phase::Asked(dialect);
             }
         }
+    }
+
+    /// The control commands clients sent since the last call, for the
+    /// daemon to carry out and [`QueryServer::answer`].
+    pub fn take_controls(&mut self) -> Vec<ControlAsk> {
+        std::mem::take(&mut self.asks)
+    }
+
+    /// Tell the client that asked what came of its control command, then
+    /// close it. A client gone meanwhile is skipped.
+    pub fn answer(&mut self, client: usize, outcome: Outcome) {
+        let Some(c) = self.clients.get_mut(client).and_then(Option::as_mut) else {
+            return;
+        };
+        let Phase::Asked(dialect) = c.phase else {
+            return;
+        };
+        let reply = |body| reply(dialect, body);
+        c.out = match outcome {
+            Outcome::Done { paused, entries } => {
+                reply(json!({ "ok": true, "paused": paused, "entries": entries }))
+            }
+            Outcome::Closed(n) => reply(json!({ "ok": true, "closed": n })),
+            Outcome::Refused(why) => match dialect {
+                Dialect::Http => http::json_response(404, &json!({ "error": why })),
+                _ => format!("{}\n", json!({ "error": why })).into_bytes(),
+            },
+        };
+        c.out_pos = 0;
+        c.phase = Phase::Finish;
+        self.enqueue(client);
     }
 
     /// Write to `c` until it would block, a budget is spent, or there is
@@ -698,6 +692,14 @@ impl QueryServer {
         self.tally.release(c.only_uid);
         drop(c);
         self.free.push(idx);
+    }
+}
+
+/// A JSON answer in the client's dialect: an HTTP response, or one line.
+fn reply(dialect: Dialect, body: serde_json::Value) -> Vec<u8> {
+    match dialect {
+        Dialect::Http => http::json_response(200, &body),
+        _ => json::value_line(&body).into_bytes(),
     }
 }
 

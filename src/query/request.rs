@@ -6,6 +6,7 @@
 //! HTTP/1.1 request line for `curl --unix-socket`. All three end in the same
 //! [`Request`].
 
+use crate::control::Control;
 use serde_json::{Map, Value};
 
 use super::http;
@@ -66,18 +67,6 @@ impl Query {
         }
         Ok(())
     }
-}
-
-/// Changes to the daemon's state a client may ask for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Control {
-    /// Refuse new entries (counted as dropped), keep what is held.
-    Pause,
-    Resume,
-    /// Empty the ring; counters stay.
-    Clear,
-    /// Close every intake fd passed under this name.
-    DropFd(String),
 }
 
 #[derive(Clone, Debug)]

@@ -1,0 +1,89 @@
+//! The daemon's figures as one JSON document, the answer to a stats query.
+//!
+//! Assembled here, in one place, from read-only views of whoever keeps
+//! them: the ring (its state, the ledger per input, the sources, the
+//! gauges), the query server, the routes and the intake. None of those
+//! builds another's part.
+//!
+//! A reader restricted to its own entries gets counts only: no source
+//! names (sources are not kept per sender, so a name could be anyone's),
+//! no routes (their addresses are the machine's), and the intake's totals
+//! without its fds' names.
+
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+use crate::record::Input;
+use crate::ring::Ring;
+use crate::route;
+use crate::source::intake_board;
+use crate::view::timefmt::rfc3339_nanos;
+
+/// What the stats are made of.
+pub struct Views<'a> {
+    pub ring: &'a Ring,
+    /// The query server's own figures, already as JSON.
+    pub queries: Value,
+    pub routes: Option<&'a route::Board>,
+    pub intake: Option<&'a intake_board::Board>,
+    /// How long the daemon has been serving.
+    pub uptime: Duration,
+    /// The reader may read only the entries it sent.
+    pub restricted: bool,
+}
+
+/// The stats document.
+pub fn assemble(v: Views<'_>) -> Value {
+    let ring = v.ring;
+    let inputs: Map<String, Value> = ring
+        .ledger
+        .inputs()
+        .filter(|(i, c)| **c != Default::default() || *i == Input::Syslog)
+        .map(|(i, c)| {
+            (
+                i.as_str().to_owned(),
+                serde_json::to_value(c).expect("counters serialize"),
+            )
+        })
+        .collect();
+    let mut r = serde_json::to_value(ring.stats()).expect("ring stats serialize");
+    let (oldest, newest) = match ring.time_span() {
+        Some((o, n)) => (json!(rfc3339_nanos(o)), json!(rfc3339_nanos(n))),
+        None => (json!(null), json!(null)),
+    };
+    r["oldest_time"] = oldest;
+    r["newest_time"] = newest;
+    let sources: Map<String, Value> = ring
+        .source_stats()
+        .into_iter()
+        .filter(|_| !v.restricted)
+        .map(|s| {
+            (
+                s.name,
+                json!({ "stored": s.stored, "held": s.held, "evicted": s.evicted }),
+            )
+        })
+        .collect();
+    let mut stats = json!({
+        "uptime_secs": v.uptime.as_secs(),
+        "paused": ring.is_paused(),
+        "ring": r,
+        "inputs": inputs,
+        "sources": sources,
+        "open": ring.ledger.gauges,
+        "queries": v.queries,
+    });
+    if let (Some(board), false) = (v.routes, v.restricted) {
+        stats["routes"] = route::stats_json(board, ring);
+    }
+    if let Some(board) = v.intake {
+        stats["intake"] = intake_board::stats_json(board);
+        if v.restricted {
+            if let Some(intake) = stats["intake"].as_object_mut() {
+                intake.remove("fds");
+            }
+        }
+    }
+    stats
+}
