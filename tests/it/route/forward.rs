@@ -292,8 +292,8 @@ fn syslog_ng_legacy_rfc3164() {
 
 #[test]
 fn rsyslog_omfwd_tcp_octet_counted() {
-    let d = Daemon::start(&["--tcp", "127.0.0.1:0"]);
-    let port = d.listening("tcp").port();
+    let (d, tcp) = Daemon::start_on_loopback("tcp", &[]);
+    let port = tcp.port();
     let rs = Syslogd::rsyslog(&snippet_port("rsyslog-omfwd", port));
 
     let msg = unique("omfwd");
@@ -322,15 +322,7 @@ fn rsyslog_omfwd_tcp_octet_counted() {
         e.get("peer").is_none(),
         "no kernel credentials over TCP: {e}"
     );
-    assert_fields(
-        &e,
-        &[
-            ("host", hostname().as_str()),
-            ("app", "fwdnet"),
-            ("pid", "55"),
-            ("msgid", "NET"),
-        ],
-    );
+    assert_local_header(&e, "fwdnet", "55", "NET");
     assert_eq!(e["sd"]["ex@32473"]["k"], "v");
     assert_times(&e, before, after, 1);
 
@@ -349,15 +341,13 @@ fn rsyslog_omfwd_tcp_octet_counted() {
     assert_eq!(got, want);
 
     rs.stop();
-    let net = d.assert_ledger_balances("net");
-    assert_eq!(net["truncated"], 0, "{net}");
-    assert_eq!(net["malformed"], 0, "{net}");
+    d.assert_ledger("net", &[("truncated", 0), ("malformed", 0)]);
 }
 
 #[test]
 fn syslog_ng_tcp_octet_counted() {
-    let d = Daemon::start(&["--tcp", "127.0.0.1:0"]);
-    let port = d.listening("tcp").port();
+    let (d, tcp) = Daemon::start_on_loopback("tcp", &[]);
+    let port = tcp.port();
     let ng = Syslogd::syslog_ng(&snippet_port("syslog-ng-tcp", port));
 
     let msg = unique("ngtcp");
@@ -377,15 +367,7 @@ fn syslog_ng_tcp_octet_counted() {
         e["peer_addr"].as_str().unwrap().starts_with("127.0.0.1:"),
         "{e}"
     );
-    assert_fields(
-        &e,
-        &[
-            ("host", hostname().as_str()),
-            ("app", "ngnet"),
-            ("pid", "56"),
-            ("msgid", "NGNET"),
-        ],
-    );
+    assert_local_header(&e, "ngnet", "56", "NGNET");
 
     let msg = unique("ngtcp-web1");
     ng.send(&rfc5424_example(&msg));
