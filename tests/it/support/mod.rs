@@ -748,6 +748,28 @@ pub fn wait_gone(pid: u32) -> bool {
     false
 }
 
+/// Kill a child when dropped, so a failing test leaves no attacker behind.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Read the child's stdout up to the line `word`.
+pub fn wait_for_line(child: &mut Child, word: &str) {
+    let out = child.stdout.as_mut().expect("piped stdout");
+    let mut seen = Vec::new();
+    let mut b = [0u8; 1];
+    while !String::from_utf8_lossy(&seen).lines().any(|l| l == word) {
+        let n = out.read(&mut b).unwrap();
+        assert!(n > 0, "the attacker exited before saying {word:?}");
+        seen.push(b[0]);
+    }
+}
+
 /// Stops a daemon that is not our child (started with --daemonize) when
 /// dropped, so a failing test leaves nothing running.
 pub struct Detached(pub u32);
