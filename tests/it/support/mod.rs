@@ -341,6 +341,15 @@ impl Daemon {
         (status, text)
     }
 
+    /// A daemon that listens for `proto` (`udp`, `tcp`) on a free loopback
+    /// port, with `args` besides, and the address it took.
+    pub fn start_on_loopback(proto: &str, args: &[&str]) -> (Daemon, std::net::SocketAddr) {
+        let flag = format!("--{proto}");
+        let d = Daemon::start(&[&[flag.as_str(), "127.0.0.1:0"], args].concat());
+        let addr = d.listening(proto);
+        (d, addr)
+    }
+
     /// The address ringlogd says it listens on for `proto` (`udp`, `tcp`),
     /// from its `listening on` entry: the tests bind port 0.
     pub fn listening(&self, proto: &str) -> std::net::SocketAddr {
@@ -407,6 +416,16 @@ impl Daemon {
         assert_eq!(received, stored + dropped, "ledger for {input}: {c}");
         c.clone()
     }
+
+    /// The ledger for `input` balances, and holds each (counter, value)
+    /// of `want`.
+    pub fn assert_ledger(&self, input: &str, want: &[(&str, u64)]) -> Value {
+        let c = self.assert_ledger_balances(input);
+        for (counter, value) in want {
+            assert_eq!(c[*counter], *value, "{counter} of {input}: {c}");
+        }
+        c
+    }
 }
 
 impl Daemon {
@@ -470,6 +489,20 @@ pub fn assert_fields(e: &Value, want: &[(&str, &str)]) {
     for (key, value) in want {
         assert_eq!(e[*key], *value, "{key} in {e}");
     }
+}
+
+/// Check that entry `e` is from this machine, with the RFC 5424 header a
+/// sender such as `logger --msgid` wrote: app, pid and msgid.
+pub fn assert_local_header(e: &Value, app: &str, pid: &str, msgid: &str) {
+    assert_fields(
+        e,
+        &[
+            ("host", hostname().as_str()),
+            ("app", app),
+            ("pid", pid),
+            ("msgid", msgid),
+        ],
+    );
 }
 
 /// Whether entry `v`'s msg starts with `prefix`.
@@ -605,6 +638,29 @@ pub fn send_datagram(path: &Path, bytes: &[u8]) {
     let s = UnixDatagram::unbound().unwrap();
     s.send_to(bytes, path)
         .unwrap_or_else(|e| panic!("send to {}: {e}", path.display()));
+}
+
+/// Work on a thread of its own until the test says stop: a sender that
+/// keeps the daemon busy while the test looks at something else.
+pub struct Background<T> {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<T>,
+}
+
+impl<T: Send + 'static> Background<T> {
+    /// Run `work`, which must return soon after the flag it gets is set.
+    pub fn spawn(work: impl FnOnce(&std::sync::atomic::AtomicBool) -> T + Send + 'static) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || work(&flag));
+        Background { stop, handle }
+    }
+
+    /// Set the flag, wait for the work to end, and return what it made.
+    pub fn stop(self) -> T {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().unwrap()
+    }
 }
 
 /// The name ringlogd gives this machine in its entries.
