@@ -25,7 +25,6 @@ use nix::sys::signalfd::SignalFd;
 use crate::config::{Loader, Settings};
 use crate::control;
 use crate::ingest;
-use crate::stats::Gauges;
 use crate::notify::Notifier;
 use crate::privileges::PidFile;
 use crate::query::QueryServer;
@@ -39,6 +38,7 @@ use crate::source::intake::{self, IntakeSource};
 use crate::source::kmsg::KmsgSource;
 use crate::source::net::NetSource;
 use crate::source::Drain;
+use crate::stats::Gauges;
 
 pub use start::{run, Process, Start};
 use token::Slot;

@@ -128,10 +128,18 @@ impl Daemon {
         std::fs::read_to_string(path).expect("read stderr")
     }
 
+    /// Wait until the daemon answers a query: its loop runs, so every
+    /// socket it serves is bound. (The query socket accepts connections as
+    /// soon as it is bound, before the network sockets are.)
     fn wait_ready(&self) {
-        if !wait_socket(&self.query) {
-            panic!("ringlogd did not start serving {}", self.query.display());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if answers_stats(&self.query) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
+        panic!("ringlogd did not start serving {}", self.query.display());
     }
 
     pub fn pid(&self) -> u32 {
@@ -894,6 +902,18 @@ pub fn socket_mode(p: &Path) -> u32 {
 }
 
 /// Wait up to 10 s until something accepts connections at `path`.
+/// Whether a stats request on the query socket at `path` gets its answer.
+fn answers_stats(path: &Path) -> bool {
+    let Ok(mut s) = UnixStream::connect(path) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut answer = Vec::new();
+    s.write_all(b"{\"mode\":\"stats\"}\n").is_ok()
+        && s.read_to_end(&mut answer).is_ok()
+        && serde_json::from_slice::<serde_json::Value>(&answer).is_ok()
+}
+
 pub fn wait_socket(path: &Path) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
