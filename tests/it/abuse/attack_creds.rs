@@ -382,11 +382,12 @@ fn without_no_signal_control_the_daemon_s_user_can_pause_it() {
 /// What the upgrade tests do with a [`CopiedDaemon`].
 impl CopiedDaemon {
     /// Put `content` at the program's path with `mode`, as a new file.
+    /// Replace the program with `content`: written to a file that is
+    /// never run, then installed by a child (see `install_program`).
     fn replace(&self, content: &[u8], mode: u32) {
         let new = self.bin.path().join("ringlogd.new");
         fs::write(&new, content).unwrap();
-        fs::set_permissions(&new, fs::Permissions::from_mode(mode)).unwrap();
-        fs::rename(&new, self.exe()).unwrap();
+        install_program(&new, &self.exe(), mode);
     }
 
     fn send(&self, msg: &str) {

@@ -132,14 +132,9 @@ impl Daemon {
     /// socket it serves is bound. (The query socket accepts connections as
     /// soon as it is bound, before the network sockets are.)
     fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if answers_stats(&self.query) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        if !wait_answers(&self.query) {
+            panic!("ringlogd did not start serving {}", self.query.display());
         }
-        panic!("ringlogd did not start serving {}", self.query.display());
     }
 
     pub fn pid(&self) -> u32 {
@@ -548,7 +543,7 @@ impl CopiedDaemon {
         let bin = tempfile::tempdir().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let exe = bin.path().join("ringlogd");
-        std::fs::copy(RINGLOGD, &exe).unwrap();
+        install_program(Path::new(RINGLOGD), &exe, 0o755);
         let child = Command::new(&exe)
             .arg("--runtime-dir")
             .arg(dir.path())
@@ -558,7 +553,7 @@ impl CopiedDaemon {
             .spawn()
             .unwrap();
         let d = CopiedDaemon { bin, dir, child };
-        assert!(wait_socket(&d.query()));
+        assert!(wait_answers(&d.query()), "the copied daemon did not serve");
         d
     }
 
@@ -577,6 +572,20 @@ impl Drop for CopiedDaemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Put a copy of the program `src` at `dest` with `mode`, written by a
+/// child process (`install`). Were it written here, a child another test
+/// thread forks at that moment would hold the file open for writing until
+/// it execs, and executing the copy would fail with ETXTBSY meanwhile.
+pub fn install_program(src: &Path, dest: &Path, mode: u32) {
+    run_ok(
+        Command::new("install")
+            .arg("-m")
+            .arg(format!("{mode:o}"))
+            .arg(src)
+            .arg(dest),
+    );
 }
 
 /// Whether process `pid` exists and has not exited (a zombie has).
@@ -902,6 +911,18 @@ pub fn socket_mode(p: &Path) -> u32 {
 }
 
 /// Wait up to 10 s until something accepts connections at `path`.
+/// Wait up to 10 s for a daemon to answer on its query socket at `path`.
+pub fn wait_answers(path: &Path) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if answers_stats(path) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
 /// Whether a stats request on the query socket at `path` gets its answer.
 fn answers_stats(path: &Path) -> bool {
     let Ok(mut s) = UnixStream::connect(path) else {
