@@ -2,6 +2,18 @@
 //! range, its live entries per source and severity class, and (on demand)
 //! one small fact per record. Eviction and stats work from this directory;
 //! the records themselves stay in the memfd.
+//!
+//! Beside the sources, [`Owned`] counts entries per source and sender uid
+//! (the uid the kernel gave, for entries that carry one), so a reader
+//! restricted to its own entries can be shown its own sources and nothing
+//! of anyone else's. Each record's [`Entry`] names its (source, uid) pair
+//! by a 16-bit id that fits in the entry's padding: the index stays 16
+//! bytes an entry, and eviction counts a pair without hashing. The pairs
+//! live on the heap only, so the memfd's format is unchanged (a re-exec
+//! onto an older or newer ringlogd still adopts the ring); a successor
+//! rebuilds them from the records it decodes when it adopts the memfd: the
+//! entries held per pair are exact again, and stored and evicted count
+//! from there (stored = held, evicted = 0 at adoption).
 
 use std::collections::HashMap;
 
@@ -34,10 +46,15 @@ pub(super) struct Tally {
 pub(super) struct Entry {
     pub(super) seq: u64,
     pub(super) source: u16,
+    /// Its (source, sender uid) pair in [`Owned`]; 0 for none.
+    pub(super) owned: u16,
     pub(super) class: u8,
     pub(super) input: u8,
     pub(super) live: bool,
 }
+
+// The pair id lives in what was padding: the index costs what it did.
+const _: () = assert!(std::mem::size_of::<Entry>() == 16);
 
 /// A chunk as the heap knows it; its bytes are in the memfd.
 #[derive(Debug)]
@@ -108,6 +125,105 @@ pub(super) struct Sources {
 impl Sources {
     pub(super) fn total(&self, id: u16) -> u64 {
         self.held[id as usize].iter().sum()
+    }
+}
+
+/// One (source, sender uid) pair's figures.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct OwnedCounts {
+    pub(super) source: u16,
+    pub(super) uid: u32,
+    pub(super) stored: u64,
+    pub(super) held: u64,
+    pub(super) evicted: u64,
+}
+
+/// Entries per source and sender uid, for the entries whose sender the
+/// kernel identified. Pair 0 collects the rest (no sender uid, or a pair
+/// past [`MAX_OWNED_PAIRS`]) and is never shown.
+pub(super) struct Owned {
+    ids: HashMap<(u16, u32), u16>,
+    pub(super) counts: Vec<OwnedCounts>,
+    /// The pair the last lookup found: most pushes come from the sender
+    /// and source of the one before.
+    last: Option<(u16, u32, u16)>,
+}
+
+/// The most (source, uid) pairs counted: only root (or a container's uid
+/// range) sends as many uids, and the table stays small (about 40 bytes a
+/// pair, counted in the ring's heap).
+pub(super) const MAX_OWNED_PAIRS: usize = 16 * 1024;
+
+impl Default for Owned {
+    fn default() -> Owned {
+        Owned {
+            ids: HashMap::new(),
+            counts: vec![OwnedCounts::default()],
+            last: None,
+        }
+    }
+}
+
+impl Owned {
+    /// The id of the pair (`source`, `uid`), registering it the first
+    /// time; 0 with no uid or past the bound.
+    pub(super) fn id(&mut self, source: u16, uid: Option<u32>) -> u16 {
+        let Some(uid) = uid else {
+            return 0;
+        };
+        if let Some((s, u, id)) = self.last {
+            if s == source && u == uid {
+                return id;
+            }
+        }
+        let id = match self.ids.get(&(source, uid)) {
+            Some(&id) => id,
+            None if self.counts.len() > MAX_OWNED_PAIRS => return 0,
+            None => {
+                let id = self.counts.len() as u16;
+                self.ids.insert((source, uid), id);
+                self.counts.push(OwnedCounts {
+                    source,
+                    uid,
+                    ..OwnedCounts::default()
+                });
+                id
+            }
+        };
+        self.last = Some((source, uid, id));
+        id
+    }
+
+    pub(super) fn stored(&mut self, id: u16) {
+        let c = &mut self.counts[id as usize];
+        c.stored += 1;
+        c.held += 1;
+    }
+
+    pub(super) fn evicted(&mut self, id: u16) {
+        let c = &mut self.counts[id as usize];
+        c.held = c.held.saturating_sub(1);
+        c.evicted += 1;
+    }
+
+    /// Every entry gone, not evicted: stored and evicted stay.
+    pub(super) fn clear(&mut self) {
+        for c in &mut self.counts {
+            c.held = 0;
+        }
+    }
+
+    /// The pairs of `uid` with anything stored.
+    pub(super) fn of(&self, uid: u32) -> impl Iterator<Item = &OwnedCounts> {
+        self.counts[1..]
+            .iter()
+            .filter(move |c| c.uid == uid && c.stored > 0)
+    }
+
+    /// Heap bytes the pairs take.
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.counts.capacity() * std::mem::size_of::<OwnedCounts>()
+            + self.ids.capacity() * (std::mem::size_of::<((u16, u32), u16)>() + 1)
     }
 }
 
