@@ -1,38 +1,42 @@
 //! ringlogd: a syslog-compatible in-memory log server.
 //!
-//! Data flows one way:
+//! Records flow one way, and the modules depend one way:
 //!
 //! ```text
-//! /dev/log  ─► source::devlog ─► parse::syslog ─┐
-//! /dev/kmsg ─► source::kmsg   ─► parse::kmsg   ─┴► Record ─► Ring ─► query ─► logread, LinuxKit logread
+//! record <- parse <- source -> ingest -> ring <- view <- query, route
 //! ```
 //!
-//! Sources read bytes and turn them into [`record::Record`]s with a parser;
-//! the [`ring::Ring`] stores them, bounded, each with a sequence number;
-//! the [`query`] server reads the ring through cursors (sequence numbers) and
-//! never sees a source. [`daemon`] owns the event loop that wires them, and
-//! [`ledger`] counts everything that arrives and everything that is lost.
+//! Sources read bytes and turn them into [`record::Record`]s with a parser
+//! ([`parse`]); `ingest` counts them and stores them in the [`ring::Ring`],
+//! bounded, each with a sequence number; the [`query`] server and the
+//! routes read the ring through cursors and write entries as [`view`]
+//! says, and never see a source. [`daemon`] owns the event loop that wires
+//! them, [`lifecycle`] where its sockets come from. ARCHITECTURE.md draws
+//! the rooms and one datagram's way through them.
+//!
+//! Public are the modules the binaries, the integration tests, the
+//! benchmarks and the fuzz targets use; the rest are the daemon's own.
 
 pub mod client;
 pub mod config;
-pub mod control;
+mod control;
 pub mod daemon;
 pub mod docs;
-pub mod handover;
-pub mod ingest;
-pub mod ledger;
+mod handover;
+mod ingest;
+mod ledger;
 pub mod lifecycle;
-pub mod notify;
+mod notify;
 pub mod parse;
-pub mod private_file;
+mod private_file;
 pub mod privileges;
 pub mod query;
 pub mod record;
 pub mod ring;
-pub mod route;
-pub mod serving;
-pub mod sockpath;
+mod route;
+mod serving;
+mod sockpath;
 pub mod source;
-pub mod spare_fd;
-pub mod stats;
+mod spare_fd;
+mod stats;
 pub mod view;

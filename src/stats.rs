@@ -2,7 +2,7 @@
 //!
 //! Assembled here, in one place, from read-only views of whoever keeps
 //! them: the ring (its state, the ledger per input, the sources, the
-//! gauges), the query server, the routes and the intake. None of those
+//! daemon's gauges), the query server, the routes and the intake. None of those
 //! builds another's part.
 //!
 //! A reader restricted to its own entries gets counts, and the names of
@@ -22,9 +22,21 @@ use crate::route;
 use crate::source::intake_board;
 use crate::view::timefmt::rfc3339_nanos;
 
+/// What is open right now, as the sources last said: not counters, but
+/// what an operator checks first when something is refused. Kept by
+/// whoever serves the stats, set by the daemon every turn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Gauges {
+    /// Fds passed over the intake socket and being read.
+    pub intake_fds_open: u64,
+    /// TCP connections being read.
+    pub tcp_connections: u64,
+}
+
 /// What the stats are made of.
 pub struct Views<'a> {
     pub ring: &'a Ring,
+    pub open: Gauges,
     /// The query server's own figures, already as JSON.
     pub queries: Value,
     pub routes: Option<&'a route::Board>,
@@ -77,7 +89,7 @@ pub fn assemble(v: Views<'_>) -> Value {
         "ring": r,
         "inputs": inputs,
         "sources": sources,
-        "open": ring.ledger.gauges,
+        "open": v.open,
         "queries": v.queries,
     });
     if let (Some(board), false) = (v.routes, restricted) {

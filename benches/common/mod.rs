@@ -3,7 +3,7 @@
 //! intake as LinuxKit's init does; and their one optional count argument.
 #![allow(dead_code)] // each benchmark is its own crate and uses a part
 
-use std::io::{IoSlice, Read, Write};
+use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
+use nix::sys::socket::UnixAddr;
 
 /// A program built beside the benchmark: target/PROFILE/NAME (the
 /// benchmark itself is target/PROFILE/deps/bench-HASH).
@@ -87,15 +87,7 @@ impl Drop for Ringlogd {
 
 /// Pass `fd` under `name` to the intake socket at `addr`, from `sender`.
 pub fn pass_fd_from(sender: &UnixDatagram, addr: &UnixAddr, name: &str, fd: &impl AsRawFd) {
-    let fds = [fd.as_raw_fd()];
-    sendmsg(
-        sender.as_raw_fd(),
-        &[IoSlice::new(name.as_bytes())],
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
-        Some(addr),
-    )
-    .unwrap();
+    ringlogd::client::logwrite::pass_fd(sender, addr, name.as_bytes(), fd).unwrap();
 }
 
 /// Pass `fd` to the intake socket under `name`, as LinuxKit's init does:

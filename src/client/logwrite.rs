@@ -195,17 +195,28 @@ fn pass_to_daemon(
 fn send_end(sender: &UnixDatagram, args: &LogwriteArgs, name: &OsString) -> io::Result<UnixStream> {
     let (ours, theirs) = UnixStream::pair()?;
     let addr = UnixAddr::new(args.socket.as_path()).map_err(io::Error::from)?;
-    let fds = [theirs.as_raw_fd()];
-    sendmsg(
-        sender.as_raw_fd(),
-        &[IoSlice::new(name.as_bytes())],
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
-        Some(&addr),
-    )
-    .map_err(io::Error::from)?;
+    pass_fd(sender, &addr, name.as_bytes(), &theirs)?;
     // `theirs` is closed here: the daemon holds its own copy now.
     Ok(ours)
+}
+
+/// Pass `fd` under `name` to the intake socket at `intake`, from `sender`:
+/// one datagram, the name as its payload, as LinuxKit's init does.
+pub fn pass_fd(
+    sender: &UnixDatagram,
+    intake: &UnixAddr,
+    name: &[u8],
+    fd: &impl AsRawFd,
+) -> io::Result<()> {
+    let fds = [fd.as_raw_fd()];
+    sendmsg(
+        sender.as_raw_fd(),
+        &[IoSlice::new(name)],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        Some(intake),
+    )?;
+    Ok(())
 }
 
 /// Copy everything from `from` to `console` and to `log`, until `from`

@@ -25,7 +25,6 @@ use nix::sys::signalfd::SignalFd;
 use crate::config::{Loader, Settings};
 use crate::control;
 use crate::ingest;
-use crate::ledger::Gauges;
 use crate::notify::Notifier;
 use crate::privileges::PidFile;
 use crate::query::QueryServer;
@@ -39,6 +38,7 @@ use crate::source::intake::{self, IntakeSource};
 use crate::source::kmsg::KmsgSource;
 use crate::source::net::NetSource;
 use crate::source::Drain;
+use crate::stats::Gauges;
 
 pub use start::{run, Process, Start};
 use token::Slot;
@@ -158,7 +158,7 @@ impl Daemon {
                 .extend(self.intake.take_ready().into_iter().filter_map(Slot::of));
             // After the sources, so what arrived this turn goes out in it.
             self.routes.pump(&mut self.ring, registry, now);
-            self.ring.ledger.gauges = Gauges {
+            self.query.gauges = Gauges {
                 intake_fds_open: self.intake.open_fds() as u64,
                 tcp_connections: self.net.open_connections() as u64,
             };

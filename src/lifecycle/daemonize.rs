@@ -41,6 +41,7 @@ impl Handover {
             return Ok(None);
         };
         std::env::remove_var(HANDOVER_ENV);
+        take_argv0_name();
         let value = value
             .into_string()
             .map_err(|v| format!("{HANDOVER_ENV}={v:?} is not text"))?;
@@ -136,6 +137,25 @@ fn own_executable() -> Result<PathBuf, String> {
         return Ok(proc.to_owned());
     }
     std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))
+}
+
+/// Started from /proc/self/exe, the background daemon would be named `exe`
+/// in /proc/PID/comm, which ps, pgrep, killall, start-stop-daemon --name
+/// and the kernel's messages go by: take the name exec gives a program
+/// started by path, argv[0]'s last component, as the parent had.
+fn take_argv0_name() {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(argv0) = std::env::args_os().next() else {
+        return;
+    };
+    let Some(name) = Path::new(&argv0).file_name() else {
+        return;
+    };
+    if let Ok(name) = std::ffi::CString::new(name.as_bytes()) {
+        // The kernel keeps the first 15 bytes. A name not taken costs
+        // nothing but the name.
+        let _ = nix::sys::prctl::set_name(&name);
+    }
 }
 
 fn borrow(fd: RawFd) -> BorrowedFd<'static> {

@@ -161,22 +161,13 @@ impl Listeners {
                 }
             }
         };
-        let nonblocking = |e: std::io::Error| format!("socket activation: {e}");
         let udp = udp
             .into_iter()
-            .map(|fd| {
-                let s = std::net::UdpSocket::from(fd);
-                s.set_nonblocking(true).map_err(nonblocking)?;
-                Ok(s)
-            })
+            .map(|fd| adopt(fd, std::net::UdpSocket::set_nonblocking))
             .collect::<Result<Vec<_>, String>>()?;
         let tcp = tcp
             .into_iter()
-            .map(|fd| {
-                let s = std::net::TcpListener::from(fd);
-                s.set_nonblocking(true).map_err(nonblocking)?;
-                Ok(s)
-            })
+            .map(|fd| adopt(fd, std::net::TcpListener::set_nonblocking))
             .collect::<Result<Vec<_>, String>>()?;
         Ok(Listeners {
             syslog,
@@ -358,20 +349,25 @@ fn with_credentials(socket: UnixDatagram) -> Result<UnixDatagram, String> {
     Ok(socket)
 }
 
-/// A unix datagram socket from socket activation (its type already checked).
+/// A socket from socket activation (its type already checked), made
+/// non-blocking as the event loop needs it.
+fn adopt<S: From<OwnedFd>>(
+    fd: OwnedFd,
+    set_nonblocking: fn(&S, bool) -> std::io::Result<()>,
+) -> Result<S, String> {
+    let socket = S::from(fd);
+    set_nonblocking(&socket, true).map_err(|e| format!("socket activation: {e}"))?;
+    Ok(socket)
+}
+
+/// A unix datagram socket from socket activation.
 fn adopt_datagram(fd: OwnedFd) -> Result<UnixDatagram, String> {
-    let std = std::os::unix::net::UnixDatagram::from(fd);
-    std.set_nonblocking(true)
-        .map_err(|e| format!("socket activation: {e}"))?;
-    Ok(UnixDatagram::from_std(std))
+    adopt(fd, std::os::unix::net::UnixDatagram::set_nonblocking).map(UnixDatagram::from_std)
 }
 
 /// A listening unix stream socket from socket activation.
 fn adopt_listener(fd: OwnedFd) -> Result<UnixListener, String> {
-    let std = std::os::unix::net::UnixListener::from(fd);
-    std.set_nonblocking(true)
-        .map_err(|e| format!("socket activation: {e}"))?;
-    Ok(UnixListener::from_std(std))
+    adopt(fd, std::os::unix::net::UnixListener::set_nonblocking).map(UnixListener::from_std)
 }
 
 fn inherited_datagram(fd: RawFd, flag: &str) -> Result<UnixDatagram, String> {

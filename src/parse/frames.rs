@@ -211,6 +211,7 @@ impl Framer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse::uncut as whole;
 
     /// Every frame of `chunks` fed in order, then finished.
     fn frames(limit: usize, chunks: &[&[u8]]) -> Vec<(String, bool)> {
@@ -224,10 +225,6 @@ mod tests {
         }
         f.finish(&mut emit);
         out
-    }
-
-    fn whole(v: &[&str]) -> Vec<(String, bool)> {
-        v.iter().map(|s| (s.to_string(), false)).collect()
     }
 
     #[test]

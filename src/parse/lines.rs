@@ -217,6 +217,7 @@ pub fn level_prefix(line: &[u8]) -> (Option<u8>, &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse::uncut as plain;
 
     /// Every line from feeding `chunks` and then ending the stream.
     fn split(max_len: usize, chunks: &[&[u8]]) -> Vec<(String, bool)> {
@@ -231,8 +232,15 @@ mod tests {
         out
     }
 
-    fn plain(lines: &[&str]) -> Vec<(String, bool)> {
-        lines.iter().map(|l| (l.to_string(), false)).collect()
+    /// `stream` gives `want` however it arrives: cut in two at every
+    /// point, and byte by byte.
+    fn assert_split_however_it_arrives(max_len: usize, stream: &[u8], want: &[(String, bool)]) {
+        for at in 0..=stream.len() {
+            let (a, b) = stream.split_at(at);
+            assert_eq!(split(max_len, &[a, b]), want, "split at {at}");
+        }
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(split(max_len, &bytes), want, "byte by byte");
     }
 
     #[test]
@@ -255,14 +263,8 @@ mod tests {
 
     #[test]
     fn lines_span_chunks_in_any_split() {
-        let stream = b"one\r\ntwo\n\nthree\nfour";
         let want = plain(&["one", "two", "", "three", "four"]);
-        for at in 0..=stream.len() {
-            let (a, b) = stream.split_at(at);
-            assert_eq!(split(100, &[a, b]), want, "split at {at}");
-        }
-        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
-        assert_eq!(split(100, &bytes), want, "byte by byte");
+        assert_split_however_it_arrives(100, b"one\r\ntwo\n\nthree\nfour", &want);
     }
 
     #[test]
@@ -274,13 +276,7 @@ mod tests {
         ];
         assert_eq!(split(4, &[b"abcdefgh\nnext\nwxyz12345"]), want);
         // The same, however it arrives.
-        let stream = b"abcdefgh\nnext\nwxyz12345";
-        for at in 0..=stream.len() {
-            let (a, b) = stream.split_at(at);
-            assert_eq!(split(4, &[a, b]), want, "split at {at}");
-        }
-        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
-        assert_eq!(split(4, &bytes), want, "byte by byte");
+        assert_split_however_it_arrives(4, b"abcdefgh\nnext\nwxyz12345", &want);
     }
 
     #[test]

@@ -25,6 +25,12 @@ pub fn escape_invalid_utf8(bytes: &[u8]) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Text pieces as the splitters' tests expect them: each whole, not cut.
+#[cfg(test)]
+fn uncut(pieces: &[&str]) -> Vec<(String, bool)> {
+    pieces.iter().map(|p| (p.to_string(), false)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -195,62 +195,24 @@ mod tests {
             parse_request(b"POST /intake/onboot.a%2Fb+c.out/close HTTP/1.1\r\n\r\n", false, 0),
             Parse::Done(Request::Control(Control::DropFd(n)), _) if n == "onboot.a/b+c.out"
         ));
-        assert_eq!(
-            status(parse_request(
-                b"GET /intake/x/close HTTP/1.1\r\n\r\n",
-                false,
-                0
-            )),
-            405
-        );
-        assert_eq!(
-            status(parse_request(
-                b"POST /intake//close HTTP/1.1\r\n\r\n",
-                false,
-                0
-            )),
-            400
-        );
-        assert_eq!(
-            status(parse_request(
-                b"POST /intake/close HTTP/1.1\r\n\r\n",
-                false,
-                0
-            )),
-            404
-        );
-        assert_eq!(
-            status(parse_request(b"GET /logs HTTP/1.1\r\n", false, 0)),
-            0
-        );
-        assert_eq!(
-            status(parse_request(b"GET /logs HTTP/1.1\r\n", true, 0)),
-            400
-        );
-        assert_eq!(
-            status(parse_request(b"GET /nope HTTP/1.1\r\n\r\n", false, 0)),
-            404
-        );
-        assert_eq!(
-            status(parse_request(b"DELETE /logs HTTP/1.1\r\n\r\n", false, 0)),
-            405
-        );
-        assert_eq!(
-            status(parse_request(
-                b"GET /logs?bogus=1 HTTP/1.1\r\n\r\n",
-                false,
-                0
-            )),
-            400
-        );
-        assert_eq!(
-            status(parse_request(b"GET /logs?n=x HTTP/1.1\r\n\r\n", false, 0)),
-            400
-        );
-        assert_eq!(
-            status(parse_request(b"GARBAGE\x01\x02\r\n\r\n", false, 0)),
-            400
-        );
+        // (request, the client has closed its side, the status it gets; 0 while
+        // the request is incomplete)
+        let cases: [(&[u8], bool, u16); 10] = [
+            (b"GET /intake/x/close HTTP/1.1\r\n\r\n", false, 405),
+            (b"POST /intake//close HTTP/1.1\r\n\r\n", false, 400),
+            (b"POST /intake/close HTTP/1.1\r\n\r\n", false, 404),
+            (b"GET /logs HTTP/1.1\r\n", false, 0),
+            (b"GET /logs HTTP/1.1\r\n", true, 400),
+            (b"GET /nope HTTP/1.1\r\n\r\n", false, 404),
+            (b"DELETE /logs HTTP/1.1\r\n\r\n", false, 405),
+            (b"GET /logs?bogus=1 HTTP/1.1\r\n\r\n", false, 400),
+            (b"GET /logs?n=x HTTP/1.1\r\n\r\n", false, 400),
+            (b"GARBAGE\x01\x02\r\n\r\n", false, 400),
+        ];
+        for (request, closed, want) in cases {
+            let got = status(parse_request(request, closed, 0));
+            assert_eq!(got, want, "{}", String::from_utf8_lossy(request));
+        }
         let big = [
             b"GET /logs HTTP/1.1\r\nX: ".as_slice(),
             &vec![b'a'; MAX_REQUEST_LEN],

@@ -177,6 +177,8 @@ pub struct QueryServer {
     pub routes: Option<crate::route::Board>,
     /// The intake's figures.
     pub intake: Option<crate::source::intake_board::Board>,
+    /// What is open now, as the daemon last said.
+    pub gauges: crate::stats::Gauges,
     /// Control commands read from clients, for the daemon to carry out.
     asks: Vec<ControlAsk>,
 }
@@ -216,6 +218,7 @@ impl QueryServer {
             counters: QueryCounters::default(),
             routes: None,
             intake: None,
+            gauges: Default::default(),
             asks: Vec::new(),
         }
     }
@@ -475,6 +478,7 @@ impl QueryServer {
     pub fn stats_json(&self, ring: &Ring, only_uid: Option<u32>) -> serde_json::Value {
         crate::stats::assemble(crate::stats::Views {
             ring,
+            open: self.gauges,
             queries: self.figures(only_uid),
             routes: self.routes.as_ref(),
             intake: self.intake.as_ref(),

@@ -269,8 +269,6 @@ impl Ring {
             sources = id + 1;
         }
         ring.store.header_mut().sources_len = sources as u32;
-        // What was open belonged to the predecessor.
-        ring.ledger.gauges = Default::default();
         ring
     }
 

@@ -213,11 +213,6 @@ impl Route {
         }
     }
 
-    /// RELP frames sent and not yet acknowledged.
-    pub fn unacknowledged(&self) -> usize {
-        self.unacked.len()
-    }
-
     /// The socket is ready for something.
     pub fn event(&mut self, event: &mio::event::Event) {
         if event.is_readable() || event.is_read_closed() || event.is_error() {

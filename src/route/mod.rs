@@ -94,10 +94,6 @@ impl Routes {
         Rc::clone(&self.board)
     }
 
-    pub fn owns(&self, t: Token) -> bool {
-        (self.token_base..self.token_base + self.routes.len()).contains(&t.0)
-    }
-
     pub fn event(&mut self, t: Token, event: &mio::event::Event) {
         if let Some(r) = self.routes.get_mut(t.0 - self.token_base) {
             r.event(event);

@@ -826,10 +826,7 @@ fn store_entry(ring: &mut Ring, record: &mut Record, p: Pending) {
     record.truncated = p.truncated;
     record.severity = p.severity;
     record.received_ns = p.first_ns;
-    let counters = ring.ledger.input_mut(Input::Fd);
-    counters.received += 1;
-    counters.truncated += u64::from(record.truncated);
-    ring.push(record);
+    ingest::store(ring, &record.as_ref(), false);
     record.msg = String::new();
 }
 
@@ -854,17 +851,12 @@ fn store_line(
     record.truncated = line.truncated || cut;
     record.severity = severity;
     record.received_ns = now;
-    let counters = ring.ledger.input_mut(Input::Fd);
-    counters.received += 1;
-    counters.truncated += u64::from(record.truncated);
-    ring.push(record);
+    ingest::store(ring, &record.as_ref(), false);
 }
 
 /// Something arrived on the intake and nothing of it could be stored.
 fn count_dropped(ring: &mut Ring) {
-    let c = ring.ledger.input_mut(Input::Fd);
-    c.received += 1;
-    c.dropped += 1;
+    ingest::lost(ring, Input::Fd, 1);
 }
 
 /// Make room for `max_fds` intake fds under RLIMIT_NOFILE, raising the

@@ -542,21 +542,32 @@ mod tests {
         }
     }
 
+    /// A source that reads `reads`, and an empty ring for it.
+    fn with_ring(reads: Vec<Result<&[u8], Errno>>) -> (KmsgSource, Ring) {
+        (scripted(reads), Ring::new(Limits::default()))
+    }
+
+    /// The same, with what `reads` gives drained into the ring in one turn.
+    fn drained(reads: Vec<Result<&[u8], Errno>>) -> (KmsgSource, Ring, Drain) {
+        let (mut s, mut ring) = with_ring(reads);
+        let turn = s.drain(&mut ring, 100);
+        (s, ring, turn)
+    }
+
     fn msgs(ring: &Ring) -> Vec<String> {
         ring.iter_from(0).map(|r| r.msg.to_owned()).collect()
     }
 
     #[test]
     fn epipe_reports_the_gap_once_and_goes_on() {
-        let mut ring = Ring::new(Limits::default());
-        let mut s = scripted(vec![
+        let (_, ring, turn) = drained(vec![
             Ok(b"6,0,1,-;first\n"),
             Ok(b"6,1,2,-;second\n"),
             Err(Errno::EPIPE),
             Ok(b"6,1018,3,-;after the wrap\n"),
             Ok(b"6,1019,4,-;next\n"),
         ]);
-        assert_eq!(s.drain(&mut ring, 100), Drain::Idle);
+        assert_eq!(turn, Drain::Idle);
         assert_eq!(
             msgs(&ring),
             [
@@ -576,13 +587,11 @@ mod tests {
 
     #[test]
     fn einval_grows_the_buffer_and_counts_the_skipped_record() {
-        let mut ring = Ring::new(Limits::default());
-        let mut s = scripted(vec![
+        let (s, ring, _) = drained(vec![
             Ok(b"6,0,1,-;a\n"),
             Err(Errno::EINVAL),
             Ok(b"6,2,2,-;b\n"),
         ]);
-        s.drain(&mut ring, 100);
         assert_eq!(s.buf.len(), 2 * READ_BUFFER);
         assert_eq!(
             msgs(&ring)[1],
@@ -594,18 +603,16 @@ mod tests {
 
     #[test]
     fn eintr_is_retried_and_eagain_waits() {
-        let mut ring = Ring::new(Limits::default());
-        let mut s = scripted(vec![Err(Errno::EINTR), Ok(b"6,0,1,-;a\n")]);
-        assert_eq!(s.drain(&mut ring, 100), Drain::Idle);
+        let (s, ring, turn) = drained(vec![Err(Errno::EINTR), Ok(b"6,0,1,-;a\n")]);
+        assert_eq!(turn, Drain::Idle);
         assert_eq!(msgs(&ring), ["a"]);
         assert!(!s.is_done());
     }
 
     #[test]
     fn other_errors_stop_the_source_with_an_entry() {
-        let mut ring = Ring::new(Limits::default());
-        let mut s = scripted(vec![Err(Errno::EIO), Ok(b"6,0,1,-;never read\n")]);
-        assert_eq!(s.drain(&mut ring, 100), Drain::Idle);
+        let (s, ring, turn) = drained(vec![Err(Errno::EIO), Ok(b"6,0,1,-;never read\n")]);
+        assert_eq!(turn, Drain::Idle);
         assert!(s.is_done());
         let m = msgs(&ring);
         assert_eq!(m.len(), 1);
@@ -618,9 +625,8 @@ mod tests {
     #[test]
     fn end_of_file_on_a_device_stops_the_source() {
         // A container may bind /dev/null over /dev/kmsg.
-        let mut ring = Ring::new(Limits::default());
-        let mut s = scripted(vec![Ok(b"")]);
-        assert_eq!(s.drain(&mut ring, 100), Drain::Idle);
+        let (s, ring, turn) = drained(vec![Ok(b"")]);
+        assert_eq!(turn, Drain::Idle);
         assert!(s.is_done());
         assert_eq!(
             msgs(&ring),
@@ -630,14 +636,12 @@ mod tests {
 
     #[test]
     fn the_cause_of_a_gap_survives_a_malformed_record() {
-        let mut ring = Ring::new(Limits::default());
-        let mut s = scripted(vec![
+        let (_, ring, _) = drained(vec![
             Ok(b"6,0,1,-;a\n"),
             Err(Errno::EPIPE),
             Ok(b"garbage\n"),
             Ok(b"6,9,2,-;b\n"),
         ]);
-        s.drain(&mut ring, 100);
         let m = msgs(&ring);
         assert_eq!(m[1], "garbage");
         assert!(
@@ -650,8 +654,7 @@ mod tests {
 
     #[test]
     fn the_budget_bounds_one_turn() {
-        let mut ring = Ring::new(Limits::default());
-        let mut s = scripted(vec![
+        let (mut s, mut ring) = with_ring(vec![
             Ok(b"6,0,1,-;a\n"),
             Ok(b"6,1,1,-;b\n"),
             Ok(b"6,2,1,-;c\n"),
@@ -664,8 +667,7 @@ mod tests {
 
     #[test]
     fn a_late_first_record_says_what_the_kernel_dropped_before() {
-        let mut ring = Ring::new(Limits::default());
-        let mut s = scripted(vec![Ok(b"6,500,1,-;a\n"), Ok(b"6,501,1,-;b\n")]);
+        let (mut s, mut ring) = with_ring(vec![Ok(b"6,500,1,-;a\n"), Ok(b"6,501,1,-;b\n")]);
         s.drain(&mut ring, 10);
         let m = msgs(&ring);
         assert!(
@@ -713,8 +715,7 @@ mod tests {
 
     #[test]
     fn a_resumed_reader_skips_what_the_ring_has_and_reports_later_gaps() {
-        let mut ring = Ring::new(Limits::default());
-        let mut s = scripted(vec![
+        let (mut s, mut ring) = with_ring(vec![
             Ok(b"6,10,1,-;stored before\n"),
             Ok(b"6,11,1,-;stored before too\n"),
             Ok(b"6,12,1,-;new\n"),
@@ -741,8 +742,7 @@ mod tests {
 
     #[test]
     fn another_boots_resume_point_is_ignored() {
-        let mut ring = Ring::new(Limits::default());
-        let mut s = scripted(vec![Ok(b"6,0,1,-;a\n"), Ok(b"6,1,1,-;b\n")]);
+        let (mut s, mut ring) = with_ring(vec![Ok(b"6,0,1,-;a\n"), Ok(b"6,1,1,-;b\n")]);
         s.resume(Some(
             &KmsgResume {
                 boot_id: "boot-b".into(),

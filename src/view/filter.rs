@@ -519,20 +519,15 @@ mod tests {
                 .unwrap()
         };
         const MIN: i64 = 60_000_000_000;
-        assert_eq!(parse_time("today", now), Ok(local(2026, 11, 21, 0, 0, 0)));
-        assert_eq!(
-            parse_time("Yesterday", now),
-            Ok(local(2026, 11, 20, 0, 0, 0))
-        );
-        assert_eq!(
-            parse_time("tomorrow", now),
-            Ok(local(2026, 11, 22, 0, 0, 0))
-        );
-        assert_eq!(parse_time("09:15", now), Ok(local(2026, 11, 21, 9, 15, 0)));
-        assert_eq!(
-            parse_time("2026-11-20 08:00:01", now),
-            Ok(local(2026, 11, 20, 8, 0, 1))
-        );
+        for (text, want) in [
+            ("today", local(2026, 11, 21, 0, 0, 0)),
+            ("Yesterday", local(2026, 11, 20, 0, 0, 0)),
+            ("tomorrow", local(2026, 11, 22, 0, 0, 0)),
+            ("09:15", local(2026, 11, 21, 9, 15, 0)),
+            ("2026-11-20 08:00:01", local(2026, 11, 20, 8, 0, 1)),
+        ] {
+            assert_eq!(parse_time(text, now), Ok(want), "{text}");
+        }
         assert_eq!(
             parse_time("2026-11-20 08:00:01 UTC", now),
             Ok(chrono::Utc

@@ -464,6 +464,20 @@ mod tests {
     use super::*;
     use crate::record::{Input, KernelMeta, Peer};
 
+    const PEER: Peer = Peer {
+        pid: 1,
+        uid: 2,
+        gid: 3,
+    };
+
+    /// Structured data of one element with one param.
+    fn one_param(id: &str, name: &str, value: &str) -> Vec<SdElement> {
+        vec![SdElement {
+            id: id.into(),
+            params: vec![(name.into(), value.into())],
+        }]
+    }
+
     #[test]
     fn memlogd_keys_come_first_and_absent_fields_are_left_out() {
         let mut r = Record::new(Input::Fd, 0, "svc.out", "hello");
@@ -481,15 +495,8 @@ mod tests {
         let mut r = Record::new(Input::Syslog, 0, "app", "m");
         r.facility = Some(1);
         r.severity = Some(3);
-        r.sd = vec![SdElement {
-            id: "a@1".into(),
-            params: vec![("k".into(), "v".into())],
-        }];
-        r.peer = Some(Peer {
-            pid: 1,
-            uid: 2,
-            gid: 3,
-        });
+        r.sd = one_param("a@1", "k", "v");
+        r.peer = Some(PEER);
         r.truncated = true;
         let mut out = Vec::new();
         write_json_line(&r.as_ref(), &mut out);
@@ -520,15 +527,8 @@ mod tests {
         r.app = Some("app".into());
         r.pid = Some("12".into());
         r.msgid = Some("M".into());
-        r.sd = vec![SdElement {
-            id: "a@1".into(),
-            params: vec![("k".into(), "v]\"".into())],
-        }];
-        r.peer = Some(Peer {
-            pid: 1,
-            uid: 2,
-            gid: 3,
-        });
+        r.sd = one_param("a@1", "k", "v]\"");
+        r.peer = Some(PEER);
         r.timestamp = Some(DateTime::parse_from_rfc3339("2024-07-03T09:46:40.5+02:00").unwrap());
         r.peer_addr = Some("[::1]:5514".parse().unwrap());
         let mut out = Vec::new();
@@ -571,10 +571,7 @@ mod tests {
             render(&r, Format::Rfc5424),
             "<35>1 2024-07-03T09:46:40.974497Z web1 sshd 42 - - hello\n"
         );
-        r.sd = vec![SdElement {
-            id: "x@1".into(),
-            params: vec![("k".into(), "a\"b]c\\d".into())],
-        }];
+        r.sd = one_param("x@1", "k", "a\"b]c\\d");
         r.host = None;
         assert_eq!(
             render(&r, Format::Rfc5424),
@@ -717,10 +714,7 @@ mod tests {
     #[test]
     fn wire_formats_stay_one_line() {
         let mut r = forged();
-        r.sd = vec![SdElement {
-            id: "x@1".into(),
-            params: vec![("k".into(), "a\nb\x1b".into())],
-        }];
+        r.sd = one_param("x@1", "k", "a\nb\x1b");
         for format in [Format::Rfc5424, Format::Rfc3164] {
             let text = render(&r, format);
             assert_eq!(text.matches('\n').count(), 1, "{text}");

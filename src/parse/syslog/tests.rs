@@ -9,6 +9,11 @@ fn parse(raw: &[u8]) -> Parsed {
     SyslogParser::new("thishost", 8192).parse(raw, NOW, Input::Syslog, Origin::Local, None)
 }
 
+/// Who a record says sent it: host, app and pid, as written.
+fn sender(r: &Record) -> [Option<&str>; 3] {
+    [r.host.as_deref(), r.app.as_deref(), r.pid.as_deref()]
+}
+
 #[test]
 fn glibc_with_pid() {
     let p = parse(b"<30>Nov 21 23:40:10 ctag[4563]: hello 1");
@@ -45,9 +50,7 @@ fn rfc3164_with_hostname() {
 fn rfc5424_with_structured_data() {
     let raw = br#"<13>1 2026-11-21T23:39:54.708105+00:00 vm mytag 42 MID [ex@32473 k="a\"b\]c\\d"] the msg"#;
     let r = parse(raw).record;
-    assert_eq!(r.host.as_deref(), Some("vm"));
-    assert_eq!(r.app.as_deref(), Some("mytag"));
-    assert_eq!(r.pid.as_deref(), Some("42"));
+    assert_eq!(sender(&r), [Some("vm"), Some("mytag"), Some("42")]);
     assert_eq!(r.msgid.as_deref(), Some("MID"));
     assert_eq!(r.sd.len(), 1);
     assert_eq!(r.sd[0].id, "ex@32473");
@@ -333,9 +336,7 @@ mod forwarded {
     fn rsyslog_default_template_keeps_host_and_the_escaped_newline() {
         let r = at(b"<156>Nov 22 00:28:25 web1 fwdtag[4242]: line1#012line2");
         assert_eq!((r.facility, r.severity), (Some(19), Some(4)));
-        assert_eq!(r.host.as_deref(), Some("web1"));
-        assert_eq!(r.app.as_deref(), Some("fwdtag"));
-        assert_eq!(r.pid.as_deref(), Some("4242"));
+        assert_eq!(sender(&r), [Some("web1"), Some("fwdtag"), Some("4242")]);
         // rsyslog replaced the newline before it forwarded: `#012` is
         // what arrived, and could as well be literal text.
         assert_eq!(r.msg, "line1#012line2");
@@ -344,18 +345,14 @@ mod forwarded {
     #[test]
     fn rsyslog_default_template_of_a_5424_message_has_no_colon() {
         let r = at("<13>Nov 22 00:28:25 web1 fwd5[77] héllo five".as_bytes());
-        assert_eq!(r.host.as_deref(), Some("web1"));
-        assert_eq!(r.app.as_deref(), Some("fwd5"));
-        assert_eq!(r.pid.as_deref(), Some("77"));
+        assert_eq!(sender(&r), [Some("web1"), Some("fwd5"), Some("77")]);
         assert_eq!(r.msg, "héllo five");
     }
 
     #[test]
     fn rsyslog_protocol23_of_a_3164_message_has_a_double_space() {
         let r = at(b"<156>1 2026-11-22T00:28:34+00:00 web1 fwdtag 4242 - -  line1#012line2\n");
-        assert_eq!(r.host.as_deref(), Some("web1"));
-        assert_eq!(r.app.as_deref(), Some("fwdtag"));
-        assert_eq!(r.pid.as_deref(), Some("4242"));
+        assert_eq!(sender(&r), [Some("web1"), Some("fwdtag"), Some("4242")]);
         assert_eq!(r.msgid, None);
         assert!(r.sd.is_empty());
         assert_eq!(r.msg, "line1#012line2");
@@ -366,9 +363,7 @@ mod forwarded {
     fn rsyslog_protocol23_of_a_5424_message() {
         let r = at(b"<165>1 2003-10-11T22:14:15.003000+02:00 web1 evntslog 1234 ID47 [exampleSDID@32473 iut=\"3\" eventSource=\"Application\"] \xef\xbb\xbfAn application event\n");
         assert_eq!((r.facility, r.severity), (Some(20), Some(5)));
-        assert_eq!(r.host.as_deref(), Some("web1"));
-        assert_eq!(r.app.as_deref(), Some("evntslog"));
-        assert_eq!(r.pid.as_deref(), Some("1234"));
+        assert_eq!(sender(&r), [Some("web1"), Some("evntslog"), Some("1234")]);
         assert_eq!(r.msgid.as_deref(), Some("ID47"));
         assert_eq!(r.sd.len(), 1);
         assert_eq!(r.sd[0].id, "exampleSDID@32473");
@@ -380,9 +375,7 @@ mod forwarded {
     #[test]
     fn syslog_ng_syslog_protocol_with_bom_and_newline() {
         let r = at(b"<13>1 2026-11-21T10:00:00.123000+02:00 web1 app 77 M2 [meta sequenceId=\"2\"] \xef\xbb\xbfbom text\n");
-        assert_eq!(r.host.as_deref(), Some("web1"));
-        assert_eq!(r.app.as_deref(), Some("app"));
-        assert_eq!(r.pid.as_deref(), Some("77"));
+        assert_eq!(sender(&r), [Some("web1"), Some("app"), Some("77")]);
         assert_eq!(r.msgid.as_deref(), Some("M2"));
         assert_eq!(r.sd[0].id, "meta");
         assert_eq!(r.msg, "bom text");
@@ -399,18 +392,14 @@ mod forwarded {
     #[test]
     fn syslog_ng_legacy_format() {
         let r = at(b"<13>Nov 22 00:26:38 web1 fwdtag[1459]: via syslog-ng\n");
-        assert_eq!(r.host.as_deref(), Some("web1"));
-        assert_eq!(r.app.as_deref(), Some("fwdtag"));
-        assert_eq!(r.pid.as_deref(), Some("1459"));
+        assert_eq!(sender(&r), [Some("web1"), Some("fwdtag"), Some("1459")]);
         assert_eq!(r.msg, "via syslog-ng");
     }
 
     #[test]
     fn syslog_ng_legacy_format_with_frac_digits() {
         let r = at("<13>Nov 22 00:26:48.925863 web1 fwd5[2193]: héllo five\n".as_bytes());
-        assert_eq!(r.host.as_deref(), Some("web1"));
-        assert_eq!(r.app.as_deref(), Some("fwd5"));
-        assert_eq!(r.pid.as_deref(), Some("2193"));
+        assert_eq!(sender(&r), [Some("web1"), Some("fwd5"), Some("2193")]);
         assert_eq!(r.msg, "héllo five");
         assert_eq!(r.timestamp.unwrap().timestamp_subsec_micros(), 925863);
     }

@@ -375,13 +375,11 @@ fn sighup_and_sigusr1_do_what_the_readme_says_even_in_a_storm() {
 fn sigterm_under_load_exits_0_and_removes_the_sockets() {
     let d = Daemon::start(&[]);
     let log = d.log.clone();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = stop.clone();
-    let sender = std::thread::spawn(move || {
+    let sender = Background::spawn(move |stop| {
         let s = UnixDatagram::unbound().unwrap();
         s.set_write_timeout(Some(Duration::from_millis(100)))
             .unwrap();
-        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             if s.send_to(b"<13>Nov 21 23:40:10 load: x", &log).is_err() {
                 break;
             }
@@ -392,8 +390,7 @@ fn sigterm_under_load_exits_0_and_removes_the_sockets() {
     let mut d = d;
     signal(d.pid(), "TERM");
     let status = wait_timeout(&mut d.child, Duration::from_secs(10));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    sender.join().unwrap();
+    sender.stop();
     assert!(status.success(), "{status}");
     for p in [log, query, intake] {
         assert!(!p.exists(), "{} left behind", p.display());

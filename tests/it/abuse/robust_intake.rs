@@ -215,8 +215,7 @@ fn a_writer_killed_in_the_middle_of_a_line_leaves_what_it_wrote() {
         Some(9)
     );
     assert_eq!(d.wait_lines(&name, 2), ["a whole line", "half of a li"]);
-    let c = d.assert_ledger_balances("fd");
-    assert_eq!(c["stored"], 2);
+    d.assert_ledger("fd", &[("stored", 2)]);
     wait_fds_back_to(&d, baseline);
     d.assert_still_serves();
 }

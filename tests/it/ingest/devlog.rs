@@ -16,12 +16,18 @@ fn logger(d: &Daemon, args: &[&str]) -> std::process::Output {
     )
 }
 
+/// A fresh daemon, `logger args… MSG` with a unique MSG made from
+/// `label`, and the entry it became.
+fn logged(label: &str, args: &[&str]) -> Value {
+    let d = Daemon::start(&[]);
+    let msg = unique(label);
+    logger(&d, &[args, &[msg.as_str()]].concat());
+    d.entry_with_msg(&msg)
+}
+
 #[test]
 fn logger_default_local_format() {
-    let d = Daemon::start(&[]);
-    let msg = unique("plain");
-    logger(&d, &["-t", "mytag", &msg]);
-    let e = d.entry_with_msg(&msg);
+    let e = logged("plain", &["-t", "mytag"]);
     assert_fields(
         &e,
         &[
@@ -48,10 +54,7 @@ fn unsafe_uid() -> u32 {
 
 #[test]
 fn logger_with_pid_and_priority() {
-    let d = Daemon::start(&[]);
-    let msg = unique("withpid");
-    logger(&d, &["-i", "-p", "daemon.err", "-t", "svc", &msg]);
-    let e = d.entry_with_msg(&msg);
+    let e = logged("withpid", &["-i", "-p", "daemon.err", "-t", "svc"]);
     assert_fields(
         &e,
         &[("app", "svc"), ("facility", "daemon"), ("severity", "err")],
@@ -89,13 +92,10 @@ fn a_pid_written_in_the_message_never_replaces_the_kernels() {
 
 #[test]
 fn logger_rfc3164_with_hostname() {
-    let d = Daemon::start(&[]);
-    let msg = unique("r3164");
-    logger(
-        &d,
-        &["--rfc3164", "-t", "tag3164", "-p", "local3.warning", &msg],
+    let e = logged(
+        "r3164",
+        &["--rfc3164", "-t", "tag3164", "-p", "local3.warning"],
     );
-    let e = d.entry_with_msg(&msg);
     assert_fields(
         &e,
         &[
@@ -109,10 +109,8 @@ fn logger_rfc3164_with_hostname() {
 
 #[test]
 fn logger_rfc5424_with_msgid_and_structured_data() {
-    let d = Daemon::start(&[]);
-    let msg = unique("r5424");
-    logger(
-        &d,
+    let e = logged(
+        "r5424",
         &[
             "--rfc5424",
             "-i",
@@ -124,10 +122,8 @@ fn logger_rfc5424_with_msgid_and_structured_data() {
             "ex@32473",
             "--sd-param",
             r#"k="a\"b\]c\\d""#,
-            &msg,
         ],
     );
-    let e = d.entry_with_msg(&msg);
     assert_eq!(e["app"], "tag5424");
     assert_eq!(e["msgid"], "MID7");
     assert_eq!(e["sd"]["ex@32473"]["k"], r#"a"b]c\d"#);
@@ -142,10 +138,7 @@ fn logger_rfc5424_with_msgid_and_structured_data() {
 
 #[test]
 fn logger_rfc5424_without_time_or_host() {
-    let d = Daemon::start(&[]);
-    let msg = unique("nohost");
-    logger(&d, &["--rfc5424=notime,nohost", "-t", "bare", &msg]);
-    let e = d.entry_with_msg(&msg);
+    let e = logged("nohost", &["--rfc5424=notime,nohost", "-t", "bare"]);
     assert_eq!(e["app"], "bare");
     assert!(e.get("timestamp").is_none(), "{e}");
     assert_eq!(
@@ -157,10 +150,7 @@ fn logger_rfc5424_without_time_or_host() {
 
 #[test]
 fn logger_octet_count_prefix_is_not_part_of_the_message() {
-    let d = Daemon::start(&[]);
-    let msg = unique("octet");
-    logger(&d, &["--octet-count", "-t", "oc", &msg]);
-    let e = d.entry_with_msg(&msg);
+    let e = logged("octet", &["--octet-count", "-t", "oc"]);
     assert_eq!(e["app"], "oc");
 }
 

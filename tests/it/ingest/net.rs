@@ -22,6 +22,14 @@ fn logger_to(addr: SocketAddr, args: &[&str]) {
     );
 }
 
+/// `logger -n ADDR -P PORT args… MSG` with a unique MSG made from `label`,
+/// and the entry it became.
+fn logged_to(d: &Daemon, addr: SocketAddr, label: &str, args: &[&str]) -> Value {
+    let msg = unique(label);
+    logger_to(addr, &[args, &[msg.as_str()]].concat());
+    d.entry_with_msg(&msg)
+}
+
 fn peer_ip(e: &Value) -> std::net::IpAddr {
     e["peer_addr"]
         .as_str()
@@ -35,6 +43,14 @@ fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).expect("connect to ringlogd");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s
+}
+
+/// One connection that sends `text` and closes; the entry holding `msg`.
+fn sent_then_closed(d: &Daemon, tcp: SocketAddr, text: &str, msg: &str) -> Value {
+    let mut s = connect(tcp);
+    s.write_all(text.as_bytes()).unwrap();
+    drop(s);
+    d.entry_with_msg(msg)
 }
 
 /// Wait until the daemon has closed `s` (a read sees EOF or a reset).
@@ -53,11 +69,11 @@ fn assert_closed_by_daemon(mut s: TcpStream, what: &str) {
 
 #[test]
 fn udp_with_logger() {
-    let d = Daemon::start(&["--udp", "127.0.0.1:0"]);
-    let udp = d.listening("udp");
-    let msg = unique("udp5424");
-    logger_to(
+    let (d, udp) = Daemon::start_on_loopback("udp", &[]);
+    let e = logged_to(
+        &d,
         udp,
+        "udp5424",
         &[
             "-d",
             "-t",
@@ -71,65 +87,41 @@ fn udp_with_logger() {
             r#"a="b""#,
             "-p",
             "local1.err",
-            &msg,
         ],
     );
-    let e = d.entry_with_msg(&msg);
     assert_eq!(e["input"], "net");
     assert_eq!(peer_ip(&e).to_string(), "127.0.0.1");
     assert!(e.get("peer").is_none(), "{e}");
-    assert_fields(
-        &e,
-        &[
-            ("host", hostname().as_str()),
-            ("app", "udptag"),
-            ("pid", "9"),
-            ("msgid", "UM"),
-        ],
-    );
+    assert_local_header(&e, "udptag", "9", "UM");
     assert_eq!(e["sd"]["x@1"]["a"], "b");
     assert_eq!(e["facility"], "local1");
     assert_eq!(e["severity"], "err");
     assert!(e["timestamp"].is_string() && e["time"].is_string(), "{e}");
 
-    let msg = unique("udp3164");
-    logger_to(udp, &["-d", "--rfc3164", "-t", "old", &msg]);
-    let e = d.entry_with_msg(&msg);
+    let e = logged_to(&d, udp, "udp3164", &["-d", "--rfc3164", "-t", "old"]);
     assert_eq!(e["host"], hostname().as_str());
     assert_eq!(e["app"], "old");
 
     // logger puts an octet count in front even on a datagram.
-    let msg = unique("udpoctet");
-    logger_to(udp, &["-d", "--octet-count", "-t", "oc", &msg]);
-    assert_eq!(d.entry_with_msg(&msg)["app"], "oc");
+    let e = logged_to(&d, udp, "udpoctet", &["-d", "--octet-count", "-t", "oc"]);
+    assert_eq!(e["app"], "oc");
 
-    let net = d.assert_ledger_balances("net");
-    assert_eq!(net["received"], 3, "{net}");
-    assert_eq!(net["malformed"], 0, "{net}");
+    d.assert_ledger("net", &[("received", 3), ("malformed", 0)]);
 }
 
 #[test]
 fn tcp_with_logger_lf_and_octet_counting() {
-    let d = Daemon::start(&["--tcp", "127.0.0.1:0"]);
-    let tcp = d.listening("tcp");
+    let (d, tcp) = Daemon::start_on_loopback("tcp", &[]);
 
-    let msg = unique("tcplf");
-    logger_to(
+    let e = logged_to(
+        &d,
         tcp,
-        &["-T", "-t", "tcptag", "--id=10", "--msgid", "TM", &msg],
+        "tcplf",
+        &["-T", "-t", "tcptag", "--id=10", "--msgid", "TM"],
     );
-    let e = d.entry_with_msg(&msg);
     assert_eq!(e["input"], "net");
     assert_eq!(peer_ip(&e).to_string(), "127.0.0.1");
-    assert_fields(
-        &e,
-        &[
-            ("host", hostname().as_str()),
-            ("app", "tcptag"),
-            ("pid", "10"),
-            ("msgid", "TM"),
-        ],
-    );
+    assert_local_header(&e, "tcptag", "10", "TM");
     assert!(e.get("truncated").is_none(), "{e}");
 
     // Octet counting keeps an embedded newline inside its message.
@@ -162,10 +154,10 @@ fn tcp_with_logger_lf_and_octet_counting() {
         .collect();
     assert_eq!(got, want);
 
-    let net = d.assert_ledger_balances("net");
-    assert_eq!(net["received"], 602, "{net}");
-    assert_eq!(net["truncated"], 0, "{net}");
-    assert_eq!(net["malformed"], 0, "{net}");
+    d.assert_ledger(
+        "net",
+        &[("received", 602), ("truncated", 0), ("malformed", 0)],
+    );
 }
 
 #[test]
@@ -193,12 +185,12 @@ fn ipv4_and_ipv6_wildcards_bind_the_same_port() {
     let d = Daemon::start(&["--tcp", "[::]:0"]);
     let port = d.listening("tcp").port();
     let d4 = Daemon::start(&["--tcp", &format!("0.0.0.0:{port}")]);
-    let msg = unique("v4beside6");
-    logger_to(
+    let e = logged_to(
+        &d4,
         format!("127.0.0.1:{port}").parse().unwrap(),
-        &["-T", "-t", "t", &msg],
+        "v4beside6",
+        &["-T", "-t", "t"],
     );
-    let e = d4.entry_with_msg(&msg);
     assert_eq!(
         peer_ip(&e).to_string(),
         "127.0.0.1",
@@ -262,8 +254,7 @@ fn a_port_in_use_is_one_clear_error() {
 
 #[test]
 fn past_max_conns_new_connections_are_closed_and_counted() {
-    let d = Daemon::start(&["--tcp", "127.0.0.1:0", "--tcp-max-conns", "2"]);
-    let tcp = d.listening("tcp");
+    let (d, tcp) = Daemon::start_on_loopback("tcp", &["--tcp-max-conns", "2"]);
     let mut open = Vec::new();
     for i in 0..2 {
         let mut s = connect(tcp);
@@ -320,8 +311,7 @@ fn past_max_conns_new_connections_are_closed_and_counted() {
 
 #[test]
 fn garbage_and_an_unterminated_megabyte_cost_only_their_own_connection() {
-    let d = Daemon::start(&["--tcp", "127.0.0.1:0", "--max-line-len", "1024"]);
-    let tcp = d.listening("tcp");
+    let (d, tcp) = Daemon::start_on_loopback("tcp", &["--max-line-len", "1024"]);
 
     // A megabyte with no newline, and 256 KiB of binary garbage, sent as
     // fast as the daemon reads, on their own connections.
@@ -386,34 +376,31 @@ fn garbage_and_an_unterminated_megabyte_cost_only_their_own_connection() {
 
 #[test]
 fn a_connection_closing_mid_message_leaves_the_part_flagged() {
-    let d = Daemon::start(&["--tcp", "127.0.0.1:0"]);
-    let tcp = d.listening("tcp");
+    let (d, tcp) = Daemon::start_on_loopback("tcp", &[]);
     let msg = unique("part");
-    let mut s = connect(tcp);
     // Announces 500 bytes, sends fewer, closes.
-    write!(s, "500 <13>1 2026-11-22T10:00:00Z web1 app 7 M - {msg}").unwrap();
-    drop(s);
-    let e = d.entry_with_msg(&msg);
+    let e = sent_then_closed(
+        &d,
+        tcp,
+        &format!("500 <13>1 2026-11-22T10:00:00Z web1 app 7 M - {msg}"),
+        &msg,
+    );
     assert_eq!(e["truncated"], true, "{e}");
     assert_fields(&e, &[("host", "web1"), ("app", "app"), ("msgid", "M")]);
 
     // LF framing: the last line without its newline, also kept, flagged.
     let msg = unique("noeol");
-    let mut s = connect(tcp);
-    write!(s, "<13>1 - h app - - - whole\n<13>1 - h app - - - {msg}").unwrap();
-    drop(s);
-    let e = d.entry_with_msg(&msg);
+    let text = format!("<13>1 - h app - - - whole\n<13>1 - h app - - - {msg}");
+    let e = sent_then_closed(&d, tcp, &text, &msg);
     assert_eq!(e["truncated"], true, "{e}");
     let whole = d.entry_with_msg("whole");
     assert!(whole.get("truncated").is_none(), "{whole}");
-    let net = d.assert_ledger_balances("net");
-    assert_eq!(net["truncated"], 2, "{net}");
+    d.assert_ledger("net", &[("truncated", 2)]);
 }
 
 #[test]
 fn an_idle_connection_is_closed() {
-    let d = Daemon::start(&["--tcp", "127.0.0.1:0", "--tcp-idle-timeout", "1"]);
-    let tcp = d.listening("tcp");
+    let (d, tcp) = Daemon::start_on_loopback("tcp", &["--tcp-idle-timeout", "1"]);
     let started = Instant::now();
     let mut s = connect(tcp);
     let msg = unique("idle");
@@ -439,8 +426,7 @@ fn an_idle_connection_is_closed() {
 
 #[test]
 fn udp_datagrams_the_kernel_drops_are_counted() {
-    let d = Daemon::start(&["--udp", "127.0.0.1:0"]);
-    let udp = d.listening("udp");
+    let (d, udp) = Daemon::start_on_loopback("udp", &[]);
     let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     // Stopped, the daemon reads nothing: 20 MB of datagrams overflow its
     // socket buffer (at most 4 MiB) and the kernel drops the rest.

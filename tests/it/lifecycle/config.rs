@@ -25,6 +25,19 @@ fn check_config(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The daemon started in the foreground in `run` with the file `conf`, to
+/// its exit (a file it refuses stops it before anything is bound).
+fn start_with_file(run: &Path, conf: &Path) -> Output {
+    ringlogd_command()
+        .arg("--runtime-dir")
+        .arg(run)
+        .arg("--config")
+        .arg(conf)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
 /// The `key = value` lines, comments removed: what a file would set.
 fn settings_lines(out: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(out)
@@ -44,6 +57,12 @@ fn internal_msgs(d: &Daemon) -> Vec<String> {
 
 fn wait_internal(d: &Daemon, needle: &str) -> String {
     d.internal_with(needle)["msg"].as_str().unwrap().to_owned()
+}
+
+/// SIGHUP, and the daemon's answer: its internal entry holding `answer`.
+fn reload(d: &Daemon, answer: &str) -> String {
+    signal(d.pid(), "HUP");
+    wait_internal(d, answer)
 }
 
 #[test]
@@ -137,14 +156,7 @@ fn a_bad_file_stops_the_daemon_naming_file_line_and_key() {
         ("max-lines = 10\nmax-lines = 11\n", ":2:1: duplicate key"),
     ] {
         let conf = write(dir.path(), "bad.toml", text);
-        let out = ringlogd_command()
-            .arg("--runtime-dir")
-            .arg(&run)
-            .arg("--config")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let out = start_with_file(&run, &conf);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{text:?}: {err}");
         let prefix = format!("ringlogd: {}{want}", conf.display());
@@ -175,14 +187,7 @@ fn every_mistake_of_a_file_is_reported_with_its_place_and_nothing_starts() {
         "bad.toml",
         "max-lines = 100\nmax_bytes = \"1M\"\nlevel-prefix = \"yes\"\n\ntcp-max-conns = 0\n[ring]\nevict = \"fifo\"\n",
     );
-    let out = ringlogd_command()
-        .arg("--runtime-dir")
-        .arg(&run)
-        .arg("--config")
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = start_with_file(&run, &conf);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let file = conf.display();
     let want = [
@@ -346,8 +351,7 @@ fn sighup_applies_new_limits_without_losing_the_ring() {
         "max-lines = 5\nlevel-prefix = true\nsocket-query = \"/elsewhere.sock\"\n",
     )
     .unwrap();
-    signal(d.pid(), "HUP");
-    let applied = wait_internal(&d, "applied");
+    let applied = reload(&d, "applied");
     assert_eq!(
         applied,
         format!(
@@ -397,8 +401,7 @@ fn sighup_with_a_broken_file_changes_nothing_and_says_why() {
     let conf = write(dir.path(), "r.toml", "max-lines = 50\n");
     let d = Daemon::start(&["--config", conf.to_str().unwrap()]);
     std::fs::write(&conf, "max-lines = 7\nmax-lines-typo = 1\n").unwrap();
-    signal(d.pid(), "HUP");
-    let msg = wait_internal(&d, "SIGHUP");
+    let msg = reload(&d, "SIGHUP");
     assert_eq!(
         msg,
         format!(
@@ -416,8 +419,7 @@ fn after_sighup_the_command_line_still_wins() {
     let conf = write(dir.path(), "r.toml", "max-lines = 100\n");
     let d = Daemon::start(&["--config", conf.to_str().unwrap(), "--max-lines", "7"]);
     std::fs::write(&conf, "max-lines = 50\n").unwrap();
-    signal(d.pid(), "HUP");
-    wait_internal(&d, "nothing to apply");
+    reload(&d, "nothing to apply");
     assert_eq!(d.stats()["ring"]["max_lines"], 7);
     let msgs = internal_msgs(&d);
     assert!(!msgs.iter().any(|m| m.contains("not applied")), "{msgs:?}");
@@ -426,8 +428,7 @@ fn after_sighup_the_command_line_still_wins() {
 #[test]
 fn sighup_without_a_file_says_there_is_none() {
     let d = Daemon::start(&[]);
-    signal(d.pid(), "HUP");
-    let msg = wait_internal(&d, "SIGHUP");
+    let msg = reload(&d, "SIGHUP");
     assert_eq!(
         msg,
         "received SIGHUP: there is no configuration file (--config) to re-read"

@@ -109,6 +109,34 @@ fn daemonize_exits_0_only_once_the_daemon_serves_and_leaves_the_terminal() {
     }
 }
 
+/// The daemon `-daemonize` leaves in the background, started as `name` (a
+/// link to the binary): its name in /proc/PID/comm, which ps, pgrep,
+/// killall and start-stop-daemon --name go by.
+fn daemonized_comm(name: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join(name);
+    std::os::unix::fs::symlink(RINGLOGD, &link).unwrap();
+    let started = Command::new(&link)
+        .args(["--no-kmsg", "--runtime-dir"])
+        .arg(dir.path())
+        .arg("-daemonize")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(started.status.success(), "{started:?}");
+    let daemon = Detached(pid_with_arg(dir.path()));
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", daemon.0)).unwrap();
+    daemon.stop();
+    comm.trim_end().to_owned()
+}
+
+#[test]
+fn the_daemonized_daemon_keeps_the_name_it_was_started_as() {
+    assert_eq!(daemonized_comm("ringlogd"), "ringlogd");
+    // As exec names it: the file started, not the binary behind the link.
+    assert_eq!(daemonized_comm("memlogd"), "memlogd");
+}
+
 #[test]
 fn inherited_sockets_with_daemonize_as_memlogd_gets_them_from_init() {
     let dir = tempfile::tempdir().unwrap();

@@ -312,12 +312,9 @@ fn since_and_until_take_journalctl_times() {
 
 // ---- a reader the socket refuses -----------------------------------------------
 
-#[test]
-fn a_reader_the_socket_refuses_is_told_why_and_what_to_do() {
-    if !root_or_skip("reading as another user") {
-        return;
-    }
-    let d = Daemon::start(&[]);
+/// `logread` run as a user the query socket does not admit (the daemon's
+/// directory opened to all, so that only the socket refuses): it exits 1.
+fn logread_refused(d: &Daemon) -> Output {
     std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = as_user(STRANGER, STRANGER)
         .arg(LOGREAD)
@@ -326,6 +323,16 @@ fn a_reader_the_socket_refuses_is_told_why_and_what_to_do() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+    out
+}
+
+#[test]
+fn a_reader_the_socket_refuses_is_told_why_and_what_to_do() {
+    if !root_or_skip("reading as another user") {
+        return;
+    }
+    let d = Daemon::start(&[]);
+    let out = logread_refused(&d);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         err.trim_end(),
@@ -340,14 +347,7 @@ fn a_reader_the_socket_refuses_is_told_why_and_what_to_do() {
 
     // Given to a group this user is not in: that group is named.
     let d = Daemon::start(&["--query-group", "4242"]);
-    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = as_user(STRANGER, STRANGER)
-        .arg(LOGREAD)
-        .arg("--socket")
-        .arg(&d.query)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    let out = logread_refused(&d);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("the query socket is for root and group gid 4242 (mode 0660); run as root or as a member of gid 4242"),
@@ -364,6 +364,24 @@ fn numbered(i: u32) -> String {
 
 fn is_numbered(line: &str) -> bool {
     line.starts_with("num ")
+}
+
+/// Once every numbered line is in: no numbered line comes again and the
+/// follower runs on. What it said on stderr.
+fn assert_nothing_more_and_running(f: &mut Follower) -> String {
+    assert!(f
+        .more_within(Duration::from_millis(300))
+        .iter()
+        .all(|l| !is_numbered(l)));
+    assert!(f.still_running(), "the follower ended: {}", f.stderr_text());
+    f.stderr_text()
+}
+
+/// The seq a follower's "reconnected" line says it resumed after.
+fn resumed_after(line: &str) -> Option<u64> {
+    line.strip_prefix("logread: reconnected after ")
+        .and_then(|rest| rest.split_once(" s, resuming after seq "))
+        .and_then(|(_, seq)| seq.parse().ok())
 }
 
 fn expect_one_to(n: u32, got: &[String]) {
@@ -410,20 +428,11 @@ fn a_follower_goes_on_across_reexecs_losing_and_repeating_nothing() {
     expect_one_to(N, &got_plain);
     expect_one_to(N, &got_filtered);
     for f in [&mut plain, &mut filtered] {
-        assert!(f
-            .more_within(Duration::from_millis(300))
-            .iter()
-            .all(|l| !is_numbered(l)));
-        assert!(f.still_running(), "the follower ended: {}", f.stderr_text());
-        let err = f.stderr_text();
+        let err = assert_nothing_more_and_running(f);
         let said: Vec<&str> = err.lines().collect();
         assert_eq!(said.len(), 2, "one line per re-exec: {err}");
         for line in said {
-            assert!(
-                line.starts_with("logread: reconnected after ")
-                    && line.contains(" s, resuming after seq "),
-                "{err}"
-            );
+            assert!(resumed_after(line).is_some(), "{err}");
         }
     }
 }
@@ -448,19 +457,9 @@ fn a_follower_goes_on_across_a_stop_and_a_start_from_the_snapshot() {
     }
     got.extend(f.collect((N / 2) as usize, is_numbered));
     expect_one_to(N, &got);
-    assert!(f
-        .more_within(Duration::from_millis(300))
-        .iter()
-        .all(|l| !is_numbered(l)));
-    assert!(f.still_running(), "the follower ended: {}", f.stderr_text());
-    let err = f.stderr_text();
+    let err = assert_nothing_more_and_running(&mut f);
     assert_eq!(err.lines().count(), 1, "{err}");
-    let resumed: u64 = err
-        .trim_end()
-        .strip_prefix("logread: reconnected after ")
-        .and_then(|rest| rest.split_once(" s, resuming after seq "))
-        .and_then(|(_, seq)| seq.parse().ok())
-        .unwrap_or_else(|| panic!("{err}"));
+    let resumed = resumed_after(err.trim_end()).unwrap_or_else(|| panic!("{err}"));
     assert!(
         resumed >= last_before,
         "resumed after {resumed}, the last message was {last_before}"

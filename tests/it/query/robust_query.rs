@@ -255,18 +255,16 @@ fn a_10_mib_json_request_is_refused_without_being_held() {
 fn a_client_pouring_bytes_after_its_request_does_not_stall_ingest() {
     let d = Daemon::start(&[]);
     let query = d.query.clone();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = stop.clone();
     // Follow, then never stop sending: everything after the request is
     // junk the daemon has to read and throw away.
-    let pourer = std::thread::spawn(move || {
+    let pourer = Background::spawn(move |stop| {
         let mut c = UnixStream::connect(&query).unwrap();
         c.write_all(&[1]).unwrap();
         let junk = vec![b'j'; 1 << 16];
         let mut sent = 0u64;
         c.set_write_timeout(Some(Duration::from_millis(200)))
             .unwrap();
-        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             if let Ok(n) = c.write(&junk) {
                 sent += n as u64;
             }
@@ -285,8 +283,7 @@ fn a_client_pouring_bytes_after_its_request_does_not_stall_ingest() {
             t.elapsed()
         );
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let sent = pourer.join().unwrap();
+    let sent = pourer.stop();
     println!("the client poured {} MiB meanwhile", sent >> 20);
     d.assert_still_serves();
 }
@@ -398,11 +395,10 @@ fn tail_queries_over_a_large_ring_do_not_stall_ingest() {
     assert!(ask(&d.query, tail, Duration::from_secs(60)).is_empty());
     let whole_scan = t.elapsed();
 
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let hammers: Vec<_> = (0..2)
         .map(|_| {
-            let (query, stop) = (d.query.clone(), stop.clone());
-            std::thread::spawn(move || {
+            let query = d.query.clone();
+            Background::spawn(move |stop| {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     ask(&query, tail, Duration::from_secs(60));
                 }
@@ -418,9 +414,8 @@ fn tail_queries_over_a_large_ring_do_not_stall_ingest() {
         s.send(format!("<13>Nov 21 23:40:10 probe: {i}").as_bytes())
             .unwrap();
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for h in hammers {
-        h.join().unwrap();
+        h.stop();
     }
     let probes = parse_lines(&d.query_raw(b"{\"app\":\"probe\"}\n"));
     assert_eq!(probes.len(), 20);

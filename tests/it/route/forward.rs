@@ -50,6 +50,25 @@ fn assert_times(e: &Value, before: DateTime<Utc>, after: DateTime<Utc>, slack_ms
     );
 }
 
+/// `logger args` through `via`: the entry stored as `stored`, whose own
+/// timestamp lies within the sending (give or take `slack_ms`).
+fn logged_via(d: &Daemon, via: &Syslogd, args: &[&str], stored: &str, slack_ms: i64) -> Value {
+    let before = Utc::now();
+    via.logger(args);
+    let after = Utc::now();
+    let e = d.entry_with_msg(stored);
+    assert_times(&e, before, after, slack_ms);
+    e
+}
+
+/// The RFC 5424 example with a unique message from `label`, sent through
+/// `via`: the entry it became.
+fn example_via(d: &Daemon, via: &Syslogd, label: &str) -> Value {
+    let msg = unique(label);
+    via.send(&rfc5424_example(&msg));
+    d.entry_with_msg(&msg)
+}
+
 /// The example's time as a zoneless RFC 3164 stamp: syslog-ng writes the
 /// sender's wall-clock time (22:14:15 at +02:00), which is all RFC 3164
 /// can carry; ringlogd reads it as local time, and the year is lost.
@@ -86,19 +105,23 @@ fn rsyslog_default_template_rfc3164() {
     let rs = Syslogd::rsyslog(&snippet("rsyslog-3164", &d));
 
     let msg = unique("rs3164");
-    let before = Utc::now();
-    rs.logger(&[
-        "--rfc3164",
-        "-t",
-        "fwdtag",
-        "--id=4242",
-        "-p",
-        "local3.warning",
-        &format!("line1\nline2 {msg}"),
-    ]);
-    let after = Utc::now();
-    // rsyslog replaced the newline before forwarding.
-    let e = d.entry_with_msg(&format!("line1#012line2 {msg}"));
+    // rsyslog replaced the newline before forwarding; RFC 3164 has whole
+    // seconds.
+    let e = logged_via(
+        &d,
+        &rs,
+        &[
+            "--rfc3164",
+            "-t",
+            "fwdtag",
+            "--id=4242",
+            "-p",
+            "local3.warning",
+            &format!("line1\nline2 {msg}"),
+        ],
+        &format!("line1#012line2 {msg}"),
+        1000,
+    );
     assert_fields(
         &e,
         &[
@@ -112,8 +135,6 @@ fn rsyslog_default_template_rfc3164() {
         ],
     );
     assert!(e.get("msgid").is_none() && e.get("sd").is_none(), "{e}");
-    // RFC 3164 has whole seconds.
-    assert_times(&e, before, after, 1000);
     assert_eq!(e["peer"]["pid"], rs.pid(), "the kernel names rsyslogd: {e}");
 
     let msg = unique("rs3164-web1");
@@ -142,24 +163,28 @@ fn rsyslog_protocol23_rfc5424() {
     let rs = Syslogd::rsyslog(&snippet("rsyslog-5424", &d));
 
     let msg = unique("rs5424");
-    let before = Utc::now();
-    rs.logger(&[
-        "--rfc5424",
-        "-t",
-        "fwd5",
-        "--id=77",
-        "--msgid",
-        "MID",
-        "--sd-id",
-        "ex@32473",
-        "--sd-param",
-        r#"k="a\"b""#,
-        "-p",
-        "local4.err",
+    // logger's microseconds survive both hops.
+    let e = logged_via(
+        &d,
+        &rs,
+        &[
+            "--rfc5424",
+            "-t",
+            "fwd5",
+            "--id=77",
+            "--msgid",
+            "MID",
+            "--sd-id",
+            "ex@32473",
+            "--sd-param",
+            r#"k="a\"b""#,
+            "-p",
+            "local4.err",
+            &format!("héllo {msg}"),
+        ],
         &format!("héllo {msg}"),
-    ]);
-    let after = Utc::now();
-    let e = d.entry_with_msg(&format!("héllo {msg}"));
+        1,
+    );
     assert_fields(
         &e,
         &[
@@ -174,13 +199,8 @@ fn rsyslog_protocol23_rfc5424() {
     );
     assert_eq!(e["sd"]["ex@32473"]["k"], r#"a"b"#);
     assert_eq!(e["sd"]["timeQuality"]["tzKnown"], "1");
-    // logger's microseconds survive both hops.
-    assert_times(&e, before, after, 1);
 
-    let msg = unique("rs5424-web1");
-    rs.send(&rfc5424_example(&msg));
-    let e = d.entry_with_msg(&msg);
-    assert_example_5424(&e);
+    assert_example_5424(&example_via(&d, &rs, "rs5424-web1"));
 
     // A 3164 message in Protocol23 has two spaces before its text.
     let msg = unique("rs5424-from3164");
@@ -199,25 +219,28 @@ fn syslog_ng_syslog_protocol_rfc5424() {
     let ng = Syslogd::syslog_ng(&snippet("syslog-ng-5424", &d));
 
     let msg = unique("ng5424");
-    let before = Utc::now();
-    ng.logger(&[
-        "--rfc5424",
-        "-t",
-        "ngapp",
-        "--id=31",
-        "--msgid",
-        "NGM",
-        "--sd-id",
-        "ex@32473",
-        "--sd-param",
-        r#"k="v\]""#,
-        "-p",
-        "mail.info",
-        &format!("first\nsecond {msg}"),
-    ]);
-    let after = Utc::now();
     // syslog-ng keeps an embedded newline; only the trailing one goes.
-    let e = d.entry_with_msg(&format!("first\nsecond {msg}"));
+    let e = logged_via(
+        &d,
+        &ng,
+        &[
+            "--rfc5424",
+            "-t",
+            "ngapp",
+            "--id=31",
+            "--msgid",
+            "NGM",
+            "--sd-id",
+            "ex@32473",
+            "--sd-param",
+            r#"k="v\]""#,
+            "-p",
+            "mail.info",
+            &format!("first\nsecond {msg}"),
+        ],
+        &format!("first\nsecond {msg}"),
+        1,
+    );
     assert_fields(
         &e,
         &[
@@ -232,17 +255,13 @@ fn syslog_ng_syslog_protocol_rfc5424() {
     );
     assert_eq!(e["sd"]["ex@32473"]["k"], "v]");
     assert!(e["sd"]["meta"]["sequenceId"].is_string(), "{e}");
-    assert_times(&e, before, after, 1);
     assert_eq!(
         e["peer"]["pid"],
         ng.pid(),
         "the kernel names syslog-ng: {e}"
     );
 
-    let msg = unique("ng5424-web1");
-    ng.send(&rfc5424_example(&msg));
-    let e = d.entry_with_msg(&msg);
-    assert_example_5424(&e);
+    assert_example_5424(&example_via(&d, &ng, "ng5424-web1"));
 
     ng.stop();
     d.assert_ledger_balances("syslog");
@@ -256,10 +275,13 @@ fn syslog_ng_legacy_rfc3164() {
     // logger's local format (no host name), as programs write /dev/log:
     // syslog-ng's RFC 5424 source reads it, and adds its host.
     let msg = unique("ng3164");
-    let before = Utc::now();
-    ng.logger(&["-t", "ngold", "--id=32", "-p", "auth.crit", &msg]);
-    let after = Utc::now();
-    let e = d.entry_with_msg(&msg);
+    let e = logged_via(
+        &d,
+        &ng,
+        &["-t", "ngold", "--id=32", "-p", "auth.crit", &msg],
+        &msg,
+        1000,
+    );
     assert_fields(
         &e,
         &[
@@ -271,13 +293,10 @@ fn syslog_ng_legacy_rfc3164() {
             ("severity", "crit"),
         ],
     );
-    assert_times(&e, before, after, 1000);
 
     // RFC 5424 in, RFC 3164 out: host, app, pid and the time (with
     // frac-digits, to the microsecond) survive; msgid and SD cannot.
-    let msg = unique("ng3164-web1");
-    ng.send(&rfc5424_example(&msg));
-    let e = d.entry_with_msg(&msg);
+    let e = example_via(&d, &ng, "ng3164-web1");
     assert_eq!(e["host"], "web1", "{e}");
     assert_fields(
         &e,
@@ -292,27 +311,30 @@ fn syslog_ng_legacy_rfc3164() {
 
 #[test]
 fn rsyslog_omfwd_tcp_octet_counted() {
-    let d = Daemon::start(&["--tcp", "127.0.0.1:0"]);
-    let port = d.listening("tcp").port();
+    let (d, tcp) = Daemon::start_on_loopback("tcp", &[]);
+    let port = tcp.port();
     let rs = Syslogd::rsyslog(&snippet_port("rsyslog-omfwd", port));
 
     let msg = unique("omfwd");
-    let before = Utc::now();
-    rs.logger(&[
-        "--rfc5424",
-        "-t",
-        "fwdnet",
-        "--id=55",
-        "--msgid",
-        "NET",
-        "--sd-id",
-        "ex@32473",
-        "--sd-param",
-        r#"k="v""#,
+    let e = logged_via(
+        &d,
+        &rs,
+        &[
+            "--rfc5424",
+            "-t",
+            "fwdnet",
+            "--id=55",
+            "--msgid",
+            "NET",
+            "--sd-id",
+            "ex@32473",
+            "--sd-param",
+            r#"k="v""#,
+            &msg,
+        ],
         &msg,
-    ]);
-    let after = Utc::now();
-    let e = d.entry_with_msg(&msg);
+        1,
+    );
     assert_eq!(e["input"], "net");
     assert!(
         e["peer_addr"].as_str().unwrap().starts_with("127.0.0.1:"),
@@ -322,21 +344,10 @@ fn rsyslog_omfwd_tcp_octet_counted() {
         e.get("peer").is_none(),
         "no kernel credentials over TCP: {e}"
     );
-    assert_fields(
-        &e,
-        &[
-            ("host", hostname().as_str()),
-            ("app", "fwdnet"),
-            ("pid", "55"),
-            ("msgid", "NET"),
-        ],
-    );
+    assert_local_header(&e, "fwdnet", "55", "NET");
     assert_eq!(e["sd"]["ex@32473"]["k"], "v");
-    assert_times(&e, before, after, 1);
 
-    let msg = unique("omfwd-web1");
-    rs.send(&rfc5424_example(&msg));
-    assert_example_5424(&d.entry_with_msg(&msg));
+    assert_example_5424(&example_via(&d, &rs, "omfwd-web1"));
 
     // Many messages over the one connection, none lost or merged.
     let tag = unique("omfwd-burst");
@@ -349,15 +360,13 @@ fn rsyslog_omfwd_tcp_octet_counted() {
     assert_eq!(got, want);
 
     rs.stop();
-    let net = d.assert_ledger_balances("net");
-    assert_eq!(net["truncated"], 0, "{net}");
-    assert_eq!(net["malformed"], 0, "{net}");
+    d.assert_ledger("net", &[("truncated", 0), ("malformed", 0)]);
 }
 
 #[test]
 fn syslog_ng_tcp_octet_counted() {
-    let d = Daemon::start(&["--tcp", "127.0.0.1:0"]);
-    let port = d.listening("tcp").port();
+    let (d, tcp) = Daemon::start_on_loopback("tcp", &[]);
+    let port = tcp.port();
     let ng = Syslogd::syslog_ng(&snippet_port("syslog-ng-tcp", port));
 
     let msg = unique("ngtcp");
@@ -377,19 +386,9 @@ fn syslog_ng_tcp_octet_counted() {
         e["peer_addr"].as_str().unwrap().starts_with("127.0.0.1:"),
         "{e}"
     );
-    assert_fields(
-        &e,
-        &[
-            ("host", hostname().as_str()),
-            ("app", "ngnet"),
-            ("pid", "56"),
-            ("msgid", "NGNET"),
-        ],
-    );
+    assert_local_header(&e, "ngnet", "56", "NGNET");
 
-    let msg = unique("ngtcp-web1");
-    ng.send(&rfc5424_example(&msg));
-    assert_example_5424(&d.entry_with_msg(&msg));
+    assert_example_5424(&example_via(&d, &ng, "ngtcp-web1"));
 
     ng.stop();
     d.assert_ledger_balances("net");

@@ -128,10 +128,18 @@ impl Daemon {
         std::fs::read_to_string(path).expect("read stderr")
     }
 
+    /// Wait until the daemon answers a query: its loop runs, so every
+    /// socket it serves is bound. (The query socket accepts connections as
+    /// soon as it is bound, before the network sockets are.)
     fn wait_ready(&self) {
-        if !wait_socket(&self.query) {
-            panic!("ringlogd did not start serving {}", self.query.display());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if answers_stats(&self.query) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
+        panic!("ringlogd did not start serving {}", self.query.display());
     }
 
     pub fn pid(&self) -> u32 {
@@ -341,6 +349,15 @@ impl Daemon {
         (status, text)
     }
 
+    /// A daemon that listens for `proto` (`udp`, `tcp`) on a free loopback
+    /// port, with `args` besides, and the address it took.
+    pub fn start_on_loopback(proto: &str, args: &[&str]) -> (Daemon, std::net::SocketAddr) {
+        let flag = format!("--{proto}");
+        let d = Daemon::start(&[&[flag.as_str(), "127.0.0.1:0"], args].concat());
+        let addr = d.listening(proto);
+        (d, addr)
+    }
+
     /// The address ringlogd says it listens on for `proto` (`udp`, `tcp`),
     /// from its `listening on` entry: the tests bind port 0.
     pub fn listening(&self, proto: &str) -> std::net::SocketAddr {
@@ -407,6 +424,16 @@ impl Daemon {
         assert_eq!(received, stored + dropped, "ledger for {input}: {c}");
         c.clone()
     }
+
+    /// The ledger for `input` balances, and holds each (counter, value)
+    /// of `want`.
+    pub fn assert_ledger(&self, input: &str, want: &[(&str, u64)]) -> Value {
+        let c = self.assert_ledger_balances(input);
+        for (counter, value) in want {
+            assert_eq!(c[*counter], *value, "{counter} of {input}: {c}");
+        }
+        c
+    }
 }
 
 impl Daemon {
@@ -470,6 +497,20 @@ pub fn assert_fields(e: &Value, want: &[(&str, &str)]) {
     for (key, value) in want {
         assert_eq!(e[*key], *value, "{key} in {e}");
     }
+}
+
+/// Check that entry `e` is from this machine, with the RFC 5424 header a
+/// sender such as `logger --msgid` wrote: app, pid and msgid.
+pub fn assert_local_header(e: &Value, app: &str, pid: &str, msgid: &str) {
+    assert_fields(
+        e,
+        &[
+            ("host", hostname().as_str()),
+            ("app", app),
+            ("pid", pid),
+            ("msgid", msgid),
+        ],
+    );
 }
 
 /// Whether entry `v`'s msg starts with `prefix`.
@@ -607,6 +648,29 @@ pub fn send_datagram(path: &Path, bytes: &[u8]) {
         .unwrap_or_else(|e| panic!("send to {}: {e}", path.display()));
 }
 
+/// Work on a thread of its own until the test says stop: a sender that
+/// keeps the daemon busy while the test looks at something else.
+pub struct Background<T> {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<T>,
+}
+
+impl<T: Send + 'static> Background<T> {
+    /// Run `work`, which must return soon after the flag it gets is set.
+    pub fn spawn(work: impl FnOnce(&std::sync::atomic::AtomicBool) -> T + Send + 'static) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || work(&flag));
+        Background { stop, handle }
+    }
+
+    /// Set the flag, wait for the work to end, and return what it made.
+    pub fn stop(self) -> T {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().unwrap()
+    }
+}
+
 /// The name ringlogd gives this machine in its entries.
 pub fn hostname() -> String {
     ringlogd::daemon::local_hostname()
@@ -690,6 +754,28 @@ pub fn wait_gone(pid: u32) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
     false
+}
+
+/// Kill a child when dropped, so a failing test leaves no attacker behind.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Read the child's stdout up to the line `word`.
+pub fn wait_for_line(child: &mut Child, word: &str) {
+    let out = child.stdout.as_mut().expect("piped stdout");
+    let mut seen = Vec::new();
+    let mut b = [0u8; 1];
+    while !String::from_utf8_lossy(&seen).lines().any(|l| l == word) {
+        let n = out.read(&mut b).unwrap();
+        assert!(n > 0, "the attacker exited before saying {word:?}");
+        seen.push(b[0]);
+    }
 }
 
 /// Stops a daemon that is not our child (started with --daemonize) when
@@ -816,6 +902,18 @@ pub fn socket_mode(p: &Path) -> u32 {
 }
 
 /// Wait up to 10 s until something accepts connections at `path`.
+/// Whether a stats request on the query socket at `path` gets its answer.
+fn answers_stats(path: &Path) -> bool {
+    let Ok(mut s) = UnixStream::connect(path) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut answer = Vec::new();
+    s.write_all(b"{\"mode\":\"stats\"}\n").is_ok()
+        && s.read_to_end(&mut answer).is_ok()
+        && serde_json::from_slice::<serde_json::Value>(&answer).is_ok()
+}
+
 pub fn wait_socket(path: &Path) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
