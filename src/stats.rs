@@ -5,10 +5,12 @@
 //! daemon's gauges), the query server, the routes and the intake. None of those
 //! builds another's part.
 //!
-//! A reader restricted to its own entries gets counts only: no source
-//! names (sources are not kept per sender, so a name could be anyone's),
-//! no routes (their addresses are the machine's), and the intake's totals
-//! without its fds' names.
+//! A reader restricted to its own entries gets counts, and the names of
+//! its own sources only: `sources` lists the sources it sent entries to,
+//! with the figures of its own entries there (as the ring counts them per
+//! sender uid), never another user's source or figure. It gets no routes
+//! (their addresses are the machine's), and the intake's totals without
+//! its fds' names (an fd has no sender uid).
 
 use std::time::Duration;
 
@@ -41,8 +43,9 @@ pub struct Views<'a> {
     pub intake: Option<&'a intake_board::Board>,
     /// How long the daemon has been serving.
     pub uptime: Duration,
-    /// The reader may read only the entries it sent.
-    pub restricted: bool,
+    /// The one sender uid whose entries the reader may read, if it is
+    /// restricted.
+    pub only_uid: Option<u32>,
 }
 
 /// The stats document.
@@ -66,10 +69,13 @@ pub fn assemble(v: Views<'_>) -> Value {
     };
     r["oldest_time"] = oldest;
     r["newest_time"] = newest;
-    let sources: Map<String, Value> = ring
-        .source_stats()
+    let restricted = v.only_uid.is_some();
+    let sources = match v.only_uid {
+        None => ring.source_stats(),
+        Some(uid) => ring.source_stats_of(uid),
+    };
+    let sources: Map<String, Value> = sources
         .into_iter()
-        .filter(|_| !v.restricted)
         .map(|s| {
             (
                 s.name,
@@ -86,12 +92,12 @@ pub fn assemble(v: Views<'_>) -> Value {
         "open": v.open,
         "queries": v.queries,
     });
-    if let (Some(board), false) = (v.routes, v.restricted) {
+    if let (Some(board), false) = (v.routes, restricted) {
         stats["routes"] = route::stats_json(board, ring);
     }
     if let Some(board) = v.intake {
         stats["intake"] = intake_board::stats_json(board);
-        if v.restricted {
+        if restricted {
             if let Some(intake) = stats["intake"].as_object_mut() {
                 intake.remove("fds");
             }

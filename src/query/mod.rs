@@ -483,7 +483,7 @@ impl QueryServer {
             routes: self.routes.as_ref(),
             intake: self.intake.as_ref(),
             uptime: self.started.elapsed(),
-            restricted: only_uid.is_some(),
+            only_uid,
         })
     }
 

@@ -233,6 +233,7 @@ impl Ring {
         let empty = meta.live == 0;
         self.sources.held[e.source as usize][e.class as usize] -= 1;
         self.store.sources_mut()[e.source as usize].evicted += 1;
+        self.owned.evicted(e.owned);
         if let Some(input) = Input::from_code(e.input) {
             self.ledger.input_mut(input).evicted += 1;
         }

@@ -266,20 +266,23 @@ impl Ring {
         let hdr = *self.store.slot_header(meta.slot as usize);
         let mut entries = Vec::with_capacity(meta.count as usize);
         let mut names = Vec::new();
+        let mut uids = Vec::new();
         if let Some(data) = Ring::chunk_bytes(&self.store, meta, &mut buf, &mut self.dctx) {
             let ctx = codec::Context {
                 base_ns: meta.base_ns,
                 local_host: &self.local_host,
             };
             chunk::for_each_frame(data, meta.count as usize, meta.first_seq, |fr| {
-                let (source, severity) = match codec::decode(fr.seq, fr.bytes, ctx) {
-                    Some(r) => (r.source.to_owned(), r.severity),
-                    None => (String::new(), None),
+                let (source, severity, uid) = match codec::decode(fr.seq, fr.bytes, ctx) {
+                    Some(r) => (r.source.to_owned(), r.severity, r.peer.map(|p| p.uid)),
+                    None => (String::new(), None, None),
                 };
                 names.push(source);
+                uids.push(uid);
                 entries.push(Entry {
                     seq: fr.seq,
                     source: 0,
+                    owned: 0,
                     class: class_of(severity),
                     input: fr.bytes.first().copied().unwrap_or(u8::MAX),
                     live: !hdr.is_dead(fr.idx),
@@ -287,8 +290,9 @@ impl Ring {
                 ControlFlow::Continue(())
             });
         }
-        for (e, name) in entries.iter_mut().zip(&names) {
+        for ((e, name), uid) in entries.iter_mut().zip(&names).zip(uids) {
             e.source = self.source_id(name);
+            e.owned = self.owned.id(e.source, uid);
         }
         let meta = &mut self.sealed[ci];
         meta.index = Some(entries);

@@ -43,7 +43,7 @@ use std::ptr::NonNull;
 
 use crate::ledger::Ledger;
 use crate::record::{truncated_str, Record, RecordRef};
-use directory::{class_of, new_open, ChunkMeta, Entry, Sources};
+use directory::{class_of, new_open, ChunkMeta, Entry, Owned, Sources};
 use evict::TIERS;
 pub use limits::{
     Compress, Evict, Limits, RingOptions, DEFAULT_MAX_BYTES, DEFAULT_MAX_LINES, DEFAULT_MAX_TEXT,
@@ -147,6 +147,8 @@ pub struct Ring {
     /// Heap bytes of the chunk directory and its indexes.
     heap: usize,
     sources: Sources,
+    /// Entries per source and sender uid, for restricted readers' stats.
+    owned: Owned,
     /// The chunk eviction last took from: rewritten without its dead
     /// entries once eviction moves on.
     evicting: Option<(u32, u64)>,
@@ -239,6 +241,7 @@ impl Ring {
             pages: 0,
             heap: 0,
             sources: Sources::default(),
+            owned: Owned::default(),
             evicting: None,
             tier_seq: [0; TIERS],
             over: Vec::new(),
@@ -376,6 +379,7 @@ impl Ring {
         }
         let source = self.source_id(record.source);
         let class = class_of(record.severity);
+        let owned = self.owned.id(source, record.peer.map(|p| p.uid));
         // The record first, then the count that makes it part of the chunk:
         // a crash in between leaves the chunk as it was.
         let at = self.open.raw_len as usize;
@@ -395,6 +399,7 @@ impl Ring {
             index.push(Entry {
                 seq,
                 source,
+                owned,
                 class,
                 input: record.input as u8,
                 live: true,
@@ -408,6 +413,7 @@ impl Ring {
         }
         self.sources.held[source as usize][class as usize] += 1;
         self.store.sources_mut()[source as usize].stored += 1;
+        self.owned.stored(owned);
         self.len += 1;
         self.ledger.input_mut(record.input).stored += 1;
         while self.used() > self.limits.max_bytes && self.len > 1 {
@@ -497,6 +503,7 @@ impl Ring {
         for h in &mut self.sources.held {
             *h = [0; 3];
         }
+        self.owned.clear();
         self.evicting = None;
         self.len = 0;
         self.recount();
@@ -520,7 +527,7 @@ impl Ring {
 
     /// What the ring occupies: memfd pages and heap.
     fn used(&self) -> usize {
-        self.pages + self.heap
+        self.pages + self.heap + self.owned.heap_bytes()
     }
 
     /// The receive times of the oldest and newest entries held.
@@ -643,13 +650,11 @@ impl Ring {
 
     /// Per source: entries stored, held now and evicted, busiest first.
     pub fn source_stats(&self) -> Vec<SourceStats> {
-        let table = self.store.sources();
-        let mut v: Vec<SourceStats> = (0..self.sources.held.len())
+        let v = (0..self.sources.held.len())
             .map(|id| {
-                let e = &table[id];
-                let n = (e.name_len as usize).min(SOURCE_NAME_MAX);
+                let e = &self.store.sources()[id];
                 SourceStats {
-                    name: String::from_utf8_lossy(&e.name[..n]).into_owned(),
+                    name: self.source_name(id as u16),
                     stored: e.stored,
                     held: self.sources.total(id as u16),
                     evicted: e.evicted,
@@ -657,9 +662,37 @@ impl Ring {
             })
             .filter(|s| s.stored > 0)
             .collect();
-        v.sort_by(|a, b| b.stored.cmp(&a.stored).then(a.name.cmp(&b.name)));
-        v
+        busiest_first(v)
     }
+
+    /// [`Ring::source_stats`] counting only the entries the kernel said
+    /// `uid` sent, and only the sources it sent any to. Held is exact;
+    /// stored and evicted count from this process's adoption of the ring,
+    /// if it adopted one (the pairs live on the heap only).
+    pub fn source_stats_of(&self, uid: u32) -> Vec<SourceStats> {
+        let v = self
+            .owned
+            .of(uid)
+            .map(|c| SourceStats {
+                name: self.source_name(c.source),
+                stored: c.stored,
+                held: c.held,
+                evicted: c.evicted,
+            })
+            .collect();
+        busiest_first(v)
+    }
+
+    fn source_name(&self, id: u16) -> String {
+        let e = &self.store.sources()[id as usize];
+        let n = (e.name_len as usize).min(SOURCE_NAME_MAX);
+        String::from_utf8_lossy(&e.name[..n]).into_owned()
+    }
+}
+
+fn busiest_first(mut v: Vec<SourceStats>) -> Vec<SourceStats> {
+    v.sort_by(|a, b| b.stored.cmp(&a.stored).then(a.name.cmp(&b.name)));
+    v
 }
 
 #[cfg(test)]

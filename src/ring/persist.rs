@@ -319,6 +319,7 @@ impl Ring {
                 fr.seq,
                 r.source.to_owned(),
                 super::class_of(r.severity),
+                r.peer.map(|p| p.uid),
                 !h.is_dead(fr.idx),
             ));
             ControlFlow::Continue(())
@@ -341,11 +342,15 @@ impl Ring {
             meta.end_seq = sh.end_seq;
         }
         // Eviction builds the chunk's index when it needs one.
-        for (seq, source, class, live) in found {
+        for (seq, source, class, uid, live) in found {
             if !live {
                 continue;
             }
             let source = self.source_id(&source);
+            // What a predecessor stored and evicted per uid was on its
+            // heap: counting starts again from the entries held.
+            let owned = self.owned.id(source, uid);
+            self.owned.stored(owned);
             meta.live += 1;
             if meta.live == 1 {
                 meta.first_live = seq;

@@ -528,3 +528,132 @@ fn a_damaged_count_of_sources_is_not_charged_to_the_budget() {
         );
     }
 }
+
+/// A record of `source` that the kernel said `uid` sent (none: no peer).
+fn sent_by(uid: Option<u32>, source: &str, severity: u8, i: usize) -> Record {
+    let mut r = from(source, severity, i);
+    r.peer = uid.map(|uid| crate::record::Peer {
+        pid: 4000 + uid,
+        uid,
+        gid: uid,
+    });
+    r
+}
+
+/// Per source, the entries of `uid` the ring holds, read back from it.
+fn held_of(ring: &Ring, uid: u32) -> std::collections::BTreeMap<String, u64> {
+    let mut held = std::collections::BTreeMap::new();
+    for r in ring.iter_from(0) {
+        if r.peer.map(|p| p.uid) == Some(uid) {
+            *held.entry(r.source).or_default() += 1;
+        }
+    }
+    held
+}
+
+/// Per source, what the ring's stats say of `uid`: (stored, held, evicted).
+fn figures_of(ring: &Ring, uid: u32) -> std::collections::BTreeMap<String, (u64, u64, u64)> {
+    ring.source_stats_of(uid)
+        .into_iter()
+        .map(|s| (s.name, (s.stored, s.held, s.evicted)))
+        .collect()
+}
+
+/// Three senders in two sources: uid 1000 in "mine", root in "mine" and
+/// "roots", and entries with no sender uid in "mine"; severities vary so
+/// fair eviction picks from the middle of chunks.
+fn push_mixed(ring: &mut Ring, range: std::ops::Range<usize>) -> [u64; 3] {
+    let mut sent = [0; 3];
+    for i in range {
+        let (uid, source, k) = match i % 5 {
+            0 | 1 => (Some(1000), "mine", 0),
+            2 => (Some(0), "mine", 1),
+            3 => (Some(0), "roots", 2),
+            _ => (None, "mine", 1),
+        };
+        if uid.is_some() {
+            sent[k] += 1;
+        }
+        ring.push(&sent_by(uid, source, [7, 6, 3][i % 3], i));
+    }
+    sent
+}
+
+#[test]
+fn per_uid_source_counts_follow_push_eviction_and_clear() {
+    for evict in [Evict::Fair, Evict::Fifo] {
+        let limits = Limits {
+            max_lines: 3000,
+            max_bytes: 256 << 10,
+        };
+        let opts = RingOptions {
+            evict,
+            ..RingOptions::default()
+        };
+        let mut ring = Ring::with_options(limits, opts).unwrap();
+        let [mine, roots_mine, roots] = push_mixed(&mut ring, 0..20_000);
+        ring.take_compressed(true);
+        let c = ring.ledger.input(Input::Syslog);
+        assert!(c.evicted > 10_000, "{evict:?}: the bounds evicted");
+
+        let user = figures_of(&ring, 1000);
+        assert_eq!(user.keys().collect::<Vec<_>>(), ["mine"], "{evict:?}");
+        let (stored, held, evicted) = user["mine"];
+        assert_eq!(stored, mine);
+        assert_eq!(held, held_of(&ring, 1000)["mine"], "{evict:?}");
+        assert_eq!(stored - held, evicted, "{evict:?}");
+        let root = figures_of(&ring, 0);
+        assert_eq!(root["mine"].0, roots_mine);
+        assert_eq!(root["roots"].0, roots);
+        for (name, held) in held_of(&ring, 0) {
+            assert_eq!(root[&name].1, held, "{evict:?} {name}");
+            assert_eq!(root[&name].0 - root[&name].1, root[&name].2);
+        }
+        // A uid that sent nothing has no sources.
+        assert!(ring.source_stats_of(1001).is_empty());
+        // The whole-source figures count every sender, with no uid too.
+        let all = ring.source_stats();
+        let total_mine = all.iter().find(|s| s.name == "mine").unwrap();
+        assert!(total_mine.stored > mine + roots_mine);
+
+        ring.clear();
+        assert_eq!(figures_of(&ring, 1000)["mine"], (mine, 0, evicted));
+    }
+}
+
+#[test]
+fn per_uid_held_counts_are_rebuilt_when_a_successor_adopts_the_ring() {
+    let limits = Limits {
+        max_lines: 3000,
+        max_bytes: 256 << 10,
+    };
+    let mut ring = Ring::new(limits);
+    push_mixed(&mut ring, 0..20_000);
+    let held = held_of(&ring, 1000)["mine"];
+    let fd = dup(&ring);
+    drop(ring);
+    let mut next = Ring::adopt(fd, limits, RingOptions::default()).unwrap();
+    // Held is exact again; stored and evicted count from here.
+    assert_eq!(figures_of(&next, 1000)["mine"], (held, held, 0));
+    for (name, held) in held_of(&next, 0) {
+        assert_eq!(figures_of(&next, 0)[&name], (held, held, 0), "{name}");
+    }
+    // And go on counting as entries come and go.
+    let [mine, ..] = push_mixed(&mut next, 20_000..30_000);
+    let (stored, held, evicted) = figures_of(&next, 1000)["mine"];
+    assert_eq!(held, held_of(&next, 1000)["mine"]);
+    assert_eq!(stored, held + evicted);
+    assert!(stored >= mine && evicted > 0);
+
+    // A snapshot is adopted the same way.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring.snapshot");
+    next.save_snapshot(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let loaded = Ring::from_snapshot(&bytes, &path, limits, RingOptions::default()).unwrap();
+    assert_eq!(figures_of(&loaded, 1000)["mine"], (held, held, 0));
+    assert!(loaded
+        .source_stats_of(1000)
+        .iter()
+        .all(|s| s.name == "mine"));
+}

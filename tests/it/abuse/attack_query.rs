@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::support::*;
 
@@ -169,24 +169,61 @@ fn users_holding_connections_leave_room_for_root_and_the_intake() {
     d.assert_still_serves();
 }
 
+/// Log `n` entries as `uid` under the tag `tag`, with logger, and wait
+/// until the ring holds them.
+fn log_as(d: &Daemon, uid: u32, tag: &str, n: usize) {
+    for i in 0..n {
+        let msg = unique(&format!("{tag}-{uid}-{i}"));
+        run_ok(
+            as_user(uid, uid)
+                .arg(require("logger"))
+                .arg("-u")
+                .arg(&d.log)
+                .args(["-t", tag, &msg]),
+        );
+        d.entry_with_msg(&msg);
+    }
+}
+
 #[test]
-fn a_restricted_reader_sees_no_source_names_in_the_stats() {
+fn a_restricted_reader_sees_its_own_sources_with_its_own_figures_only() {
     let _serial = one_at_a_time();
-    if !root_or_skip("reading stats as another user") {
+    if !root_or_skip("logging and reading stats as another user") {
         return;
     }
     let d = Daemon::start(&["--query-mode", "0666"]);
     d.open_dir();
-    d.send(b"<13>Nov 21 23:40:10 roots-secret-app: hello");
-    d.entry_with_msg("hello");
-    let root = d.stats();
-    assert!(root["sources"]["roots-secret-app"]["stored"] == 1, "{root}");
+    log_as(&d, NOBODY, "mine", 3);
+    log_as(&d, 0, "mine", 2);
+    log_as(&d, 0, "roots-secret-app", 1);
+    let own = |stored: u64| json!({"mine": {"stored": stored, "held": stored, "evicted": 0}});
+
     let theirs = stats_as(&d, NOBODY);
-    assert_eq!(theirs["sources"], serde_json::json!({}), "{theirs}");
+    assert_eq!(theirs["sources"], own(3), "{theirs}");
     assert!(!theirs.to_string().contains("roots-secret-app"), "{theirs}");
+    let root = d.stats();
+    assert_eq!(root["sources"]["mine"], own(5)["mine"], "{root}");
+    assert_eq!(root["sources"]["roots-secret-app"]["held"], 1, "{root}");
     // The counts are still there.
     assert_eq!(theirs["inputs"], root["inputs"]);
     assert_eq!(theirs["ring"]["entries"], root["ring"]["entries"]);
+
+    // A successor rebuilds them from the entries it adopts.
+    signal(d.pid(), "USR2");
+    poll(
+        "the successor's entry",
+        Duration::from_secs(15),
+        || dump_across_exec(&d.query),
+        |e| e.iter().flatten().any(|v| msg_starts(v, "re-executed")),
+    );
+    let theirs = stats_as(&d, NOBODY);
+    assert_eq!(theirs["sources"], own(3), "{theirs}");
+    assert!(!theirs.to_string().contains("roots-secret-app"), "{theirs}");
+    log_as(&d, NOBODY, "mine", 1);
+    assert_eq!(stats_as(&d, NOBODY)["sources"], own(4));
+    let root = d.stats();
+    assert_eq!(root["sources"]["mine"], own(6)["mine"], "{root}");
+    assert_eq!(root["sources"]["roots-secret-app"]["held"], 1, "{root}");
 }
 
 #[test]
