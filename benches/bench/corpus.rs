@@ -147,7 +147,7 @@ impl Corpus {
         let have = FILES
             .iter()
             .all(|(name, ..)| dir.join(format!("{name}_2k.log")).is_file());
-        let files = FILES
+        let files: Vec<CorpusFile> = FILES
             .iter()
             .zip(STAND_IN)
             .map(|((name, feed, stamp, strip), stand_in)| {
@@ -160,19 +160,16 @@ impl Corpus {
                 CorpusFile::new(name, *feed, stamp, *strip, &text)
             })
             .collect();
-        // Shown relative to the source tree when it is beside it, so that a
-        // table written into PERFORMANCE.md names no build machine's path.
-        let shown = dir
-            .strip_prefix(env!("CARGO_MANIFEST_DIR"))
-            .unwrap_or(dir)
-            .display();
+        // Named by what it is, not where it lies: a table written into
+        // PERFORMANCE.md names no machine's paths.
         Corpus {
-            files,
             origin: if have {
-                shown.to_string()
+                format!("the {} Loghub 2k samples below", files.len())
             } else {
-                format!("built-in stand-in lines ({shown} not found): not the corpus's figures")
+                "built-in stand-in lines (the corpus was not found): not the corpus's figures"
+                    .to_owned()
             },
+            files,
             stand_in: !have,
         }
     }
