@@ -387,6 +387,11 @@ fn fill(bins: &Bins, f: &CorpusFile, how: &str, max_bytes: &str, cap: u64) -> Fi
             max_bytes,
             "--compress",
             how,
+            // What the ring takes per entry, not the pace an intake fd is
+            // held to: fed as fast as it goes, an fd would be paused for
+            // most of the run.
+            "--intake-rate",
+            "0",
         ],
     );
     let input = f.feed.input();
@@ -632,6 +637,9 @@ pub fn dump_row(o: &Opts, bins: &Bins, corpus: &Corpus) -> Figure {
             "1G",
             "--compress",
             "zstd",
+            // Filling the ring is not what is timed here.
+            "--intake-rate",
+            "0",
         ],
     );
     let mut sinks: Vec<Sink> = corpus.files.iter().map(|f| Sink::open(&d, f)).collect();
