@@ -174,13 +174,7 @@ fn users_holding_connections_leave_room_for_root_and_the_intake() {
 fn log_as(d: &Daemon, uid: u32, tag: &str, n: usize) {
     for i in 0..n {
         let msg = unique(&format!("{tag}-{uid}-{i}"));
-        run_ok(
-            as_user(uid, uid)
-                .arg(require("logger"))
-                .arg("-u")
-                .arg(&d.log)
-                .args(["-t", tag, &msg]),
-        );
+        d.logger_as(uid, &["-t", tag, &msg]);
         d.entry_with_msg(&msg);
     }
 }

@@ -17,6 +17,10 @@ use serde_json::Value;
 
 /// A group no account uses, for --query-group.
 const READERS: u32 = 4242;
+/// A query socket every user may connect to, with a query group none of
+/// the readers below is in.
+const OPEN_TO_ALL: &[&str] = &["--query-mode", "0666", "--query-group", "4242"];
+
 const ALICE: u32 = 65534;
 const BOB: u32 = 65533;
 const CAROL: u32 = 65532;
@@ -24,13 +28,7 @@ const CAROL: u32 = 65532;
 /// Send one message as `uid` with logger; returns its text.
 fn send_as(d: &Daemon, uid: u32) -> String {
     let msg = unique(&format!("from-{uid}"));
-    run_ok(
-        as_user(uid, uid)
-            .arg(require("logger"))
-            .arg("-u")
-            .arg(&d.log)
-            .args(["-t", "sec", &msg]),
-    );
+    d.logger_as(uid, &["-t", "sec", &msg]);
     d.entry_with_msg(&msg);
     msg
 }
@@ -96,10 +94,7 @@ fn a_user_the_socket_mode_leaves_out_cannot_read_at_all() {
 
 #[test]
 fn a_reader_outside_the_query_group_sees_only_what_it_sent() {
-    let Some(d) = Daemon::start_for_others(
-        "reading as other users",
-        &["--query-mode", "0666", "--query-group", "4242"],
-    ) else {
+    let Some(d) = Daemon::start_for_others("reading as other users", OPEN_TO_ALL) else {
         return;
     };
     let from_root = unique("from-root");
@@ -109,13 +104,7 @@ fn a_reader_outside_the_query_group_sees_only_what_it_sent() {
     let from_bob = send_as(&d, BOB);
     // A message that names another uid or pid in its text changes nothing.
     let liar = unique("liar");
-    run_ok(
-        as_user(BOB, BOB)
-            .arg(require("logger"))
-            .arg("-u")
-            .arg(&d.log)
-            .args(["--id=1", "-t", "root", &format!("uid=0 {liar}")]),
-    );
+    d.logger_as(BOB, &["--id=1", "-t", "root", &format!("uid=0 {liar}")]);
     d.entry_with_msg(&format!("uid=0 {liar}"));
 
     let alice = read_as(&d, ALICE, ALICE, &[]);
@@ -212,10 +201,7 @@ fn a_restricted_follower_gets_only_its_own_new_entries() {
 
 #[test]
 fn a_restricted_reader_may_not_pause_clear_or_resume() {
-    let Some(d) = Daemon::start_for_others(
-        "controls as another user",
-        &["--query-mode", "0666", "--query-group", "4242"],
-    ) else {
+    let Some(d) = Daemon::start_for_others("controls as another user", OPEN_TO_ALL) else {
         return;
     };
     let mine = send_as(&d, ALICE);

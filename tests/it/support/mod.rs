@@ -196,6 +196,18 @@ impl Daemon {
         std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
+    /// Run `logger -u LOG ARGS` as `uid` (its group too): a real client
+    /// whose credentials the kernel gives the daemon.
+    pub fn logger_as(&self, uid: u32, args: &[&str]) {
+        run_ok(
+            as_user(uid, uid)
+                .arg(require("logger"))
+                .arg("-u")
+                .arg(&self.log)
+                .args(args),
+        );
+    }
+
     /// Pass `fds` to the daemon's fd intake under `name`, in one datagram.
     pub fn pass_fds(&self, name: &[u8], fds: &[RawFd]) {
         send_fds(&self.intake, name, fds).expect("send fds to the intake socket");
