@@ -260,8 +260,12 @@ impl Daemon {
     /// drop intake fds) and answer them; the query server only reads the
     /// requests, so changing the daemon's state stays here.
     fn carry_out_controls(&mut self) {
+        let asks = self.query.take_controls();
+        if asks.is_empty() {
+            return;
+        }
         let board = self.intake.board();
-        for ask in self.query.take_controls() {
+        for ask in asks {
             let outcome = control::apply(&mut self.ring, Some(&board), ask.control, &ask.requester);
             self.query.answer(ask.client, outcome);
         }

@@ -539,11 +539,7 @@ impl QueryServer {
                     why,
                 } => {
                     self.counters.bad_requests += 1;
-                    let body = json!({ "error": why });
-                    c.out = match dialect {
-                        Dialect::Http => http::json_response(status, &body),
-                        _ => json::value_line(&body).into_bytes(),
-                    };
+                    c.out = reply(dialect, status, &json!({ "error": why }));
                     c.out_pos = 0;
                     c.phase = Phase::Finish;
                 }
@@ -576,7 +572,7 @@ impl QueryServer {
                 c.phase = Phase::Stream(Box::new(open_stream(q, chunked, ring)));
             }
             Request::Stats => {
-                c.out = reply(dialect, self.stats_json(ring, c.only_uid));
+                c.out = reply(dialect, 200, &self.stats_json(ring, c.only_uid));
                 c.phase = Phase::Finish;
             }
             Request::Control(control) => {
@@ -609,17 +605,15 @@ impl QueryServer {
         let Phase::Asked(dialect) = c.phase else {
             return;
         };
-        let reply = |body| reply(dialect, body);
-        c.out = match outcome {
-            Outcome::Done { paused, entries } => {
-                reply(json!({ "ok": true, "paused": paused, "entries": entries }))
-            }
-            Outcome::Closed(n) => reply(json!({ "ok": true, "closed": n })),
-            Outcome::Refused(why) => match dialect {
-                Dialect::Http => http::json_response(404, &json!({ "error": why })),
-                _ => format!("{}\n", json!({ "error": why })).into_bytes(),
-            },
+        let (status, body) = match outcome {
+            Outcome::Done { paused, entries } => (
+                200,
+                json!({ "ok": true, "paused": paused, "entries": entries }),
+            ),
+            Outcome::Closed(n) => (200, json!({ "ok": true, "closed": n })),
+            Outcome::Refused(why) => (404, json!({ "error": why })),
         };
+        c.out = reply(dialect, status, &body);
         c.out_pos = 0;
         c.phase = Phase::Finish;
         self.enqueue(client);
@@ -699,11 +693,12 @@ impl QueryServer {
     }
 }
 
-/// A JSON answer in the client's dialect: an HTTP response, or one line.
-fn reply(dialect: Dialect, body: serde_json::Value) -> Vec<u8> {
+/// A JSON answer in the client's dialect: an HTTP response with `status`,
+/// or one line.
+fn reply(dialect: Dialect, status: u16, body: &serde_json::Value) -> Vec<u8> {
     match dialect {
-        Dialect::Http => http::json_response(200, &body),
-        _ => json::value_line(&body).into_bytes(),
+        Dialect::Http => http::json_response(status, body),
+        _ => json::value_line(body).into_bytes(),
     }
 }
 
