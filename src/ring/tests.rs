@@ -314,6 +314,49 @@ fn readers_see_gaps_as_missed_entries() {
     assert_eq!(ring.get(950).unwrap().seq, 950);
 }
 
+#[test]
+fn held_between_counts_what_a_scan_finds_and_removals_only_go_up() {
+    let mut ring = Ring::new(Limits {
+        max_lines: 3000,
+        max_bytes: 8 << 20,
+    });
+    let mut removals = ring.removals();
+    for i in 0..5000 {
+        // Two severities, so fair eviction leaves holes inside chunks.
+        ring.push(&from(
+            if i % 3 == 0 { "a" } else { "b" },
+            3 + (i % 2) as u8 * 4,
+            i,
+        ));
+        assert!(ring.removals() >= removals);
+        removals = ring.removals();
+    }
+    assert_eq!(
+        removals,
+        5000 - ring.len() as u64,
+        "every entry taken is counted"
+    );
+    let mut seqs = Vec::new();
+    ring.scan_from(0, &mut ReadCache::new(), |r| {
+        seqs.push(r.seq);
+        ControlFlow::Continue(())
+    });
+    let mut cache = ReadCache::new();
+    for (a, b) in [
+        (0, u64::MAX),
+        (0, 2500),
+        (1234, 4321),
+        (4999, 5000),
+        (7000, 8000),
+        (3000, 100),
+    ] {
+        let want = seqs.iter().filter(|&&s| a <= s && s < b).count() as u64;
+        assert_eq!(ring.held_between(a, b, &mut cache), want, "{a}..{b}");
+    }
+    ring.clear();
+    assert_eq!(ring.removals(), 5000, "a clear counts too");
+}
+
 fn dup(ring: &Ring) -> std::os::fd::OwnedFd {
     ring.memfd().unwrap().try_clone_to_owned().unwrap()
 }
