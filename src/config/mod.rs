@@ -246,10 +246,12 @@ pub struct DaemonArgs {
     #[arg(long = "tcp-idle-timeout", value_name = "SECS", default_value_t = 300)]
     pub tcp_idle_timeout: u64,
 
-    /// Forward the ring to a syslog server: udp://, tcp://, tls:// or
-    /// relp://HOST:PORT, options as a query string (format=, framing=,
-    /// filters priority= facility= source= app= input= grep=; for tls ca=
-    /// cert= key= name=; for relp window=). Repeat for more routes.
+    /// Forward the ring to a syslog server (udp://, tcp://, tls:// or
+    /// relp://HOST:PORT) or upload it to systemd-journal-remote
+    /// (journal+http:// or journal+https://), options as a query string
+    /// (format=, framing=, filters priority= facility= source= app= input=
+    /// grep=; for tls and journal+https ca= cert= key= name=; for relp
+    /// window=). Repeat for more routes.
     #[arg(long = "route", value_name = "URL", value_parser = RouteSpec::parse)]
     pub route: Vec<RouteSpec>,
 

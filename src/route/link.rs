@@ -3,12 +3,12 @@
 //!
 //! Two cursors: `cursor` is the next entry to look at, `done` the first
 //! entry not yet delivered (every entry before it was written to the
-//! socket, acknowledged for RELP, or skipped by the filter). When a
-//! connection breaks, `cursor` goes back to `done` and what was not
-//! delivered is sent again on the next connection; the ring keeps it
-//! meanwhile. Entries the ring evicted before the route got to them are
-//! counted as lost, the receiver is sent one message saying how many, and
-//! an internal entry records it.
+//! socket, acknowledged for RELP, answered with a 2xx for a journal
+//! upload, or skipped by the filter). When a connection breaks, `cursor`
+//! goes back to `done` and what was not delivered is sent again on the
+//! next connection; the ring keeps it meanwhile. Entries the ring evicted
+//! before the route got to them are counted as lost, the receiver is sent
+//! one message saying how many and which, and an internal entry records it.
 //!
 //! The route never waits: it writes while the socket takes bytes, reads
 //! what the server sent while there is some, and leaves everything else to
@@ -25,6 +25,9 @@ use std::time::{Duration, Instant};
 use mio::{Registry, Token};
 
 use super::conn::Conn;
+use super::http_upload::{self, Upload};
+use super::journal;
+use super::lost::Lost;
 use super::relp;
 use super::spec::{RouteSpec, Transport};
 use super::tls::TlsClient;
@@ -69,6 +72,10 @@ pub struct Counters {
     pub lost: u64,
     /// Connections opened after the first.
     pub reconnects: u64,
+    /// RELP and journal uploads: entries written in full whose answer
+    /// the connection lost; they are sent again, so the receiver may hold
+    /// them twice.
+    pub resent: u64,
 }
 
 /// Where a route is.
@@ -91,15 +98,15 @@ enum Phase {
 }
 
 /// What a batch of output bytes holds: up to `end` in `out`, so many
-/// entries (and a lost-entries notice for so many), after which the
-/// cursor is `cursor`.
+/// entries (and a notice of lost entries), after which the cursor is
+/// `cursor`.
 #[derive(Clone, Copy, Debug)]
-struct Mark {
-    end: usize,
-    cursor: u64,
-    entries: u64,
-    notice: u64,
-    txnr: u32,
+pub(super) struct Mark {
+    pub end: usize,
+    pub cursor: u64,
+    pub entries: u64,
+    pub notice: Lost,
+    pub txnr: u32,
 }
 
 /// What one call did.
@@ -129,12 +136,15 @@ pub struct Route {
     out_pos: usize,
     /// What `out` holds and is not yet written, oldest first.
     marks: VecDeque<Mark>,
-    /// RELP: frames written or queued and not yet acknowledged.
+    /// RELP: frames written or queued and not yet acknowledged; journal:
+    /// the upload awaiting its answer.
     unacked: VecDeque<Mark>,
     txnr: u32,
     relp_in: relp::Reader,
+    /// Journal routes: the HTTP exchange.
+    upload: Option<Upload>,
     /// Entries lost and not yet told to the receiver.
-    pending_lost: u64,
+    pending_lost: Lost,
     writable: bool,
     readable: bool,
     backoff: Duration,
@@ -157,9 +167,10 @@ impl Route {
     /// A route that starts at the oldest entry the ring holds and makes its
     /// first attempt at once.
     pub fn new(spec: RouteSpec, token: Token, start: u64) -> Result<Route, String> {
-        let tls = match spec.transport {
-            Transport::Tls => Some(TlsClient::new(&spec)?),
-            _ => None,
+        let tls = if spec.transport.is_tls() {
+            Some(TlsClient::new(&spec)?)
+        } else {
+            None
         };
         let wire = Wire {
             format: spec.format,
@@ -183,7 +194,8 @@ impl Route {
             unacked: VecDeque::new(),
             txnr: 0,
             relp_in: relp::Reader::default(),
-            pending_lost: 0,
+            upload: spec.transport.is_journal().then(|| Upload::new(&spec)),
+            pending_lost: Lost::default(),
             writable: false,
             readable: false,
             backoff: BACKOFF_MIN,
@@ -229,7 +241,7 @@ impl Route {
             Phase::Down { at } => Some(at),
             Phase::Resolving(_) => Some(Instant::now() + RESOLVE_POLL),
             Phase::Connecting { deadline } | Phase::Opening { deadline } => Some(deadline),
-            Phase::Open => None,
+            Phase::Open => self.upload.as_ref().and_then(Upload::deadline),
         }
     }
 
@@ -399,12 +411,16 @@ impl Route {
         }
         // What was not delivered goes again; so does the notice of losses
         // it may have carried.
-        let undelivered = if self.spec.transport == Transport::Relp {
-            &self.unacked
-        } else {
-            &self.marks
-        };
-        self.pending_lost += undelivered.iter().map(|m| m.notice).sum::<u64>();
+        let acked = self.spec.transport.acknowledges();
+        let undelivered = if acked { &self.unacked } else { &self.marks };
+        for m in undelivered {
+            self.pending_lost.merge(m.notice);
+        }
+        if acked {
+            // Written in full and unanswered: the receiver may have them.
+            let entries = |q: &VecDeque<Mark>| q.iter().map(|m| m.entries).sum::<u64>();
+            self.counters.resent += entries(&self.unacked).saturating_sub(entries(&self.marks));
+        }
         let resend = self.cursor - self.done;
         self.cursor = self.done;
         self.out.clear();
@@ -412,6 +428,9 @@ impl Route {
         self.marks.clear();
         self.unacked.clear();
         self.relp_in.clear();
+        if let Some(u) = self.upload.as_mut() {
+            u.reset();
+        }
         self.writable = false;
         self.readable = false;
         if was_open
@@ -432,7 +451,7 @@ impl Route {
                 "cannot connect"
             };
             let peer = self.peer.map(|p| format!(" ({p})")).unwrap_or_default();
-            let again = if resend > 0 && self.spec.transport == Transport::Relp {
+            let again = if resend > 0 && acked {
                 format!("; {resend} entries not acknowledged will be sent again")
             } else {
                 String::new()
@@ -459,6 +478,16 @@ impl Route {
                 return Work::Idle;
             }
         };
+        if let Some(at) = self.upload.as_ref().and_then(Upload::deadline) {
+            if now >= at {
+                let why = format!(
+                    "no answer to an upload in {:?}",
+                    http_upload::ANSWER_TIMEOUT
+                );
+                self.fail(registry, now, why);
+                return Work::Idle;
+            }
+        }
         let mut written = 0;
         let mut scanned = 0;
         loop {
@@ -484,7 +513,11 @@ impl Route {
             if scanned >= SCAN_BUDGET {
                 return Work::More;
             }
+            if self.upload.as_ref().is_some_and(Upload::busy) {
+                return work;
+            }
             scanned += self.fill(ring, local_host);
+            self.seal_upload(now);
             if self.out.is_empty() {
                 if scanned >= SCAN_BUDGET {
                     work = Work::More;
@@ -561,13 +594,13 @@ impl Route {
 
     /// Account for the marks the write position has passed.
     fn written_up_to(&mut self) {
-        let relp = self.spec.transport == Transport::Relp;
+        let acked = self.spec.transport.acknowledges();
         while let Some(m) = self.marks.front() {
             if m.end > self.out_pos {
                 break;
             }
             self.counters.sent += m.entries;
-            if !relp {
+            if !acked {
                 self.done = self.done.max(m.cursor);
             }
             self.marks.pop_front();
@@ -575,7 +608,7 @@ impl Route {
         if self.out_pos >= self.out.len() {
             self.out.clear();
             self.out_pos = 0;
-            if !relp {
+            if !acked {
                 // Entries after the last one sent were filtered out.
                 self.done = self.cursor;
             }
@@ -590,11 +623,12 @@ impl Route {
         Ok(())
     }
 
-    /// Count `lost` entries the ring evicted before this route delivered
-    /// them, to be told to the receiver and reported in the ring.
-    fn note_lost(&mut self, lost: u64) {
+    /// Count `lost` entries from `first` on that the ring evicted before
+    /// this route delivered them, to be told to the receiver and reported
+    /// in the ring.
+    fn note_lost(&mut self, first: u64, lost: u64) {
         self.counters.lost += lost;
-        self.pending_lost += lost;
+        self.pending_lost.merge(Lost::run(first, lost));
         self.report(
             "route-lost",
             Severity::Warning,
@@ -606,35 +640,32 @@ impl Route {
         );
     }
 
-    /// Tell the receiver how many entries it will never get, once the
-    /// window allows a message.
+    /// Tell the receiver how many entries it will never get, and which,
+    /// once the window allows a message.
     fn send_lost_notice(&mut self, local_host: &str, scratch: &mut Vec<u8>) {
         let relp = self.spec.transport == Transport::Relp;
-        if self.pending_lost == 0 || (relp && self.unacked.len() >= self.spec.window) {
+        if self.pending_lost.is_empty() || (relp && self.unacked.len() >= self.spec.window) {
             return;
         }
-        let n = std::mem::take(&mut self.pending_lost);
-        let notice = Record::internal(
-            now_ns(),
-            Severity::Warning,
-            format!(
-                "ringlogd: {n} entries were lost: the ring overwrote them before route {} \
-                 delivered them",
-                self.spec.address()
-            ),
-        );
-        self.push(&notice.as_ref(), local_host, scratch, 0, n);
+        let lost = std::mem::take(&mut self.pending_lost);
+        let text = lost.notice(&self.spec.address());
+        let notice = Record::internal(now_ns(), Severity::Warning, text);
+        self.push(&notice.as_ref(), local_host, scratch, 0, lost);
     }
 
     /// Format the next entries into `out`; entries examined.
     fn fill(&mut self, ring: &Ring, local_host: &str) -> usize {
         let relp = self.spec.transport == Transport::Relp;
+        let batch = match self.upload {
+            Some(_) => http_upload::BATCH_BYTES,
+            None => BATCH_BYTES,
+        };
         if self.cursor < ring.first_seq() {
-            let lost = ring.first_seq() - self.cursor;
+            let (first, lost) = (self.cursor, ring.first_seq() - self.cursor);
             // `done` moves up with the next acknowledgement or write; a
             // RELP frame still unacknowledged may carry an evicted entry.
             self.cursor = ring.first_seq();
-            self.note_lost(lost);
+            self.note_lost(first, lost);
         }
         let mut scratch = std::mem::take(&mut self.scratch);
         self.send_lost_notice(local_host, &mut scratch);
@@ -647,15 +678,15 @@ impl Route {
             // Fair eviction takes entries from the middle of the ring too:
             // the receiver hears of them where they were.
             if r.seq > self.cursor {
-                self.note_lost(r.seq - self.cursor);
+                self.note_lost(self.cursor, r.seq - self.cursor);
                 self.send_lost_notice(local_host, &mut scratch);
             }
             self.cursor = r.seq + 1;
             scanned += 1;
             if self.filter.matches(&r) {
-                self.push(&r, local_host, &mut scratch, 1, 0);
+                self.push(&r, local_host, &mut scratch, 1, Lost::default());
             }
-            if self.out.len() >= BATCH_BYTES || scanned >= SCAN_BUDGET {
+            if self.out.len() >= batch || scanned >= SCAN_BUDGET {
                 return ControlFlow::Break(());
             }
             ControlFlow::Continue(())
@@ -668,6 +699,14 @@ impl Route {
         scanned
     }
 
+    /// Journal routes: what `fill` put in `out` becomes one upload.
+    fn seal_upload(&mut self, now: Instant) {
+        if let Some(u) = self.upload.as_mut().filter(|_| !self.out.is_empty()) {
+            let batch = u.seal(&mut self.out, &mut self.marks, now);
+            self.unacked.push_back(batch);
+        }
+    }
+
     /// Append one message (an entry, or a notice of `notice` lost ones).
     fn push(
         &mut self,
@@ -675,10 +714,12 @@ impl Route {
         local_host: &str,
         scratch: &mut Vec<u8>,
         entries: u64,
-        notice: u64,
+        notice: Lost,
     ) {
         let mut txnr = 0;
-        if self.spec.transport == Transport::Relp {
+        if let Some(u) = &self.upload {
+            journal::encode(r, local_host, &u.device, notice, &mut self.out);
+        } else if self.spec.transport == Transport::Relp {
             self.txnr = relp::next_txnr(self.txnr);
             txnr = self.txnr;
             let start = relp::begin_frame(txnr, "syslog", &mut self.out);
@@ -717,6 +758,10 @@ impl Route {
                     if self.spec.transport == Transport::Relp {
                         self.relp_in.feed(&self.read_buf[..n]);
                         self.take_answers()?;
+                    } else if let Some(u) = self.upload.as_mut() {
+                        if let Some(a) = u.take(&self.read_buf[..n])? {
+                            self.uploaded(&a)?;
+                        }
                     }
                     // Anything else a server sends is not ours to read.
                     if total >= READ_BUDGET {
@@ -794,12 +839,37 @@ impl Route {
                     ),
                 );
             }
-            self.done = self.done.max(front.cursor);
-            if self.unacked.is_empty() && self.marks.is_empty() {
-                self.done = self.cursor;
-            }
+            self.settle(front.cursor);
         }
         Ok(())
+    }
+
+    /// Journal routes: the receiver answered the upload in flight.
+    fn uploaded(&mut self, a: &http_upload::Answer) -> Result<(), String> {
+        let Some(batch) = self.unacked.front().copied() else {
+            return Err(format!("an answer ({}) to nothing sent", a.code));
+        };
+        if !a.accepted() {
+            return Err(format!("the receiver answered {}: {}", a.code, a.text));
+        }
+        if !self.marks.is_empty() {
+            return Err(format!(
+                "an answer ({}) before the upload was whole",
+                a.code
+            ));
+        }
+        self.unacked.pop_front();
+        self.counters.acknowledged += batch.entries;
+        self.settle(batch.cursor);
+        Ok(())
+    }
+
+    /// Everything before `cursor` was confirmed.
+    fn settle(&mut self, cursor: u64) {
+        self.done = self.done.max(cursor);
+        if self.unacked.is_empty() && self.marks.is_empty() {
+            self.done = self.cursor;
+        }
     }
 
     fn report(&mut self, kind: &'static str, severity: Severity, msg: String) {

@@ -1,5 +1,6 @@
 //! Routes out: the ring forwarded to central syslog servers over UDP, TCP,
-//! TLS or RELP (`--route URL`).
+//! TLS or RELP, or uploaded to a `systemd-journal-remote` over HTTP(S)
+//! (`--route URL`).
 //!
 //! Each route is a cursor into the ring plus a connection ([`link`]), so N
 //! routes cost N cursors, and a receiver that is down for a while misses
@@ -10,7 +11,10 @@
 //! timeout wakes. A slow or dead receiver costs its route only.
 
 pub mod conn;
+pub mod http_upload;
+pub mod journal;
 pub mod link;
+pub mod lost;
 pub mod relp;
 pub mod spec;
 pub mod tls;
@@ -25,7 +29,7 @@ use serde::Serialize;
 
 use crate::ring::Ring;
 use link::{Route, Work};
-use spec::{RouteSpec, Transport};
+use spec::RouteSpec;
 
 /// One route's figures as stats show them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -34,10 +38,15 @@ pub struct RouteStats {
     /// `connected`, `connecting` or `down`.
     pub state: &'static str,
     pub sent: u64,
-    /// RELP only (`null` for the others, which have no acknowledgements).
+    /// RELP and journal uploads only (`null` for the others, which have
+    /// no acknowledgements).
     pub acknowledged: Option<u64>,
     pub lost: u64,
     pub reconnects: u64,
+    /// Entries sent again because a connection broke before their
+    /// acknowledgement: the receiver may hold them twice (`null` where
+    /// nothing is acknowledged).
+    pub resent: Option<u64>,
     /// The first entry not yet delivered; the stats turn it into `lag`.
     #[serde(skip)]
     pub done: u64,
@@ -134,13 +143,15 @@ impl Routes {
         board.resize_with(self.routes.len(), RouteStats::default);
         for (b, r) in board.iter_mut().zip(&self.routes) {
             let c = r.counters;
+            let acked = r.spec.transport.acknowledges();
             *b = RouteStats {
                 url: r.spec.url.clone(),
                 state: r.state(),
                 sent: c.sent,
-                acknowledged: (r.spec.transport == Transport::Relp).then_some(c.acknowledged),
+                acknowledged: acked.then_some(c.acknowledged),
                 lost: c.lost,
                 reconnects: c.reconnects,
+                resent: acked.then_some(c.resent),
                 done: r.done(),
             };
         }

@@ -18,6 +18,10 @@ pub enum Transport {
     Tcp,
     Tls,
     Relp,
+    /// Uploads to `systemd-journal-remote` over HTTP.
+    Journal,
+    /// The same over HTTPS.
+    JournalTls,
 }
 
 impl Transport {
@@ -27,12 +31,29 @@ impl Transport {
             Transport::Tcp => "tcp",
             Transport::Tls => "tls",
             Transport::Relp => "relp",
+            Transport::Journal => "journal+http",
+            Transport::JournalTls => "journal+https",
         }
     }
 
-    /// A byte stream, where messages need framing.
+    /// A byte stream of syslog messages, which need framing.
     pub fn is_stream(self) -> bool {
         matches!(self, Transport::Tcp | Transport::Tls)
+    }
+
+    /// Carried in TLS, with the `ca`, `cert`, `key` and `name` options.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Transport::Tls | Transport::JournalTls)
+    }
+
+    /// Uploads to a journal server, in its own format.
+    pub fn is_journal(self) -> bool {
+        matches!(self, Transport::Journal | Transport::JournalTls)
+    }
+
+    /// The receiver confirms what it took: delivered means confirmed.
+    pub fn acknowledges(self) -> bool {
+        self == Transport::Relp || self.is_journal()
     }
 }
 
@@ -81,6 +102,9 @@ pub struct RouteSpec {
     pub window: usize,
 }
 
+/// The schemes a route URL may have.
+const SCHEMES: &str = "udp, tcp, tls, relp, journal+http or journal+https";
+
 /// The option keys a route takes besides its filters.
 const OPTIONS: &str = "format, framing, priority, facility, source, app, input, grep, \
                        ca, cert, key, name, window";
@@ -103,17 +127,15 @@ impl RouteSpec {
         let fail = |why: String| format!("route {address:?}: {why}");
         let (scheme, rest) = address
             .split_once("://")
-            .ok_or_else(|| fail("not SCHEME://HOST:PORT (udp, tcp, tls or relp)".into()))?;
+            .ok_or_else(|| fail(format!("not SCHEME://HOST:PORT ({SCHEMES})")))?;
         let transport = match scheme.to_ascii_lowercase().as_str() {
             "udp" => Transport::Udp,
             "tcp" => Transport::Tcp,
             "tls" => Transport::Tls,
             "relp" => Transport::Relp,
-            other => {
-                return Err(fail(format!(
-                    "unknown transport {other:?} (use udp, tcp, tls or relp)"
-                )))
-            }
+            "journal+http" => Transport::Journal,
+            "journal+https" => Transport::JournalTls,
+            other => return Err(fail(format!("unknown transport {other:?} (use {SCHEMES})"))),
         };
         let rest = rest.trim_end_matches('/');
         let (host, port) = split_host_port(rest).map_err(fail)?;
@@ -177,12 +199,18 @@ impl RouteSpec {
             return Err(fail(format!(
                 "framing applies to tcp and tls only: {} sends one message per {}",
                 transport.scheme(),
-                if transport == Transport::Udp {
-                    "datagram"
-                } else {
-                    "RELP frame"
+                match transport {
+                    Transport::Udp => "datagram",
+                    Transport::Relp => "RELP frame",
+                    _ => "journal entry",
                 }
             )));
+        }
+        if transport.is_journal() && options.iter().any(|(k, _)| k == "format") {
+            return Err(fail(
+                "format applies to syslog routes: journal routes send the journal's export format"
+                    .into(),
+            ));
         }
         // Octet counting keeps a multi-line message whole; receivers expect
         // it with RFC 5424 (rsyslog's and syslog-ng's defaults), and LF
@@ -193,8 +221,10 @@ impl RouteSpec {
             Framing::Lf
         });
         let tls_given = spec.tls != TlsOptions::default();
-        if tls_given && transport != Transport::Tls {
-            return Err(fail("ca, cert, key and name apply to tls:// only".into()));
+        if tls_given && !transport.is_tls() {
+            return Err(fail(
+                "ca, cert, key and name apply to tls:// and journal+https:// only".into(),
+            ));
         }
         if spec.tls.cert.is_some() != spec.tls.key.is_some() {
             return Err(fail(
@@ -275,6 +305,12 @@ mod tests {
         assert_eq!((s.format, s.framing), (Format::Cat, Framing::Octet));
         let s = RouteSpec::parse("relp://h:2514?window=4").unwrap();
         assert_eq!(s.window, 4);
+        let s = RouteSpec::parse("journal+https://logs:19532?ca=/ca.pem&priority=err").unwrap();
+        assert_eq!(s.transport, Transport::JournalTls);
+        assert_eq!(s.address(), "journal+https://logs:19532");
+        assert!(s.transport.is_tls() && s.transport.acknowledges());
+        let s = RouteSpec::parse("journal+http://[::1]:19532").unwrap();
+        assert_eq!((s.transport, s.host.as_str()), (Transport::Journal, "::1"));
     }
 
     #[test]
@@ -309,10 +345,14 @@ mod tests {
             ("tcp://h:514?priority=loud", "priority"),
             ("tcp://h:514?grep=(", "grep"),
             ("tcp://h:514?colour=red", "unknown option"),
-            ("tcp://h:514?ca=/x", "tls:// only"),
+            ("tcp://h:514?ca=/x", "tls:// and journal+https:// only"),
             ("tls://h:514?cert=/x", "both cert= and key="),
             ("tcp://h:514?window=3", "relp:// only"),
             ("relp://h:514?window=0", "window="),
+            ("journal+http://h:1?ca=/x", "journal+https://"),
+            ("journal+http://h:1?format=json", "export format"),
+            ("journal+https://h:1?framing=lf", "journal entry"),
+            ("journal://h:1", "journal+http"),
         ] {
             let err = RouteSpec::parse(url).unwrap_err();
             assert!(err.contains(says), "{url}: {err}");
