@@ -41,6 +41,10 @@ missing=()
 for tool in "${!want[@]}"; do
   have "$tool" || missing+=("${want[$tool]}")
 done
+# The journal routes' receiver lives off PATH, in systemd's directory.
+if [ ! -x /lib/systemd/systemd-journal-remote ] && [ ! -x /usr/lib/systemd/systemd-journal-remote ]; then
+  missing+=(systemd-journal-remote)
+fi
 
 # rsyslog and syslog-ng-core conflict in Debian, and the tests run both:
 # one is installed with apt, the other unpacked (dpkg -x) into

@@ -1,5 +1,7 @@
-//! The ring and other syslog daemons: routes out to a central rsyslogd,
-//! and rsyslog and syslog-ng forwarding in.
+//! The ring and other log servers: routes out to a central rsyslogd and
+//! uploads to systemd-journal-remote, and rsyslog and syslog-ng forwarding
+//! in.
 
 mod forward;
+mod journal;
 mod outbound;

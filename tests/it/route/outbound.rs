@@ -35,11 +35,11 @@ fn assert_example(m: &Value, msg: &str) {
 }
 
 /// The route's figures from the daemon's stats.
-fn route_stats(d: &Daemon, i: usize) -> Value {
+pub(super) fn route_stats(d: &Daemon, i: usize) -> Value {
     d.stats()["routes"][i].clone()
 }
 
-fn wait_route(d: &Daemon, i: usize, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+pub(super) fn wait_route(d: &Daemon, i: usize, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
     poll(what, Duration::from_secs(15), || route_stats(d, i), pred)
 }
 
@@ -85,7 +85,12 @@ fn relp_delivers_every_field_and_acknowledges() {
 
 /// Send `n` RFC 5424 messages `TAG-i` to the daemon's syslog socket from
 /// one socket, `pause` apart; the returned thread ends when all are sent.
-fn sender(d: &Daemon, tag: &str, n: usize, pause: Duration) -> std::thread::JoinHandle<()> {
+pub(super) fn sender(
+    d: &Daemon,
+    tag: &str,
+    n: usize,
+    pause: Duration,
+) -> std::thread::JoinHandle<()> {
     padded_sender(d, tag, n, pause, 0)
 }
 
@@ -133,7 +138,7 @@ fn arrivals(rx: &Receiver, tag: &str, n: usize) -> Vec<usize> {
 
 /// Every load message is stored in the ring: ingest did not wait for any
 /// route.
-fn assert_all_stored(d: &Daemon, n: u64) {
+pub(super) fn assert_all_stored(d: &Daemon, n: u64) {
     let c = d.wait_for_counters("syslog", |c| c["stored"].as_u64() >= Some(n));
     assert_eq!(c["dropped"], 0, "{c}");
 }
