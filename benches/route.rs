@@ -12,13 +12,18 @@
 //! route's own, not that of whoever feeds the ring (except for UDP, whose
 //! receiver is started first and fed while it runs). Median of 3 runs.
 //!
+//! Then the same for a `journal+http` route into systemd-journal-remote
+//! (`--split-mode=none`, one journal file): it answers an upload once it
+//! has written it, so delivered (acknowledged) is written; the count in
+//! its journal file is checked with journalctl at the end.
+//!
 //! Then the restart: a RELP and a TCP route under a steady 20k msg/s,
 //! rsyslogd killed (SIGKILL) and started again after 1 s; reported: how
 //! long after the restart the route was connected again, lines lost and
 //! duplicated.
 //!
-//! Needs rsyslog, rsyslog-relp, rsyslog-gnutls and openssl (tests/run.sh
-//! installs them).
+//! Needs rsyslog, rsyslog-relp, rsyslog-gnutls, systemd-journal-remote and
+//! openssl (tests/run.sh installs them).
 //!
 //! `cargo bench --bench route -- [N]`
 
@@ -201,6 +206,67 @@ fn route_url(kind: &str, port: u16, certs: &Path) -> String {
     }
 }
 
+/// Where Debian installs systemd-journal-remote.
+fn journal_remote() -> Option<PathBuf> {
+    [
+        "/lib/systemd/systemd-journal-remote",
+        "/usr/lib/systemd/systemd-journal-remote",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
+}
+
+/// One run of a journal+http route: `n` entries sent into the ring while
+/// nothing listens, then systemd-journal-remote started; the rate from
+/// the connect until every entry was acknowledged, and how many entries
+/// its journal file holds.
+fn journal_run(exe: &Path, n: usize, run: usize) -> (f64, usize) {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let d = ringlogd_routing(&format!("journal+http://127.0.0.1:{port}?app=bench"));
+    let tag = format!("journal{run}");
+    send(&d.path("log"), &tag, n, None);
+    let mut rx = Command::new(exe)
+        .arg("--split-mode=none")
+        .arg(format!(
+            "--output={}",
+            dir.path().join("remote.journal").display()
+        ))
+        .arg(format!("--listen-http=127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("systemd-journal-remote");
+    while route_stats(&d)["state"] != "connected" {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let t = Instant::now();
+    while route_stats(&d)["acknowledged"].as_u64() < Some(n as u64) {
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "the uploads stalled"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    let out = Command::new("journalctl")
+        .arg("-D")
+        .arg(dir.path())
+        .args(["-o", "cat", "--no-pager"])
+        .output()
+        .expect("journalctl");
+    let needle = format!("{tag}-");
+    let written = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&needle))
+        .count();
+    let _ = rx.kill();
+    let _ = rx.wait();
+    (rate, written)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -211,7 +277,7 @@ fn main() {
     let certs = tempfile::tempdir().unwrap();
     make_certs(certs.path());
     println!("{n} messages of 100 bytes per run, median of 3");
-    println!("transport  delivered by the route/s  written by rsyslogd/s  written");
+    println!("transport     delivered by the route/s  written by the receiver/s  written");
     for kind in ["udp", "tcp", "tls", "relp"] {
         let mut sent_rates = Vec::new();
         let mut written_rates = Vec::new();
@@ -259,11 +325,26 @@ fn main() {
             written.push(last.0 as f64);
         }
         println!(
-            "{kind:<9}  {:>24.0}  {:>21.0}  {:>7.0}",
+            "{kind:<12}  {:>24.0}  {:>25.0}  {:>7.0}",
             median(sent_rates),
             median(written_rates),
             median(written)
         );
+    }
+    match journal_remote() {
+        Some(exe) => {
+            let runs: Vec<(f64, usize)> = (0..3).map(|run| journal_run(&exe, n, run)).collect();
+            let rate = median(runs.iter().map(|r| r.0).collect());
+            let written = median(runs.iter().map(|r| r.1 as f64).collect());
+            // journal-remote answers once it has written: delivered is written.
+            println!(
+                "{:<12}  {rate:>24.0}  {rate:>25.0}  {written:>7.0}",
+                "journal+http"
+            );
+        }
+        None => println!(
+            "journal+http: systemd-journal-remote is not installed (tests/run.sh installs it)"
+        ),
     }
 
     println!("\nreceiver restart under 20k msg/s, 200k messages, rsyslogd down 1 s (SIGKILL)");
