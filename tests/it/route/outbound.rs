@@ -171,13 +171,10 @@ fn assert_all_stored(d: &Daemon, n: u64) {
 #[test]
 fn tcp_octet_counting_keeps_a_multi_line_message_whole_and_lf_escapes_it() {
     let rx = Receiver::start(Input::Tcp, None);
-    let d = routed(
-        &[],
-        &[
-            rx.url("tcp", "grep=^(trace-|  at)"),
-            rx.url("tcp", "grep=^(trace-|  at)&framing=lf&format=rfc3164"),
-        ],
-    );
+    // The same stack-trace lines to both routes, framed in two ways.
+    let trace = "grep=^(trace-|  at)";
+    let lf = format!("{trace}&framing=lf&format=rfc3164");
+    let d = routed(&[], &[rx.url("tcp", trace), rx.url("tcp", &lf)]);
     let tag = unique("trace");
     drop(pass_text(&d, "java", &format!("{tag} one\n  at two\n")));
     // Without --multiline these are two entries: send a joined one instead.
