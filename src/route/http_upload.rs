@@ -9,7 +9,9 @@
 //! [`BATCH_BYTES`] under load. Only a 2xx answer delivers the batch; the
 //! route takes any other answer, a broken connection or no answer within
 //! [`ANSWER_TIMEOUT`] as a failure, and sends the batch again on the next
-//! connection.
+//! connection. A server that closes the connection between uploads, after
+//! answering one (an idle timeout, `Connection: close`), is within HTTP's
+//! rules: the route opens another at once, without a warning.
 
 use std::collections::VecDeque;
 use std::io::Write as _;
@@ -50,6 +52,9 @@ pub struct Upload {
     answer: Vec<u8>,
     /// When the request awaiting its answer was queued.
     since: Option<Instant>,
+    /// The last answer on this connection accepted the upload it
+    /// answered.
+    accepted: bool,
 }
 
 impl Upload {
@@ -64,6 +69,7 @@ impl Upload {
             device: Device::this(),
             answer: Vec::new(),
             since: None,
+            accepted: false,
         }
     }
 
@@ -156,15 +162,23 @@ impl Upload {
                 .trim()
                 .to_owned();
             self.answer.drain(..head_len + body);
-            self.since = None;
-            return Ok(Some(Answer { code, text }));
+            let answer = Answer { code, text };
+            // Only an answer to a request counts: a server that talks
+            // unasked is not let off the backoff.
+            self.accepted = self.since.take().is_some() && answer.accepted();
+            return Ok(Some(answer));
         }
     }
 
-    /// The connection is gone: so is what was under way on it.
-    pub fn reset(&mut self) {
+    /// The connection is gone: so is what was under way on it. Whether
+    /// it ended between uploads after the receiver accepted one, as HTTP
+    /// servers close connections.
+    pub fn reset(&mut self) -> bool {
+        let between = self.since.is_none() && self.accepted;
         self.answer.clear();
         self.since = None;
+        self.accepted = false;
+        between
     }
 }
 
@@ -221,5 +235,21 @@ mod tests {
             (415, "wrong typ", false)
         );
         assert!(u.take(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
+        assert!(!u.reset(), "a refusal last: not a close between uploads");
+    }
+
+    #[test]
+    fn a_close_after_an_accepted_upload_is_between_uploads() {
+        let spec = RouteSpec::parse("journal+http://h:1").unwrap();
+        let mut u = Upload::new(&spec);
+        let ok = b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n";
+        u.take(ok).unwrap().unwrap();
+        assert!(!u.reset(), "an answer nobody asked for");
+        u.since = Some(Instant::now());
+        u.take(ok).unwrap().unwrap();
+        assert!(u.reset());
+        assert!(!u.reset(), "once per connection");
+        u.since = Some(Instant::now());
+        assert!(!u.reset(), "an upload in flight");
     }
 }

@@ -385,11 +385,18 @@ impl Route {
     fn opened(&mut self, now: Instant) {
         self.phase = Phase::Open;
         self.opened_at = Some(now);
+        // No failure since the last open: an HTTP server ended that one
+        // between uploads, and saying so would give the route an entry to
+        // upload, and the server a connection to end, without end.
+        let quiet = self.ever_open && self.failures == 0;
         self.failures = 0;
         if self.ever_open {
             self.counters.reconnects += 1;
         }
         self.ever_open = true;
+        if quiet {
+            return;
+        }
         let peer = self.peer.map(|p| p.to_string()).unwrap_or_default();
         let from = self.done;
         self.report(
@@ -428,11 +435,14 @@ impl Route {
         self.marks.clear();
         self.unacked.clear();
         self.relp_in.clear();
-        if let Some(u) = self.upload.as_mut() {
-            u.reset();
-        }
+        let between_uploads = self.upload.as_mut().is_some_and(Upload::reset);
         self.writable = false;
         self.readable = false;
+        if between_uploads {
+            // An HTTP server's way to end a kept-alive connection.
+            self.phase = Phase::Down { at: now };
+            return;
+        }
         if was_open
             && self
                 .opened_at

@@ -7,11 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use super::outbound::{assert_all_stored, route_stats, sender, wait_route};
+use super::outbound::{assert_all_stored, msg_has, route_stats, sender, wait_route};
 use crate::support::journal_remote::JournalRemote;
 use crate::support::receiver::Pki;
 use crate::support::*;
@@ -401,11 +402,20 @@ fn https_to_a_receiver_with_a_certificate_made_by_openssl() {
     );
 }
 
-/// A TCP relay on a free port to `port`: its first connection carries the
-/// route's first upload to the receiver and then breaks as the answer
-/// comes back, as a network that fails at the wrong moment; the next ones
-/// carry both ways. Runs until stopped.
-fn relay_losing_the_first_answer(port: u16) -> (u16, Background<()>) {
+/// What a relay between the route and the receiver does to answers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Relay {
+    /// The first connection carries the first upload to the receiver and
+    /// breaks as the answer comes back, as a network failing at the
+    /// wrong moment; the next ones carry both ways.
+    LosesTheFirstAnswer,
+    /// Each connection carries one upload and its answer, then closes, as
+    /// an HTTP server that answers with `Connection: close`.
+    ClosesAfterEachAnswer,
+}
+
+/// A TCP relay on a free port to the receiver on `port`, until stopped.
+fn relay(port: u16, mode: Relay) -> (u16, Background<()>) {
     use std::net::{Shutdown, TcpListener, TcpStream};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let at = listener.local_addr().unwrap().port();
@@ -418,27 +428,56 @@ fn relay_losing_the_first_answer(port: u16) -> (u16, Background<()>) {
     };
     let relay = Background::spawn(move |stop| {
         let mut first = true;
-        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            let Ok((client, _)) = listener.accept() else {
+        while !stop.load(Relaxed) {
+            let Ok((mut client, _)) = listener.accept() else {
                 std::thread::sleep(Duration::from_millis(10));
                 continue;
             };
             client.set_nonblocking(false).unwrap();
             let upstream = TcpStream::connect(("127.0.0.1", port)).unwrap();
             pipe(client.try_clone().unwrap(), upstream.try_clone().unwrap());
-            if std::mem::take(&mut first) {
-                // The receiver answers once it has written the upload:
-                // take the answer's first byte, and break the connection.
-                let mut byte = [0u8];
-                let _ = std::io::Read::read(&mut &upstream, &mut byte);
-                let _ = client.shutdown(Shutdown::Both);
-                let _ = upstream.shutdown(Shutdown::Both);
-            } else {
+            if mode == Relay::LosesTheFirstAnswer && !std::mem::take(&mut first) {
                 pipe(upstream, client);
+                continue;
             }
+            // The receiver answers once it has written the upload.
+            let answer = one_answer(&upstream, stop);
+            if mode == Relay::ClosesAfterEachAnswer {
+                let _ = client.write_all(&answer);
+            }
+            let _ = client.shutdown(Shutdown::Both);
+            let _ = upstream.shutdown(Shutdown::Both);
         }
     });
     (at, relay)
+}
+
+/// Read one whole HTTP answer (head and `Content-Length` body) from `from`,
+/// or what came of it until `stop`.
+fn one_answer(mut from: &std::net::TcpStream, stop: &std::sync::atomic::AtomicBool) -> Vec<u8> {
+    // An idle connection answers nothing until the route uploads again.
+    from.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+        if let Some(head) = text.find("\r\n\r\n") {
+            let body = text[..head]
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+            if got.len() >= head + 4 + body {
+                return got;
+            }
+        }
+        match std::io::Read::read(&mut from, &mut chunk) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && !stop.load(Relaxed) => {}
+            Err(_) => return got,
+        }
+    }
 }
 
 #[test]
@@ -446,7 +485,7 @@ fn an_upload_whose_answer_is_lost_comes_twice_counted_with_its_seqs() {
     let Some(jr) = JournalRemote::start(None) else {
         return;
     };
-    let (port, relay) = relay_losing_the_first_answer(jr.port);
+    let (port, relay) = relay(jr.port, Relay::LosesTheFirstAnswer);
     let d = Daemon::start(&["--route", &format!("journal+http://127.0.0.1:{port}")]);
     let msg = unique("jr-twice");
     d.send(format!("<13>1 - - app - - - {msg}").as_bytes());
@@ -477,5 +516,43 @@ fn an_upload_whose_answer_is_lost_comes_twice_counted_with_its_seqs() {
     }
     assert_eq!(s["acknowledged"].as_u64(), Some(held), "{s}");
     assert_eq!(s["sent"].as_u64(), Some(held + resent), "{s}");
+    relay.stop();
+}
+
+#[test]
+fn a_receiver_that_closes_after_each_answer_costs_no_warning_and_no_entry() {
+    let Some(jr) = JournalRemote::start(None) else {
+        return;
+    };
+    let (port, relay) = relay(jr.port, Relay::ClosesAfterEachAnswer);
+    let d = Daemon::start(&["--route", &format!("journal+http://127.0.0.1:{port}")]);
+    let tag = unique("jr-close");
+    for i in 0..5 {
+        d.send(format!("<13>1 - - app - - - {tag}-{i}").as_bytes());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d.wait_for("the five in the ring", |e| {
+        e.iter().filter(|v| msg_has(v, &tag)).count() == 5
+    });
+    let st = caught_up(&d, 30);
+    let s = &st["routes"][0];
+    let held = st["ring"]["next_seq"].as_u64().unwrap();
+    let journal = jr.entries();
+    let seqs = by_seq(&journal);
+    assert_eq!(seqs.range(..held).count() as u64, held, "every entry: {s}");
+    assert!(seqs.values().all(|c| c.len() == 1), "none twice: {s}");
+    assert_eq!(
+        (s["resent"].as_u64(), s["lost"].as_u64()),
+        (Some(0), Some(0)),
+        "{s}"
+    );
+    // A connection per upload, each opened at once after the last closed.
+    assert!(s["reconnects"].as_u64() >= Some(2), "{s}");
+    let warned: Vec<Value> = d
+        .dump()
+        .into_iter()
+        .filter(|v| v["severity"] == "warning" && msg_has(v, "route journal+http"))
+        .collect();
+    assert!(warned.is_empty(), "{warned:#?}");
     relay.stop();
 }

@@ -162,7 +162,7 @@ fn pass_text(d: &Daemon, name: &str, text: &str) -> std::os::unix::net::UnixStre
 }
 
 /// Whether entry `v`'s msg contains `needle`.
-fn msg_has(v: &Value, needle: &str) -> bool {
+pub(super) fn msg_has(v: &Value, needle: &str) -> bool {
     v["msg"].as_str().is_some_and(|s| s.contains(needle))
 }
 
