@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use mio::{Registry, Token};
 
+mod upload;
+
 use super::conn::Conn;
 use super::http_upload::{self, Upload};
 use super::journal;
@@ -709,14 +711,6 @@ impl Route {
         scanned
     }
 
-    /// Journal routes: what `fill` put in `out` becomes one upload.
-    fn seal_upload(&mut self, now: Instant) {
-        if let Some(u) = self.upload.as_mut().filter(|_| !self.out.is_empty()) {
-            let batch = u.seal(&mut self.out, &mut self.marks, now);
-            self.unacked.push_back(batch);
-        }
-    }
-
     /// Append one message (an entry, or a notice of `notice` lost ones).
     fn push(
         &mut self,
@@ -851,26 +845,6 @@ impl Route {
             }
             self.settle(front.cursor);
         }
-        Ok(())
-    }
-
-    /// Journal routes: the receiver answered the upload in flight.
-    fn uploaded(&mut self, a: &http_upload::Answer) -> Result<(), String> {
-        let Some(batch) = self.unacked.front().copied() else {
-            return Err(format!("an answer ({}) to nothing sent", a.code));
-        };
-        if !a.accepted() {
-            return Err(format!("the receiver answered {}: {}", a.code, a.text));
-        }
-        if !self.marks.is_empty() {
-            return Err(format!(
-                "an answer ({}) before the upload was whole",
-                a.code
-            ));
-        }
-        self.unacked.pop_front();
-        self.counters.acknowledged += batch.entries;
-        self.settle(batch.cursor);
         Ok(())
     }
 
