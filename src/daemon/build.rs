@@ -111,7 +111,7 @@ impl Daemon {
             query.routes = Some(routes.board());
         }
         query.intake = Some(inputs.intake.board());
-        let mut scrape = open_scrape(&settings, &mut ring, reexec.is_some())?;
+        let mut scrape = open_scrape(&settings, &mut ring, reexec.as_ref())?;
 
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
         let registry = poll.registry();
@@ -329,18 +329,21 @@ fn open_routes(
     )
 }
 
-/// The `--metrics` listeners, each said in the ring: with port 0 that is
-/// the only way to learn the port. They are not handed over but bound
-/// again after a re-exec, where failing to (a privileged port after
-/// `--user`) is only a warning: the daemon runs on without them.
-fn open_scrape(settings: &Settings, ring: &mut Ring, reexec: bool) -> Result<ScrapeServer, String> {
-    let scrape = match ScrapeServer::bind(&settings.metrics, METRICS_BASE) {
-        Err(e) if reexec => {
-            warn(ring, format!("{e}; no metrics until ringlogd restarts"));
-            ScrapeServer::bind(&[], METRICS_BASE)?
-        }
-        bound => bound?,
-    };
+/// The `--metrics` listeners: on re-exec the ones handed over (the
+/// addresses are bound again only by a restart), else bound now and each
+/// said in the ring, since with port 0 that is the only way to learn the
+/// port.
+fn open_scrape(
+    settings: &Settings,
+    ring: &mut Ring,
+    reexec: Option<&State>,
+) -> Result<ScrapeServer, String> {
+    if let Some(state) = reexec {
+        let handed = state.metrics.iter().filter_map(|&fd| handover::take_fd(fd));
+        return ScrapeServer::adopt(handed, METRICS_BASE)
+            .map_err(|e| format!("re-exec: the metrics listener: {e}"));
+    }
+    let scrape = ScrapeServer::bind(&settings.metrics, METRICS_BASE)?;
     for addr in scrape.listening() {
         ingest::note(ring, Severity::Info, format!("listening on metrics {addr}"));
     }

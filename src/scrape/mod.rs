@@ -12,6 +12,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
@@ -65,16 +66,41 @@ pub struct ScrapeServer {
 impl ScrapeServer {
     /// Listen on every address of `addrs`; tokens are `token_base` and up.
     pub fn bind(addrs: &[SocketAddr], token_base: usize) -> Result<ScrapeServer, String> {
-        if addrs.len() > MAX_LISTENERS {
-            return Err(format!("at most {MAX_LISTENERS} --metrics addresses"));
-        }
         let listeners = addrs
             .iter()
             .map(|&addr| {
-                let l = crate::source::net::listen_tcp(addr)
-                    .map_err(|e| format!("--metrics {addr}: {e}"))?;
-                let local = l.local_addr().unwrap_or(addr);
-                Ok((l, local))
+                crate::source::net::listen_tcp(addr).map_err(|e| format!("--metrics {addr}: {e}"))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        ScrapeServer::new(listeners, token_base)
+    }
+
+    /// Go on listening on the sockets a re-executing predecessor handed
+    /// over.
+    pub fn adopt(
+        handed: impl Iterator<Item = OwnedFd>,
+        token_base: usize,
+    ) -> Result<ScrapeServer, String> {
+        let listeners = handed
+            .map(|fd| {
+                let l = std::net::TcpListener::from(fd);
+                l.set_nonblocking(true)?;
+                Ok(TcpListener::from_std(l))
+            })
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(|e| e.to_string())?;
+        ScrapeServer::new(listeners, token_base)
+    }
+
+    fn new(listeners: Vec<TcpListener>, token_base: usize) -> Result<ScrapeServer, String> {
+        if listeners.len() > MAX_LISTENERS {
+            return Err(format!("at most {MAX_LISTENERS} --metrics addresses"));
+        }
+        let listeners = listeners
+            .into_iter()
+            .map(|l| {
+                let at = l.local_addr().map_err(|e| format!("--metrics: {e}"))?;
+                Ok((l, at))
             })
             .collect::<Result<Vec<_>, String>>()?;
         Ok(ScrapeServer {
@@ -83,6 +109,11 @@ impl ScrapeServer {
             token_base,
             spare: SpareFd::new(),
         })
+    }
+
+    /// The listeners' fds, for a successor started by re-exec.
+    pub fn listener_fds(&self) -> Vec<RawFd> {
+        self.listeners.iter().map(|(l, _)| l.as_raw_fd()).collect()
     }
 
     /// Where it listens, with the port the kernel picked for port 0.

@@ -164,3 +164,24 @@ fn check_config_shows_the_metrics_addresses() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("numeric address"));
 }
+
+#[test]
+fn a_reexec_keeps_the_listener_and_its_port() {
+    let d = Daemon::start(&["--metrics", "127.0.0.1:0"]);
+    let addr = d.listening("metrics");
+    signal(d.pid(), "USR2");
+    poll(
+        "the re-executed daemon",
+        Duration::from_secs(10),
+        || dump_across_exec(&d.query).unwrap_or_default(),
+        |e| e.iter().any(|v| msg_starts(v, "re-executed")),
+    );
+    // Port 0 was bound once: the successor serves on the same port.
+    assert_eq!(d.listening_all("metrics"), [addr]);
+    assert_eq!(get(addr, "/health").status, 200);
+    let m = samples(&get(addr, "/metrics").body);
+    assert!(
+        m["ringlogd_received_total{input=\"internal\"}"] >= 3.0,
+        "{m:?}"
+    );
+}
