@@ -166,6 +166,19 @@ fn soak(length: Duration) {
         "127.0.0.1:0",
     ]);
     let (udp_addr, tcp_addr) = (d.listening("udp"), d.listening("tcp"));
+    // Followers: one keeps up, one lags, one is stopped and woken. They
+    // ask before the flood, so that every entry after the few held is
+    // theirs, and every gap they meet is one they must be told of (a hole
+    // fair eviction left before a reader asked is not news to it).
+    let mut fast = follower(&d, Stdio::piped());
+    let fast_check = check_follower(fast.stdout.take().unwrap(), Duration::ZERO);
+    let mut slow = follower(&d, Stdio::piped());
+    let slow_check = check_follower(slow.stdout.take().unwrap(), Duration::from_millis(20));
+    let mut stopped = follower(&d, Stdio::null());
+    let stopped_pid = stopped.id();
+    d.wait_until("three followers", |d| {
+        d.stats()["queries"]["followers"] == 3
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
 
@@ -229,7 +242,10 @@ fn soak(length: Duration) {
     });
 
     // The network: TCP with octet counting on a connection renewed every
-    // 500 frames, UDP datagrams.
+    // 500 frames, UDP datagrams. A TCP sender waits for the daemon to
+    // close a connection before it opens the next, as a client that cares
+    // does: otherwise, on a machine too busy for the daemon to keep up,
+    // the connections waiting pass --tcp-max-conns and are refused, whole.
     let tcp = paced(&stop, Duration::from_millis(20), move |round| {
         let mut c = TcpStream::connect(tcp_addr).unwrap();
         let mut buf = Vec::new();
@@ -241,6 +257,8 @@ fn soak(length: Duration) {
             write!(buf, "{} {m}", m.len()).unwrap();
         }
         c.write_all(&buf).unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        let _ = c.read(&mut [0u8; 1]);
         500
     });
     let udp_sent = Arc::new(AtomicU64::new(0));
@@ -255,13 +273,6 @@ fn soak(length: Duration) {
         50
     });
 
-    // Followers: one keeps up, one lags, one is stopped and woken.
-    let mut fast = follower(&d, Stdio::piped());
-    let fast_check = check_follower(fast.stdout.take().unwrap(), Duration::ZERO);
-    let mut slow = follower(&d, Stdio::piped());
-    let slow_check = check_follower(slow.stdout.take().unwrap(), Duration::from_millis(20));
-    let mut stopped = follower(&d, Stdio::null());
-    let stopped_pid = stopped.id();
     let toggler = paced(&stop, Duration::from_secs(2), move |round| {
         signal(stopped_pid, if round % 2 == 0 { "STOP" } else { "CONT" });
         0

@@ -17,10 +17,10 @@ pub mod budget;
 pub mod http;
 pub mod limits;
 pub mod request;
+mod stream;
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::ops::ControlFlow;
 use std::os::fd::AsFd;
 
 use nix::sys::socket::{getsockopt, sockopt};
@@ -33,15 +33,14 @@ use serde_json::json;
 
 use crate::control::{Control, Outcome};
 use crate::metrics;
-use crate::record::{now_ns, Record, Severity};
-use crate::ring::{ReadCache, Ring};
+use crate::record::now_ns;
+use crate::ring::Ring;
 use crate::spare_fd::SpareFd;
-use crate::view::filter::Filter;
-use crate::view::format::{self, Format};
 use crate::view::json;
 use budget::TurnBudget;
 use limits::{ClientLimits, Tally};
-use request::{parse_request, Dialect, Mode, Parse, Query, Request};
+use request::{parse_request, Dialect, Parse, Request};
+use stream::{cursor_ahead_notice, fill, open_stream, seek, Stream};
 
 /// How long a client may take to send its request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -75,37 +74,6 @@ pub struct QueryCounters {
     /// Reads whose cursor (`after_seq`) was ahead of the ring, and were
     /// told so and served from the oldest entry.
     pub cursor_ahead: u64,
-}
-
-/// A client reading entries.
-struct Stream {
-    cursor: u64,
-    /// A dump stops here; a follow never does.
-    end: Option<u64>,
-    filter: Filter,
-    format: Format,
-    /// Frame the body as HTTP chunks.
-    chunked: bool,
-    /// Still looking for where a tail (`n`) starts; nothing is sent until
-    /// it is found.
-    seek: Option<Seek>,
-    /// The chunk this reader is in, decompressed.
-    cache: ReadCache,
-    /// Entries from here on that eviction takes before the reader gets
-    /// them are reported as missed; older ones were gone before it asked.
-    report_from: u64,
-}
-
-/// The walk back from the newest entry for the n-th newest match, done a
-/// budget of entries per turn like every other scan, so that a tail over a
-/// large ring with a rare match does not hold up ingest.
-struct Seek {
-    want: u64,
-    found: u64,
-    /// The next entry to examine is the one just below this.
-    below: u64,
-    /// Where the walk stops (the read's start: `after_seq`, or the oldest).
-    floor: u64,
 }
 
 enum Phase {
@@ -429,25 +397,15 @@ impl QueryServer {
     }
 
     /// A reader that leaves while entries it was owed have been evicted
-    /// (one the ring lapped while it was not reading) missed them: count
-    /// them as it would have been told next, up to the first entry it
-    /// still had coming (read from the first chunk that holds one).
+    /// missed them: count them as it would have been told next.
     fn count_left_lapped(&mut self, c: &mut Client, ring: &Ring) {
         let Phase::Stream(s) = &mut c.phase else {
             return;
         };
-        let from = s.cursor.max(s.report_from);
-        let stop = ring.next_seq().min(s.end.unwrap_or(u64::MAX));
-        let mut first_held = stop;
-        if from < stop {
-            ring.scan_from(from, &mut s.cache, |r| {
-                first_held = r.seq.min(stop);
-                ControlFlow::Break(())
-            });
-        }
-        if first_held > from {
+        let missed = stream::missed_on_leaving(s, ring);
+        if missed > 0 {
             self.counters.lapped += 1;
-            self.counters.missed += first_held - from;
+            self.counters.missed += missed;
         }
     }
 
@@ -709,176 +667,5 @@ fn reply(dialect: Dialect, status: u16, body: &serde_json::Value) -> Vec<u8> {
     match dialect {
         Dialect::Http => http::json_response(status, body),
         _ => json::value_line(body).into_bytes(),
-    }
-}
-
-/// Where a read starts: after `after_seq`, or the newest `tail` matching
-/// entries, or the oldest held; a follow starts at the next entry. A
-/// cursor ahead of the ring (no entry after it was ever handed out: the
-/// ring was lost, e.g. in a restart) starts at the oldest held.
-fn open_stream(q: Query, chunked: bool, ring: &Ring) -> Stream {
-    let end = (q.mode == Mode::Dump).then_some(ring.next_seq());
-    let after_seq = q.after_seq.filter(|&a| a < ring.next_seq());
-    let ahead = after_seq.is_none() && q.after_seq.is_some();
-    let mut cursor = match (q.mode, after_seq) {
-        _ if ahead => ring.first_seq(),
-        (_, Some(after)) => after.saturating_add(1),
-        (Mode::Follow, None) => ring.next_seq(),
-        _ => ring.first_seq(),
-    };
-    let mut seek = None;
-    if let (Some(n), true) = (q.tail, q.mode != Mode::Follow) {
-        // The newest n matching entries: walk back from the newest (in
-        // `pump`, a budget at a time). None match: start at the next.
-        seek = (n > 0).then_some(Seek {
-            want: n,
-            found: 0,
-            below: ring.next_seq(),
-            floor: cursor,
-        });
-        cursor = ring.next_seq();
-    }
-    Stream {
-        cursor,
-        end,
-        filter: q.filter,
-        format: q.format,
-        chunked,
-        seek,
-        cache: ReadCache::new(),
-        report_from: match after_seq {
-            // A cursor given is a claim on everything after it.
-            Some(after) => after.saturating_add(1),
-            None if ahead => ring.first_seq(),
-            None => ring.next_seq(),
-        },
-    }
-}
-
-/// What a reader whose cursor `after` is ahead of the ring is told, in its
-/// format: the JSON line has no `seq`, so it is never taken for a cursor.
-fn cursor_ahead_notice(after: u64, format: Format, ring: &Ring) -> Vec<u8> {
-    let mut notice = Record::internal(
-        now_ns(),
-        Severity::Warning,
-        format!(
-            "cursor {after} is ahead of the ring, whose next entry is {}: entries handed out \
-             before were lost (e.g. in a restart); reading from the oldest entry held",
-            ring.next_seq()
-        ),
-    );
-    let mut out = Vec::new();
-    if format == Format::Json {
-        json::write_line(&notice.as_ref(), None, None, &mut out);
-    } else {
-        notice.seq = ring.first_seq();
-        format::write_record(&notice.as_ref(), format, &mut out);
-    }
-    out
-}
-
-/// Walk a tail's seek back while the turn's budget lasts, moving the
-/// cursor to each match; ends the seek at the n-th match or the floor.
-fn seek(s: &mut Stream, ring: &Ring, budget: &mut TurnBudget) {
-    let Stream {
-        seek,
-        filter,
-        cursor,
-        cache,
-        ..
-    } = s;
-    let Some(k) = seek else {
-        return;
-    };
-    let mut more = false;
-    ring.scan_back(k.below, cache, |r| {
-        if r.seq < k.floor || k.found >= k.want || budget.is_spent() {
-            more = r.seq >= k.floor && k.found < k.want;
-            return ControlFlow::Break(());
-        }
-        k.below = r.seq;
-        if filter.matches(&r) {
-            k.found += 1;
-            *cursor = r.seq;
-        }
-        budget.spend(r.msg.len());
-        ControlFlow::Continue(())
-    });
-    if !more {
-        *seek = None;
-    }
-}
-
-/// Tell a reader that `missed` entries before `seq` were evicted before it
-/// got them.
-fn write_missed(
-    seq: u64,
-    missed: u64,
-    format: Format,
-    out: &mut Vec<u8>,
-    counters: &mut QueryCounters,
-) {
-    counters.lapped += 1;
-    counters.missed += missed;
-    let mut notice = Record::internal(
-        now_ns(),
-        Severity::Warning,
-        format!("{missed} entries were overwritten in the ring before this reader got them"),
-    );
-    if format == Format::Json {
-        format::write_missed_line(&notice.as_ref(), missed, out);
-    } else {
-        notice.seq = seq;
-        format::write_record(&notice.as_ref(), format, out);
-    }
-}
-
-/// Append the matching entries from the stream's cursor to `out`, up to a
-/// batch or while the turn's budget lasts; tell a reader that eviction
-/// overtook how many it missed.
-fn fill(
-    s: &mut Stream,
-    ring: &Ring,
-    out: &mut Vec<u8>,
-    counters: &mut QueryCounters,
-    budget: &mut TurnBudget,
-) {
-    let stop = s.end.map_or(ring.next_seq(), |e| e.min(ring.next_seq()));
-    let mut done = true;
-    let Stream {
-        cursor,
-        filter,
-        format,
-        cache,
-        report_from,
-        ..
-    } = s;
-    let report_from = *report_from;
-    ring.scan_from(*cursor, cache, |r| {
-        if r.seq >= stop {
-            return ControlFlow::Break(());
-        }
-        let from = (*cursor).max(report_from);
-        if r.seq > from {
-            write_missed(from, r.seq - from, *format, out, counters);
-        }
-        *cursor = r.seq + 1;
-        if filter.matches(&r) {
-            format::write_record(&r, *format, out);
-        }
-        let more = budget.spend(r.msg.len());
-        if out.len() >= BATCH_BYTES || !more {
-            done = false;
-            return ControlFlow::Break(());
-        }
-        ControlFlow::Continue(())
-    });
-    if done && *cursor < stop {
-        // Everything from the cursor on was evicted.
-        let from = (*cursor).max(report_from);
-        if stop > from {
-            write_missed(from, stop - from, *format, out, counters);
-        }
-        *cursor = stop;
     }
 }

@@ -238,6 +238,7 @@ impl Ring {
             self.ledger.input_mut(input).evicted += 1;
         }
         self.len -= 1;
+        self.removals += 1;
         if empty && ci < n {
             self.remove_sealed(ci);
         }

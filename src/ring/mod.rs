@@ -173,6 +173,9 @@ pub struct Ring {
     paused: bool,
     /// Keeps sequence numbers going up across a crash (see [`seqmark`]).
     seq_mark: Option<SeqMark>,
+    /// Entries taken out so far, by eviction or a clear: a reader that
+    /// sees it unchanged knows a gap it meets is not news.
+    removals: u64,
 }
 
 impl std::fmt::Debug for Ring {
@@ -255,6 +258,7 @@ impl Ring {
             local_host: String::new(),
             paused: false,
             seq_mark: None,
+            removals: 0,
         };
         ring.sources.held.push([0; 3]);
         ring.sources.ids.insert("(other)".into(), 0);
@@ -505,6 +509,7 @@ impl Ring {
         }
         self.owned.clear();
         self.evicting = None;
+        self.removals += self.len as u64;
         self.len = 0;
         self.recount();
     }
@@ -564,6 +569,12 @@ impl Ring {
 
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// How many entries were taken out (evicted or cleared) so far: it
+    /// only goes up, so a reader can tell whether any left since it looked.
+    pub fn removals(&self) -> u64 {
+        self.removals
     }
 
     pub fn is_empty(&self) -> bool {

@@ -114,6 +114,40 @@ impl Ring {
         }
     }
 
+    /// How many entries the ring holds with sequence numbers in
+    /// `from..to`: whole chunks by their live count, the (at most two)
+    /// chunks cut by a bound frame by frame, decompressed in `cache`.
+    pub fn held_between(&self, from: u64, to: u64, cache: &mut ReadCache) -> u64 {
+        let start = self.sealed.partition_point(|m| m.end_seq <= from);
+        let mut held = 0;
+        for meta in self.sealed.iter().skip(start).chain([&self.open]) {
+            if meta.first_seq >= to {
+                break;
+            }
+            if meta.live == 0 || meta.end_seq <= from {
+                continue;
+            }
+            if meta.first_seq >= from && meta.end_seq <= to {
+                held += u64::from(meta.live);
+                continue;
+            }
+            let Some(data) = self.cached_bytes(meta, cache) else {
+                continue;
+            };
+            let hdr = self.store.slot_header(meta.slot as usize);
+            chunk::for_each_frame(data, meta.count as usize, meta.first_seq, |fr| {
+                if fr.seq >= to {
+                    return ControlFlow::Break(());
+                }
+                if fr.seq >= from && !hdr.is_dead(fr.idx) {
+                    held += 1;
+                }
+                ControlFlow::Continue(())
+            });
+        }
+        held
+    }
+
     /// Call `f` with each record held whose sequence number is below
     /// `below`, newest first, until it breaks.
     pub fn scan_back(

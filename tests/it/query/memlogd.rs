@@ -235,6 +235,83 @@ fn a_lapped_follower_is_told_how_many_it_missed() {
 }
 
 #[test]
+fn a_dump_the_ring_laps_is_told_how_many_of_the_entries_held_when_it_asked_it_missed() {
+    // Entries far larger than what the sockets between the daemon and
+    // the reader buffer, so the reader is still in the first part of the
+    // ring when the flood below overwrites it.
+    let d = Daemon::start(&["--max-lines", "3000", "--max-bytes", "64M"]);
+    let pad = "x".repeat(900);
+    d.send_many(3000, |i| format!("<13>Nov 21 23:40:10 gen: held {i} {pad}"));
+    d.wait_for("a full ring", |e| {
+        e.last()
+            .and_then(|v| v["msg"].as_str())
+            .is_some_and(|m| m.starts_with("held 2999 "))
+    });
+    // What it holds when the reader asks (the holes fair eviction left
+    // already are nothing the reader missed).
+    let held: Vec<u64> = d
+        .dump()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    let c = UnixStream::connect(&d.query).unwrap();
+    (&c).write_all(b"{\"mode\":\"dump\"}\n").unwrap();
+    let mut r = BufReader::new(c);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let first: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(first["seq"].as_u64(), Some(held[0]));
+    // Twice the ring, while the reader reads nothing.
+    d.send_many(6000, |i| {
+        format!("<13>Nov 21 23:40:10 gen: flood {i} {pad}")
+    });
+    d.wait_for("the flood", |e| {
+        e.last()
+            .and_then(|v| v["msg"].as_str())
+            .is_some_and(|m| m.starts_with("flood 5999 "))
+    });
+    // Each notice tells of the entries held then, between the last entry
+    // the reader got and the next.
+    let held_between = |a: u64, b: u64| held.iter().filter(|&&s| a < s && s < b).count() as u64;
+    let (mut last, mut told, mut missed, mut got) = (held[0], 0u64, 0u64, 1u64);
+    loop {
+        line.clear();
+        if r.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        let v: Value = serde_json::from_str(&line).unwrap();
+        if let Some(m) = v["missed"].as_u64() {
+            told += m;
+            missed += m;
+            continue;
+        }
+        let seq = v["seq"].as_u64().unwrap();
+        assert_eq!(
+            told,
+            held_between(last, seq),
+            "told before seq {seq}, after {last}"
+        );
+        (last, told) = (seq, 0);
+        got += 1;
+    }
+    assert_eq!(
+        told,
+        held_between(last, u64::MAX),
+        "told at the end, after {last}"
+    );
+    assert!(
+        missed > 0,
+        "the flood overwrote entries the reader had not got"
+    );
+    assert_eq!(
+        got + missed,
+        held.len() as u64,
+        "every entry held when it asked is got or told of"
+    );
+    assert_eq!(d.stats()["queries"]["missed"], missed);
+}
+
+#[test]
 fn a_silent_client_does_not_delay_other_queries_and_is_timed_out() {
     let d = Daemon::start(&[]);
     let silent = UnixStream::connect(&d.query).unwrap();

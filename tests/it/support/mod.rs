@@ -685,6 +685,15 @@ impl<T: Send + 'static> Background<T> {
         Background { stop, handle }
     }
 
+    /// Run `step` on `state` again and again until the test says stop or
+    /// `step` returns false; the state is what the work made.
+    pub fn repeat(mut state: T, mut step: impl FnMut(&mut T) -> bool + Send + 'static) -> Self {
+        Self::spawn(move |stop| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && step(&mut state) {}
+            state
+        })
+    }
+
     /// Set the flag, wait for the work to end, and return what it made.
     pub fn stop(self) -> T {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
