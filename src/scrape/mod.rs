@@ -48,6 +48,9 @@ pub struct Scrape<'a> {
 
 struct Conn {
     stream: TcpStream,
+    /// Accepted on the spare fd: answered 503, and the spare taken back
+    /// when it closes.
+    out_of_fds: bool,
     request: Vec<u8>,
     /// The answer, once the request is whole, and how much of it is sent.
     out: Option<Vec<u8>>,
@@ -135,10 +138,18 @@ impl ScrapeServer {
             self.accept(i, registry);
         } else if let Some(slot) = self.conns.get_mut(i - MAX_LISTENERS) {
             if let Some(c) = slot {
-                if serve(c, scrape) == Step::Close {
-                    close(slot, registry);
+                if serve(c, scrape) == Step::Close && close(slot, registry, &mut self.spare) {
+                    self.accept_waiting(registry);
                 }
             }
+        }
+    }
+
+    /// The spare fd is back: accept what waited for it meanwhile (an
+    /// edge-triggered listener says nothing more until another arrives).
+    fn accept_waiting(&mut self, registry: &Registry) {
+        for i in 0..self.listeners.len() {
+            self.accept(i, registry);
         }
     }
 
@@ -148,32 +159,34 @@ impl ScrapeServer {
             return;
         };
         loop {
-            let mut stream = match listener.accept() {
-                Ok((s, _)) => s,
+            let stream = match listener.accept() {
+                Ok((s, _)) => (s, false),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if SpareFd::is_exhaustion(&e) => {
-                    // Out of fds: the health check's answer, on the spare.
-                    let refused = self.spare.lend(|| match listener.accept() {
-                        Ok((mut s, _)) => {
-                            // The request read first: a socket closed
-                            // with unread bytes is reset, and the client
-                            // may lose the answer.
-                            let _ = s.read(&mut [0u8; 1024]);
-                            let _ = s.write(&text(503, OUT_OF_FDS));
-                            true
-                        }
-                        Err(_) => false,
-                    });
-                    if refused != Some(true) {
+                    // Out of fds: the spare goes to one connection, which
+                    // is served like any other but answered 503 (its
+                    // request read first: a socket closed with unread
+                    // bytes is reset, and the client may lose the answer).
+                    // The spare comes back when it closes; until then
+                    // the next ones wait in the queue.
+                    if !self.spare.release() {
                         return;
                     }
-                    continue;
+                    match listener.accept() {
+                        Ok((s, _)) => (s, true),
+                        Err(_) => {
+                            self.spare.restore();
+                            return;
+                        }
+                    }
                 }
                 Err(_) => return,
             };
+            let (mut stream, out_of_fds) = stream;
             // Full: closed at once, so that no client waits in a queue.
             let Some(idx) = self.conns.iter().position(Option::is_none) else {
+                self.spare.restore();
                 continue;
             };
             let token = Token(self.token_base + MAX_LISTENERS + idx);
@@ -181,10 +194,12 @@ impl ScrapeServer {
                 .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
                 .is_err()
             {
+                self.spare.restore();
                 continue;
             }
             self.conns[idx] = Some(Conn {
                 stream,
+                out_of_fds,
                 request: Vec::new(),
                 out: None,
                 sent: 0,
@@ -200,10 +215,14 @@ impl ScrapeServer {
 
     /// Drop the connections past their deadline.
     pub fn expire(&mut self, now: Instant, registry: &Registry) {
+        let mut spare_back = false;
         for slot in &mut self.conns {
             if slot.as_ref().is_some_and(|c| c.deadline <= now) {
-                close(slot, registry);
+                spare_back |= close(slot, registry, &mut self.spare);
             }
+        }
+        if spare_back {
+            self.accept_waiting(registry);
         }
     }
 }
@@ -234,7 +253,14 @@ fn serve(c: &mut Conn, scrape: &Scrape<'_>) -> Step {
                 Err(_) => return Step::Close,
             }
         };
-        match answer(&c.request, eof, scrape) {
+        let answer = answer(&c.request, eof, scrape);
+        match answer.map(|a| {
+            if c.out_of_fds {
+                text(503, OUT_OF_FDS)
+            } else {
+                a
+            }
+        }) {
             Some(out) => c.out = Some(out),
             None if eof => return Step::Close,
             None => return Step::Wait,
@@ -303,11 +329,18 @@ fn text(status: u16, body: &str) -> Vec<u8> {
     http::response(status, "text/plain; charset=utf-8", body.as_bytes())
 }
 
-fn close(slot: &mut Option<Conn>, registry: &Registry) {
-    if let Some(mut c) = slot.take() {
-        let _ = registry.deregister(&mut c.stream);
-        let _ = c.stream.shutdown(std::net::Shutdown::Both);
+/// Close the connection in `slot`; true when that gave the spare fd back.
+fn close(slot: &mut Option<Conn>, registry: &Registry, spare: &mut SpareFd) -> bool {
+    let Some(mut c) = slot.take() else {
+        return false;
+    };
+    let _ = registry.deregister(&mut c.stream);
+    let _ = c.stream.shutdown(std::net::Shutdown::Both);
+    drop(c.stream);
+    if c.out_of_fds {
+        spare.restore();
     }
+    c.out_of_fds
 }
 
 #[cfg(test)]
