@@ -88,67 +88,63 @@ fn samples_are_the_stats_numbers() {
     let doc = document(&ring, None);
     let text = exposition(&doc, Reader::Whole);
     let received = |input: &str| doc["inputs"][input]["received"].as_f64();
-    assert_eq!(
-        sample(&text, "ringlogd_received_total{input=\"syslog\"}"),
-        received("syslog")
-    );
-    assert_eq!(
-        sample(&text, "ringlogd_received_total{input=\"net\"}"),
-        received("net")
-    );
-    assert_eq!(
-        sample(&text, "ringlogd_received_total{input=\"syslog\"}"),
-        Some(2.0)
-    );
-    assert_eq!(
-        sample(&text, "ringlogd_source_stored_total{source=\"sshd\"}"),
-        Some(2.0)
-    );
-    assert_eq!(
-        sample(
-            &text,
-            "ringlogd_source_held_entries{source=\"we\\\"ird\\\\name\"}"
-        ),
-        Some(1.0)
-    );
-    assert_eq!(
-        sample(&text, "ringlogd_ring_entries"),
-        doc["ring"]["entries"].as_f64()
-    );
-    assert_eq!(
-        sample(&text, "ringlogd_ring_oldest_timestamp_seconds"),
-        Some(1.0)
-    );
-    assert_eq!(
-        sample(&text, "ringlogd_ring_compress_info{compress=\"zstd\"}"),
-        Some(1.0)
-    );
-    assert_eq!(sample(&text, "ringlogd_paused"), Some(0.0));
-    assert_eq!(sample(&text, "ringlogd_uptime_seconds"), Some(42.0));
-    assert_eq!(
-        sample(&text, "ringlogd_query_limited_by_uid_total{uid=\"1000\"}"),
-        Some(3.0)
-    );
     let route = "{route=\"relp://10.0.0.1:2514\"}";
-    assert_eq!(
-        sample(&text, &format!("ringlogd_route_acknowledged_total{route}")),
-        Some(2.0)
-    );
-    assert_eq!(
-        sample(&text, &format!("ringlogd_route_connected{route}")),
-        Some(1.0)
-    );
-    assert_eq!(
-        sample(
-            &text,
-            "ringlogd_route_state{route=\"relp://10.0.0.1:2514\",state=\"connected\"}"
+    let series_and_values = [
+        (
+            "ringlogd_received_total{input=\"syslog\"}".to_owned(),
+            received("syslog"),
         ),
-        Some(1.0)
-    );
-    assert_eq!(
-        sample(&text, &format!("ringlogd_route_lag_entries{route}")),
-        doc["routes"][0]["lag"].as_f64()
-    );
+        (
+            "ringlogd_received_total{input=\"net\"}".to_owned(),
+            received("net"),
+        ),
+        (
+            "ringlogd_received_total{input=\"syslog\"}".to_owned(),
+            Some(2.0),
+        ),
+        (
+            "ringlogd_source_stored_total{source=\"sshd\"}".to_owned(),
+            Some(2.0),
+        ),
+        (
+            r#"ringlogd_source_held_entries{source="we\"ird\\name"}"#.to_owned(),
+            Some(1.0),
+        ),
+        (
+            "ringlogd_ring_entries".to_owned(),
+            doc["ring"]["entries"].as_f64(),
+        ),
+        (
+            "ringlogd_ring_oldest_timestamp_seconds".to_owned(),
+            Some(1.0),
+        ),
+        (
+            "ringlogd_ring_compress_info{compress=\"zstd\"}".to_owned(),
+            Some(1.0),
+        ),
+        ("ringlogd_paused".to_owned(), Some(0.0)),
+        ("ringlogd_uptime_seconds".to_owned(), Some(42.0)),
+        (
+            "ringlogd_query_limited_by_uid_total{uid=\"1000\"}".to_owned(),
+            Some(3.0),
+        ),
+        (
+            format!("ringlogd_route_acknowledged_total{route}"),
+            Some(2.0),
+        ),
+        (format!("ringlogd_route_connected{route}"), Some(1.0)),
+        (
+            "ringlogd_route_state{route=\"relp://10.0.0.1:2514\",state=\"connected\"}".to_owned(),
+            Some(1.0),
+        ),
+        (
+            format!("ringlogd_route_lag_entries{route}"),
+            doc["routes"][0]["lag"].as_f64(),
+        ),
+    ];
+    for (series, value) in series_and_values {
+        assert_eq!(sample(&text, &series), value, "{series}");
+    }
     assert!(
         text.contains("\n# TYPE ringlogd_received_total counter\n"),
         "{text}"

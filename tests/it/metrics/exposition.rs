@@ -118,16 +118,7 @@ fn promtool_check(promtool: &std::path::Path, text: &str) {
         .write_all(text.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && said.trim().is_empty(),
-        "promtool check metrics: {}\n{said}\n{text}",
-        out.status
-    );
+    assert_silent_success(&out, &format!("promtool check metrics on\n{text}"));
 }
 
 #[test]
@@ -218,27 +209,30 @@ fn the_metrics_are_the_stats_numbers() {
             assert_eq!(sample(series), number(value), "{input} {key}");
         }
     }
+    // One family per figure of a source or a route, labelled with its name.
+    let labelled = |family: &str, label: String, figures: &Value, keys: [(&str, &str); 3]| {
+        for (key, name) in keys {
+            let series = format!("ringlogd_{family}_{name}{{{label}}}");
+            assert_eq!(sample(series), number(&figures[key]), "{label} {key}");
+        }
+    };
     for (source, figures) in stats["sources"].as_object().unwrap() {
-        let label = source.replace('\\', "\\\\").replace('"', "\\\"");
-        for (key, name) in [
+        let name = source.replace('\\', "\\\\").replace('"', "\\\"");
+        let keys = [
             ("stored", "stored_total"),
             ("held", "held_entries"),
             ("evicted", "evicted_total"),
-        ] {
-            let series = format!("ringlogd_source_{name}{{source=\"{label}\"}}");
-            assert_eq!(sample(series), number(&figures[key]), "{source} {key}");
-        }
+        ];
+        labelled("source", format!("source=\"{name}\""), figures, keys);
     }
     let route = &stats["routes"][0];
     let url = route["url"].as_str().unwrap();
-    for (key, name) in [
+    let keys = [
         ("sent", "sent_total"),
         ("lost", "lost_total"),
         ("lag", "lag_entries"),
-    ] {
-        let series = format!("ringlogd_route_{name}{{route=\"{url}\"}}");
-        assert_eq!(sample(series), number(&route[key]), "route {key}");
-    }
+    ];
+    labelled("route", format!("route=\"{url}\""), route, keys);
     assert_eq!(
         sample(format!("ringlogd_route_connected{{route=\"{url}\"}}")),
         1.0
