@@ -424,7 +424,12 @@ fn a_route_that_lags_past_the_ring_counts_and_tells_what_it_lost() {
     });
     let lost = s["lost"].as_u64().unwrap();
     assert!(lost >= 200, "{s}");
-    let m = rx.messages();
+    // Delivered is written to the socket: read once rsyslogd has written
+    // the last line, which follows every notice on the one connection.
+    let last = format!("{tag}-{}", n - 1);
+    let m = rx.wait_for("the last line", 20, |m| {
+        m.iter().any(|v| v["msg"] == last.as_str())
+    });
     let notices: Vec<&Value> = m
         .iter()
         .filter(|v| msg_has(v, "entries were lost"))
