@@ -907,6 +907,22 @@ pub fn unique(label: &str) -> String {
 
 /// Check that the program behind `out` (`what`) exited 0, showing its
 /// stderr otherwise.
+/// A checker that prints nothing when all is well (a linter, a verifier):
+/// it exits 0 and says nothing, on stdout or stderr, since even a warning
+/// with exit 0 is a finding.
+pub fn assert_silent_success(out: &Output, what: &str) {
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "{what}: {}\n{said}",
+        out.status
+    );
+}
+
 pub fn assert_success(out: &Output, what: &str) {
     assert!(
         out.status.success(),
