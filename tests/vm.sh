@@ -205,7 +205,7 @@ tier1() {
   t0=$(now)
   initramfs "$root" tests/vm/tier1-init "$run/tier1.cpio.gz" \
     "$bin/ringlogd" "$bin/logread" "$bin/logwrite" "$run/kmsg_dump"
-  mkfs.ext4 -q -F "$run/tier1.ext4" 64M
+  mkfs.ext4 -q -F "$run/tier1.ext4" 64M >/dev/null
   local disk=(-drive "file=$run/tier1.ext4,if=virtio,format=raw,cache=unsafe")
   for boot in 1 2; do
     log "tier 1: boot $boot"
@@ -262,7 +262,7 @@ EOF
     ln -sf /dev/null "$root/etc/systemd/system/$u"
   done
   echo vmtest >"$root/etc/hostname"
-  mkfs.ext4 -q -F -d "$root" "$run/tier2.ext4" 1536M
+  mkfs.ext4 -q -F -d "$root" "$run/tier2.ext4" 1536M >/dev/null
   rm -rf "$root"
   initramfs "$run/tier2-initramfs" tests/vm/tier2-init "$run/tier2.cpio.gz"
   log "tier 2: boot"
