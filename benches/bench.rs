@@ -27,6 +27,8 @@ use serde_json::Value;
 mod common;
 #[path = "bench/corpus.rs"]
 mod corpus;
+#[path = "bench/metrics.rs"]
+mod metrics;
 use common::pass_fd;
 
 struct Opts {
@@ -69,6 +71,11 @@ fn main() {
         follow_latency(&opts, &bins, raw.median);
         return;
     }
+    // Only ingest with and without scrapes (issue 19).
+    if args.iter().any(|a| a == "--scrape-only") {
+        metrics::scrape_rows(&opts, &bins);
+        return;
+    }
     // Only the corpus ingest rows: for working on the ingest path.
     if args.iter().any(|a| a == "--ingest-only") {
         println!("\n## net.unix.max_dgram_qlen = {original}");
@@ -108,6 +115,8 @@ fn main() {
     }
     println!();
     intake_row(&opts, &bins);
+    println!();
+    metrics::scrape_rows(&opts, &bins);
     println!();
     let dump = dump_table(&opts, &bins, &corpus);
     println!();

@@ -109,6 +109,9 @@ pub struct State {
     /// The ring was already handed to the systemd fd store.
     #[serde(default)]
     pub ring_in_fdstore: bool,
+    /// The `--metrics` listeners.
+    #[serde(default)]
+    pub metrics: Vec<RawFd>,
 }
 
 impl State {
@@ -123,6 +126,7 @@ impl State {
         v.extend(self.kmsg);
         v.extend(self.intake_fds.iter().map(|f| f.fd));
         v.extend(self.conns.iter().map(|c| c.fd));
+        v.extend(&self.metrics);
         v.retain(|&fd| fd >= 0);
         v
     }

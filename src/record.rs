@@ -11,46 +11,71 @@ use std::net::SocketAddr;
 
 use chrono::{DateTime, FixedOffset};
 
-/// Which kind of input produced a record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum Input {
-    /// A datagram on `/dev/log` or another local syslog socket.
-    Syslog = 0,
-    /// A line read from a file descriptor passed over the intake socket.
-    Fd = 1,
-    /// A record read from `/dev/kmsg`.
-    Kmsg = 2,
-    /// A message received over UDP or TCP.
-    Net = 3,
-    /// Something the daemon itself has to say (start, losses, warnings).
-    Internal = 4,
+/// A small set of codes numbered from 0, each with the name output and
+/// filters use: the enum, its members in code order, and the ways between
+/// code, member and name, written once for every such set.
+macro_rules! coded {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident, named by $name_fn:ident {
+            $($(#[$vmeta:meta])* $variant:ident = $code:literal => $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u8)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant = $code,)+
+        }
+
+        impl $name {
+            /// Every member, in the order of their codes.
+            pub const ALL: [$name; [$($code),+].len()] = [$($name::$variant),+];
+            /// Every member's name, indexed by code.
+            pub const NAMES: [&'static str; [$($code),+].len()] = [$($text),+];
+
+            /// The code the wire formats carry.
+            pub const fn code(self) -> u8 {
+                self as u8
+            }
+
+            /// The member with this code, `None` for any other.
+            pub fn from_code(code: u8) -> Option<$name> {
+                $name::ALL.get(usize::from(code)).copied()
+            }
+
+            /// The name used in output and in filters.
+            pub fn $name_fn(self) -> &'static str {
+                $name::NAMES[usize::from(self.code())]
+            }
+        }
+    };
 }
 
-impl Input {
-    /// Every input, in the order of their numeric codes.
-    pub const ALL: [Input; 5] = [
-        Input::Syslog,
-        Input::Fd,
-        Input::Kmsg,
-        Input::Net,
-        Input::Internal,
-    ];
-
-    /// The name used in JSON output and in filters.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Input::Syslog => "syslog",
-            Input::Fd => "fd",
-            Input::Kmsg => "kmsg",
-            Input::Net => "net",
-            Input::Internal => "internal",
-        }
+coded! {
+    /// Which kind of input produced a record.
+    pub enum Input, named by as_str {
+        /// A datagram on `/dev/log` or another local syslog socket.
+        Syslog = 0 => "syslog",
+        /// A line read from a file descriptor passed over the intake socket.
+        Fd = 1 => "fd",
+        /// A record read from `/dev/kmsg`.
+        Kmsg = 2 => "kmsg",
+        /// A message received over UDP or TCP.
+        Net = 3 => "net",
+        /// Something the daemon itself has to say (start, losses, warnings).
+        Internal = 4 => "internal",
     }
+}
 
-    /// The inverse of `self as u8`.
-    pub fn from_code(code: u8) -> Option<Input> {
-        Input::ALL.get(usize::from(code)).copied()
+coded! {
+    /// A syslog severity, most severe first, named as rsyslog and `logger`
+    /// name it. Records keep the code itself (`Record::severity`), as every
+    /// wire format carries it; this type is for the code that chooses one,
+    /// so no file keeps its own numbers.
+    pub enum Severity, named by name {
+        Emerg = 0 => "emerg", Alert = 1 => "alert", Crit = 2 => "crit", Err = 3 => "err",
+        Warning = 4 => "warning", Notice = 5 => "notice", Info = 6 => "info", Debug = 7 => "debug",
     }
 }
 
@@ -63,9 +88,7 @@ pub const FACILITY_NAMES: [&str; 24] = [
 ];
 
 /// Syslog severity names, indexed by severity code (0 = most severe).
-pub const SEVERITY_NAMES: [&str; 8] = [
-    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
-];
+pub const SEVERITY_NAMES: [&str; 8] = Severity::NAMES;
 
 /// The name of a facility code, `None` for codes outside 0..=23.
 pub fn facility_name(code: u8) -> Option<&'static str> {
@@ -75,50 +98,6 @@ pub fn facility_name(code: u8) -> Option<&'static str> {
 /// The name of a severity code, `None` for codes outside 0..=7.
 pub fn severity_name(code: u8) -> Option<&'static str> {
     SEVERITY_NAMES.get(usize::from(code)).copied()
-}
-
-/// A syslog severity, most severe first. Records keep the code itself
-/// (`Record::severity`), as every wire format carries it; this type is for
-/// the code that chooses one, so no file keeps its own numbers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[repr(u8)]
-pub enum Severity {
-    Emerg = 0,
-    Alert = 1,
-    Crit = 2,
-    Err = 3,
-    Warning = 4,
-    Notice = 5,
-    Info = 6,
-    Debug = 7,
-}
-
-impl Severity {
-    const ALL: [Severity; 8] = [
-        Severity::Emerg,
-        Severity::Alert,
-        Severity::Crit,
-        Severity::Err,
-        Severity::Warning,
-        Severity::Notice,
-        Severity::Info,
-        Severity::Debug,
-    ];
-
-    /// The code syslog writes in PRI.
-    pub const fn code(self) -> u8 {
-        self as u8
-    }
-
-    /// The severity of a code, `None` outside 0..=7.
-    pub fn from_code(code: u8) -> Option<Severity> {
-        Severity::ALL.get(usize::from(code)).copied()
-    }
-
-    /// The name rsyslog and `logger` use, e.g. `warning`.
-    pub fn name(self) -> &'static str {
-        SEVERITY_NAMES[usize::from(self.code())]
-    }
 }
 
 /// The sender's identity as the kernel reported it (SCM_CREDENTIALS or
@@ -205,25 +184,12 @@ impl Record {
         source: impl Into<String>,
         msg: impl Into<String>,
     ) -> Record {
-        Record {
-            seq: 0,
-            received_ns,
-            timestamp: None,
-            input,
-            source: source.into(),
-            facility: None,
-            severity: None,
-            host: None,
-            app: None,
-            pid: None,
-            msgid: None,
-            sd: Vec::new(),
-            msg: msg.into(),
-            peer: None,
-            peer_addr: None,
-            truncated: false,
-            kernel: None,
-        }
+        // The empty fields as the view has them (empty strings and lists
+        // cost no allocation to copy).
+        let mut r = RecordRef::new(input, received_ns, "", "").to_record();
+        r.source = source.into();
+        r.msg = msg.into();
+        r
     }
 
     /// A message from the daemon itself, under the source name memlogd uses

@@ -33,10 +33,26 @@ impl SpareFd {
     /// `None` when there is no spare to free (it could not be taken back
     /// last time: everything is still in use).
     pub fn lend<T>(&mut self, f: impl FnOnce() -> T) -> Option<T> {
-        drop(self.0.take()?);
+        if !self.release() {
+            return None;
+        }
         let out = f();
-        self.0 = File::open("/dev/null").ok();
+        self.restore();
         Some(out)
+    }
+
+    /// Free the spare fd for something that keeps it a while (a
+    /// connection answered before it is closed); false when there is none.
+    /// [`SpareFd::restore`] takes it back once that is closed.
+    pub fn release(&mut self) -> bool {
+        self.0.take().is_some()
+    }
+
+    /// Take the spare fd back, if there is none now.
+    pub fn restore(&mut self) {
+        if self.0.is_none() {
+            self.0 = File::open("/dev/null").ok();
+        }
     }
 }
 

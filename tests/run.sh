@@ -33,6 +33,9 @@ declare -A want=(
   [busybox]=busybox
   [openssl]=openssl
   [groff]=groff-base
+  # Prometheus and its promtool: the metrics tests scrape with both.
+  [prometheus]=prometheus
+  [promtool]=prometheus
   [readelf]=binutils
   # systemd-analyze only: installing the package starts nothing.
   [systemd-analyze]=systemd

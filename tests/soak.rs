@@ -242,7 +242,10 @@ fn soak(length: Duration) {
     });
 
     // The network: TCP with octet counting on a connection renewed every
-    // 500 frames, UDP datagrams.
+    // 500 frames, UDP datagrams. A TCP sender waits for the daemon to
+    // close a connection before it opens the next, as a client that cares
+    // does: otherwise, on a machine too busy for the daemon to keep up,
+    // the connections waiting pass --tcp-max-conns and are refused, whole.
     let tcp = paced(&stop, Duration::from_millis(20), move |round| {
         let mut c = TcpStream::connect(tcp_addr).unwrap();
         let mut buf = Vec::new();
@@ -254,6 +257,8 @@ fn soak(length: Duration) {
             write!(buf, "{} {m}", m.len()).unwrap();
         }
         c.write_all(&buf).unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        let _ = c.read(&mut [0u8; 1]);
         500
     });
     let udp_sent = Arc::new(AtomicU64::new(0));

@@ -8,6 +8,7 @@
 //! and the command line wins over the file ([`Loader`]).
 
 pub mod file;
+pub mod metrics;
 pub mod show;
 
 pub use file::{Loaded, Loader, Origin};
@@ -253,6 +254,9 @@ pub struct DaemonArgs {
     #[arg(long = "route", value_name = "URL", value_parser = RouteSpec::parse)]
     pub route: Vec<RouteSpec>,
 
+    #[command(flatten)]
+    pub metrics: metrics::MetricsArgs,
+
     /// Join continuation lines read from fds into one entry: a regular
     /// expression matched against each line (`^\s` for indented stack
     /// traces). Off unless given.
@@ -371,6 +375,8 @@ pub struct Settings {
     pub daemonize: bool,
     /// Where the ring is forwarded.
     pub routes: Vec<RouteSpec>,
+    /// Where Prometheus scrapes the daemon (`--metrics`).
+    pub metrics: Vec<SocketAddr>,
     /// Multi-line joining of fd lines; `None` when off.
     pub multiline: Option<MultilineSpec>,
     /// `syslog_sockets` is only the default path (no --syslog-socket or
@@ -451,6 +457,7 @@ impl DaemonArgs {
             intake_burst: self.intake_burst,
             daemonize: self.daemonize,
             routes: self.route.clone(),
+            metrics: self.metrics.metrics.clone(),
             multiline: self.multiline.as_ref().map(|pattern| MultilineSpec {
                 pattern: pattern.clone(),
                 mode: self.multiline_match,

@@ -73,6 +73,7 @@ pub fn values(s: &Settings) -> Vec<(&'static str, Option<String>)> {
             ),
         ),
         ("route", Some(list(s.routes.iter().map(|r| string(&r.url))))),
+        ("metrics", Some(addrs(&s.metrics))),
         (
             "multiline",
             s.multiline.as_ref().map(|m| string(&m.pattern)),

@@ -10,6 +10,15 @@ fn args(v: &[&str]) -> Result<DaemonArgs, clap::Error> {
     ))
 }
 
+/// Each of `flag_sets`, after the program name, is refused.
+fn assert_all_rejected(flag_sets: &[&[&str]]) {
+    for bad in flag_sets {
+        let mut v = vec!["ringlogd"];
+        v.extend_from_slice(bad);
+        assert!(args(&v).is_err(), "{bad:?}");
+    }
+}
+
 #[test]
 fn sizes() {
     assert_eq!(parse_size("4096"), Ok(4096));
@@ -60,16 +69,12 @@ fn query_mode_and_group() {
         s(&["ringlogd", "-query-mode=640", "-query-group", "7"]),
         (0o640, Some(7))
     );
-    for bad in [
+    assert_all_rejected(&[
         &["--query-mode", "0999"][..],
         &["--query-mode", "1777"],
         &["--query-mode", "rw"],
         &["--query-group", "no-such-group-here"],
-    ] {
-        let mut v = vec!["ringlogd"];
-        v.extend_from_slice(bad);
-        assert!(args(&v).is_err(), "{bad:?}");
-    }
+    ]);
 }
 
 #[test]
@@ -115,16 +120,12 @@ fn network_listeners() {
     assert_eq!(s.net.tcp, vec!["[::]:6514".parse::<SocketAddr>().unwrap()]);
     assert_eq!(s.net.tcp_max_conns, 2);
     assert_eq!(s.net.tcp_idle_timeout, None);
-    for bad in [
+    assert_all_rejected(&[
         &["--udp", "localhost:514"][..],
         &["--tcp", "127.0.0.1"],
         &["--tcp", "::1:514"],
         &["--tcp-max-conns", "0"],
-    ] {
-        let mut v = vec!["ringlogd"];
-        v.extend_from_slice(bad);
-        assert!(args(&v).is_err(), "{bad:?}");
-    }
+    ]);
 }
 
 #[test]
@@ -217,18 +218,14 @@ fn routes_and_multiline() {
     assert_eq!(m.flush, multiline::DEFAULT_FLUSH);
     assert!(Settings::default().routes.is_empty());
     assert!(Settings::default().multiline.is_none());
-    for bad in [
+    assert_all_rejected(&[
         &["--route", "tcp://h"][..],
         &["--route", "tcp://h:1?nope=1"],
         &["--multiline", "("],
         &["--multiline-match", "first"],
         &["--multiline", "x", "--multiline-match", "middle"],
         &["--multiline", "x", "--multiline-flush", "0"],
-    ] {
-        let mut v = vec!["ringlogd"];
-        v.extend_from_slice(bad);
-        assert!(args(&v).is_err(), "{bad:?}");
-    }
+    ]);
 }
 
 #[test]

@@ -14,7 +14,8 @@ use nix::sys::signalfd::SignalFd;
 
 use super::start::{start_ring, Process, RingFrom, Start};
 use super::token::{
-    Slot, INTAKE_FD_BASE, NET_CONN_BASE, NET_LISTENER_BASE, QUERY_CLIENT_BASE, ROUTE_BASE,
+    Slot, INTAKE_FD_BASE, METRICS_BASE, NET_CONN_BASE, NET_LISTENER_BASE, QUERY_CLIENT_BASE,
+    ROUTE_BASE,
 };
 use super::{local_hostname, warn, Daemon, KMSG_STARTUP_BUDGET};
 use crate::config::Settings;
@@ -29,6 +30,7 @@ use crate::query::QueryServer;
 use crate::record::Severity;
 use crate::ring::{Ring, SeqMark};
 use crate::route::Routes;
+use crate::scrape::ScrapeServer;
 use crate::source::devlog::DevLogSource;
 use crate::source::intake::{IntakeOptions, IntakeSource};
 use crate::source::kmsg::KmsgSource;
@@ -109,6 +111,7 @@ impl Daemon {
             query.routes = Some(routes.board());
         }
         query.intake = Some(inputs.intake.board());
+        let mut scrape = open_scrape(&settings, &mut ring, reexec.as_ref())?;
 
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
         let registry = poll.registry();
@@ -120,6 +123,9 @@ impl Daemon {
             &mut ring,
             &settings,
         )?;
+        scrape
+            .register(registry)
+            .map_err(|e| format!("cannot register with poll: {e}"))?;
         if let Some(state) = &reexec {
             resume_reexec_fds(state, &mut inputs, &mut ring, registry);
         }
@@ -160,6 +166,7 @@ impl Daemon {
             intake,
             query,
             routes,
+            scrape,
             busy,
             query_path: query_listener.path,
             settings,
@@ -342,6 +349,27 @@ fn open_routes(
         &progress,
         local_hostname(),
     )
+}
+
+/// The `--metrics` listeners: on re-exec the ones handed over (the
+/// addresses are bound again only by a restart), else bound now and each
+/// said in the ring, since with port 0 that is the only way to learn the
+/// port.
+fn open_scrape(
+    settings: &Settings,
+    ring: &mut Ring,
+    reexec: Option<&State>,
+) -> Result<ScrapeServer, String> {
+    if let Some(state) = reexec {
+        let handed = state.metrics.iter().filter_map(|&fd| handover::take_fd(fd));
+        return ScrapeServer::adopt(handed, METRICS_BASE)
+            .map_err(|e| format!("re-exec: the metrics listener: {e}"));
+    }
+    let scrape = ScrapeServer::bind(&settings.metrics, METRICS_BASE)?;
+    for addr in scrape.listening() {
+        ingest::note(ring, Severity::Info, format!("listening on metrics {addr}"));
+    }
+    Ok(scrape)
 }
 
 /// Register every socket with the poll; the sources to read at once, since

@@ -246,6 +246,7 @@ impl Daemon {
             routes: self.routes.progress(),
             notify_socket: self.notifier.as_ref().map(|n| n.address().to_owned()),
             ring_in_fdstore: self.ring_in_fdstore,
+            metrics: self.scrape.listener_fds(),
         };
         let memfd = state.to_memfd()?;
         let mut fds = state.fds();

@@ -31,6 +31,7 @@ use crate::query::QueryServer;
 use crate::record::Severity;
 use crate::ring::Ring;
 use crate::route::Routes;
+use crate::scrape::{Scrape, ScrapeServer};
 use crate::serving::Serving;
 use crate::sockpath::BoundPath;
 use crate::source::devlog::DevLogSource;
@@ -78,6 +79,8 @@ pub struct Daemon {
     intake: IntakeSource,
     query: QueryServer,
     routes: Routes,
+    /// The `--metrics` listeners.
+    scrape: ScrapeServer,
     /// Sources with something to read this turn: a readiness event, or a
     /// budget that ran out last turn.
     busy: Vec<Slot>,
@@ -167,6 +170,7 @@ impl Daemon {
             }
             self.query.run_pending(registry, &self.ring);
             self.query.expire(Instant::now(), registry);
+            self.scrape.expire(Instant::now(), registry);
             self.carry_out_controls();
             self.report_seq_mark();
         }
@@ -183,6 +187,7 @@ impl Daemon {
             self.net.next_deadline(),
             self.intake.next_deadline(),
             self.routes.next_deadline(),
+            self.scrape.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -201,6 +206,13 @@ impl Daemon {
             Slot::Signals => return self.on_signals(),
             Slot::QueryListener => self.query.accept(self.poll.registry()),
             Slot::Route(t) => self.routes.event(t, event),
+            Slot::Metrics(t) => {
+                let scrape = Scrape {
+                    stats: &|| self.query.stats_json(&self.ring, None),
+                    paused: self.ring.is_paused(),
+                };
+                self.scrape.event(t, self.poll.registry(), &scrape);
+            }
             Slot::QueryClient(t) => {
                 self.query
                     .client_event(t, event, self.poll.registry(), &self.ring)

@@ -23,6 +23,9 @@ pub(super) const INTAKE_FD_BASE: usize = 1 << 20;
 pub(super) const NET_CONN_BASE: usize = 1 << 24;
 /// Routes are `Token(ROUTE_BASE + i)`, one per `--route`.
 pub(super) const ROUTE_BASE: usize = 1 << 28;
+/// The `--metrics` listeners and their connections are `Token(METRICS_BASE
+/// + i)` (see `scrape`).
+pub(super) const METRICS_BASE: usize = 1 << 29;
 /// Query clients are `Token(QUERY_CLIENT_BASE + i)`: everything from here
 /// up, so it stays the highest.
 pub(super) const QUERY_CLIENT_BASE: usize = 1 << 30;
@@ -43,6 +46,8 @@ pub(super) enum Slot {
     /// A TCP connection of the network source.
     NetConn(Token),
     Route(Token),
+    /// A `--metrics` listener or one of its connections.
+    Metrics(Token),
     QueryClient(Token),
 }
 
@@ -60,7 +65,8 @@ impl Slot {
             t if t < INTAKE_FD_BASE => Slot::NetListener(token),
             t if t < NET_CONN_BASE => Slot::IntakeFd(token),
             t if t < ROUTE_BASE => Slot::NetConn(token),
-            t if t < QUERY_CLIENT_BASE => Slot::Route(token),
+            t if t < METRICS_BASE => Slot::Route(token),
+            t if t < QUERY_CLIENT_BASE => Slot::Metrics(token),
             _ => Slot::QueryClient(token),
         })
     }
@@ -77,6 +83,7 @@ impl Slot {
             | Slot::IntakeFd(t)
             | Slot::NetConn(t)
             | Slot::Route(t)
+            | Slot::Metrics(t)
             | Slot::QueryClient(t) => t,
         }
     }
@@ -99,6 +106,7 @@ mod tests {
             Slot::IntakeFd(Token(INTAKE_FD_BASE + 5)),
             Slot::NetConn(Token(NET_CONN_BASE)),
             Slot::Route(Token(ROUTE_BASE + 1)),
+            Slot::Metrics(Token(METRICS_BASE + 300)),
             Slot::QueryClient(Token(usize::MAX)),
         ] {
             assert_eq!(Slot::of(slot.token()), Some(slot));

@@ -55,7 +55,8 @@ impl Policy {
 
 /// Apply a connection's restriction to its request: a read is narrowed to
 /// the peer's own entries, a change to the ring is refused. Stats (counts,
-/// no text) are for everyone who can connect.
+/// no text), and the metrics made of them, are for everyone who can
+/// connect.
 pub fn restrict(req: Request, dialect: Dialect, only_uid: Option<u32>) -> Parse {
     match (req, only_uid) {
         (req, None) => Parse::Done(req, dialect),
@@ -63,7 +64,7 @@ pub fn restrict(req: Request, dialect: Dialect, only_uid: Option<u32>) -> Parse 
             q.filter.peer_uid = Some(uid);
             Parse::Done(Request::Read(q), dialect)
         }
-        (Request::Stats, Some(_)) => Parse::Done(Request::Stats, dialect),
+        (req @ (Request::Stats | Request::Metrics), Some(_)) => Parse::Done(req, dialect),
         (Request::Control(_), Some(_)) => Parse::error(
             dialect,
             403,

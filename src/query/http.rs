@@ -3,7 +3,7 @@
 //!
 //! `GET /logs` takes the query's options as parameters (`follow=1` dumps
 //! then streams, chunked, until the client leaves), `GET /stats` the
-//! counters, `POST /pause`, `/resume` and `/clear` change the ring, and
+//! counters, `GET /metrics` the same as Prometheus metrics, `POST /pause`, `/resume` and `/clear` change the ring, and
 //! `POST /intake/NAME/close` closes the intake fds passed as NAME
 //! (percent-encoded).
 
@@ -33,6 +33,7 @@ pub(crate) fn parse(buf: &[u8], eof: bool, now_ns: i64) -> Parse {
     let request = match (method, path) {
         ("GET", "/logs") => logs_query(query, now_ns).map(Request::Read),
         ("GET", "/stats") => Ok(Request::Stats),
+        ("GET", "/metrics") => Ok(Request::Metrics),
         ("POST", "/pause") => Ok(Request::Control(Control::Pause)),
         ("POST", "/resume") => Ok(Request::Control(Control::Resume)),
         ("POST", "/clear") => Ok(Request::Control(Control::Clear)),
@@ -49,14 +50,14 @@ pub(crate) fn parse(buf: &[u8], eof: bool, now_ns: i64) -> Parse {
                 }
             }
         }
-        (_, "/logs" | "/stats" | "/pause" | "/resume" | "/clear") => {
+        (_, "/logs" | "/stats" | "/metrics" | "/pause" | "/resume" | "/clear") => {
             return Parse::error(Dialect::Http, 405, format!("{method} is not allowed on {path}"))
         }
         _ => {
             return Parse::error(
                 Dialect::Http,
                 404,
-                format!("no such endpoint {path:?}: try GET /logs, GET /stats, POST /pause, /resume, /clear or /intake/NAME/close"),
+                format!("no such endpoint {path:?}: try GET /logs, GET /stats, GET /metrics, POST /pause, /resume, /clear or /intake/NAME/close"),
             )
         }
     };
@@ -118,6 +119,7 @@ fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         413 => "Payload Too Large",
         431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
         _ => "Error",
     }
 }
@@ -125,12 +127,20 @@ fn reason(status: u16) -> &'static str {
 /// A whole response with a JSON body.
 pub fn json_response(status: u16, body: &serde_json::Value) -> Vec<u8> {
     let body = crate::view::json::value_line(body);
-    format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+    response(status, "application/json", body.as_bytes())
+}
+
+/// A whole response: `body`, of type `content_type`, then the connection
+/// closes.
+pub fn response(status: u16, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         reason(status),
         body.len()
     )
-    .into_bytes()
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
 }
 
 /// The head of a streamed `/logs` answer; the body follows in chunks.
@@ -192,12 +202,16 @@ mod tests {
             Parse::Done(Request::Stats, _)
         ));
         assert!(matches!(
+            parse_request(b"GET /metrics HTTP/1.1\r\n\r\n", false, 0),
+            Parse::Done(Request::Metrics, _)
+        ));
+        assert!(matches!(
             parse_request(b"POST /intake/onboot.a%2Fb+c.out/close HTTP/1.1\r\n\r\n", false, 0),
             Parse::Done(Request::Control(Control::DropFd(n)), _) if n == "onboot.a/b+c.out"
         ));
         // (request, the client has closed its side, the status it gets; 0 while
         // the request is incomplete)
-        let cases: [(&[u8], bool, u16); 10] = [
+        let cases: [(&[u8], bool, u16); 11] = [
             (b"GET /intake/x/close HTTP/1.1\r\n\r\n", false, 405),
             (b"POST /intake//close HTTP/1.1\r\n\r\n", false, 400),
             (b"POST /intake/close HTTP/1.1\r\n\r\n", false, 404),
@@ -205,6 +219,7 @@ mod tests {
             (b"GET /logs HTTP/1.1\r\n", true, 400),
             (b"GET /nope HTTP/1.1\r\n\r\n", false, 404),
             (b"DELETE /logs HTTP/1.1\r\n\r\n", false, 405),
+            (b"POST /metrics HTTP/1.1\r\n\r\n", false, 405),
             (b"GET /logs?bogus=1 HTTP/1.1\r\n\r\n", false, 400),
             (b"GET /logs?n=x HTTP/1.1\r\n\r\n", false, 400),
             (b"GARBAGE\x01\x02\r\n\r\n", false, 400),

@@ -32,6 +32,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::control::{Control, Outcome};
+use crate::metrics;
 use crate::record::now_ns;
 use crate::ring::Ring;
 use crate::spare_fd::SpareFd;
@@ -531,6 +532,15 @@ impl QueryServer {
             }
             Request::Stats => {
                 c.out = reply(dialect, 200, &self.stats_json(ring, c.only_uid));
+                c.phase = Phase::Finish;
+            }
+            Request::Metrics => {
+                let reader = match c.only_uid {
+                    None => metrics::Reader::Whole,
+                    Some(_) => metrics::Reader::Restricted,
+                };
+                let body = metrics::exposition(&self.stats_json(ring, c.only_uid), reader);
+                c.out = http::response(200, metrics::CONTENT_TYPE, body.as_bytes());
                 c.phase = Phase::Finish;
             }
             Request::Control(control) => {

@@ -73,6 +73,8 @@ impl Query {
 pub enum Request {
     Read(Query),
     Stats,
+    /// The stats as Prometheus metrics (HTTP only).
+    Metrics,
     Control(Control),
 }
 

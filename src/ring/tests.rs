@@ -4,6 +4,14 @@ use super::*;
 use crate::record::Input;
 use std::ops::ControlFlow;
 
+/// Limits of `max_lines` entries and `max_bytes` bytes.
+fn bounded(max_lines: usize, max_bytes: usize) -> Limits {
+    Limits {
+        max_lines,
+        max_bytes,
+    }
+}
+
 fn rec(i: usize, len: usize) -> Record {
     let mut r = Record::new(Input::Syslog, i as i64, "t", "x".repeat(len));
     r.app = Some(format!("app{i}"));
@@ -28,10 +36,7 @@ fn sequence_numbers_increase_and_records_read_back() {
 
 #[test]
 fn evicts_oldest_by_lines() {
-    let mut ring = Ring::new(Limits {
-        max_lines: 10,
-        max_bytes: DEFAULT_MAX_BYTES,
-    });
+    let mut ring = Ring::new(bounded(10, DEFAULT_MAX_BYTES));
     for i in 0..25 {
         ring.push(&rec(i, 10));
     }
@@ -46,10 +51,7 @@ fn evicts_oldest_by_lines() {
 #[test]
 fn byte_budget_bounds_real_usage() {
     let max_bytes = 64 << 10;
-    let mut ring = Ring::new(Limits {
-        max_lines: 1_000_000,
-        max_bytes,
-    });
+    let mut ring = Ring::new(bounded(1_000_000, max_bytes));
     for i in 0..10_000 {
         ring.push(&rec(i, 200));
         assert!(
@@ -102,16 +104,10 @@ fn set_limits_keeps_the_newest_and_the_sequence() {
     for i in 0..100 {
         ring.push(&rec(i, 100));
     }
-    ring.set_limits(Limits {
-        max_lines: 10,
-        max_bytes: DEFAULT_MAX_BYTES,
-    });
+    ring.set_limits(bounded(10, DEFAULT_MAX_BYTES));
     assert_eq!((ring.len(), ring.first_seq()), (10, 90));
     assert_eq!(ring.get(99).unwrap().app.as_deref(), Some("app99"));
-    ring.set_limits(Limits {
-        max_lines: 1000,
-        max_bytes: MIN_MAX_BYTES,
-    });
+    ring.set_limits(bounded(1000, MIN_MAX_BYTES));
     assert!(ring.bytes_used() <= MIN_MAX_BYTES);
     for i in 100..1000 {
         assert_eq!(ring.push(&rec(i, 100)), Some(i as u64));
@@ -124,10 +120,7 @@ fn set_limits_keeps_the_newest_and_the_sequence() {
 
 #[test]
 fn oversized_record_gets_its_own_chunk() {
-    let mut ring = Ring::new(Limits {
-        max_lines: 100,
-        max_bytes: 64 << 10,
-    });
+    let mut ring = Ring::new(bounded(100, 64 << 10));
     ring.push(&rec(0, 10));
     ring.push(&rec(1, 20_000));
     ring.push(&rec(2, 10));
@@ -137,10 +130,7 @@ fn oversized_record_gets_its_own_chunk() {
 
 #[test]
 fn mixed_lines_and_bytes_keep_counts_consistent() {
-    let mut ring = Ring::new(Limits {
-        max_lines: 300,
-        max_bytes: 32 << 10,
-    });
+    let mut ring = Ring::new(bounded(300, 32 << 10));
     for i in 0..5000 {
         ring.push(&rec(i, i % 500));
         assert!(ring.len() <= 300);
@@ -170,10 +160,7 @@ fn held_msgs(ring: &Ring) -> Vec<String> {
 
 #[test]
 fn fair_eviction_keeps_quiet_errors_through_a_flood() {
-    let mut ring = Ring::new(Limits {
-        max_lines: 2000,
-        max_bytes: 1 << 20,
-    });
+    let mut ring = Ring::new(bounded(2000, 1 << 20));
     let mut quiet = Vec::new();
     for i in 0..60_000 {
         ring.push(&from("flood", 7, i));
@@ -215,14 +202,7 @@ fn fair_eviction_under_a_byte_budget_and_fifo_for_comparison() {
             ..RingOptions::default()
         };
         let max_bytes = 256 << 10;
-        let mut ring = Ring::with_options(
-            Limits {
-                max_lines: 1_000_000,
-                max_bytes,
-            },
-            opts,
-        )
-        .unwrap();
+        let mut ring = Ring::with_options(bounded(1_000_000, max_bytes), opts).unwrap();
         let mut quiet = Vec::new();
         for i in 0..100_000 {
             ring.push(&from("flood", 6, i));
@@ -247,10 +227,7 @@ fn fair_eviction_under_a_byte_budget_and_fifo_for_comparison() {
 
 #[test]
 fn errors_outlive_debug_lines_of_the_same_source() {
-    let mut ring = Ring::new(Limits {
-        max_lines: 500,
-        max_bytes: 1 << 20,
-    });
+    let mut ring = Ring::new(bounded(500, 1 << 20));
     for i in 0..5000 {
         ring.push(&from("app", if i % 100 == 0 { 3 } else { 7 }, i));
     }
@@ -263,10 +240,7 @@ fn errors_outlive_debug_lines_of_the_same_source() {
 fn compression_holds_several_times_more_per_byte() {
     let fill = |compress| {
         let mut ring = Ring::with_options(
-            Limits {
-                max_lines: 10_000_000,
-                max_bytes: 4 << 20,
-            },
+            bounded(10_000_000, 4 << 20),
             RingOptions {
                 compress,
                 ..RingOptions::default()
@@ -288,10 +262,7 @@ fn compression_holds_several_times_more_per_byte() {
 
 #[test]
 fn readers_see_gaps_as_missed_entries() {
-    let mut ring = Ring::new(Limits {
-        max_lines: 100,
-        max_bytes: 1 << 20,
-    });
+    let mut ring = Ring::new(bounded(100, 1 << 20));
     ring.push(&from("quiet", 3, 0));
     for i in 1..1000 {
         ring.push(&from("flood", 7, i));
@@ -316,10 +287,7 @@ fn readers_see_gaps_as_missed_entries() {
 
 #[test]
 fn held_between_counts_what_a_scan_finds_and_removals_only_go_up() {
-    let mut ring = Ring::new(Limits {
-        max_lines: 3000,
-        max_bytes: 8 << 20,
-    });
+    let mut ring = Ring::new(bounded(3000, 8 << 20));
     let mut removals = ring.removals();
     for i in 0..5000 {
         // Two severities, so fair eviction leaves holes inside chunks.
@@ -363,10 +331,7 @@ fn dup(ring: &Ring) -> std::os::fd::OwnedFd {
 
 #[test]
 fn a_successor_adopts_the_memfd_with_entries_sequence_and_counters() {
-    let limits = Limits {
-        max_lines: 100_000,
-        max_bytes: 1 << 20,
-    };
+    let limits = bounded(100_000, 1 << 20);
     let mut ring = Ring::new(limits);
     ring.set_local_host("here");
     for i in 0..30_000 {
@@ -427,10 +392,7 @@ fn a_foreign_or_newer_memfd_is_refused_clearly() {
 fn snapshots_round_trip_and_refuse_torn_foreign_and_other_versions() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ring.snap");
-    let limits = Limits {
-        max_lines: 100_000,
-        max_bytes: 2 << 20,
-    };
+    let limits = bounded(100_000, 2 << 20);
     let mut ring = Ring::new(limits);
     for i in 0..20_000 {
         ring.push(&from(["a", "b", "c"][i % 3], (i % 8) as u8, i));
@@ -485,10 +447,7 @@ fn allocated(fd: &std::os::fd::OwnedFd) -> usize {
 
 #[test]
 fn adopting_a_large_ring_touches_only_the_slots_in_use() {
-    let limits = Limits {
-        max_lines: 10_000_000,
-        max_bytes: 1 << 30,
-    };
+    let limits = bounded(10_000_000, 1 << 30);
     let mut ring = Ring::new(limits);
     for i in 0..5000 {
         ring.push(&from("a", 6, i));
@@ -512,10 +471,7 @@ fn the_pages_the_ring_counts_are_the_pages_its_memfd_holds() {
     // Through compression, eviction and the slot kept warm for the next
     // open chunk, what --max-bytes is checked against stays what the
     // kernel really holds for the memfd.
-    let limits = Limits {
-        max_lines: 1_000_000,
-        max_bytes: 2 << 20,
-    };
+    let limits = bounded(1_000_000, 2 << 20);
     for compress in [Compress::Zstd, Compress::None] {
         let opts = RingOptions {
             compress,
@@ -548,10 +504,7 @@ fn a_damaged_count_of_sources_is_not_charged_to_the_budget() {
     // table: adopted as it was, the ring counted 17 pages of sources that
     // were never there, more than its 64 KiB budget, and evicted every
     // entry for them.
-    let limits = Limits {
-        max_lines: 1000,
-        max_bytes: 64 << 10,
-    };
+    let limits = bounded(1000, 64 << 10);
     let mut ring = Ring::new(limits);
     for i in 0..400 {
         ring.push(&from(["a", "b", "c"][i % 3], (i % 8) as u8, i));
@@ -625,10 +578,7 @@ fn push_mixed(ring: &mut Ring, range: std::ops::Range<usize>) -> [u64; 3] {
 #[test]
 fn per_uid_source_counts_follow_push_eviction_and_clear() {
     for evict in [Evict::Fair, Evict::Fifo] {
-        let limits = Limits {
-            max_lines: 3000,
-            max_bytes: 256 << 10,
-        };
+        let limits = bounded(3000, 256 << 10);
         let opts = RingOptions {
             evict,
             ..RingOptions::default()
@@ -666,10 +616,7 @@ fn per_uid_source_counts_follow_push_eviction_and_clear() {
 
 #[test]
 fn per_uid_held_counts_are_rebuilt_when_a_successor_adopts_the_ring() {
-    let limits = Limits {
-        max_lines: 3000,
-        max_bytes: 256 << 10,
-    };
+    let limits = bounded(3000, 256 << 10);
     let mut ring = Ring::new(limits);
     push_mixed(&mut ring, 0..20_000);
     let held = held_of(&ring, 1000)["mine"];

@@ -147,9 +147,12 @@ impl Routes {
     }
 }
 
-/// The routes' stats as JSON, `lag` being the entries not yet delivered.
+/// The routes' stats as JSON, `lag` being the entries not yet delivered
+/// and `lag_secs` how long ago the oldest of them was received (0 when
+/// none is waiting).
 pub fn stats_json(board: &Board, ring: &Ring) -> serde_json::Value {
     let next = ring.next_seq();
+    let now = crate::record::now_ns();
     serde_json::Value::Array(
         board
             .borrow()
@@ -157,8 +160,21 @@ pub fn stats_json(board: &Board, ring: &Ring) -> serde_json::Value {
             .map(|s| {
                 let mut v = serde_json::to_value(s).expect("route stats serialize");
                 v["lag"] = serde_json::json!(next.saturating_sub(s.done));
+                let waiting = oldest_received_from(ring, s.done);
+                let lag_ns = waiting.map_or(0, |at| now.saturating_sub(at).max(0));
+                v["lag_secs"] = serde_json::json!(lag_ns as f64 / 1e9);
                 v
             })
             .collect(),
     )
+}
+
+/// When the oldest entry held from `seq` on was received.
+fn oldest_received_from(ring: &Ring, seq: u64) -> Option<i64> {
+    let mut at = None;
+    ring.scan_from(seq, &mut crate::ring::ReadCache::new(), |r| {
+        at = Some(r.received_ns);
+        std::ops::ControlFlow::Break(())
+    });
+    at
 }

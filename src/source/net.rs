@@ -156,10 +156,7 @@ impl NetSource {
             }));
         }
         for &addr in &settings.tcp {
-            let s = socket(addr, Type::STREAM, Protocol::TCP)
-                .and_then(|s| s.listen(LISTEN_BACKLOG).map(|()| s))
-                .map_err(|e| format!("tcp {addr}: {e}"))?;
-            let tcp = TcpListener::from_std(s.into());
+            let tcp = listen_tcp(addr).map_err(|e| format!("tcp {addr}: {e}"))?;
             let local = tcp.local_addr().unwrap_or(addr);
             listeners.push(Listener::Tcp(tcp, local));
         }
@@ -566,6 +563,13 @@ fn socket(addr: SocketAddr, ty: Type, proto: Protocol) -> io::Result<Socket> {
     s.bind(&addr.into())
         .map_err(|e| io::Error::new(e.kind(), format!("cannot bind: {e}")))?;
     Ok(s)
+}
+
+/// A non-blocking TCP listener on `addr`, as [`socket`] binds it.
+pub fn listen_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let s = socket(addr, Type::STREAM, Protocol::TCP)?;
+    s.listen(LISTEN_BACKLOG)?;
+    Ok(TcpListener::from_std(s.into()))
 }
 
 /// One datagram into `buf`: its length, sender, and the kernel's running

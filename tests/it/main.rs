@@ -9,5 +9,6 @@ mod abuse;
 mod clients;
 mod ingest;
 mod lifecycle;
+mod metrics;
 mod query;
 mod route;

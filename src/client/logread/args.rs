@@ -36,12 +36,7 @@ pub struct LogreadArgs {
     #[arg(short = 'F')]
     pub dump_follow: bool,
     /// Only the newest N matching entries (then follow, with -f or -F).
-    #[arg(
-        short = 'n',
-        long = "lines",
-        visible_short_alias = 'l',
-        value_name = "N"
-    )]
+    #[arg(short = 'n', long, visible_short_alias = 'l', value_name = "N")]
     pub lines: Option<u64>,
     /// Severity at or above a level (err), or a range (warning..err).
     #[arg(short = 'p', long = "priority", value_name = "LEVEL")]
@@ -67,12 +62,7 @@ pub struct LogreadArgs {
     #[arg(short = 'k', long = "kernel", conflicts_with = "input")]
     pub kernel: bool,
     /// Only entries whose message matches the regular expression.
-    #[arg(
-        short = 'g',
-        long = "grep",
-        visible_short_alias = 'e',
-        value_name = "REGEX"
-    )]
+    #[arg(short = 'g', long, visible_short_alias = 'e', value_name = "REGEX")]
     pub grep: Option<String>,
     /// Entries received at or after TIME: "YYYY-MM-DD [HH:MM[:SS]]", HH:MM,
     /// RFC 3339, now, today, yesterday, tomorrow, @SECONDS, -1h, +30min,

@@ -14,6 +14,17 @@ fn sender(r: &Record) -> [Option<&str>; 3] {
     [r.host.as_deref(), r.app.as_deref(), r.pid.as_deref()]
 }
 
+/// `raw` parsed, well formed: its record, checked to name `who` (host,
+/// app, pid) as its sender and to say `msg`.
+fn says(raw: &[u8], who: [Option<&str>; 3], msg: &str) -> Record {
+    let p = parse(raw);
+    let raw = String::from_utf8_lossy(raw);
+    assert!(!p.malformed, "{raw:?}");
+    assert_eq!(sender(&p.record), who, "{raw:?}");
+    assert_eq!(p.record.msg, msg, "{raw:?}");
+    p.record
+}
+
 #[test]
 fn glibc_with_pid() {
     let p = parse(b"<30>Nov 21 23:40:10 ctag[4563]: hello 1");
@@ -32,18 +43,17 @@ fn glibc_with_pid() {
 
 #[test]
 fn hostless_tag_is_the_app_on_local_sockets() {
-    let r = parse(b"<13>Nov 21 23:39:54 mytag: msg here").record;
-    assert_eq!(r.app.as_deref(), Some("mytag"));
-    assert_eq!(r.host.as_deref(), Some("thishost"));
-    assert_eq!(r.msg, "msg here");
+    let who = [Some("thishost"), Some("mytag"), None];
+    says(b"<13>Nov 21 23:39:54 mytag: msg here", who, "msg here");
 }
 
 #[test]
 fn rfc3164_with_hostname() {
-    let r = parse(b"<13>Nov 21 23:39:54 vm mytag: m").record;
-    assert_eq!(r.host.as_deref(), Some("vm"));
-    assert_eq!(r.app.as_deref(), Some("mytag"));
-    assert_eq!(r.msg, "m");
+    says(
+        b"<13>Nov 21 23:39:54 vm mytag: m",
+        [Some("vm"), Some("mytag"), None],
+        "m",
+    );
 }
 
 #[test]
@@ -156,17 +166,17 @@ fn python_without_timestamp() {
 
 #[test]
 fn python_with_ident() {
-    let r = parse(b"<11>myapp[77]: went wrong\0").record;
-    assert_eq!(r.app.as_deref(), Some("myapp"));
-    assert_eq!(r.pid.as_deref(), Some("77"));
-    assert_eq!(r.msg, "went wrong");
+    let who = [Some("thishost"), Some("myapp"), Some("77")];
+    says(b"<11>myapp[77]: went wrong\0", who, "went wrong");
 }
 
 #[test]
 fn feb_29_in_a_non_leap_year_still_parses() {
-    let r = parse(b"<30>Feb 29 12:00:00 leap: x").record;
-    assert_eq!(r.app.as_deref(), Some("leap"));
-    assert_eq!(r.msg, "x");
+    let r = says(
+        b"<30>Feb 29 12:00:00 leap: x",
+        [Some("thishost"), Some("leap"), None],
+        "x",
+    );
     let ts = r.timestamp.unwrap();
     assert_eq!((ts.year(), ts.month(), ts.day()), (2024, 2, 29));
 }
@@ -208,9 +218,11 @@ fn fractions_of_3164_stamps() {
 
 #[test]
 fn octet_count_prefix_on_a_datagram() {
-    let r = parse(b"29 <13>Nov 21 23:39:54 t: hi").record;
-    assert_eq!(r.app.as_deref(), Some("t"));
-    assert_eq!(r.msg, "hi");
+    says(
+        b"29 <13>Nov 21 23:39:54 t: hi",
+        [Some("thishost"), Some("t"), None],
+        "hi",
+    );
 }
 
 #[test]
@@ -232,15 +244,19 @@ fn impossible_pri_keeps_the_raw_text() {
 
 #[test]
 fn rfc3164_text_starting_with_brackets_is_not_structured_data() {
-    let r = parse(br#"<13>Nov 21 23:39:54 app: [id k="v"] rest"#).record;
+    let raw = br#"<13>Nov 21 23:39:54 app: [id k="v"] rest"#;
+    let r = says(
+        raw,
+        [Some("thishost"), Some("app"), None],
+        r#"[id k="v"] rest"#,
+    );
     assert!(r.sd.is_empty());
-    assert_eq!(r.msg, r#"[id k="v"] rest"#);
 }
 
 #[test]
 fn invalid_utf8_is_escaped() {
-    let r = parse(b"<13>Nov 21 23:39:54 app: bad \xff byte").record;
-    assert_eq!(r.msg, "bad \\xff byte");
+    let raw = b"<13>Nov 21 23:39:54 app: bad \xff byte";
+    says(raw, [Some("thishost"), Some("app"), None], "bad \\xff byte");
 }
 
 #[test]
@@ -326,6 +342,11 @@ mod forwarded {
         p.record
     }
 
+    /// A message relayed from host web1 by `app[pid]`, saying `msg`.
+    fn from_web1(raw: &[u8], app: &str, pid: &str, msg: &str) -> Record {
+        says(raw, [Some("web1"), Some(app), Some(pid)], msg)
+    }
+
     fn ts(r: &Record) -> String {
         r.timestamp
             .unwrap()
@@ -334,51 +355,56 @@ mod forwarded {
 
     #[test]
     fn rsyslog_default_template_keeps_host_and_the_escaped_newline() {
-        let r = at(b"<156>Nov 22 00:28:25 web1 fwdtag[4242]: line1#012line2");
+        let r = from_web1(
+            b"<156>Nov 22 00:28:25 web1 fwdtag[4242]: line1#012line2",
+            "fwdtag",
+            "4242",
+            "line1#012line2",
+        );
         assert_eq!((r.facility, r.severity), (Some(19), Some(4)));
-        assert_eq!(sender(&r), [Some("web1"), Some("fwdtag"), Some("4242")]);
         // rsyslog replaced the newline before it forwarded: `#012` is
         // what arrived, and could as well be literal text.
-        assert_eq!(r.msg, "line1#012line2");
     }
 
     #[test]
     fn rsyslog_default_template_of_a_5424_message_has_no_colon() {
-        let r = at("<13>Nov 22 00:28:25 web1 fwd5[77] héllo five".as_bytes());
-        assert_eq!(sender(&r), [Some("web1"), Some("fwd5"), Some("77")]);
-        assert_eq!(r.msg, "héllo five");
+        from_web1(
+            "<13>Nov 22 00:28:25 web1 fwd5[77] héllo five".as_bytes(),
+            "fwd5",
+            "77",
+            "héllo five",
+        );
     }
 
     #[test]
     fn rsyslog_protocol23_of_a_3164_message_has_a_double_space() {
-        let r = at(b"<156>1 2026-11-22T00:28:34+00:00 web1 fwdtag 4242 - -  line1#012line2\n");
-        assert_eq!(sender(&r), [Some("web1"), Some("fwdtag"), Some("4242")]);
+        let r = from_web1(
+            b"<156>1 2026-11-22T00:28:34+00:00 web1 fwdtag 4242 - -  line1#012line2\n",
+            "fwdtag",
+            "4242",
+            "line1#012line2",
+        );
         assert_eq!(r.msgid, None);
         assert!(r.sd.is_empty());
-        assert_eq!(r.msg, "line1#012line2");
         assert_eq!(ts(&r), "2026-11-22T00:28:34Z");
     }
 
     #[test]
     fn rsyslog_protocol23_of_a_5424_message() {
-        let r = at(b"<165>1 2003-10-11T22:14:15.003000+02:00 web1 evntslog 1234 ID47 [exampleSDID@32473 iut=\"3\" eventSource=\"Application\"] \xef\xbb\xbfAn application event\n");
+        let r = from_web1(b"<165>1 2003-10-11T22:14:15.003000+02:00 web1 evntslog 1234 ID47 [exampleSDID@32473 iut=\"3\" eventSource=\"Application\"] \xef\xbb\xbfAn application event\n", "evntslog", "1234", "An application event");
         assert_eq!((r.facility, r.severity), (Some(20), Some(5)));
-        assert_eq!(sender(&r), [Some("web1"), Some("evntslog"), Some("1234")]);
         assert_eq!(r.msgid.as_deref(), Some("ID47"));
         assert_eq!(r.sd.len(), 1);
         assert_eq!(r.sd[0].id, "exampleSDID@32473");
         assert_eq!(r.sd[0].params.len(), 2);
-        assert_eq!(r.msg, "An application event");
         assert_eq!(ts(&r), "2003-10-11T22:14:15.003+02:00");
     }
 
     #[test]
     fn syslog_ng_syslog_protocol_with_bom_and_newline() {
-        let r = at(b"<13>1 2026-11-21T10:00:00.123000+02:00 web1 app 77 M2 [meta sequenceId=\"2\"] \xef\xbb\xbfbom text\n");
-        assert_eq!(sender(&r), [Some("web1"), Some("app"), Some("77")]);
+        let r = from_web1(b"<13>1 2026-11-21T10:00:00.123000+02:00 web1 app 77 M2 [meta sequenceId=\"2\"] \xef\xbb\xbfbom text\n", "app", "77", "bom text");
         assert_eq!(r.msgid.as_deref(), Some("M2"));
         assert_eq!(r.sd[0].id, "meta");
-        assert_eq!(r.msg, "bom text");
         assert_eq!(ts(&r), "2026-11-21T10:00:00.123+02:00");
     }
 
@@ -391,16 +417,22 @@ mod forwarded {
 
     #[test]
     fn syslog_ng_legacy_format() {
-        let r = at(b"<13>Nov 22 00:26:38 web1 fwdtag[1459]: via syslog-ng\n");
-        assert_eq!(sender(&r), [Some("web1"), Some("fwdtag"), Some("1459")]);
-        assert_eq!(r.msg, "via syslog-ng");
+        from_web1(
+            b"<13>Nov 22 00:26:38 web1 fwdtag[1459]: via syslog-ng\n",
+            "fwdtag",
+            "1459",
+            "via syslog-ng",
+        );
     }
 
     #[test]
     fn syslog_ng_legacy_format_with_frac_digits() {
-        let r = at("<13>Nov 22 00:26:48.925863 web1 fwd5[2193]: héllo five\n".as_bytes());
-        assert_eq!(sender(&r), [Some("web1"), Some("fwd5"), Some("2193")]);
-        assert_eq!(r.msg, "héllo five");
+        let r = from_web1(
+            "<13>Nov 22 00:26:48.925863 web1 fwd5[2193]: héllo five\n".as_bytes(),
+            "fwd5",
+            "2193",
+            "héllo five",
+        );
         assert_eq!(r.timestamp.unwrap().timestamp_subsec_micros(), 925863);
     }
 }

@@ -20,9 +20,18 @@ use serde_json::Value;
 /// The attacker: nobody.
 const ATTACKER: u32 = 65534;
 
-/// `program args` run as the attacker.
-fn as_attacker(program: &str, args: &[&str]) {
-    run_ok(as_user(ATTACKER, ATTACKER).arg(require(program)).args(args));
+/// The attacker plants a symlink `name` in `dir` that aims at `victim`:
+/// its path.
+fn plant_symlink(victim: &Path, dir: &Path, name: &str) -> PathBuf {
+    let link = dir.join(name);
+    run_ok(
+        as_user(ATTACKER, ATTACKER)
+            .arg(require("ln"))
+            .arg("-s")
+            .arg(victim)
+            .arg(&link),
+    );
+    link
 }
 
 fn mode(p: &Path) -> u32 {
@@ -40,19 +49,22 @@ fn open_tempdir() -> tempfile::TempDir {
     dir
 }
 
-/// A sticky directory anyone may write to, as /tmp is, in `base`.
-fn sticky_dir(base: &Path) -> PathBuf {
-    let shared = base.join("shared");
+/// Where an attacker plants symlinks: in a directory every user can reach,
+/// a root file `victim` the links aim at, and a sticky directory `shared`
+/// anyone may write to, as /tmp is. (base, victim, shared); None
+/// without root, which acting as the attacker needs ([`root_or_skip`]
+/// says why).
+fn victim_and_shared_dir() -> Option<(tempfile::TempDir, PathBuf, PathBuf)> {
+    if !root_or_skip("planting symlinks as another user") {
+        return None;
+    }
+    let base = open_tempdir();
+    let victim = base.path().join("victim");
+    fs::write(&victim, "precious\n").unwrap();
+    let shared = base.path().join("shared");
     fs::create_dir(&shared).unwrap();
     chmod(&shared, 0o1777);
-    shared
-}
-
-/// A root file outside the shared directory that a planted symlink aims at.
-fn victim(base: &Path) -> PathBuf {
-    let victim = base.join("victim");
-    fs::write(&victim, "precious\n").unwrap();
-    victim
+    Some((base, victim, shared))
 }
 
 /// Send `n` messages from `app`; return the entries once all are in.
@@ -89,9 +101,14 @@ fn assert_resumes_after(d: &Daemon, cursor: u64) -> Vec<Value> {
     new
 }
 
+/// The entries of `app` the ring holds.
+fn entries_of_app(d: &Daemon, app: &str) -> Vec<Value> {
+    d.dump().into_iter().filter(|v| v["app"] == app).collect()
+}
+
 /// How many entries of `app` the ring holds.
 fn count_app(d: &Daemon, app: &str) -> usize {
-    d.dump().iter().filter(|v| v["app"] == app).count()
+    entries_of_app(d, app).len()
 }
 
 /// Log 5 entries `before` into `d` (started with a snapshot) and stop it
@@ -105,6 +122,13 @@ fn snapshot_args(snap: &Path) -> Vec<&str> {
     vec!["--snapshot", snap.to_str().unwrap()]
 }
 
+/// A snapshot's path in a new temporary directory (the first of the pair).
+fn snapshot_in_tempdir() -> (tempfile::TempDir, PathBuf) {
+    let keep = tempfile::tempdir().unwrap();
+    let snap = keep.path().join("ring.snapshot");
+    (keep, snap)
+}
+
 /// `PATH.seq`, where the sequence mark of the snapshot at PATH is kept.
 fn mark_of(snap: &Path) -> PathBuf {
     PathBuf::from(format!("{}.seq", snap.display()))
@@ -114,8 +138,7 @@ fn mark_of(snap: &Path) -> PathBuf {
 
 #[test]
 fn the_snapshot_and_its_mark_are_private_whatever_the_umask() {
-    let keep = tempfile::tempdir().unwrap();
-    let snap = keep.path().join("ring.snapshot");
+    let (_keep, snap) = snapshot_in_tempdir();
     let d = Daemon::start_under(
         &["sh", "-c", "umask 000 && exec \"$0\" \"$@\""],
         &snapshot_args(&snap),
@@ -128,12 +151,9 @@ fn the_snapshot_and_its_mark_are_private_whatever_the_umask() {
 
 #[test]
 fn symlinks_planted_in_a_sticky_directory_are_never_followed() {
-    if !root_or_skip("symlinks_planted_in_a_sticky_directory_are_never_followed") {
+    let Some((_base, victim, shared)) = victim_and_shared_dir() else {
         return;
-    }
-    let base = open_tempdir();
-    let victim = victim(base.path());
-    let shared = sticky_dir(base.path());
+    };
     let snap = shared.join("ring.snapshot");
     // Every name a save might write first, and the files themselves.
     let planted = [
@@ -144,14 +164,7 @@ fn symlinks_planted_in_a_sticky_directory_are_never_followed() {
         "ring.snapshot.seq.tmp",
     ];
     for name in planted {
-        as_attacker(
-            "ln",
-            &[
-                "-s",
-                victim.to_str().unwrap(),
-                shared.join(name).to_str().unwrap(),
-            ],
-        );
+        plant_symlink(&victim, &shared, name);
     }
     let d = Daemon::start_with_kmsg(&[&["--no-kmsg"], &snapshot_args(&snap)[..]].concat());
     let before = log(&d, "private", 10);
@@ -168,11 +181,7 @@ fn symlinks_planted_in_a_sticky_directory_are_never_followed() {
         assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o600));
     }
     let d = Daemon::start(&snapshot_args(&snap));
-    let loaded: Vec<Value> = d
-        .dump()
-        .into_iter()
-        .filter(|v| v["app"] == "private")
-        .collect();
+    let loaded = entries_of_app(&d, "private");
     assert_eq!(loaded, before, "the snapshot loads");
 }
 
@@ -200,7 +209,7 @@ fn a_snapshot_others_could_write_is_refused_and_one_they_could_read_is_made_priv
         snap.display()
     ));
     assert_eq!(warning["severity"], "warning");
-    assert!(!d.dump().iter().any(|v| v["app"] == "kept"));
+    assert_eq!(count_app(&d, "kept"), 0);
     drop(d);
 
     // Root's, but others may write to it.
@@ -212,7 +221,7 @@ fn a_snapshot_others_could_write_is_refused_and_one_they_could_read_is_made_priv
         e.iter()
             .any(|v| v["msg"].as_str().unwrap().contains("others may write to"))
     });
-    assert!(!d.dump().iter().any(|v| v["app"] == "kept"));
+    assert_eq!(count_app(&d, "kept"), 0);
     drop(d);
 
     // Readable by others (copied with a loose umask): loaded, made private.
@@ -222,11 +231,7 @@ fn a_snapshot_others_could_write_is_refused_and_one_they_could_read_is_made_priv
         "--snapshot {0}: {0} was readable by others (mode 0644); made it private (0600)",
         snap.display()
     ));
-    let loaded: Vec<Value> = d
-        .dump()
-        .into_iter()
-        .filter(|v| v["app"] == "kept")
-        .collect();
+    let loaded = entries_of_app(&d, "kept");
     assert_eq!(loaded, saved);
     assert_eq!(mode(&snap), 0o600);
 }
@@ -239,11 +244,7 @@ fn a_snapshot_path_ending_in_tmp_is_saved_whole_and_loaded() {
     let saved = log(&d, "dottmp", 10);
     assert!(d.stop().success());
     let d = Daemon::start(&snapshot_args(&snap));
-    let loaded: Vec<Value> = d
-        .dump()
-        .into_iter()
-        .filter(|v| v["app"] == "dottmp")
-        .collect();
+    let loaded = entries_of_app(&d, "dottmp");
     assert_eq!(loaded, saved);
     let mut names: Vec<String> = fs::read_dir(keep.path())
         .unwrap()
@@ -255,8 +256,7 @@ fn a_snapshot_path_ending_in_tmp_is_saved_whole_and_loaded() {
 
 #[test]
 fn a_stale_temporary_file_is_removed_at_start() {
-    let keep = tempfile::tempdir().unwrap();
-    let snap = keep.path().join("ring.snapshot");
+    let (keep, snap) = snapshot_in_tempdir();
     // What a save killed halfway leaves: its temporary name, half written.
     let stale = keep.path().join(".ring.snapshot.tmp.4242.00c0ffee00c0ffee");
     let stale_mark = keep
@@ -360,17 +360,10 @@ fn a_save_that_runs_out_of_space_fails_the_exit_and_loses_no_number() {
 
 #[test]
 fn the_pidfile_is_never_written_through_a_symlink() {
-    if !root_or_skip("the_pidfile_is_never_written_through_a_symlink") {
+    let Some((_base, victim, shared)) = victim_and_shared_dir() else {
         return;
-    }
-    let base = open_tempdir();
-    let victim = victim(base.path());
-    let shared = sticky_dir(base.path());
-    let pidfile = shared.join("ringlogd.pid");
-    as_attacker(
-        "ln",
-        &["-s", victim.to_str().unwrap(), pidfile.to_str().unwrap()],
-    );
+    };
+    let pidfile = plant_symlink(&victim, &shared, "ringlogd.pid");
     let d = Daemon::start(&["--pidfile", pidfile.to_str().unwrap()]);
     // Answered only once the loop runs: the pid file is written by then.
     d.dump();
@@ -392,8 +385,7 @@ fn the_pidfile_is_never_written_through_a_symlink() {
 
 #[test]
 fn a_clean_stop_and_start_go_on_with_the_next_number() {
-    let keep = tempfile::tempdir().unwrap();
-    let snap = keep.path().join("ring.snapshot");
+    let (_keep, snap) = snapshot_in_tempdir();
     let d = Daemon::start(&snapshot_args(&snap));
     let last = seq(log(&d, "first", 5).last().unwrap());
     assert!(d.stop().success());
@@ -415,8 +407,7 @@ fn a_clean_stop_and_start_go_on_with_the_next_number() {
 /// 50 entries read by a follower, kill -9, a start, 20 new entries.
 #[test]
 fn a_follower_gets_every_new_entry_after_a_crash_that_followed_a_restore() {
-    let keep = tempfile::tempdir().unwrap();
-    let snap = keep.path().join("ring.snapshot");
+    let (_keep, snap) = snapshot_in_tempdir();
     seed_snapshot(Daemon::start(&snapshot_args(&snap)));
 
     let d = Daemon::start(&snapshot_args(&snap));
@@ -490,8 +481,7 @@ fn a_follower_gets_every_new_entry_after_a_failed_save() {
 /// successor keeps the mark, so a crash after it still resumes above.
 #[test]
 fn a_follower_gets_every_new_entry_after_a_crash_that_followed_a_reexec() {
-    let keep = tempfile::tempdir().unwrap();
-    let snap = keep.path().join("ring.snapshot");
+    let (_keep, snap) = snapshot_in_tempdir();
     seed_snapshot(Daemon::start(&snapshot_args(&snap)));
 
     let d = Daemon::start(&snapshot_args(&snap));

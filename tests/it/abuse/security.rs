@@ -306,11 +306,18 @@ fn a_symlink_where_a_socket_goes_is_refused_and_left_alone() {
     }
 }
 
+/// A new directory `name` in a temporary one (kept while the first is
+/// held), whose mode and owner a test may change.
+fn dir_of_its_own(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let top = tempfile::tempdir().unwrap();
+    let dir = top.path().join(name);
+    fs::create_dir(&dir).unwrap();
+    (top, dir)
+}
+
 #[test]
 fn a_directory_others_may_write_to_is_refused_unless_sticky() {
-    let top = tempfile::tempdir().unwrap();
-    let dir = top.path().join("shared");
-    fs::create_dir(&dir).unwrap();
+    let (_top, dir) = dir_of_its_own("shared");
     for mode in [0o777, 0o770, 0o730] {
         fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
         let (code, err) = start_in(&dir).expect("refused");
@@ -337,9 +344,7 @@ fn a_directory_another_user_owns_is_refused() {
     if !root_or_skip("a directory of another user") {
         return;
     }
-    let top = tempfile::tempdir().unwrap();
-    let dir = top.path().join("theirs");
-    fs::create_dir(&dir).unwrap();
+    let (_top, dir) = dir_of_its_own("theirs");
     nix::unistd::chown(&dir, Some(ALICE.into()), None).unwrap();
     let (code, err) = start_in(&dir).expect("refused");
     assert_eq!(code, Some(1), "{err}");

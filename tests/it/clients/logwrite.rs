@@ -20,23 +20,24 @@ fn logwrite(socket: &Path, args: &[&str]) -> Output {
         .expect("run logwrite")
 }
 
+/// A daemon, and `logwrite -n NAME command…` run against it with a unique
+/// NAME made from `label`: the daemon, NAME, and what logwrite did.
+fn named_run(label: &str, command: &[&str]) -> (Daemon, String, Output) {
+    let d = Daemon::start(&[]);
+    let name = unique(label);
+    let out = logwrite(&d.intake, &[&["-n", name.as_str()], command].concat());
+    (d, name, out)
+}
+
 fn text(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap()
 }
 
 #[test]
 fn stdout_and_stderr_go_to_the_console_and_to_the_ring() {
-    let d = Daemon::start(&[]);
-    let name = unique("lw");
-    let out = logwrite(
-        &d.intake,
-        &[
-            "-n",
-            &name,
-            "sh",
-            "-c",
-            "echo o1; echo e1 >&2; echo o2; printf partial",
-        ],
+    let (d, name, out) = named_run(
+        "lw",
+        &["sh", "-c", "echo o1; echo e1 >&2; echo o2; printf partial"],
     );
     assert!(out.status.success(), "{out:?}");
     assert_eq!(text(&out.stdout), "o1\no2\npartial");
@@ -132,12 +133,7 @@ fn the_exit_status_is_the_commands() {
 
 #[test]
 fn a_command_killed_by_a_signal_exits_255_and_says_which() {
-    let d = Daemon::start(&[]);
-    let name = unique("killed");
-    let out = logwrite(
-        &d.intake,
-        &["-n", &name, "sh", "-c", "echo before; kill -TERM $$"],
-    );
+    let (d, name, out) = named_run("killed", &["sh", "-c", "echo before; kill -TERM $$"]);
     assert_eq!(out.status.code(), Some(255));
     let err = text(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -188,9 +184,7 @@ fn the_commands_stdin_is_dev_null() {
 
 #[test]
 fn a_command_that_does_not_exist_exits_127_and_says_so_in_the_ring() {
-    let d = Daemon::start(&[]);
-    let name = unique("missing");
-    let out = logwrite(&d.intake, &["-n", &name, "/no/such/program"]);
+    let (d, name, out) = named_run("missing", &["/no/such/program"]);
     assert_eq!(out.status.code(), Some(127));
     assert!(text(&out.stderr).contains("/no/such/program"));
     let lines = d.wait_lines(&name, 1);

@@ -39,6 +39,25 @@ fn peer_ip(e: &Value) -> std::net::IpAddr {
         .ip()
 }
 
+/// `logger args… -t APP --id=PID --msgid MSGID MSG` to `addr` on the
+/// loopback, with a unique MSG made from `label`: the entry it became,
+/// checked to carry that header and to have come from 127.0.0.1.
+fn logged_with_header(
+    d: &Daemon,
+    addr: SocketAddr,
+    label: &str,
+    (app, pid, msgid): (&str, &str, &str),
+    args: &[&str],
+) -> Value {
+    let id = format!("--id={pid}");
+    let header = ["-t", app, id.as_str(), "--msgid", msgid];
+    let e = logged_to(d, addr, label, &[args, &header].concat());
+    assert_eq!(e["input"], "net", "{e}");
+    assert_eq!(peer_ip(&e).to_string(), "127.0.0.1", "{e}");
+    assert_local_header(&e, app, pid, msgid);
+    e
+}
+
 fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).expect("connect to ringlogd");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -70,17 +89,13 @@ fn assert_closed_by_daemon(mut s: TcpStream, what: &str) {
 #[test]
 fn udp_with_logger() {
     let (d, udp) = Daemon::start_on_loopback("udp", &[]);
-    let e = logged_to(
+    let e = logged_with_header(
         &d,
         udp,
         "udp5424",
+        ("udptag", "9", "UM"),
         &[
             "-d",
-            "-t",
-            "udptag",
-            "--id=9",
-            "--msgid",
-            "UM",
             "--sd-id",
             "x@1",
             "--sd-param",
@@ -89,10 +104,7 @@ fn udp_with_logger() {
             "local1.err",
         ],
     );
-    assert_eq!(e["input"], "net");
-    assert_eq!(peer_ip(&e).to_string(), "127.0.0.1");
     assert!(e.get("peer").is_none(), "{e}");
-    assert_local_header(&e, "udptag", "9", "UM");
     assert_eq!(e["sd"]["x@1"]["a"], "b");
     assert_eq!(e["facility"], "local1");
     assert_eq!(e["severity"], "err");
@@ -113,15 +125,7 @@ fn udp_with_logger() {
 fn tcp_with_logger_lf_and_octet_counting() {
     let (d, tcp) = Daemon::start_on_loopback("tcp", &[]);
 
-    let e = logged_to(
-        &d,
-        tcp,
-        "tcplf",
-        &["-T", "-t", "tcptag", "--id=10", "--msgid", "TM"],
-    );
-    assert_eq!(e["input"], "net");
-    assert_eq!(peer_ip(&e).to_string(), "127.0.0.1");
-    assert_local_header(&e, "tcptag", "10", "TM");
+    let e = logged_with_header(&d, tcp, "tcplf", ("tcptag", "10", "TM"), &["-T"]);
     assert!(e.get("truncated").is_none(), "{e}");
 
     // Octet counting keeps an embedded newline inside its message.

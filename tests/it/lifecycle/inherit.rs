@@ -6,9 +6,11 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+
+use serde_json::Value;
 
 use crate::support::*;
 
@@ -49,20 +51,24 @@ fn round_trip(intake: &Path, query: &Path) {
     drop(theirs);
     ours.write_all(b"it works\n").unwrap();
     drop(ours);
-    for _ in 0..500 {
+    dump_until(query, "the line through the intake", |entries| {
+        entries
+            .iter()
+            .any(|e| e["source"] == name.as_str() && e["msg"] == "it works")
+    });
+}
+
+/// The entries the query socket at `query` holds (memlogd's dump), read
+/// until `pred` holds for them.
+fn dump_until(query: &Path, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let dump = || {
         let mut c = std::os::unix::net::UnixStream::connect(query).unwrap();
         c.write_all(&[0]).unwrap();
         let mut out = Vec::new();
         std::io::Read::read_to_end(&mut c, &mut out).unwrap();
-        if parse_lines(&out)
-            .iter()
-            .any(|e| e["source"] == name.as_str() && e["msg"] == "it works")
-        {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("the line never arrived");
+        parse_lines(&out)
+    };
+    poll(what, Duration::from_secs(10), dump, |entries| pred(entries))
 }
 
 /// Session id of process `pid`.
@@ -78,18 +84,26 @@ fn session_of(pid: u32) -> u32 {
     fields[3].parse().unwrap()
 }
 
-#[test]
-fn daemonize_exits_0_only_once_the_daemon_serves_and_leaves_the_terminal() {
-    let dir = tempfile::tempdir().unwrap();
-    let started = ringlogd_command()
-        .arg("--runtime-dir")
-        .arg(dir.path())
+/// `program --no-kmsg --runtime-dir runtime_dir -daemonize`, which must
+/// succeed: what the parent printed.
+fn daemonize(program: &Path, runtime_dir: &Path) -> Output {
+    let started = Command::new(program)
+        .args(["--no-kmsg", "--runtime-dir"])
+        .arg(runtime_dir)
         .arg("-daemonize")
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    // output() returning at all means the daemon let go of stdout/stderr.
     assert!(started.status.success(), "{started:?}");
+    started
+}
+
+#[test]
+fn daemonize_exits_0_only_once_the_daemon_serves_and_leaves_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    // daemonize() returning at all means the daemon let go of
+    // stdout/stderr.
+    let started = daemonize(Path::new(RINGLOGD), dir.path());
     assert!(
         started.stdout.is_empty() && started.stderr.is_empty(),
         "{started:?}"
@@ -116,14 +130,7 @@ fn daemonized_comm(name: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join(name);
     std::os::unix::fs::symlink(RINGLOGD, &link).unwrap();
-    let started = Command::new(&link)
-        .args(["--no-kmsg", "--runtime-dir"])
-        .arg(dir.path())
-        .arg("-daemonize")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(started.status.success(), "{started:?}");
+    daemonize(&link, dir.path());
     let daemon = Detached(pid_with_arg(dir.path()));
     let comm = std::fs::read_to_string(format!("/proc/{}/comm", daemon.0)).unwrap();
     daemon.stop();
@@ -137,13 +144,22 @@ fn the_daemonized_daemon_keeps_the_name_it_was_started_as() {
     assert_eq!(daemonized_comm("memlogd"), "memlogd");
 }
 
+/// The sockets LinuxKit's init binds for memlogd and hands down as fds,
+/// bound in `dir`: the datagram intake and the listening query socket,
+/// each with its path.
+fn bind_init_sockets(dir: &Path) -> ((UnixDatagram, PathBuf), (UnixListener, PathBuf)) {
+    let intake_path = dir.join("intake.sock");
+    let query_path = dir.join("query.sock");
+    (
+        (UnixDatagram::bind(&intake_path).unwrap(), intake_path),
+        (UnixListener::bind(&query_path).unwrap(), query_path),
+    )
+}
+
 #[test]
 fn inherited_sockets_with_daemonize_as_memlogd_gets_them_from_init() {
     let dir = tempfile::tempdir().unwrap();
-    let intake_path = dir.path().join("intake.sock");
-    let query_path = dir.path().join("query.sock");
-    let intake = UnixDatagram::bind(&intake_path).unwrap();
-    let query = UnixListener::bind(&query_path).unwrap();
+    let ((intake, intake_path), (query, query_path)) = bind_init_sockets(dir.path());
     let mut cmd = ringlogd_command();
     cmd.args([
         "-fd-log",
@@ -175,11 +191,8 @@ fn inherited_sockets_with_daemonize_as_memlogd_gets_them_from_init() {
 #[test]
 fn inherited_sockets_in_the_foreground() {
     let dir = tempfile::tempdir().unwrap();
-    let intake_path = dir.path().join("intake.sock");
-    let query_path = dir.path().join("query.sock");
+    let ((intake, intake_path), (query, query_path)) = bind_init_sockets(dir.path());
     let syslog_path = dir.path().join("log");
-    let intake = UnixDatagram::bind(&intake_path).unwrap();
-    let query = UnixListener::bind(&query_path).unwrap();
     let syslog = UnixDatagram::bind(&syslog_path).unwrap();
     let mut cmd = ringlogd_command();
     cmd.args(["--fd-log", "3", "--fd-query", "4", "--fd-syslog", "5"])
@@ -202,19 +215,9 @@ fn inherited_sockets_in_the_foreground() {
         &syslog_path,
         format!("<13>Nov 21 23:40:10 t: {msg}").as_bytes(),
     );
-    let mut found = false;
-    for _ in 0..500 {
-        let mut c = std::os::unix::net::UnixStream::connect(&query_path).unwrap();
-        c.write_all(&[0]).unwrap();
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut c, &mut out).unwrap();
-        if parse_lines(&out).iter().any(|e| e["msg"] == msg.as_str()) {
-            found = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(found, "the syslog message never arrived");
+    dump_until(&query_path, "the syslog message", |entries| {
+        entries.iter().any(|e| e["msg"] == msg.as_str())
+    });
     signal(child.id(), "TERM");
     assert!(wait_timeout(&mut child, Duration::from_secs(10)).success());
     for p in [&intake_path, &query_path, &syslog_path] {
@@ -307,18 +310,9 @@ fn memlogds_own_command_line_works() {
     }
     writeln!(ours, "{}", "y".repeat(100)).unwrap();
     drop(ours);
-    let mut entries = Vec::new();
-    for _ in 0..500 {
-        let mut c = std::os::unix::net::UnixStream::connect(&query).unwrap();
-        c.write_all(&[0]).unwrap();
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut c, &mut out).unwrap();
-        entries = parse_lines(&out);
-        if entries.last().is_some_and(|e| e["truncated"] == true) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let entries = dump_until(&query, "the cut last line", |entries| {
+        entries.last().is_some_and(|e| e["truncated"] == true)
+    });
     assert_eq!(entries.len(), 10, "-max-lines 10: {entries:?}");
     // Fair eviction: svc.out holds more than its share, so its oldest
     // lines went and the daemon's own start message stayed.

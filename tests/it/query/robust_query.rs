@@ -254,22 +254,18 @@ fn a_10_mib_json_request_is_refused_without_being_held() {
 #[test]
 fn a_client_pouring_bytes_after_its_request_does_not_stall_ingest() {
     let d = Daemon::start(&[]);
-    let query = d.query.clone();
     // Follow, then never stop sending: everything after the request is
     // junk the daemon has to read and throw away.
-    let pourer = Background::spawn(move |stop| {
-        let mut c = UnixStream::connect(&query).unwrap();
-        c.write_all(&[1]).unwrap();
-        let junk = vec![b'j'; 1 << 16];
-        let mut sent = 0u64;
-        c.set_write_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            if let Ok(n) = c.write(&junk) {
-                sent += n as u64;
-            }
+    let mut c = UnixStream::connect(&d.query).unwrap();
+    c.write_all(&[1]).unwrap();
+    c.set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let junk = vec![b'j'; 1 << 16];
+    let pourer = Background::repeat((c, 0u64), move |(c, sent)| {
+        if let Ok(n) = c.write(&junk) {
+            *sent += n as u64;
         }
-        sent
+        true
     });
     std::thread::sleep(Duration::from_millis(300));
     for i in 0..20 {
@@ -283,7 +279,7 @@ fn a_client_pouring_bytes_after_its_request_does_not_stall_ingest() {
             t.elapsed()
         );
     }
-    let sent = pourer.stop();
+    let (_, sent) = pourer.stop();
     println!("the client poured {} MiB meanwhile", sent >> 20);
     d.assert_still_serves();
 }
@@ -397,11 +393,9 @@ fn tail_queries_over_a_large_ring_do_not_stall_ingest() {
 
     let hammers: Vec<_> = (0..2)
         .map(|_| {
-            let query = d.query.clone();
-            Background::spawn(move |stop| {
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    ask(&query, tail, Duration::from_secs(60));
-                }
+            Background::repeat(d.query.clone(), move |query| {
+                ask(query, tail, Duration::from_secs(60));
+                true
             })
         })
         .collect();

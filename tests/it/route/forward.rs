@@ -19,14 +19,27 @@ fn rfc5424_example(msg: &str) -> Vec<u8> {
 
 const EXAMPLE_TIME: &str = "2003-10-11T22:14:15.003+02:00";
 
-/// A docs snippet pointed at this daemon's socket.
-fn snippet(name: &str, d: &Daemon) -> String {
-    doc_snippet(name).replace("/tmp/ringlogd/log", d.log.to_str().unwrap())
+/// A daemon and `relay` (`Syslogd::rsyslog` or `Syslogd::syslog_ng`)
+/// forwarding to its syslog socket as the docs snippet `name` says.
+fn relay_to_socket(relay: fn(&str) -> Syslogd, name: &str) -> (Daemon, Syslogd) {
+    let d = Daemon::start(&[]);
+    let conf = doc_snippet(name).replace("/tmp/ringlogd/log", d.log.to_str().unwrap());
+    let r = relay(&conf);
+    (d, r)
 }
 
-/// A docs network snippet pointed at this port.
-fn snippet_port(name: &str, port: u16) -> String {
-    doc_snippet(name).replace("5514", &port.to_string())
+/// A daemon listening on TCP and `relay` forwarding there as the docs
+/// snippet `name` says.
+fn relay_to_tcp(relay: fn(&str) -> Syslogd, name: &str) -> (Daemon, Syslogd) {
+    let (d, tcp) = Daemon::start_on_loopback("tcp", &[]);
+    let r = relay(&doc_snippet(name).replace("5514", &tcp.port().to_string()));
+    (d, r)
+}
+
+/// Stop `relay`: every message it handed `input` is accounted for.
+fn stop_balanced(d: Daemon, relay: Syslogd, input: &str) {
+    relay.stop();
+    d.assert_ledger_balances(input);
 }
 
 fn time_of(e: &Value, key: &str) -> DateTime<FixedOffset> {
@@ -59,6 +72,53 @@ fn logged_via(d: &Daemon, via: &Syslogd, args: &[&str], stored: &str, slack_ms: 
     let e = d.entry_with_msg(stored);
     assert_times(&e, before, after, slack_ms);
     e
+}
+
+/// A message with every RFC 5424 header field `logger` sets: app, pid,
+/// msgid, one parameter `k` of SD element `ex@32473`, and a priority
+/// unless logger's default is meant.
+struct Full5424<'a> {
+    app: &'a str,
+    pid: &'a str,
+    msgid: &'a str,
+    /// `k` as `--sd-param` takes it, and the value that must arrive.
+    sd_k: (&'a str, &'a str),
+    /// (facility, severity)
+    priority: Option<(&'a str, &'a str)>,
+}
+
+impl Full5424<'_> {
+    /// `text` with this header, sent by `logger --rfc5424` through `via`:
+    /// the entry, checked to carry the whole header and a timestamp within
+    /// the sending (give or take `slack_ms`).
+    fn logged_via(&self, d: &Daemon, via: &Syslogd, text: &str, slack_ms: i64) -> Value {
+        let id = format!("--id={}", self.pid);
+        let sd_param = format!("k={}", self.sd_k.0);
+        let priority = self.priority.map(|(f, s)| format!("{f}.{s}"));
+        let mut args = vec![
+            "--rfc5424",
+            "-t",
+            self.app,
+            &id,
+            "--msgid",
+            self.msgid,
+            "--sd-id",
+            "ex@32473",
+            "--sd-param",
+            &sd_param,
+        ];
+        if let Some(p) = &priority {
+            args.extend(["-p", p]);
+        }
+        args.push(text);
+        let e = logged_via(d, via, &args, text, slack_ms);
+        assert_local_header(&e, self.app, self.pid, self.msgid);
+        assert_eq!(e["sd"]["ex@32473"]["k"], self.sd_k.1, "{e}");
+        if let Some((facility, severity)) = self.priority {
+            assert_fields(&e, &[("facility", facility), ("severity", severity)]);
+        }
+        e
+    }
 }
 
 /// The RFC 5424 example with a unique message from `label`, sent through
@@ -101,8 +161,7 @@ fn assert_example_5424(e: &Value) {
 
 #[test]
 fn rsyslog_default_template_rfc3164() {
-    let d = Daemon::start(&[]);
-    let rs = Syslogd::rsyslog(&snippet("rsyslog-3164", &d));
+    let (d, rs) = relay_to_socket(Syslogd::rsyslog, "rsyslog-3164");
 
     let msg = unique("rs3164");
     // rsyslog replaced the newline before forwarding; RFC 3164 has whole
@@ -153,51 +212,24 @@ fn rsyslog_default_template_rfc3164() {
     let ts = time_of(&e, "timestamp").with_timezone(&Local);
     assert_eq!(ts.format("%m-%d %H:%M:%S").to_string(), "10-11 20:14:15");
 
-    rs.stop();
-    d.assert_ledger_balances("syslog");
+    stop_balanced(d, rs, "syslog");
 }
 
 #[test]
 fn rsyslog_protocol23_rfc5424() {
-    let d = Daemon::start(&[]);
-    let rs = Syslogd::rsyslog(&snippet("rsyslog-5424", &d));
+    let (d, rs) = relay_to_socket(Syslogd::rsyslog, "rsyslog-5424");
 
     let msg = unique("rs5424");
     // logger's microseconds survive both hops.
-    let e = logged_via(
-        &d,
-        &rs,
-        &[
-            "--rfc5424",
-            "-t",
-            "fwd5",
-            "--id=77",
-            "--msgid",
-            "MID",
-            "--sd-id",
-            "ex@32473",
-            "--sd-param",
-            r#"k="a\"b""#,
-            "-p",
-            "local4.err",
-            &format!("héllo {msg}"),
-        ],
-        &format!("héllo {msg}"),
-        1,
-    );
-    assert_fields(
-        &e,
-        &[
-            ("input", "syslog"),
-            ("host", hostname().as_str()),
-            ("app", "fwd5"),
-            ("pid", "77"),
-            ("msgid", "MID"),
-            ("facility", "local4"),
-            ("severity", "err"),
-        ],
-    );
-    assert_eq!(e["sd"]["ex@32473"]["k"], r#"a"b"#);
+    let header = Full5424 {
+        app: "fwd5",
+        pid: "77",
+        msgid: "MID",
+        sd_k: (r#""a\"b""#, r#"a"b"#),
+        priority: Some(("local4", "err")),
+    };
+    let e = header.logged_via(&d, &rs, &format!("héllo {msg}"), 1);
+    assert_eq!(e["input"], "syslog");
     assert_eq!(e["sd"]["timeQuality"]["tzKnown"], "1");
 
     assert_example_5424(&example_via(&d, &rs, "rs5424-web1"));
@@ -209,51 +241,24 @@ fn rsyslog_protocol23_rfc5424() {
     assert_eq!(e["app"], "old");
     assert!(e.get("msgid").is_none(), "{e}");
 
-    rs.stop();
-    d.assert_ledger_balances("syslog");
+    stop_balanced(d, rs, "syslog");
 }
 
 #[test]
 fn syslog_ng_syslog_protocol_rfc5424() {
-    let d = Daemon::start(&[]);
-    let ng = Syslogd::syslog_ng(&snippet("syslog-ng-5424", &d));
+    let (d, ng) = relay_to_socket(Syslogd::syslog_ng, "syslog-ng-5424");
 
     let msg = unique("ng5424");
     // syslog-ng keeps an embedded newline; only the trailing one goes.
-    let e = logged_via(
-        &d,
-        &ng,
-        &[
-            "--rfc5424",
-            "-t",
-            "ngapp",
-            "--id=31",
-            "--msgid",
-            "NGM",
-            "--sd-id",
-            "ex@32473",
-            "--sd-param",
-            r#"k="v\]""#,
-            "-p",
-            "mail.info",
-            &format!("first\nsecond {msg}"),
-        ],
-        &format!("first\nsecond {msg}"),
-        1,
-    );
-    assert_fields(
-        &e,
-        &[
-            ("input", "syslog"),
-            ("host", hostname().as_str()),
-            ("app", "ngapp"),
-            ("pid", "31"),
-            ("msgid", "NGM"),
-            ("facility", "mail"),
-            ("severity", "info"),
-        ],
-    );
-    assert_eq!(e["sd"]["ex@32473"]["k"], "v]");
+    let header = Full5424 {
+        app: "ngapp",
+        pid: "31",
+        msgid: "NGM",
+        sd_k: (r#""v\]""#, "v]"),
+        priority: Some(("mail", "info")),
+    };
+    let e = header.logged_via(&d, &ng, &format!("first\nsecond {msg}"), 1);
+    assert_eq!(e["input"], "syslog");
     assert!(e["sd"]["meta"]["sequenceId"].is_string(), "{e}");
     assert_eq!(
         e["peer"]["pid"],
@@ -263,14 +268,12 @@ fn syslog_ng_syslog_protocol_rfc5424() {
 
     assert_example_5424(&example_via(&d, &ng, "ng5424-web1"));
 
-    ng.stop();
-    d.assert_ledger_balances("syslog");
+    stop_balanced(d, ng, "syslog");
 }
 
 #[test]
 fn syslog_ng_legacy_rfc3164() {
-    let d = Daemon::start(&[]);
-    let ng = Syslogd::syslog_ng(&snippet("syslog-ng-3164", &d));
+    let (d, ng) = relay_to_socket(Syslogd::syslog_ng, "syslog-ng-3164");
 
     // logger's local format (no host name), as programs write /dev/log:
     // syslog-ng's RFC 5424 source reads it, and adds its host.
@@ -305,36 +308,22 @@ fn syslog_ng_legacy_rfc3164() {
     assert!(e.get("msgid").is_none() && e.get("sd").is_none(), "{e}");
     assert_example_wall_clock(&e);
 
-    ng.stop();
-    d.assert_ledger_balances("syslog");
+    stop_balanced(d, ng, "syslog");
 }
 
 #[test]
 fn rsyslog_omfwd_tcp_octet_counted() {
-    let (d, tcp) = Daemon::start_on_loopback("tcp", &[]);
-    let port = tcp.port();
-    let rs = Syslogd::rsyslog(&snippet_port("rsyslog-omfwd", port));
+    let (d, rs) = relay_to_tcp(Syslogd::rsyslog, "rsyslog-omfwd");
 
     let msg = unique("omfwd");
-    let e = logged_via(
-        &d,
-        &rs,
-        &[
-            "--rfc5424",
-            "-t",
-            "fwdnet",
-            "--id=55",
-            "--msgid",
-            "NET",
-            "--sd-id",
-            "ex@32473",
-            "--sd-param",
-            r#"k="v""#,
-            &msg,
-        ],
-        &msg,
-        1,
-    );
+    let header = Full5424 {
+        app: "fwdnet",
+        pid: "55",
+        msgid: "NET",
+        sd_k: (r#""v""#, "v"),
+        priority: None,
+    };
+    let e = header.logged_via(&d, &rs, &msg, 1);
     assert_eq!(e["input"], "net");
     assert!(
         e["peer_addr"].as_str().unwrap().starts_with("127.0.0.1:"),
@@ -344,8 +333,6 @@ fn rsyslog_omfwd_tcp_octet_counted() {
         e.get("peer").is_none(),
         "no kernel credentials over TCP: {e}"
     );
-    assert_local_header(&e, "fwdnet", "55", "NET");
-    assert_eq!(e["sd"]["ex@32473"]["k"], "v");
 
     assert_example_5424(&example_via(&d, &rs, "omfwd-web1"));
 
@@ -365,9 +352,7 @@ fn rsyslog_omfwd_tcp_octet_counted() {
 
 #[test]
 fn syslog_ng_tcp_octet_counted() {
-    let (d, tcp) = Daemon::start_on_loopback("tcp", &[]);
-    let port = tcp.port();
-    let ng = Syslogd::syslog_ng(&snippet_port("syslog-ng-tcp", port));
+    let (d, ng) = relay_to_tcp(Syslogd::syslog_ng, "syslog-ng-tcp");
 
     let msg = unique("ngtcp");
     ng.logger(&[
@@ -390,6 +375,5 @@ fn syslog_ng_tcp_octet_counted() {
 
     assert_example_5424(&example_via(&d, &ng, "ngtcp-web1"));
 
-    ng.stop();
-    d.assert_ledger_balances("net");
+    stop_balanced(d, ng, "net");
 }

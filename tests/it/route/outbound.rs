@@ -46,14 +46,11 @@ fn wait_route(d: &Daemon, i: usize, what: &str, pred: impl Fn(&Value) -> bool) -
 #[test]
 fn relp_delivers_every_field_and_acknowledges() {
     let rx = Receiver::start(Input::Relp, None);
-    let d = Daemon::start(&["--route", &rx.url("relp", "")]);
-    let msg = unique("relp-example");
-    d.send(&example(&msg));
-    assert_example(&rx.message_with(&msg), &msg);
+    let (d, m, msg) = example_routed(&rx, &rx.url("relp", ""), "relp-example");
+    assert_example(&m, &msg);
     // A line from an fd carries no host: the box's own name is sent.
     let line = unique("fd-line");
-    let mut w = d.pass_socketpair("svc.out");
-    std::io::Write::write_all(&mut w, format!("{line}\n").as_bytes()).unwrap();
+    let _w = pass_text(&d, "svc.out", &format!("{line}\n"));
     let m = rx.message_with(&line);
     assert_eq!(m["host"], hostname().as_str(), "{m}");
     assert_eq!(m["app"], "svc.out", "{m}");
@@ -131,6 +128,39 @@ fn arrivals(rx: &Receiver, tag: &str, n: usize) -> Vec<usize> {
     seen
 }
 
+/// A daemon with a route to `rx` by `url`, sent the RFC 5424 example with
+/// a unique message from `label`: the daemon, what `rx` received, and the
+/// message.
+fn example_routed(rx: &Receiver, url: &str, label: &str) -> (Daemon, Value, String) {
+    let d = Daemon::start(&["--route", url]);
+    let msg = unique(label);
+    d.send(&example(&msg));
+    let m = rx.message_with(&msg);
+    (d, m, msg)
+}
+
+/// A daemon started with `flags` and a `--route` to each of `urls`.
+fn routed(flags: &[&str], urls: &[String]) -> Daemon {
+    let mut args = flags.to_vec();
+    for url in urls {
+        args.extend(["--route", url]);
+    }
+    Daemon::start(&args)
+}
+
+/// Pass the daemon a socketpair under `name` and write `text` into it: our
+/// end, open until dropped.
+fn pass_text(d: &Daemon, name: &str, text: &str) -> std::os::unix::net::UnixStream {
+    let mut w = d.pass_socketpair(name);
+    std::io::Write::write_all(&mut w, text.as_bytes()).unwrap();
+    w
+}
+
+/// Whether entry `v`'s msg contains `needle`.
+fn msg_has(v: &Value, needle: &str) -> bool {
+    v["msg"].as_str().is_some_and(|s| s.contains(needle))
+}
+
 /// Every load message is stored in the ring: ingest did not wait for any
 /// route.
 fn assert_all_stored(d: &Daemon, n: u64) {
@@ -141,35 +171,19 @@ fn assert_all_stored(d: &Daemon, n: u64) {
 #[test]
 fn tcp_octet_counting_keeps_a_multi_line_message_whole_and_lf_escapes_it() {
     let rx = Receiver::start(Input::Tcp, None);
-    let d = Daemon::start(&[
-        "--route",
-        &rx.url("tcp", "grep=^(trace-|  at)"),
-        "--route",
-        &rx.url("tcp", "grep=^(trace-|  at)&framing=lf&format=rfc3164"),
-    ]);
+    // The same stack-trace lines to both routes, framed in two ways.
+    let trace = "grep=^(trace-|  at)";
+    let lf = format!("{trace}&framing=lf&format=rfc3164");
+    let d = routed(&[], &[rx.url("tcp", trace), rx.url("tcp", &lf)]);
     let tag = unique("trace");
-    let mut w = d.pass_socketpair("java");
-    std::io::Write::write_all(
-        &mut w,
-        format!("{tag} one\\n  at two\n")
-            .replace("\\n", "\n")
-            .as_bytes(),
-    )
-    .unwrap();
-    drop(w);
+    drop(pass_text(&d, "java", &format!("{tag} one\n  at two\n")));
     // Without --multiline these are two entries: send a joined one instead.
     let joined = format!("{tag} whole\n  at a()\n  at b()");
     d.send(format!("<11>1 2026-01-02T03:04:05.678901Z app1 javaapp 77 EX - {joined}").as_bytes());
     let octet = rx.wait_for("both copies", 10, |m| {
-        m.iter()
-            .filter(|v| v["msg"].as_str().is_some_and(|s| s.contains("whole")))
-            .count()
-            == 2
+        m.iter().filter(|v| msg_has(v, "whole")).count() == 2
     });
-    let copies: Vec<&Value> = octet
-        .iter()
-        .filter(|v| v["msg"].as_str().is_some_and(|s| s.contains("whole")))
-        .collect();
+    let copies: Vec<&Value> = octet.iter().filter(|v| msg_has(v, "whole")).collect();
     let whole = copies.iter().find(|v| v["msg"] == joined.as_str());
     let whole = whole.unwrap_or_else(|| panic!("octet counting keeps the newlines: {copies:#?}"));
     assert_eq!(whole["time"], "2026-01-02T03:04:05.678901Z", "{whole}");
@@ -224,10 +238,8 @@ fn tcp_octet_counting_keeps_a_multi_line_message_whole_and_lf_escapes_it() {
 #[test]
 fn udp_sends_rfc3164_with_every_field_it_can_carry() {
     let rx = Receiver::start(Input::Udp, None);
-    let d = Daemon::start(&["--route", &rx.url("udp", "format=rfc3164&app=evntslog")]);
-    let msg = unique("udp-example");
-    d.send(&example(&msg));
-    let m = rx.message_with(&msg);
+    let url = rx.url("udp", "format=rfc3164&app=evntslog");
+    let (d, m, msg) = example_routed(&rx, &url, "udp-example");
     assert_fields(
         &m,
         &[
@@ -265,10 +277,8 @@ fn tls_with_a_client_certificate_delivers_every_field() {
         pki.path("client.pem"),
         pki.path("client-key.pem")
     );
-    let d = Daemon::start(&["--route", &rx.url("tls", &opts)]);
-    let msg = unique("tls-example");
-    d.send(&example(&msg));
-    assert_example(&rx.message_with(&msg), &msg);
+    let (d, m, msg) = example_routed(&rx, &rx.url("tls", &opts), "tls-example");
+    assert_example(&m, &msg);
     let s = wait_route(&d, 0, "connected", |s| {
         s["state"] == "connected" && s["lag"] == 0
     });
@@ -282,14 +292,7 @@ fn tls_with_a_client_certificate_delivers_every_field() {
     let before = rx.messages().len();
     let opts = format!("ca={}", pki.path("ca.pem"));
     let d = Daemon::start(&["--route", &rx.url("tls", &opts)]);
-    d.wait_for("the connection dropped", |e| {
-        e.iter().any(|v| {
-            v["input"] == "internal"
-                && v["msg"]
-                    .as_str()
-                    .is_some_and(|s| s.contains("connection lost"))
-        })
-    });
+    d.internal_with("connection lost");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         rx.messages().len(),
@@ -301,11 +304,8 @@ fn tls_with_a_client_certificate_delivers_every_field() {
     let opts = format!("ca={}&name=elsewhere.test", pki.path("ca.pem"));
     let d = Daemon::start(&["--route", &rx.url("tls", &opts)]);
     let e = d.wait_for("a certificate error", |e| {
-        e.iter().any(|v| {
-            v["msg"]
-                .as_str()
-                .is_some_and(|s| s.contains("cannot connect") && s.contains("certificate"))
-        })
+        e.iter()
+            .any(|v| msg_has(v, "cannot connect") && msg_has(v, "certificate"))
     });
     assert!(!e.is_empty());
 }
@@ -329,12 +329,7 @@ struct Restart {
 /// the sender goes on; every line must still be stored in the ring.
 fn receiver_killed_mid_stream(input: Input, scheme: &str) -> Restart {
     let mut rx = Receiver::start(input, None);
-    let d = Daemon::start(&[
-        "--max-lines",
-        "100000",
-        "--route",
-        &rx.url(scheme, "app=load"),
-    ]);
+    let d = routed(&["--max-lines", "100000"], &[rx.url(scheme, "app=load")]);
     let n = 6000;
     let tag = unique(&format!("{scheme}-load"));
     let t = sender(&d, &tag, n, Duration::from_micros(200));
@@ -412,19 +407,13 @@ fn tcp_receiver_killed_mid_stream_loses_at_most_what_was_in_flight() {
 #[test]
 fn a_route_that_lags_past_the_ring_counts_and_tells_what_it_lost() {
     let mut rx = Receiver::start(Input::Tcp, None);
-    let d = Daemon::start(&["--max-lines", "100", "--route", &rx.url("tcp", "")]);
+    let d = routed(&["--max-lines", "100"], &[rx.url("tcp", "")]);
     rx.message_with("memlogd started");
     wait_route(&d, 0, "caught up", |s| s["lag"] == 0);
     // Killed while the route is idle: it sees the connection close and
     // sends nothing into the void.
     rx.kill("KILL");
-    d.wait_for("the loss of the connection", |e| {
-        e.iter().any(|v| {
-            v["msg"]
-                .as_str()
-                .is_some_and(|s| s.contains("connection lost"))
-        })
-    });
+    d.internal_with("connection lost");
     let tag = unique("lag");
     let n = 300;
     sender(&d, &tag, n, Duration::ZERO).join().unwrap();
@@ -435,14 +424,15 @@ fn a_route_that_lags_past_the_ring_counts_and_tells_what_it_lost() {
     });
     let lost = s["lost"].as_u64().unwrap();
     assert!(lost >= 200, "{s}");
-    let m = rx.messages();
+    // Delivered is written to the socket: read once rsyslogd has written
+    // the last line, which follows every notice on the one connection.
+    let last = format!("{tag}-{}", n - 1);
+    let m = rx.wait_for("the last line", 20, |m| {
+        m.iter().any(|v| v["msg"] == last.as_str())
+    });
     let notices: Vec<&Value> = m
         .iter()
-        .filter(|v| {
-            v["msg"]
-                .as_str()
-                .is_some_and(|s| s.contains("entries were lost"))
-        })
+        .filter(|v| msg_has(v, "entries were lost"))
         .collect();
     // One notice a gap: fair eviction keeps the daemon's own entries, so
     // the flood's lost lines may lie in more than one run.
@@ -462,13 +452,17 @@ fn a_route_that_lags_past_the_ring_counts_and_tells_what_it_lost() {
     for n in &notices {
         assert_eq!(n["pri"], "44", "syslog.warning: {n}");
     }
-    // Every entry the ring ever held was either received or counted lost.
-    let next_seq = d.stats()["ring"]["next_seq"].as_u64().unwrap();
-    let received = (m.len() - notices.len()) as u64;
-    assert_eq!(
-        received + lost,
-        next_seq,
-        "received {received} + lost {lost}"
+    // Every entry the ring ever held was either received or counted lost,
+    // once the receiver has written down what the route sent last.
+    let notices = notices.len();
+    poll(
+        "received + lost = every entry the ring held",
+        Duration::from_secs(10),
+        || {
+            let next_seq = d.stats()["ring"]["next_seq"].as_u64().unwrap();
+            (rx.messages().len() - notices, lost, next_seq)
+        },
+        |&(received, lost, next_seq)| received as u64 + lost == next_seq,
     );
     // The last entries all came, in order.
     let seen = arrivals(&rx, &tag, n);
@@ -478,30 +472,17 @@ fn a_route_that_lags_past_the_ring_counts_and_tells_what_it_lost() {
         &seen[n - 50..]
     );
     // And the ring says so too.
-    d.wait_for("the internal entry", |e| {
-        e.iter().any(|v| {
-            v["input"] == "internal"
-                && v["msg"]
-                    .as_str()
-                    .is_some_and(|s| s.contains("entries were overwritten in the ring"))
-        })
-    });
+    d.internal_with("entries were overwritten in the ring");
 }
 
 #[test]
 fn a_stopped_receiver_slows_neither_ingest_nor_another_route() {
     let stuck = Receiver::start(Input::Tcp, None);
     let live = Receiver::start(Input::Relp, None);
-    let d = Daemon::start(&[
-        "--max-lines",
-        "100000",
-        "--max-bytes",
-        "64M",
-        "--route",
-        &stuck.url("tcp", "app=load"),
-        "--route",
-        &live.url("relp", "app=load"),
-    ]);
+    let d = routed(
+        &["--max-lines", "100000", "--max-bytes", "64M"],
+        &[stuck.url("tcp", "app=load"), live.url("relp", "app=load")],
+    );
     wait_route(&d, 0, "connected", |s| s["state"] == "connected");
     signal(stuck.pid(), "STOP");
     // 30 MB: far more than the socket buffers between the two hold.
@@ -531,24 +512,20 @@ fn a_stopped_receiver_slows_neither_ingest_nor_another_route() {
 fn two_routes_with_different_filters() {
     let errors = Receiver::start(Input::Relp, None);
     let services = Receiver::start(Input::Udp, None);
-    let d = Daemon::start(&[
-        "--route",
-        &errors.url("relp", "priority=err"),
-        "--route",
-        &services.url("udp", "source=svc.*&grep=^keep"),
-    ]);
+    let d = routed(
+        &[],
+        &[
+            errors.url("relp", "priority=err"),
+            services.url("udp", "source=svc.*&grep=^keep"),
+        ],
+    );
     let tag = unique("filters");
     d.send(format!("<11>1 - - app1 - - - {tag} user.err").as_bytes());
     d.send(format!("<14>1 - - app1 - - - {tag} user.info").as_bytes());
-    let mut w = d.pass_socketpair("svc.out");
-    std::io::Write::write_all(&mut w, format!("keep {tag}\ndrop {tag}\n").as_bytes()).unwrap();
-    let mut o = d.pass_socketpair("other.out");
-    std::io::Write::write_all(&mut o, format!("keep {tag} other\n").as_bytes()).unwrap();
+    let _w = pass_text(&d, "svc.out", &format!("keep {tag}\ndrop {tag}\n"));
+    let _o = pass_text(&d, "other.out", &format!("keep {tag} other\n"));
     d.wait_for("everything in the ring", |e| {
-        e.iter()
-            .filter(|v| v["msg"].as_str().is_some_and(|s| s.contains(&tag)))
-            .count()
-            == 5
+        e.iter().filter(|v| msg_has(v, &tag)).count() == 5
     });
     wait_route(&d, 0, "caught up", |s| s["lag"] == 0);
     wait_route(&d, 1, "caught up", |s| s["lag"] == 0);
@@ -615,21 +592,29 @@ mod doc_snippets {
         words[at + 1].trim_matches('\'').to_owned()
     }
 
-    /// rsyslogd with a docs snippet, its log directory moved to `remote`,
-    /// listening on 127.0.0.1 `port` instead of `default_port`, with the
-    /// other replacements `also`.
+    /// A central rsyslogd run from a docs snippet, listening on a free port
+    /// of 127.0.0.1 instead of the snippet's, its log directory in `remote`.
+    struct Central {
+        _rx: Receiver,
+        remote: tempfile::TempDir,
+        port: u16,
+        default_port: &'static str,
+    }
+
+    /// rsyslogd with the docs snippet `snippet`, which listens on
+    /// `default_port`, with the other replacements `also`.
     fn central(
         snippet: &str,
         input: Input,
-        port: u16,
-        default_port: &str,
-        remote: &std::path::Path,
+        default_port: &'static str,
         also: &[(&str, &str)],
-    ) -> Receiver {
+    ) -> Central {
+        let remote = tempfile::tempdir().unwrap();
+        let port = free_port(input);
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("work")).unwrap();
         let mut snippet = doc_snippet(snippet)
-            .replace("/var/log/remote", remote.to_str().unwrap())
+            .replace("/var/log/remote", remote.path().to_str().unwrap())
             .replace(
                 &format!("port=\"{default_port}\""),
                 &format!("address=\"127.0.0.1\" port=\"{port}\""),
@@ -642,7 +627,23 @@ mod doc_snippets {
             dir.path().join("work").display(),
         );
         let out = dir.path().join("none");
-        Receiver::with_config(dir, input, port, out, &conf)
+        Central {
+            _rx: Receiver::with_config(dir, input, port, out, &conf),
+            remote,
+            port,
+            default_port,
+        }
+    }
+
+    impl Central {
+        /// The `--route` URL of the docs command line `route`, pointed at
+        /// this server instead of logs.example.com.
+        fn route_url(&self, route: &str) -> String {
+            route_of(&doc_snippet(route)).replace(
+                &format!("logs.example.com:{}", self.default_port),
+                &format!("127.0.0.1:{}", self.port),
+            )
+        }
     }
 
     fn wait_file(path: &std::path::Path, needle: &str) -> String {
@@ -672,21 +673,11 @@ mod doc_snippets {
 
     #[test]
     fn the_relp_relay_works_as_pasted() {
-        let remote = tempfile::tempdir().unwrap();
-        let port = free_port(Input::Relp);
-        let _rx = central(
-            "central-relp",
-            Input::Relp,
-            port,
-            "2514",
-            remote.path(),
-            &[],
-        );
-        let url = route_of(&doc_snippet("route-relp"))
-            .replace("logs.example.com:2514", &format!("127.0.0.1:{port}"));
-        let _d = assert_relayed(&url, remote.path(), "relay-relp");
+        let rx = central("central-relp", Input::Relp, "2514", &[]);
+        let url = rx.route_url("route-relp");
+        let _d = assert_relayed(&url, rx.remote.path(), "relay-relp");
         wait_file(
-            &remote.path().join(format!("{}.log", hostname())),
+            &rx.remote.path().join(format!("{}.log", hostname())),
             "memlogd started",
         );
     }
@@ -705,22 +696,18 @@ mod doc_snippets {
                 .current_dir(certs.path()),
         );
         let certs_dir = format!("{}/", certs.path().display());
-        let remote = tempfile::tempdir().unwrap();
-        let port = free_port(Input::Tls);
-        let _rx = central(
+        let rx = central(
             "central-tls",
             Input::Tls,
-            port,
             "6514",
-            remote.path(),
             &[("/etc/rsyslog.d/tls/", &certs_dir)],
         );
         // No DNS here: the server is 127.0.0.1, and its certificate names
         // logs.example.com.
-        let url = route_of(&doc_snippet("route-tls"))
-            .replace("logs.example.com:6514", &format!("127.0.0.1:{port}"))
+        let url = rx
+            .route_url("route-tls")
             .replace("/etc/ringlogd/", &certs_dir)
             + "&name=logs.example.com";
-        assert_relayed(&url, remote.path(), "relay-tls");
+        assert_relayed(&url, rx.remote.path(), "relay-tls");
     }
 }

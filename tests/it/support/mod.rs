@@ -685,6 +685,15 @@ impl<T: Send + 'static> Background<T> {
         Background { stop, handle }
     }
 
+    /// Run `step` on `state` again and again until the test says stop or
+    /// `step` returns false; the state is what the work made.
+    pub fn repeat(mut state: T, mut step: impl FnMut(&mut T) -> bool + Send + 'static) -> Self {
+        Self::spawn(move |stop| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && step(&mut state) {}
+            state
+        })
+    }
+
     /// Set the flag, wait for the work to end, and return what it made.
     pub fn stop(self) -> T {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -897,6 +906,22 @@ pub fn unique(label: &str) -> String {
 
 /// Check that the program behind `out` (`what`) exited 0, showing its
 /// stderr otherwise.
+/// A checker that prints nothing when all is well (a linter, a verifier):
+/// it exits 0 and says nothing, on stdout or stderr, since even a warning
+/// with exit 0 is a finding.
+pub fn assert_silent_success(out: &Output, what: &str) {
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "{what}: {}\n{said}",
+        out.status
+    );
+}
+
 pub fn assert_success(out: &Output, what: &str) {
     assert!(
         out.status.success(),
