@@ -18,7 +18,7 @@ use super::token::{
     ROUTE_BASE,
 };
 use super::{local_hostname, warn, Daemon, KMSG_STARTUP_BUDGET};
-use crate::config::Settings;
+use crate::config::{Settings, DEFAULT_QUERY_MAX_CLIENTS};
 use crate::handover::{self, IntakeFdState, State};
 use crate::ingest;
 use crate::lifecycle::activation::Stored;
@@ -98,8 +98,14 @@ impl Daemon {
             },
             settings.max_fds + settings.net.tcp_max_conns,
         );
-        if let Some(why) = cut {
-            warn(&mut ring, why);
+        // Lowered from the default, it is how this machine is (LinuxKit's
+        // init gets a hard limit of 4096 fds), not a setting that failed.
+        match cut {
+            Some(why) if settings.query_max_clients == DEFAULT_QUERY_MAX_CLIENTS => {
+                ingest::note(&mut ring, Severity::Info, why)
+            }
+            Some(why) => warn(&mut ring, why),
+            None => {}
         }
         let mut query = QueryServer::new(
             query_listener.socket,
