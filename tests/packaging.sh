@@ -100,7 +100,8 @@ for f in ./usr/sbin/ringlogd ./usr/bin/logread ./usr/bin/logwrite \
   ./usr/share/fish/vendor_completions.d/logwrite.fish \
   ./usr/lib/systemd/system/ringlogd.service ./usr/lib/systemd/system/ringlogd.socket \
   ./usr/lib/systemd/system/ringlogd-query.socket ./usr/lib/systemd/system/ringlogd-intake.socket \
-  ./usr/lib/systemd/system/ringlogd-net.socket ./usr/share/doc/ringlogd/examples/ringlogd-syslog.conf; do
+  ./usr/lib/systemd/system/ringlogd-net.socket ./usr/share/doc/ringlogd/examples/ringlogd-syslog.conf \
+  ./usr/share/doc/ringlogd/examples/ringlogd-syslog-socket.conf; do
   check "the .deb holds $f" grep -qx -- "$f" <<<"$contents"
 done
 check "the configuration file is a conffile" \
@@ -137,12 +138,13 @@ check "the man pages are registered with the package" \
 
 # --- systemd-analyze verify on the installed units ------------------------
 # Any output is a finding: verify exits 0 on unknown keys, only warning.
-# The second run is the README's "in place of rsyslog" set-up, in a unit
-# directory of its own: the drop-in, and syslog.service as an alias.
+# The second run is docs/install.md's "in place of rsyslog" set-up, in a
+# unit directory of its own: the drop-ins for ringlogd.service and
+# syslog.socket.
 units=$work/units
-mkdir -p "$units/ringlogd.service.d"
+mkdir -p "$units/ringlogd.service.d" "$units/syslog.socket.d"
 cp /usr/share/doc/ringlogd/examples/ringlogd-syslog.conf "$units/ringlogd.service.d/syslog.conf"
-ln -s /usr/lib/systemd/system/ringlogd.service "$units/syslog.service"
+cp /usr/share/doc/ringlogd/examples/ringlogd-syslog-socket.conf "$units/syslog.socket.d/ringlogd.conf"
 verify() {
   local out status
   out=$(SYSTEMD_UNIT_PATH="$1:" systemd-analyze verify --man=no "${@:2}" 2>&1)
@@ -153,8 +155,8 @@ verify() {
 check "systemd-analyze verify: the installed service and socket units" \
   verify /usr/lib/systemd/system ringlogd.service ringlogd.socket ringlogd-query.socket \
   ringlogd-intake.socket ringlogd-net.socket
-check "systemd-analyze verify: ringlogd as syslog.service, with the drop-in" \
-  verify "$units" ringlogd.service syslog.service syslog.socket
+check "systemd-analyze verify: ringlogd as the syslog daemon, with the two drop-ins" \
+  verify "$units" ringlogd.service syslog.socket
 
 # --- dpkg --purge ----------------------------------------------------------
 if [ "$was_installed" = no ]; then

@@ -39,6 +39,8 @@ pub const DEFAULT_MAX_FDS: usize = 1024;
 pub const MAX_MAX_FDS: usize = 1 << 20;
 /// The query socket's mode: root only, or with `--query-group` its group.
 pub const DEFAULT_QUERY_MODE: u32 = 0o600;
+/// Query connections open at once, unless the fd limit leaves fewer.
+pub const DEFAULT_QUERY_MAX_CLIENTS: usize = 4096;
 pub const GROUP_QUERY_MODE: u32 = 0o660;
 
 /// Defaults the code works out itself, since they depend on other flags
@@ -113,7 +115,7 @@ pub struct DaemonArgs {
     /// ringlogd's user and --query-group; past the limit a connection gets
     /// one error line and is closed, and counted. Lowered to what the fd
     /// limit leaves beside --max-fds and --tcp-max-conns.
-    #[arg(long = "query-max-clients", value_name = "N", default_value_t = 4096,
+    #[arg(long = "query-max-clients", value_name = "N", default_value_t = DEFAULT_QUERY_MAX_CLIENTS,
           value_parser = parse_max_conns)]
     pub query_max_clients: usize,
 

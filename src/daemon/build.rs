@@ -18,7 +18,7 @@ use super::token::{
     ROUTE_BASE,
 };
 use super::{local_hostname, warn, Daemon, KMSG_STARTUP_BUDGET};
-use crate::config::Settings;
+use crate::config::{Settings, DEFAULT_QUERY_MAX_CLIENTS};
 use crate::handover::{self, IntakeFdState, State};
 use crate::ingest;
 use crate::lifecycle::activation::Stored;
@@ -98,8 +98,14 @@ impl Daemon {
             },
             settings.max_fds + settings.net.tcp_max_conns,
         );
-        if let Some(why) = cut {
-            warn(&mut ring, why);
+        // Lowered from the default, it is how this machine is (LinuxKit's
+        // init gets a hard limit of 4096 fds), not a setting that failed.
+        match cut {
+            Some(why) if settings.query_max_clients == DEFAULT_QUERY_MAX_CLIENTS => {
+                ingest::note(&mut ring, Severity::Info, why)
+            }
+            Some(why) => warn(&mut ring, why),
+            None => {}
         }
         let mut query = QueryServer::new(
             query_listener.socket,
@@ -209,20 +215,42 @@ fn open_ring(
             Severity::Info,
             format!("memlogd started; went on with the {held} entries the service manager's fd store kept"),
         ),
-        RingFrom::Snapshot => ingest::note(
-            &mut ring,
-            Severity::Info,
-            format!(
-                "memlogd started; loaded {held} entries from {}",
-                settings.snapshot.as_deref().unwrap_or(std::path::Path::new("")).display()
-            ),
-        ),
+        RingFrom::Snapshot => {
+            let text = snapshot_loaded(settings, &ring, held);
+            ingest::note(&mut ring, Severity::Info, text)
+        }
         RingFrom::Fresh => ingest::note(&mut ring, Severity::Info, "memlogd started"),
     }
     for w in [refused, mark_warning].into_iter().flatten() {
         warn(&mut ring, w);
     }
     Ok((ring, from))
+}
+
+/// The entry that follows a snapshot's entries: it marks where the boot
+/// that wrote them ends, and names that boot (the one whose kernel log the
+/// ring had read, when it read one) and this one by their kernel boot ids,
+/// so a reader tells the two boots' entries apart.
+fn snapshot_loaded(settings: &Settings, ring: &Ring, held: usize) -> String {
+    let path = settings
+        .snapshot
+        .as_deref()
+        .unwrap_or(std::path::Path::new(""));
+    let mut text = format!(
+        "memlogd started; loaded {held} entries from {}",
+        path.display()
+    );
+    if let Some(earlier) = ring
+        .resume_cookie()
+        .as_ref()
+        .and_then(KmsgSource::boot_read)
+    {
+        text += &format!(", of boot {earlier}");
+    }
+    if let Some(now) = handover::boot_id() {
+        text += &format!("; this is boot {now}");
+    }
+    text
 }
 
 /// The syslog sockets, the kernel log, the network and the fd intake, as

@@ -206,6 +206,13 @@ impl KmsgSource {
         self.noted = Some(r.next_seq);
     }
 
+    /// The boot whose kernel log a predecessor had read, from the point it
+    /// left (`from`); none for a replayed file's.
+    pub fn boot_read(from: &ResumeCookie) -> Option<String> {
+        let r = KmsgResume::from_cookie(from);
+        (!r.boot_id.is_empty() && !r.boot_id.starts_with("file:")).then_some(r.boot_id)
+    }
+
     /// The fd to watch for readiness: the device's. A regular file is
     /// always readable and cannot be polled, so it has none.
     pub fn poll_fd(&self) -> Option<RawFd> {
@@ -752,6 +759,23 @@ mod tests {
         ));
         s.drain(&mut ring, 100);
         assert_eq!(msgs(&ring), ["a", "b"]);
+    }
+
+    #[test]
+    fn the_boot_read_is_a_device_points_boot_id_never_a_files() {
+        let point = |boot_id: &str| {
+            KmsgResume {
+                boot_id: boot_id.into(),
+                next_seq: 3,
+            }
+            .cookie()
+        };
+        assert_eq!(
+            KmsgSource::boot_read(&point("boot-a")).as_deref(),
+            Some("boot-a")
+        );
+        assert_eq!(KmsgSource::boot_read(&point("file:/tmp/kmsg.txt")), None);
+        assert_eq!(KmsgSource::boot_read(&point("")), None);
     }
 
     #[test]

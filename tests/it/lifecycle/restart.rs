@@ -338,14 +338,23 @@ fn kernel_records_are_not_stored_twice_after_a_reexec() {
     assert_eq!(c["stored"], 10);
 }
 
+/// Whether this test may read the real /dev/kmsg (root): under CI it
+/// must; elsewhere the test is skipped, saying why.
+fn real_kmsg_or_skip() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI runs the tests as root; this one needs /dev/kmsg"
+    );
+    eprintln!("skipped: reading /dev/kmsg needs root");
+    false
+}
+
 #[test]
 fn the_real_kernel_log_is_not_read_twice_after_a_reexec() {
-    if !nix::unistd::geteuid().is_root() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs the tests as root; this one needs /dev/kmsg"
-        );
-        eprintln!("skipped: reading /dev/kmsg needs root");
+    if !real_kmsg_or_skip() {
         return;
     }
     let d = Daemon::start_with_kmsg(&[]);
@@ -708,6 +717,17 @@ fn a_clean_stop_writes_the_snapshot_and_the_next_start_loads_it() {
     let d = Daemon::start_with_kmsg(&["--no-kmsg", "--snapshot", snap.to_str().unwrap()]);
     let after = d.dump();
     assert_eq!(keyed(&after[..before.len()]), keyed(&before));
+    // Right after them, the entry that marks the boundary. The first
+    // daemon read no kernel log, so only this boot is named.
+    assert_eq!(
+        after[before.len()]["msg"],
+        format!(
+            "memlogd started; loaded {} entries from {}; this is boot {}",
+            before.len(),
+            snap.display(),
+            this_boot()
+        )
+    );
     assert_eq!(
         stats_before["inputs"]["syslog"],
         d.stats()["inputs"]["syslog"],
@@ -719,6 +739,54 @@ fn a_clean_stop_writes_the_snapshot_and_the_next_start_loads_it() {
         d.stderr_text()
     );
     d.assert_still_serves();
+}
+
+fn this_boot() -> String {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    id.trim().to_owned()
+}
+
+/// After a snapshot's entries, one entry marks where the boot that wrote
+/// them ends and names it (the boot whose kernel log the ring had read)
+/// and the boot that loaded them: a reader tells the two boots' entries
+/// apart. Both are this machine's boot here; the first comes from the
+/// snapshot, the second from the kernel.
+#[test]
+fn after_a_loaded_snapshot_an_entry_names_the_boot_it_came_from_and_this_one() {
+    if !real_kmsg_or_skip() {
+        return;
+    }
+    let keep = tempfile::tempdir().unwrap();
+    let snap = keep.path().join("ring.snapshot");
+    let args = ["--snapshot", snap.to_str().unwrap()];
+    let d = Daemon::start_with_kmsg(&args);
+    d.wait_for("kernel records", |e| e.iter().any(|v| v["input"] == "kmsg"));
+    assert!(d.stop().success());
+
+    let d = Daemon::start_with_kmsg(&["--no-kmsg", "--snapshot", snap.to_str().unwrap()]);
+    let after = d.dump();
+    let at = after
+        .iter()
+        .position(|v| {
+            v["msg"]
+                .as_str()
+                .unwrap()
+                .starts_with("memlogd started; loaded")
+        })
+        .expect("the entry after the snapshot's");
+    let boot = this_boot();
+    assert_eq!(
+        after[at]["msg"],
+        format!(
+            "memlogd started; loaded {at} entries from {}, of boot {boot}; this is boot {boot}",
+            snap.display()
+        ),
+        "it follows exactly the loaded entries"
+    );
+    assert_eq!(
+        after[0]["msg"], "memlogd started",
+        "the first boot's entries come first"
+    );
 }
 
 #[test]
