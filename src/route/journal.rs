@@ -166,6 +166,13 @@ mod tests {
     use super::*;
     use crate::record::{Input, Peer, Record, SdElement};
 
+    /// What `encode` writes for `r`, alone.
+    fn encoded(r: &Record, host: &str, device: &Device, lost: Lost) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(&r.as_ref(), host, device, lost, &mut out);
+        out
+    }
+
     fn device() -> Device {
         Device {
             boot_id: Some("0123456789abcdef0123456789abcdef".into()),
@@ -200,9 +207,7 @@ mod tests {
                 ("event-Source".into(), "App".into()),
             ],
         });
-        let mut out = Vec::new();
-        encode(&r.as_ref(), "box1", &device(), Lost::default(), &mut out);
-        let text = String::from_utf8(out).unwrap();
+        let text = String::from_utf8(encoded(&r, "box1", &device(), Lost::default())).unwrap();
         assert_eq!(
             text,
             "__REALTIME_TIMESTAMP=1720000000974497\n_HOSTNAME=box1\n\
@@ -218,14 +223,7 @@ mod tests {
     #[test]
     fn a_multi_line_message_goes_in_the_binary_form() {
         let r = Record::new(Input::Fd, 0, "svc.out", "one\ntwo");
-        let mut out = Vec::new();
-        encode(
-            &r.as_ref(),
-            "box1",
-            &Device::default(),
-            Lost::default(),
-            &mut out,
-        );
+        let out = encoded(&r, "box1", &Device::default(), Lost::default());
         let mut want = b"MESSAGE\n".to_vec();
         want.extend_from_slice(&7u64.to_le_bytes());
         want.extend_from_slice(b"one\ntwo\n\n");
@@ -250,15 +248,8 @@ mod tests {
     #[test]
     fn a_loss_notice_names_the_seqs_instead_of_its_own() {
         let r = Record::new(Input::Internal, 0, "memlogd", "lost");
-        let mut out = Vec::new();
-        encode(
-            &r.as_ref(),
-            "h",
-            &Device::default(),
-            Lost::run(10, 5),
-            &mut out,
-        );
-        let text = String::from_utf8(out).unwrap();
+        let text =
+            String::from_utf8(encoded(&r, "h", &Device::default(), Lost::run(10, 5))).unwrap();
         assert!(text
             .contains("RINGLOGD_LOST=5\nRINGLOGD_LOST_FIRST_SEQ=10\nRINGLOGD_LOST_LAST_SEQ=14\n"));
         assert!(!text.contains("RINGLOGD_SEQ="));

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::outbound::{assert_all_stored, msg_has, route_stats, sender, wait_route};
+use super::outbound::{assert_all_stored, lap_the_route, msg_has, route_stats, sender, wait_route};
 use crate::support::journal_remote::JournalRemote;
 use crate::support::receiver::Pki;
 use crate::support::*;
@@ -302,10 +302,7 @@ fn entries_the_ring_evicted_first_are_told_to_the_journal_by_seq() {
     wait_route(&d, 0, "caught up", |s| s["lag"] == 0);
     jr.kill("KILL");
     let tag = unique("jr-lag");
-    let n = 300;
-    sender(&d, &tag, n, Duration::ZERO).join().unwrap();
-    assert_all_stored(&d, n as u64);
-    jr.restart();
+    lap_the_route(&d, &tag, || jr.restart());
     let st = caught_up(&d, 60);
     let s = &st["routes"][0];
     let lost = s["lost"].as_u64().unwrap();
@@ -415,6 +412,23 @@ enum Relay {
 }
 
 /// A TCP relay on a free port to the receiver on `port`, until stopped.
+/// A journal-remote behind a relay that behaves as `mode`, and a daemon
+/// whose route uploads through the relay.
+fn through_relay(mode: Relay) -> Option<(JournalRemote, Background<()>, Daemon)> {
+    let jr = JournalRemote::start(None)?;
+    let (port, relay) = relay(jr.port, mode);
+    let d = Daemon::start(&["--route", &format!("journal+http://127.0.0.1:{port}")]);
+    Some((jr, relay, d))
+}
+
+/// Once the route caught up: the stats, how many entries the ring ever
+/// held, and what the journal has.
+fn caught_up_with(jr: &JournalRemote, d: &Daemon) -> (Value, u64, Vec<Value>) {
+    let st = caught_up(d, 30);
+    let held = st["ring"]["next_seq"].as_u64().unwrap();
+    (st, held, jr.entries())
+}
+
 fn relay(port: u16, mode: Relay) -> (u16, Background<()>) {
     use std::net::{Shutdown, TcpListener, TcpStream};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -482,11 +496,9 @@ fn one_answer(mut from: &std::net::TcpStream, stop: &std::sync::atomic::AtomicBo
 
 #[test]
 fn an_upload_whose_answer_is_lost_comes_twice_counted_with_its_seqs() {
-    let Some(jr) = JournalRemote::start(None) else {
+    let Some((jr, relay, d)) = through_relay(Relay::LosesTheFirstAnswer) else {
         return;
     };
-    let (port, relay) = relay(jr.port, Relay::LosesTheFirstAnswer);
-    let d = Daemon::start(&["--route", &format!("journal+http://127.0.0.1:{port}")]);
     let msg = unique("jr-twice");
     d.send(format!("<13>1 - - app - - - {msg}").as_bytes());
     d.wait_for("the lost answer", |e| {
@@ -496,10 +508,8 @@ fn an_upload_whose_answer_is_lost_comes_twice_counted_with_its_seqs() {
                 .is_some_and(|s| s.contains("connection lost") && s.contains("sent again"))
         })
     });
-    let st = caught_up(&d, 30);
+    let (st, held, journal) = caught_up_with(&jr, &d);
     let s = &st["routes"][0];
-    let held = st["ring"]["next_seq"].as_u64().unwrap();
-    let journal = jr.entries();
     let seqs = by_seq(&journal);
     assert_eq!(seqs.range(..held).count() as u64, held, "every entry: {s}");
     let twice: Vec<(&u64, &Vec<&Value>)> = seqs.iter().filter(|(_, c)| c.len() > 1).collect();
@@ -521,11 +531,9 @@ fn an_upload_whose_answer_is_lost_comes_twice_counted_with_its_seqs() {
 
 #[test]
 fn a_receiver_that_closes_after_each_answer_costs_no_warning_and_no_entry() {
-    let Some(jr) = JournalRemote::start(None) else {
+    let Some((jr, relay, d)) = through_relay(Relay::ClosesAfterEachAnswer) else {
         return;
     };
-    let (port, relay) = relay(jr.port, Relay::ClosesAfterEachAnswer);
-    let d = Daemon::start(&["--route", &format!("journal+http://127.0.0.1:{port}")]);
     let tag = unique("jr-close");
     for i in 0..5 {
         d.send(format!("<13>1 - - app - - - {tag}-{i}").as_bytes());
@@ -534,10 +542,8 @@ fn a_receiver_that_closes_after_each_answer_costs_no_warning_and_no_entry() {
     d.wait_for("the five in the ring", |e| {
         e.iter().filter(|v| msg_has(v, &tag)).count() == 5
     });
-    let st = caught_up(&d, 30);
+    let (st, held, journal) = caught_up_with(&jr, &d);
     let s = &st["routes"][0];
-    let held = st["ring"]["next_seq"].as_u64().unwrap();
-    let journal = jr.entries();
     let seqs = by_seq(&journal);
     assert_eq!(seqs.range(..held).count() as u64, held, "every entry: {s}");
     assert!(seqs.values().all(|c| c.len() == 1), "none twice: {s}");

@@ -166,6 +166,16 @@ pub(super) fn msg_has(v: &Value, needle: &str) -> bool {
     v["msg"].as_str().is_some_and(|s| s.contains(needle))
 }
 
+/// Send 300 lines into a ring of 100 while the receiver is down, then
+/// bring it back with `restart`: the route has missed at least 200.
+pub(super) fn lap_the_route(d: &Daemon, tag: &str, restart: impl FnOnce()) -> usize {
+    let n = 300;
+    sender(d, tag, n, Duration::ZERO).join().unwrap();
+    assert_all_stored(d, n as u64);
+    restart();
+    n
+}
+
 /// Every load message is stored in the ring: ingest did not wait for any
 /// route.
 pub(super) fn assert_all_stored(d: &Daemon, n: u64) {
@@ -420,10 +430,7 @@ fn a_route_that_lags_past_the_ring_counts_and_tells_what_it_lost() {
     rx.kill("KILL");
     d.internal_with("connection lost");
     let tag = unique("lag");
-    let n = 300;
-    sender(&d, &tag, n, Duration::ZERO).join().unwrap();
-    assert_all_stored(&d, n as u64);
-    rx.restart();
+    let n = lap_the_route(&d, &tag, || rx.restart());
     let s = wait_route(&d, 0, "caught up again", |s| {
         s["lag"] == 0 && s["state"] == "connected"
     });

@@ -7,12 +7,12 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use super::receiver::{free_port, Input, Pki};
-use super::{parse_lines, require, run_ok, signal, wait_timeout};
+use super::{parse_lines, require, run_ok, signal, wait_peer_listening, wait_timeout, Received};
 
 /// Where Debian installs it (before and after the /usr merge).
 const PROGRAM: [&str; 2] = [
@@ -95,20 +95,13 @@ impl JournalRemote {
             .stderr(log)
             .spawn()
             .expect("start systemd-journal-remote");
+        let mut child = child;
+        let port = self.port;
+        let taken = || TcpListener::bind(("127.0.0.1", port)).is_err();
+        wait_peer_listening("systemd-journal-remote", &mut child, port, taken, || {
+            self.log()
+        });
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpListener::bind(("127.0.0.1", self.port)).is_ok() {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("systemd-journal-remote exited ({status}): {}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "systemd-journal-remote does not listen on {}: {}",
-                self.port,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     fn log_path(&self, start: u32) -> PathBuf {
@@ -155,23 +148,18 @@ impl JournalRemote {
         );
         parse_lines(&out.stdout)
     }
+}
 
-    /// Wait until `pred` holds for the entries, failing after `secs`.
-    pub fn wait_for(&self, what: &str, secs: u64, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let e = self.entries();
-            if pred(&e) {
-                return e;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {} entries; journal-remote: {}",
-                e.len(),
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+impl Received for JournalRemote {
+    // journalctl reads the whole file each time: not too often.
+    const EVERY: Duration = Duration::from_millis(200);
+
+    fn received(&self) -> Vec<Value> {
+        self.entries()
+    }
+
+    fn describe(&self, got: &[Value]) -> String {
+        format!("{} entries; journal-remote: {}", got.len(), self.log())
     }
 }
 

@@ -478,13 +478,51 @@ impl Daemon {
     }
 }
 
+/// A real receiver a route sends to: what it has written down so far, and
+/// how to wait for more.
+pub trait Received {
+    /// How often its record is read again while waiting.
+    const EVERY: Duration;
+
+    /// Everything it has received so far, one JSON object each.
+    fn received(&self) -> Vec<Value>;
+
+    /// What a failed wait shows of the last reading, and of the receiver.
+    fn describe(&self, got: &[Value]) -> String;
+
+    /// Wait until `pred` holds for what it received, failing after `secs`.
+    fn wait_for(&self, what: &str, secs: u64, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let limit = (Duration::from_secs(secs), Self::EVERY);
+        poll_every(
+            what,
+            limit,
+            || self.received(),
+            |r| pred(r),
+            |r| self.describe(r),
+        )
+    }
+}
+
 /// Read with `get` every 20 ms until `pred` holds for what it returns, and
 /// return that; fail after `limit`, showing `what` and the last reading.
 pub fn poll<T: std::fmt::Debug>(
     what: &str,
     limit: Duration,
+    get: impl FnMut() -> T,
+    pred: impl Fn(&T) -> bool,
+) -> T {
+    let every = Duration::from_millis(20);
+    poll_every(what, (limit, every), get, pred, |got| format!("{got:#?}"))
+}
+
+/// [`poll`] for `limit` every `every`, failing with what `explain` makes
+/// of the last reading.
+pub fn poll_every<T>(
+    what: &str,
+    (limit, every): (Duration, Duration),
     mut get: impl FnMut() -> T,
     pred: impl Fn(&T) -> bool,
+    explain: impl Fn(&T) -> String,
 ) -> T {
     let deadline = Instant::now() + limit;
     loop {
@@ -494,9 +532,10 @@ pub fn poll<T: std::fmt::Debug>(
         }
         assert!(
             Instant::now() < deadline,
-            "timed out waiting for {what}; last read:\n{got:#?}"
+            "timed out waiting for {what}; last read:\n{}",
+            explain(&got)
         );
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(every);
     }
 }
 
@@ -907,6 +946,30 @@ pub fn unique(label: &str) -> String {
 
 /// Check that the program behind `out` (`what`) exited 0, showing its
 /// stderr otherwise.
+/// Wait up to 10 s for a peer just started as `child` to take `port`
+/// (`listening` says when), failing with what it logged (`log`) if it
+/// exits first or never does.
+pub fn wait_peer_listening(
+    name: &str,
+    child: &mut Child,
+    port: u16,
+    listening: impl Fn() -> bool,
+    log: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !listening() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{name} exited ({status}): {}", log());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} does not listen on {port}: {}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A checker that prints nothing when all is well (a linter, a verifier):
 /// it exits 0 and says nothing, on stdout or stderr, since even a warning
 /// with exit 0 is a finding.

@@ -6,12 +6,12 @@
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use super::syslogd::program;
-use super::{run_ok, signal, wait_timeout};
+use super::{run_ok, signal, wait_peer_listening, wait_timeout, Received};
 
 /// What the receiver listens with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,22 +261,15 @@ impl Receiver {
     }
 
     fn wait_listening(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if self.listening() {
-                return;
-            }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("rsyslogd exited ({status}): {}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "rsyslogd does not listen on {}: {}",
-                self.port,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut child = self.child.take().expect("started");
+        wait_peer_listening(
+            "rsyslogd",
+            &mut child,
+            self.port,
+            || self.listening(),
+            || self.log(),
+        );
+        self.child = Some(child);
     }
 
     /// Whether the port is taken (by rsyslogd, once started).
@@ -318,26 +311,6 @@ impl Receiver {
             .collect()
     }
 
-    /// Wait until `pred` holds for the messages, failing after `secs`.
-    pub fn wait_for(&self, what: &str, secs: u64, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let m = self.messages();
-            if pred(&m) {
-                return m;
-            }
-            if Instant::now() > deadline {
-                let tail: Vec<_> = m.iter().rev().take(5).collect();
-                panic!(
-                    "timed out waiting for {what}: {} messages, the last: {tail:#?}\nrsyslogd: {}",
-                    m.len(),
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
     /// The one message whose text contains `needle`, once it arrived.
     pub fn message_with(&self, needle: &str) -> Value {
         let m = self.wait_for(needle, 10, |m| {
@@ -359,6 +332,23 @@ impl Receiver {
             format!("?{options}")
         };
         format!("{scheme}://127.0.0.1:{}{q}", self.port)
+    }
+}
+
+impl Received for Receiver {
+    const EVERY: Duration = Duration::from_millis(20);
+
+    fn received(&self) -> Vec<Value> {
+        self.messages()
+    }
+
+    fn describe(&self, got: &[Value]) -> String {
+        let tail: Vec<_> = got.iter().rev().take(5).collect();
+        let log = self.log();
+        format!(
+            "{} messages, the last: {tail:#?}\nrsyslogd: {log}",
+            got.len()
+        )
     }
 }
 
