@@ -71,6 +71,13 @@ fn main() {
         follow_latency(&opts, &bins, raw.median);
         return;
     }
+    // Only the /dev/log ingest table, at the machine's queue length: with
+    // RINGLOGD_BIN_DIR, to hold two builds against each other in turn.
+    if args.iter().any(|a| a == "--devlog-only") {
+        println!("\n## net.unix.max_dgram_qlen = {original}");
+        ingest_table(&opts, &bins);
+        return;
+    }
     // Only ingest with and without scrapes (issue 19).
     if args.iter().any(|a| a == "--scrape-only") {
         metrics::scrape_rows(&opts, &bins);

@@ -14,8 +14,13 @@ use std::time::{Duration, Instant};
 use nix::sys::socket::UnixAddr;
 
 /// A program built beside the benchmark: target/PROFILE/NAME (the
-/// benchmark itself is target/PROFILE/deps/bench-HASH).
+/// benchmark itself is target/PROFILE/deps/bench-HASH), or in
+/// `$RINGLOGD_BIN_DIR`, to measure another build (an older commit's, say)
+/// with the same benchmark.
 pub fn bin(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("RINGLOGD_BIN_DIR") {
+        return PathBuf::from(dir).join(name);
+    }
     let exe = std::env::current_exe().unwrap();
     exe.parent().unwrap().parent().unwrap().join(name)
 }
