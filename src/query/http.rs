@@ -14,21 +14,36 @@ use crate::view::format::Format;
 /// The most header lines read from one request.
 const MAX_HEADERS: usize = 64;
 
-pub(crate) fn parse(buf: &[u8], eof: bool, now_ns: i64) -> Parse {
+/// The method and target of the HTTP request whose head is in `buf`:
+/// `Ok(None)` while the head is incomplete (and no longer than
+/// `max_len`), or the status and reason to refuse it with.
+pub fn request_line(
+    buf: &[u8],
+    eof: bool,
+    max_len: usize,
+) -> Result<Option<(&str, &str)>, (u16, String)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(buf) {
         Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) if buf.len() > MAX_REQUEST_LEN => {
-            return Parse::error(Dialect::Http, 431, "request head too large")
+        Ok(httparse::Status::Partial) if buf.len() > max_len => {
+            return Err((431, "request head too large".into()))
         }
         Ok(httparse::Status::Partial) if eof => {
-            return Parse::error(Dialect::Http, 400, "incomplete HTTP request")
+            return Err((400, "incomplete HTTP request".into()))
         }
-        Ok(httparse::Status::Partial) => return Parse::Incomplete,
-        Err(e) => return Parse::error(Dialect::Http, 400, format!("bad HTTP request: {e}")),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err((400, format!("bad HTTP request: {e}"))),
     }
-    let (method, target) = (req.method.unwrap_or(""), req.path.unwrap_or(""));
+    Ok(Some((req.method.unwrap_or(""), req.path.unwrap_or(""))))
+}
+
+pub(crate) fn parse(buf: &[u8], eof: bool, now_ns: i64) -> Parse {
+    let (method, target) = match request_line(buf, eof, MAX_REQUEST_LEN) {
+        Ok(Some(line)) => line,
+        Ok(None) => return Parse::Incomplete,
+        Err((status, why)) => return Parse::error(Dialect::Http, status, why),
+    };
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let request = match (method, path) {
         ("GET", "/logs") => logs_query(query, now_ns).map(Request::Read),

@@ -281,22 +281,13 @@ fn serve(c: &mut Conn, scrape: &Scrape<'_>) -> Step {
 
 /// The whole answer to `request`, or `None` while it is incomplete.
 fn answer(request: &[u8], eof: bool, scrape: &Scrape<'_>) -> Option<Vec<u8>> {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(request) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) if request.len() > MAX_REQUEST => {
-            return Some(text(431, "request head too large\n"))
-        }
-        Ok(httparse::Status::Partial) if eof => {
-            return Some(text(400, "incomplete HTTP request\n"))
-        }
-        Ok(httparse::Status::Partial) => return None,
-        Err(e) => return Some(text(400, &format!("bad HTTP request: {e}\n"))),
-    }
-    let target = req.path.unwrap_or("");
+    let (method, target) = match http::request_line(request, eof, MAX_REQUEST) {
+        Ok(Some(line)) => line,
+        Ok(None) => return None,
+        Err((status, why)) => return Some(text(status, &format!("{why}\n"))),
+    };
     let path = target.split_once('?').map_or(target, |(p, _)| p);
-    Some(match (req.method.unwrap_or(""), path) {
+    Some(match (method, path) {
         ("GET", "/metrics") => {
             let body = metrics::exposition(&(scrape.stats)(), Reader::Whole);
             http::response(200, metrics::CONTENT_TYPE, body.as_bytes())
