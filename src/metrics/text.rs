@@ -57,7 +57,7 @@ impl<'a> Writer<'a> {
             self.out.push_str("# HELP ");
             self.out.push_str(name);
             self.out.push(' ');
-            escape_help(help, self.out);
+            escape(help, false, self.out);
             self.out.push_str("\n# TYPE ");
             self.out.push_str(name);
             self.out.push(' ');
@@ -73,7 +73,7 @@ impl<'a> Writer<'a> {
                 }
                 self.out.push_str(label);
                 self.out.push_str("=\"");
-                escape_label_value(text, self.out);
+                escape(text, true, self.out);
                 self.out.push('"');
             }
             self.out.push('}');
@@ -84,24 +84,14 @@ impl<'a> Writer<'a> {
     }
 }
 
-/// A label value between its quotes: `\`, `"` and line feeds escaped, as
-/// the format asks; everything else is UTF-8 as it is.
-fn escape_label_value(text: &str, out: &mut String) {
+/// Text as the format writes it: `\` and line feeds escaped, and `"` too
+/// in a label value (between quotes), not in a `# HELP` docstring;
+/// everything else is UTF-8 as it is.
+fn escape(text: &str, quoted: bool, out: &mut String) {
     for c in text.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-}
-
-/// A `# HELP` docstring: `\` and line feeds escaped.
-fn escape_help(text: &str, out: &mut String) {
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
+            '"' if quoted => out.push_str("\\\""),
             '\n' => out.push_str("\\n"),
             c => out.push(c),
         }
