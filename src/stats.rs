@@ -89,6 +89,7 @@ pub fn assemble(v: Views<'_>) -> Value {
         "ring": r,
         "inputs": inputs,
         "sources": sources,
+        "captures": ring.capture_stats(),
         "open": v.open,
         "queries": v.queries,
     });

@@ -358,6 +358,20 @@ fn flag_args(
     }
 }
 
+/// A `[[capture]]` table as the filter `--capture` takes: every key a
+/// condition (`priority = "err"` is `priority=err`).
+fn capture_filter(t: &DeTable) -> Result<String, String> {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in t.iter() {
+        let key: &str = k.get_ref();
+        match v.get_ref() {
+            DeValue::String(s) => query.append_pair(key, s),
+            _ => return Err(format!("capture.{key}: expects a string")),
+        };
+    }
+    Ok(query.finish())
+}
+
 /// A `[[route]]` table as the URL `--route` takes: `url` plus every other
 /// key as a query option (`priority = "err"` is `?priority=err`).
 fn route_url(t: &DeTable) -> Result<String, String> {
@@ -410,6 +424,8 @@ fn flag_value(
         DeValue::Array(_) => return Err(bad("takes one value, not a list")),
         // `[[route]]`: a table of the URL's parts, spelled as its options.
         DeValue::Table(t) if name == "route" => route_url(t).map_err(|e| bad(&e))?,
+        // `[[capture]]`: a table of the filter's keys.
+        DeValue::Table(t) if name == "capture" => capture_filter(t).map_err(|e| bad(&e))?,
         DeValue::Table(_) => return Err(bad("takes a value, not a table")),
         _ => return Err(bad("expects a string or a whole number")),
     };

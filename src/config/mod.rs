@@ -8,6 +8,7 @@
 //! and the command line wins over the file ([`Loader`]).
 
 pub mod file;
+pub mod capture;
 pub mod metrics;
 pub mod show;
 
@@ -261,6 +262,9 @@ pub struct DaemonArgs {
     #[command(flatten)]
     pub metrics: metrics::MetricsArgs,
 
+    #[command(flatten)]
+    pub capture: capture::CaptureArgs,
+
     /// Join continuation lines read from fds into one entry: a regular
     /// expression matched against each line (`^\s` for indented stack
     /// traces). Off unless given.
@@ -381,6 +385,8 @@ pub struct Settings {
     pub routes: Vec<RouteSpec>,
     /// Where Prometheus scrapes the daemon (`--metrics`).
     pub metrics: Vec<SocketAddr>,
+    /// What starts captures and what bounds them (`--capture`).
+    pub capture: capture::CaptureSettings,
     /// Multi-line joining of fd lines; `None` when off.
     pub multiline: Option<MultilineSpec>,
     /// `syslog_sockets` is only the default path (no --syslog-socket or
@@ -462,6 +468,7 @@ impl DaemonArgs {
             daemonize: self.daemonize,
             routes: self.route.clone(),
             metrics: self.metrics.metrics.clone(),
+            capture: self.capture.settings(self.max_bytes),
             multiline: self.multiline.as_ref().map(|pattern| MultilineSpec {
                 pattern: pattern.clone(),
                 mode: self.multiline_match,

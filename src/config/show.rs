@@ -75,6 +75,17 @@ pub fn values(s: &Settings) -> Vec<(&'static str, Option<String>)> {
         ("route", Some(list(s.routes.iter().map(|r| string(&r.url))))),
         ("metrics", Some(addrs(&s.metrics))),
         (
+            "capture",
+            Some(list(s.capture.filters.iter().map(|f| string(&f.text)))),
+        ),
+        ("capture-before", Some(string(&span(s.capture.before)))),
+        ("capture-after", Some(string(&span(s.capture.after)))),
+        ("capture-max-span", Some(string(&span(s.capture.max_span)))),
+        ("capture-max-bytes", Some(s.capture.max_bytes.to_string())),
+        ("capture-max", Some(s.capture.max.to_string())),
+        ("capture-dir", s.capture.dir.as_deref().map(path)),
+        ("capture-dir-max", Some(s.capture.dir_max.to_string())),
+        (
             "multiline",
             s.multiline.as_ref().map(|m| string(&m.pattern)),
         ),
@@ -163,6 +174,15 @@ fn origin_text(o: Origin) -> String {
 }
 
 /// A TOML basic string. JSON's escapes are all valid TOML ones.
+/// A time span as `--capture-before` reads it back.
+fn span(d: std::time::Duration) -> String {
+    if d.subsec_millis() != 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs())
+    }
+}
+
 fn string(s: &str) -> String {
     serde_json::to_string(s).expect("a string serializes")
 }

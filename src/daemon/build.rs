@@ -202,6 +202,7 @@ fn open_ring(
     let owners = crate::private_file::owners(run_as);
     let (mut ring, from, refused) = start_ring(settings, handed, stored, &owners)?;
     ring.set_local_host(local_hostname());
+    ring.set_capture_rules(settings.capture.rules());
     // Before the first entry gets its number: see ring::seqmark.
     let mark_warning = settings.snapshot.as_deref().and_then(|path| {
         let skip = matches!(from, RingFrom::Snapshot | RingFrom::Fresh);

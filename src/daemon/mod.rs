@@ -28,7 +28,7 @@ use crate::ingest;
 use crate::notify::Notifier;
 use crate::privileges::PidFile;
 use crate::query::QueryServer;
-use crate::record::Severity;
+use crate::record::{now_ns, Severity};
 use crate::ring::Ring;
 use crate::route::Routes;
 use crate::scrape::{Scrape, ScrapeServer};
@@ -155,6 +155,7 @@ impl Daemon {
             let registry = self.poll.registry();
             let now = Instant::now();
             self.net.tick(now, &mut self.ring, registry);
+            self.ring.tick_captures(now_ns());
             self.intake.flush_due(now, &mut self.ring);
             self.intake.resume_due(now);
             self.busy
@@ -188,6 +189,11 @@ impl Daemon {
             self.intake.next_deadline(),
             self.routes.next_deadline(),
             self.scrape.next_deadline(),
+            self.ring.capture_deadline().map(|end_ns| {
+                // Just past the end, so the capture is closed on waking.
+                let left = end_ns.saturating_sub(now_ns()).max(0) as u64 + 1_000_000;
+                Instant::now() + Duration::from_nanos(left)
+            }),
         ]
         .into_iter()
         .flatten()

@@ -94,6 +94,12 @@ pub const LIVE_SETTINGS: &[(&str, Apply)] = &[
     ("level-prefix", apply_level_prefix),
     ("tcp-max-conns", apply_tcp_limits),
     ("tcp-idle-timeout", apply_tcp_limits),
+    ("capture", apply_captures),
+    ("capture-before", apply_captures),
+    ("capture-after", apply_captures),
+    ("capture-max-span", apply_captures),
+    ("capture-max-bytes", apply_captures),
+    ("capture-max", apply_captures),
 ];
 
 fn live_setting(key: &str) -> Option<Apply> {
@@ -106,6 +112,12 @@ fn live_setting(key: &str) -> Option<Apply> {
 fn apply_limits(d: &mut Daemon, new: &Settings) {
     d.settings.limits = new.limits;
     d.ring.set_limits(new.limits);
+}
+
+/// New triggers and bounds for captures; the captures held stay.
+fn apply_captures(d: &mut Daemon, new: &Settings) {
+    d.settings.capture = new.capture.clone();
+    d.ring.set_capture_rules(new.capture.rules());
 }
 
 fn apply_level_prefix(d: &mut Daemon, new: &Settings) {

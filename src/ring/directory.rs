@@ -86,6 +86,8 @@ pub(super) struct ChunkMeta {
     pub(super) hints: [u32; TIERS],
     /// The `over_epoch` the over-share tiers' hints were made in.
     pub(super) hints_epoch: u64,
+    /// The ring's `release_epoch` every hint was made in.
+    pub(super) release_epoch: u64,
 }
 
 impl ChunkMeta {
@@ -280,5 +282,6 @@ pub(super) fn new_open(slot: u32, gen: u64, seq: u64) -> ChunkMeta {
         index: Some(Vec::new()),
         hints: [0; TIERS],
         hints_epoch: 0,
+            release_epoch: 0,
     }
 }

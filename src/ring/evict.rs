@@ -91,11 +91,10 @@ impl Ring {
         let tiers: &[Tier] = if fifo { &FIFO } else { &FAIR };
         for (t, &kind) in tiers.iter().enumerate() {
             let tier = if fifo { TIER_FIFO } else { t };
-            let matches = |source: u16, c: u8| kind.holds(&self.over, source, c);
-            let any =
-                self.sources.held.iter().enumerate().any(|(s, held)| {
-                    (0..3u8).any(|c| held[c as usize] > 0 && matches(s as u16, c))
-                });
+            let over = &self.over;
+            let any = self.sources.held.iter().enumerate().any(|(s, held)| {
+                (0..3u8).any(|c| held[c as usize] > 0 && kind.holds(over, s as u16, c))
+            });
             if !any {
                 continue;
             }
@@ -103,53 +102,66 @@ impl Ring {
             let floor = self.tier_seq[tier];
             let start = self.sealed.partition_point(|m| m.end_seq <= floor);
             let mut proven = floor;
-            let mut found = None;
+            let mut victim = None;
             for ci in start..=n {
                 let meta = if ci < n { &self.sealed[ci] } else { &self.open };
-                if !meta
+                let candidate = meta
                     .tallies
                     .iter()
-                    .any(|t| t.live > 0 && matches(t.source, t.class))
-                {
+                    .any(|t| t.live > 0 && kind.holds(&self.over, t.source, t.class))
+                    && !self.captures.pins_all(meta.first_live, meta.end_seq);
+                if candidate {
                     if ci < n {
-                        proven = meta.end_seq;
+                        self.ensure_index(ci);
                     }
-                    continue;
+                    victim = self.victim_in(ci, tier, kind).map(|i| (ci, i));
+                    if victim.is_some() {
+                        break;
+                    }
                 }
-                found = Some(ci);
-                break;
+                // Nothing of the tier here that eviction may take (until a
+                // source goes over its share, or a capture is released).
+                if ci < n {
+                    proven = self.sealed[ci].end_seq;
+                }
             }
             self.tier_seq[tier] = proven;
-            let Some(ci) = found else {
-                continue;
-            };
-            if ci < n {
-                self.ensure_index(ci);
-            }
-            let epoch = self.over_epoch;
-            let over = &self.over;
-            let meta = if ci < n {
-                &mut self.sealed[ci]
-            } else {
-                &mut self.open
-            };
-            if meta.hints_epoch != epoch {
-                meta.hints_epoch = epoch;
-                meta.hints[..3].fill(0);
-            }
-            let from = meta.hints[tier] as usize;
-            let index = meta.index.as_ref()?;
-            let pos = index
-                .get(from..)?
-                .iter()
-                .position(|e| e.live && kind.holds(over, e.source, e.class))
-                .map(|p| p + from);
-            if let Some(i) = pos {
-                meta.hints[tier] = i as u32;
-                return Some((ci, i));
+            if victim.is_some() {
+                return victim;
             }
         }
         None
+    }
+
+    /// The first entry of chunk `ci` that tier `tier` (of kind `kind`)
+    /// takes and no capture pins, from where the chunk's hint says.
+    fn victim_in(&mut self, ci: usize, tier: usize, kind: Tier) -> Option<usize> {
+        let n = self.sealed.len();
+        let (epoch, released) = (self.over_epoch, self.release_epoch);
+        let over = &self.over;
+        let captures = &self.captures;
+        let meta = if ci < n {
+            &mut self.sealed[ci]
+        } else {
+            &mut self.open
+        };
+        if meta.hints_epoch != epoch {
+            meta.hints_epoch = epoch;
+            meta.hints[..3].fill(0);
+        }
+        if meta.release_epoch != released {
+            meta.release_epoch = released;
+            meta.hints.fill(0);
+        }
+        let from = meta.hints[tier] as usize;
+        let index = meta.index.as_ref()?;
+        let pinned = !captures.pins.is_empty();
+        let pos = index.get(from..)?.iter().position(|e| {
+            e.live && kind.holds(over, e.source, e.class) && !(pinned && captures.pinned(e.seq))
+        });
+        let i = pos.map_or(index.len(), |p| p + from);
+        meta.hints[tier] = i as u32;
+        pos.map(|_| i)
     }
 
     /// Evict one entry, chosen as the policy says. False if none is held.
@@ -179,11 +191,14 @@ impl Ring {
     /// Free memory: evict entries until a chunk is freed or rewritten.
     pub(super) fn evict_for_bytes(&mut self) -> bool {
         if self.opts.evict == Evict::Fifo {
-            if self.sealed.is_empty() {
+            let Some(oldest) = self.sealed.front() else {
                 return false;
+            };
+            if !self.captures.pins_any(oldest.first_live, oldest.end_seq) {
+                self.evict_chunk(0);
+                return true;
             }
-            self.evict_chunk(0);
-            return true;
+            // A capture pins some of it: entry by entry, passing those.
         }
         let before = self.used();
         // Bounded: each round kills an entry or fails.
@@ -219,6 +234,8 @@ impl Ring {
         if !e.live {
             return;
         }
+        // Taking the oldest entry held leaves no hole; any other does.
+        let oldest = ci == 0 && e.seq == meta.first_live;
         e.live = false;
         let e = *e;
         let next_live = index[i..].iter().find(|e| e.live).map(|e| e.seq);
@@ -239,6 +256,13 @@ impl Ring {
         }
         self.len -= 1;
         self.removals += 1;
+        if !oldest && self.opts.evict == Evict::Fair {
+            let held_from = self.sealed.front().unwrap_or(&self.open).first_live;
+            self.evictions.record(e.source, e.seq, self.push_ns, held_from);
+        }
+        if !self.captures.pins.is_empty() && self.captures.pinned(e.seq) {
+            self.capture_lost(e.seq);
+        }
         if empty && ci < n {
             self.remove_sealed(ci);
         }

@@ -400,6 +400,7 @@ impl Ring {
             index: None,
             hints: [0; TIERS],
             hints_epoch: 0,
+            release_epoch: 0,
         };
         let slot = match self.pop_free() {
             Some(s) => s,

@@ -24,11 +24,13 @@
 //! reader that finds a gap between its cursor and the next entry held was
 //! overtaken by eviction and knows exactly how many entries it missed.
 
+pub mod capture;
 pub mod chunk;
 pub mod codec;
 mod compressor;
 mod directory;
 mod evict;
+mod evictlog;
 mod lifecycle;
 mod limits;
 pub mod persist;
@@ -43,8 +45,10 @@ use std::ptr::NonNull;
 
 use crate::ledger::Ledger;
 use crate::record::{truncated_str, Record, RecordRef};
+use capture::Captures;
 use directory::{class_of, new_open, ChunkMeta, Entry, Owned, Sources};
 use evict::TIERS;
+use evictlog::EvictionLog;
 pub use limits::{
     Compress, Evict, Limits, RingOptions, DEFAULT_MAX_BYTES, DEFAULT_MAX_LINES, DEFAULT_MAX_TEXT,
     DEFAULT_SOURCE_SHARE, MIN_MAX_BYTES,
@@ -176,6 +180,27 @@ pub struct Ring {
     /// Entries taken out so far, by eviction or a clear: a reader that
     /// sees it unchanged knows a gap it meets is not news.
     removals: u64,
+    /// The entries around triggers, kept from eviction (see [`capture`]).
+    captures: Captures,
+    /// Counts releases of captures: eviction's proofs of where nothing is
+    /// left to take (`tier_seq`, a chunk's `hints`) were made before.
+    release_epoch: u64,
+    /// What fair eviction took out of turn, for readers (see [`evictlog`]).
+    evictions: EvictionLog,
+    /// The receive time of the entry being stored: eviction's clock.
+    push_ns: i64,
+}
+
+/// What fair eviction took out of turn from one source, as a reader is
+/// told at the hole.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvictionNote {
+    /// Tells notes apart: a reader is told of each once.
+    pub id: u64,
+    pub source: String,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub count: u64,
 }
 
 impl std::fmt::Debug for Ring {
@@ -229,6 +254,7 @@ impl Ring {
     fn from_store_parts(store: Store, limits: Limits, opts: RingOptions) -> Ring {
         let payload = store.slot_size - SLOT_HEADER;
         let ledger = LedgerCell(store.ledger_ptr());
+        let store_captures = store.captures_ptr();
         let mut ring = Ring {
             ledger,
             store,
@@ -259,7 +285,13 @@ impl Ring {
             paused: false,
             seq_mark: None,
             removals: 0,
+            captures: Captures::new(store_captures),
+            release_epoch: 0,
+            evictions: EvictionLog::default(),
+            push_ns: 0,
         };
+        let next_seq = ring.store.header().next_seq;
+        ring.captures.adopt(next_seq);
         ring.sources.held.push([0; 3]);
         ring.sources.ids.insert("(other)".into(), 0);
         ring
@@ -327,6 +359,7 @@ impl Ring {
         if self.compressor.as_ref().is_some_and(|c| c.pending > 0) {
             self.take_compressed(false);
         }
+        self.push_ns = record.received_ns;
         while self.len >= self.limits.max_lines {
             if !self.evict_one() {
                 break;
@@ -420,6 +453,9 @@ impl Ring {
         self.owned.stored(owned);
         self.len += 1;
         self.ledger.input_mut(record.input).stored += 1;
+        if self.captures.watching() {
+            self.capture_pushed(record, seq, frame_len);
+        }
         while self.used() > self.limits.max_bytes && self.len > 1 {
             if !self.cool_warm() && !self.evict_for_bytes() {
                 break;
@@ -509,6 +545,8 @@ impl Ring {
         }
         self.owned.clear();
         self.evicting = None;
+        self.release_all_captures();
+        self.evictions.clear();
         self.removals += self.len as u64;
         self.len = 0;
         self.recount();
@@ -517,7 +555,9 @@ impl Ring {
     /// Count the pages and heap afresh from what the ring holds.
     fn recount(&mut self) {
         let sources = self.store.header().sources_len as usize;
+        // The capture table's page is resident once it is written.
         self.pages = page_round(SOURCES_OFFSET + 64 * sources.max(1))
+            + store::PAGE
             + self.open.footprint
             + self.warm.map_or(0, |w| w.footprint)
             + self.sealed.iter().map(|m| m.footprint).sum::<usize>();
@@ -526,6 +566,7 @@ impl Ring {
 
     fn recount_heap(&mut self) {
         self.heap = self.open.heap_bytes()
+            + self.evictions.heap_bytes()
             + self.sealed.iter().map(ChunkMeta::heap_bytes).sum::<usize>()
             + self.sealed.capacity() * std::mem::size_of::<ChunkMeta>();
     }
@@ -692,6 +733,24 @@ impl Ring {
             })
             .collect();
         busiest_first(v)
+    }
+
+    /// What fair eviction took out of turn with a sequence number in
+    /// `from..to`: the notes a reader is told at the holes there.
+    pub fn evictions_within(&self, from: u64, to: u64) -> Vec<EvictionNote> {
+        if self.evictions.is_empty() {
+            return Vec::new();
+        }
+        self.evictions
+            .within(from, to)
+            .map(|e| EvictionNote {
+                id: e.id,
+                source: self.source_name(e.source),
+                first_seq: e.first_seq,
+                last_seq: e.last_seq,
+                count: e.count,
+            })
+            .collect()
     }
 
     fn source_name(&self, id: u16) -> String {

@@ -298,6 +298,7 @@ impl Ring {
             index: None,
             hints: [0; super::TIERS],
             hints_epoch: 0,
+            release_epoch: 0,
         };
         let mut buf = Vec::new();
         let data = Ring::chunk_bytes(&self.store, &meta, &mut buf, &mut self.dctx)?.to_vec();
@@ -405,6 +406,9 @@ impl Ring {
             out.extend_from_slice(as_bytes(&sh));
             out.extend_from_slice(stored);
         }
+        // Captures after the chunks: a loader from before them stops at
+        // the chunks and takes the rest for the trailer's checked bytes.
+        out.extend_from_slice(self.captures.table.get().as_bytes());
         let len = out.len() as u64 + 8 + 4 + 8;
         out.extend_from_slice(&len.to_le_bytes());
         let crc = crc32fast::hash(&out);
@@ -545,6 +549,19 @@ impl Ring {
             dst[..data.len()].copy_from_slice(data);
             *dst_h = sh;
             slot += 1;
+        }
+        // The capture table, if the snapshot has one (checked again, with
+        // the ring, when the ring is rebuilt).
+        let rest = bytes.get(pos..body - 8).unwrap_or_default();
+        // SAFETY: the store's capture place is valid for a table, and no
+        // ring holds it yet.
+        let table = unsafe { store.captures_ptr().as_mut() };
+        if !rest.is_empty() && !table.set_from(rest) {
+            return Err(err(format!(
+                "the snapshot {shown} is inconsistent: {} bytes after its chunks are not a \
+                 capture table",
+                rest.len()
+            )));
         }
         store.free(0);
         Ok(Ring::recover(store, limits, opts))

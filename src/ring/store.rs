@@ -21,6 +21,7 @@ use nix::fcntl::{fallocate, FallocateFlags};
 use nix::sys::memfd::{memfd_create, MFdFlags};
 use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 
+use super::capture::CaptureTable;
 use crate::ledger::Ledger;
 
 pub const PAGE: usize = 4096;
@@ -33,6 +34,8 @@ pub const SOURCES_OFFSET: usize = 1024;
 /// Sources counted by name; later ones share the entry `(other)`.
 pub const MAX_SOURCES: usize = 1024;
 pub const SOURCE_NAME_MAX: usize = 46;
+/// Where the capture table starts: right after the source table.
+pub const CAPTURES_OFFSET: usize = SOURCES_OFFSET + MAX_SOURCES * std::mem::size_of::<SourceEntry>();
 pub const HEADER_LEN: usize =
     page_round(SOURCES_OFFSET + MAX_SOURCES * std::mem::size_of::<SourceEntry>());
 /// Bytes of a slot before its chunk's data.
@@ -245,6 +248,16 @@ impl Store {
         const _: () = assert!(LEDGER_OFFSET + std::mem::size_of::<Ledger>() <= SOURCES_OFFSET);
         // SAFETY: in bounds of the header mapping (asserted above).
         unsafe { NonNull::new_unchecked(self.header.as_ptr().add(LEDGER_OFFSET).cast()) }
+    }
+
+    /// The capture table's place in the memfd, after the source table in
+    /// what was the header region's spare end: a memfd from before
+    /// captures holds zeroes there, an empty table.
+    pub fn captures_ptr(&self) -> NonNull<CaptureTable> {
+        const _: () = assert!(CAPTURES_OFFSET + CaptureTable::LEN <= HEADER_LEN);
+        // SAFETY: in bounds of the header mapping (asserted above), and
+        // aligned (the offset is a multiple of 64).
+        unsafe { NonNull::new_unchecked(self.header.as_ptr().add(CAPTURES_OFFSET).cast()) }
     }
 
     pub fn sources(&self) -> &[SourceEntry] {
