@@ -3,15 +3,19 @@
 //! With only memlogd's flags (none, `-f`, `-F`) it sends memlogd's mode
 //! byte, so it also reads LinuxKit's memlogd. Any filter, `-n` or
 //! `--after-seq` switches to ringlogd's JSON request, filtered in the
-//! daemon. Entries always arrive as JSON lines and are printed here in the
-//! format asked for, with severity colours on a terminal; what a sender
-//! wrote is escaped as [`crate::view::format`] describes, so it can neither
-//! pass for another entry nor drive the terminal. The flags are in
-//! [`args`]; a follower's reconnecting in [`follow`].
+//! daemon. A text format is asked of the daemon, which answers it in
+//! frames ([`framed`]) that are copied out as they come; memlogd (which
+//! reads only the mode byte) answers JSON lines, as the daemon does for
+//! `--json` and for colours on a terminal, and those are printed here in
+//! the format asked for. Either way what a sender wrote is escaped as
+//! [`crate::view::format`] describes, so it can neither pass for another
+//! entry nor drive the terminal. The flags are in [`args`]; a follower's
+//! reconnecting in [`follow`].
 
 mod args;
 mod connect;
 mod follow;
+mod framed;
 
 use std::io::{self, BufRead, BufReader, IsTerminal, Write};
 use std::os::unix::net::UnixStream;
@@ -26,6 +30,7 @@ use follow::Progress;
 use crate::record::now_ns;
 use crate::view::filter::DEFAULT_SEVERITY;
 use crate::view::format::{self, Format};
+use crate::view::frames;
 
 impl LogreadArgs {
     fn colour(&self) -> bool {
@@ -99,13 +104,15 @@ pub fn run(args: &LogreadArgs) -> i32 {
         );
     }
     let started_ns = now_ns();
-    let read = match args.read_request(started_ns) {
+    let mut read = match args.read_request(started_ns) {
         Ok(r) => r,
         Err(why) => {
             eprintln!("logread: {why}");
             return 2;
         }
     };
+    // Colours need each entry's severity: those are printed from JSON.
+    read.framed = read.format != Format::Json && !args.colour();
     read_entries(args, &read, started_ns)
 }
 
@@ -223,6 +230,12 @@ impl<W: Write> Printer<W> {
                 Ok(0) => return Ended::Exit(self.finish()),
                 Ok(_) => {}
                 Err(e) if self.following => return Ended::Closed(Some(e.to_string())),
+                // memlogd closes a dump with the options sent after the
+                // mode byte unread, which the kernel reports as a reset
+                // after everything it wrote: that is the dump's end.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                    return Ended::Exit(self.finish())
+                }
                 Err(e) => {
                     eprintln!("logread: reading the answer: {e}");
                     return Ended::Exit(1);
@@ -249,6 +262,9 @@ impl<W: Write> Printer<W> {
                     eprintln!("logread: the daemon refused the request: {err}");
                     return Ended::Exit(1);
                 }
+                if let Some(sent) = frames::opened(text) {
+                    return self.print_frames(&mut reader, sent);
+                }
             }
             let printed = self.print_line(text);
             let flushed = if self.following && reader.buffer().is_empty() {
@@ -266,6 +282,11 @@ impl<W: Write> Printer<W> {
         if self.following {
             self.progress.printed(text);
         }
+        self.render_line(text)
+    }
+
+    /// Print one JSON line in the format asked for.
+    fn render_line(&mut self, text: &str) -> io::Result<()> {
         if self.format == Format::Json {
             return writeln!(self.out, "{text}");
         }

@@ -36,7 +36,7 @@ use crate::metrics;
 use crate::record::now_ns;
 use crate::ring::Ring;
 use crate::spare_fd::SpareFd;
-use crate::view::json;
+use crate::view::{frames, json};
 use budget::TurnBudget;
 use limits::{ClientLimits, Tally};
 use request::{parse_request, Dialect, Parse, Request};
@@ -512,10 +512,14 @@ impl QueryServer {
     fn start(&mut self, c: &mut Client, req: Request, dialect: Dialect, ring: &Ring) {
         c.out_pos = 0;
         match req {
-            Request::Read(q) => {
+            Request::Read(mut q) => {
                 let chunked = dialect == Dialect::Http;
+                q.framed &= !chunked;
                 c.out = if chunked {
                     http::stream_head(q.format)
+                } else if q.framed {
+                    q.format = frames::answer_format(q.format, q.zone.as_deref());
+                    frames::opening(q.format)
                 } else {
                     Vec::new()
                 };
@@ -524,6 +528,8 @@ impl QueryServer {
                     let notice = cursor_ahead_notice(after, q.format, ring);
                     if chunked {
                         http::chunk(&notice, &mut c.out);
+                    } else if q.framed {
+                        frames::frame(&notice, None, &mut c.out);
                     } else {
                         c.out.extend_from_slice(&notice);
                     }
@@ -636,6 +642,8 @@ impl QueryServer {
                 if done {
                     c.out.extend_from_slice(http::LAST_CHUNK);
                 }
+            } else if s.framed && !batch.is_empty() {
+                frames::frame(&batch, Some(s.cursor.saturating_sub(1)), &mut c.out);
             } else {
                 c.out = batch;
             }

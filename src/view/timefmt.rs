@@ -1,15 +1,116 @@
-//! Times as RFC 3339 text, written straight into a buffer: a dump writes
+//! Times as text, written straight into a buffer: a dump writes one or
 //! two per entry, and chrono's formatter (with its allocations) was a tenth
-//! of the dump's cost.
+//! of the dump's cost. The part down to the second is kept for the next
+//! entry, which is most often of the same second: local time, which asks
+//! the time zone each time, is then formatted once a second, not once an
+//! entry.
 
-use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+use std::cell::Cell;
+use std::io::Write as _;
+use std::thread::LocalKey;
+
+use chrono::{DateTime, FixedOffset, Local, SecondsFormat, Utc};
+
+/// The text of one second, as some format writes it.
+#[derive(Clone, Copy)]
+struct Second {
+    secs: i64,
+    /// 0: nothing kept yet.
+    len: u8,
+    text: [u8; 40],
+}
+
+const NONE_KEPT: Second = Second {
+    secs: 0,
+    len: 0,
+    text: [0; 40],
+};
+
+thread_local! {
+    static UTC_SECOND: Cell<Second> = const { Cell::new(NONE_KEPT) };
+    static LOCAL_SHORT: Cell<Second> = const { Cell::new(NONE_KEPT) };
+    static LOCAL_ISO: Cell<Second> = const { Cell::new(NONE_KEPT) };
+}
+
+/// Append the text of second `secs` that `make` writes, from `kept` when
+/// it holds that second; false when `make` wrote nothing.
+fn kept_second(
+    kept: &'static LocalKey<Cell<Second>>,
+    secs: i64,
+    out: &mut Vec<u8>,
+    make: impl FnOnce(&mut Vec<u8>),
+) -> bool {
+    let last = kept.get();
+    if last.secs == secs && last.len > 0 {
+        out.extend_from_slice(&last.text[..usize::from(last.len)]);
+        return true;
+    }
+    let start = out.len();
+    make(out);
+    let made = &out[start..];
+    if made.is_empty() || made.len() > last.text.len() {
+        return !made.is_empty();
+    }
+    let mut now = Second {
+        secs,
+        len: made.len() as u8,
+        text: [0; 40],
+    };
+    now.text[..made.len()].copy_from_slice(made);
+    kept.set(now);
+    true
+}
+
+/// The local time of the UTC second `secs`.
+fn local(secs: i64) -> DateTime<Local> {
+    DateTime::<Utc>::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .with_timezone(&Local)
+}
+
+/// `Nov 21 23:40:10`: the local time of second `secs` as syslog files
+/// and RFC 3164 write it (chrono's `%b %e %H:%M:%S`).
+pub fn write_local_short(secs: i64, out: &mut Vec<u8>) {
+    kept_second(&LOCAL_SHORT, secs, out, |out| {
+        let _ = write!(out, "{}", local(secs).format("%b %e %H:%M:%S"));
+    });
+}
+
+/// `2026-11-21T23:40:10+01:00`: the local time of second `secs` in RFC
+/// 3339, with its offset (chrono's `to_rfc3339_opts(Secs, false)`).
+pub fn write_local_iso(secs: i64, out: &mut Vec<u8>) {
+    kept_second(&LOCAL_ISO, secs, out, |out| {
+        let text = local(secs).to_rfc3339_opts(SecondsFormat::Secs, false);
+        out.extend_from_slice(text.as_bytes());
+    });
+}
+
+/// RFC 3339 in UTC with exactly six fraction digits, as RFC 5424 suggests
+/// (chrono's `to_rfc3339_opts(Micros, true)`).
+pub fn write_utc_micros(ns: i64, out: &mut Vec<u8>) {
+    let secs = ns.div_euclid(1_000_000_000);
+    let micros = ns.rem_euclid(1_000_000_000) as u32 / 1000;
+    if !kept_second(&UTC_SECOND, secs, out, |out| {
+        write_date_time(secs, out);
+    }) {
+        let s =
+            DateTime::<Utc>::from_timestamp_nanos(ns).to_rfc3339_opts(SecondsFormat::Micros, true);
+        out.extend_from_slice(s.as_bytes());
+        return;
+    }
+    out.push(b'.');
+    write_digits(micros, 6, out);
+    out.push(b'Z');
+}
 
 /// Go's `time.RFC3339Nano` in UTC (memlogd's `time`): nanoseconds with
 /// trailing zeros dropped, `Z`.
 pub fn write_utc_nanos(ns: i64, out: &mut Vec<u8>) {
     let secs = ns.div_euclid(1_000_000_000);
     let frac = ns.rem_euclid(1_000_000_000) as u32;
-    if !write_date_time(secs, out) {
+    if !kept_second(&UTC_SECOND, secs, out, |out| {
+        write_date_time(secs, out);
+    }) {
         let s =
             DateTime::<Utc>::from_timestamp_nanos(ns).to_rfc3339_opts(SecondsFormat::AutoSi, true);
         out.extend_from_slice(s.as_bytes());
@@ -168,6 +269,46 @@ mod tests {
                 String::from_utf8(out).unwrap(),
                 ts.to_rfc3339_opts(SecondsFormat::AutoSi, true)
             );
+        }
+    }
+
+    #[test]
+    fn seconds_kept_for_the_next_entry_read_as_chrono_writes_them() {
+        // Runs of entries in one second, seconds apart and years apart,
+        // each format in turn, so the kept second is hit and missed.
+        let mut ns = 1_700_000_000_123_456_789i64;
+        let steps = [
+            0,
+            1,
+            999_999_999,
+            1_000_000_000,
+            86_400_000_000_000,
+            -3_600_000_000_000,
+        ];
+        for i in 0..4000 {
+            ns += steps[i % steps.len()] + i as i64 * 7_919_000_000;
+            let secs = ns.div_euclid(1_000_000_000);
+            let utc = DateTime::<Utc>::from_timestamp_nanos(ns);
+            let local = utc.with_timezone(&Local);
+            let mut out = Vec::new();
+            write_local_short(secs, &mut out);
+            out.push(b'|');
+            write_local_iso(secs, &mut out);
+            out.push(b'|');
+            write_utc_micros(ns, &mut out);
+            let chrono = format!(
+                "{}|{}|{}",
+                local.format("%b %e %H:%M:%S"),
+                local.to_rfc3339_opts(SecondsFormat::Secs, false),
+                utc.to_rfc3339_opts(SecondsFormat::Micros, true),
+            );
+            // Go's RFC3339Nano: the same second, the fraction trimmed.
+            let go = format!("{}", utc.format("%Y-%m-%dT%H:%M:%S%.9f"));
+            let go = go.trim_end_matches('0').trim_end_matches('.');
+            let mut nanos = Vec::new();
+            write_utc_nanos(ns, &mut nanos);
+            assert_eq!(String::from_utf8(nanos).unwrap(), format!("{go}Z"), "{ns}");
+            assert_eq!(String::from_utf8(out).unwrap(), chrono, "{ns}");
         }
     }
 }

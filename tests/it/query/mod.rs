@@ -3,6 +3,7 @@
 
 mod eviction_notes;
 mod filters;
+mod formatted;
 mod logread;
 mod memlogd;
 mod robust_query;
