@@ -632,21 +632,31 @@ impl QueryServer {
                     return Pump::More;
                 }
             }
-            let mut batch = Vec::new();
-            fill(s, ring, &mut batch, &mut self.counters, budget);
-            let done = s.end.is_some_and(|e| s.cursor >= e);
-            if s.chunked {
+            let done = if s.chunked {
+                let mut batch = Vec::new();
+                fill(s, ring, &mut batch, &mut self.counters, budget);
                 if !batch.is_empty() {
                     http::chunk(&batch, &mut c.out);
                 }
+                let done = s.end.is_some_and(|e| s.cursor >= e);
                 if done {
                     c.out.extend_from_slice(http::LAST_CHUNK);
                 }
-            } else if s.framed && !batch.is_empty() {
-                frames::frame(&batch, Some(s.cursor.saturating_sub(1)), &mut c.out);
+                done
             } else {
-                c.out = batch;
-            }
+                // Into the buffer the last batch left (no copy, no growing
+                // it again), after room for a frame's head.
+                let room = if s.framed { frames::MAX_HEAD } else { 0 };
+                c.out.resize(room, 0);
+                fill(s, ring, &mut c.out, &mut self.counters, budget);
+                if c.out.len() == room {
+                    c.out.clear();
+                } else if s.framed {
+                    let last = Some(s.cursor.saturating_sub(1));
+                    c.out_pos = frames::head_into_room(&mut c.out, room, last);
+                }
+                s.end.is_some_and(|e| s.cursor >= e)
+            };
             if done {
                 c.phase = Phase::Finish;
             }

@@ -11,6 +11,8 @@
 //! with the connection. Neither memlogd's JSON lines nor an error reply
 //! (both start with `{`) can be taken for the opening line.
 
+use std::io::Write as _;
+
 use super::format::Format;
 
 /// What the opening line starts with.
@@ -32,11 +34,28 @@ pub fn opened(line: &str) -> Option<Format> {
 /// Append `body` as one frame covering the entries up to `last_seq`.
 pub fn frame(body: &[u8], last_seq: Option<u64>, out: &mut Vec<u8>) {
     out.reserve(body.len() + MAX_HEAD);
-    match last_seq {
-        Some(seq) => out.extend_from_slice(format!("{} {seq}\n", body.len()).as_bytes()),
-        None => out.extend_from_slice(format!("{} -\n", body.len()).as_bytes()),
-    }
+    write_head(body.len(), last_seq, out);
     out.extend_from_slice(body);
+}
+
+/// Make the bytes after `room` (at least [`MAX_HEAD`] bytes left free at
+/// the start of `out`) one frame covering the entries up to `last_seq`,
+/// its head written just before them, so the entries are not copied.
+/// Returns where the frame starts.
+pub fn head_into_room(out: &mut [u8], room: usize, last_seq: Option<u64>) -> usize {
+    let mut head = Vec::with_capacity(MAX_HEAD);
+    write_head(out.len() - room, last_seq, &mut head);
+    let start = room - head.len();
+    out[start..room].copy_from_slice(&head);
+    start
+}
+
+/// `LEN SEQ\n`, with `-` for no sequence number.
+fn write_head(len: usize, last_seq: Option<u64>, out: &mut Vec<u8>) {
+    let _ = match last_seq {
+        Some(seq) => writeln!(out, "{len} {seq}"),
+        None => writeln!(out, "{len} -"),
+    };
 }
 
 /// The time zone local times are written in here, as a reader names it
@@ -74,6 +93,10 @@ mod tests {
     fn frames_read_back() {
         let mut out = opening(Format::ShortIso);
         frame(b"a\nb\n", Some(41), &mut out);
+        let mut roomy = vec![0; MAX_HEAD];
+        roomy.extend_from_slice(b"c\n");
+        let start = head_into_room(&mut roomy, MAX_HEAD, Some(u64::MAX));
+        assert_eq!(roomy[start..], *format!("2 {}\nc\n", u64::MAX).as_bytes());
         frame(b"notice\n", None, &mut out);
         let text = String::from_utf8(out).unwrap();
         let mut lines = text.split_inclusive('\n');

@@ -180,26 +180,31 @@ pub(super) fn write_u64(v: u64, out: &mut Vec<u8>) {
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// Whether any of the eight bytes in `w` is `b` (SWAR: the classic
-/// has-zero-byte test on `w` xor `b` in every byte; it may also flag a
-/// byte next to a match, never miss one).
-fn has_byte(w: u64, b: u8) -> bool {
+/// The high bit of each of the eight bytes of `w` that is `b` (SWAR: the
+/// classic has-zero-byte test on `w` xor `b` in every byte; it may also
+/// flag a byte next to a match, never miss one).
+fn bytes_equal(w: u64, b: u8) -> u64 {
     let x = w ^ (ONES * u64::from(b));
-    x.wrapping_sub(ONES) & !x & HIGHS != 0
+    x.wrapping_sub(ONES) & !x & HIGHS
 }
 
-/// Whether any of the eight bytes in `w` is below 0x20, DEL or 0xC2 (the
-/// first byte of a C1 control): a word without one is copied as it is by
-/// the text formats and the JSON line alike.
+/// Flags bytes below 0x20, DEL and 0xC2 (the first byte of a C1 control).
+fn control_bytes(w: u64) -> u64 {
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+    below_space | bytes_equal(w, 0x7f) | bytes_equal(w, 0xc2)
+}
+
+/// Whether any of the eight bytes in `w` is below 0x20, DEL or 0xC2: a
+/// word without one is copied as it is by the text formats and the JSON
+/// line alike.
 pub(super) fn may_hold_control(w: u64) -> bool {
-    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS != 0;
-    below_space || has_byte(w, 0x7f) || has_byte(w, 0xc2)
+    control_bytes(w) != 0
 }
 
-/// Whether any of the eight bytes in `w` is `"`, `\`, or a byte
+/// Whether any of the eight bytes in `w` is `"`, `\\`, or a byte
 /// [`may_hold_control`] flags.
 fn needs_escape(w: u64) -> bool {
-    may_hold_control(w) || has_byte(w, b'"') || has_byte(w, b'\\')
+    control_bytes(w) | bytes_equal(w, b'"') | bytes_equal(w, b'\\') != 0
 }
 
 /// `s` as a JSON string, quotes included. Besides what JSON requires, DEL
