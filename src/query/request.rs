@@ -295,6 +295,35 @@ mod tests {
     }
 
     #[test]
+    fn a_mode_byte_may_carry_read_options() {
+        let (r, d) = done(parse_request(
+            b"\x02{\"format\":\"short\",\"frames\":1,\"tz\":\"\",\"app\":\"a\"}\n",
+            false,
+            0,
+        ));
+        let Request::Read(q) = r else { panic!() };
+        assert_eq!((q.mode, d), (Mode::DumpFollow, Dialect::Json));
+        assert_eq!(
+            (q.format, q.framed, q.zone.as_deref()),
+            (Format::Short, true, Some(""))
+        );
+        assert_eq!(q.filter.app.as_deref(), Some("a"));
+        assert!(matches!(
+            parse_request(b"\0{\"format\"", false, 0),
+            Parse::Incomplete
+        ));
+        assert!(error(parse_request(b"\0{\"frames\":2}\n", false, 0)).contains("frames"));
+        assert!(error(parse_request(b"\0{\"mode\":\"stats\"}\n", false, 0)).contains("mode"));
+        // The byte alone, or with anything but options, is memlogd's.
+        for memlogd in [&b"\0"[..], b"0\n", b"1x"] {
+            let (r, d) = done(parse_request(memlogd, false, 0));
+            assert_eq!(d, Dialect::Memlogd);
+            let Request::Read(q) = r else { panic!() };
+            assert_eq!((q.format, q.framed), (Format::Json, false));
+        }
+    }
+
+    #[test]
     fn json_requests() {
         assert!(matches!(
             parse_request(b"{\"mode\":\"stats\"", false, 0),

@@ -117,6 +117,8 @@ pub fn write_record_as(r: &RecordRef, format: Format, text: Text, out: &mut Vec<
     if format == Format::Json {
         return write_json_line(r, out);
     }
+    // Room for the usual entry at once, not at each piece.
+    out.reserve(r.msg.len() + 128);
     let start = out.len();
     let msg_as = match text {
         Text::AsSent => MsgAs::Raw,

@@ -11,54 +11,60 @@ use std::thread::LocalKey;
 
 use chrono::{DateTime, FixedOffset, Local, SecondsFormat, Utc};
 
-/// The text of one second, as some format writes it.
+/// The text of one second, as some format writes it: `N` bytes, a
+/// constant so that copying it is a few moves, not a call.
 #[derive(Clone, Copy)]
-struct Second {
+struct Second<const N: usize> {
     secs: i64,
-    /// 0: nothing kept yet.
-    len: u8,
-    text: [u8; 40],
+    /// False: nothing kept yet.
+    kept: bool,
+    text: [u8; N],
 }
 
-const NONE_KEPT: Second = Second {
-    secs: 0,
-    len: 0,
-    text: [0; 40],
-};
+impl<const N: usize> Second<N> {
+    const NONE: Second<N> = Second {
+        secs: 0,
+        kept: false,
+        text: [0; N],
+    };
+}
+
+/// `YYYY-MM-DDTHH:MM:SS`, `Nov 21 23:40:10`, `YYYY-MM-DDTHH:MM:SS+HH:MM`.
+const DATE_TIME: usize = 19;
+const SHORT: usize = 15;
+const ISO: usize = 25;
 
 thread_local! {
-    static UTC_SECOND: Cell<Second> = const { Cell::new(NONE_KEPT) };
-    static LOCAL_SHORT: Cell<Second> = const { Cell::new(NONE_KEPT) };
-    static LOCAL_ISO: Cell<Second> = const { Cell::new(NONE_KEPT) };
+    static UTC_SECOND: Cell<Second<DATE_TIME>> = const { Cell::new(Second::NONE) };
+    static LOCAL_SHORT: Cell<Second<SHORT>> = const { Cell::new(Second::NONE) };
+    static LOCAL_ISO: Cell<Second<ISO>> = const { Cell::new(Second::NONE) };
 }
 
 /// Append the text of second `secs` that `make` writes, from `kept` when
-/// it holds that second; false when `make` wrote nothing.
-fn kept_second(
-    kept: &'static LocalKey<Cell<Second>>,
+/// it holds that second; false when `make` wrote nothing. Only a text of
+/// the usual length is kept (a year past 9999 is not).
+fn kept_second<const N: usize>(
+    kept: &'static LocalKey<Cell<Second<N>>>,
     secs: i64,
     out: &mut Vec<u8>,
     make: impl FnOnce(&mut Vec<u8>),
 ) -> bool {
     let last = kept.get();
-    if last.secs == secs && last.len > 0 {
-        out.extend_from_slice(&last.text[..usize::from(last.len)]);
+    if last.kept && last.secs == secs {
+        out.extend_from_slice(&last.text);
         return true;
     }
     let start = out.len();
     make(out);
     let made = &out[start..];
-    if made.is_empty() || made.len() > last.text.len() {
-        return !made.is_empty();
+    if let Ok(text) = <[u8; N]>::try_from(made) {
+        kept.set(Second {
+            secs,
+            kept: true,
+            text,
+        });
     }
-    let mut now = Second {
-        secs,
-        len: made.len() as u8,
-        text: [0; 40],
-    };
-    now.text[..made.len()].copy_from_slice(made);
-    kept.set(now);
-    true
+    !made.is_empty()
 }
 
 /// The local time of the UTC second `secs`.
@@ -117,13 +123,14 @@ pub fn write_utc_nanos(ns: i64, out: &mut Vec<u8>) {
         return;
     }
     if frac != 0 {
-        let (mut f, mut digits) = (frac, 9);
+        out.push(b'.');
+        out.extend_from_slice(&digits::<9>(frac));
+        // Go drops the fraction's trailing zeros.
+        let mut f = frac;
         while f % 10 == 0 {
             f /= 10;
-            digits -= 1;
+            out.pop();
         }
-        out.push(b'.');
-        write_digits(f, digits, out);
     }
     out.push(b'Z');
 }
@@ -193,13 +200,24 @@ fn write_date_time(secs: i64, out: &mut Vec<u8>) -> bool {
 }
 
 /// `v` as exactly `width` decimal digits (zero-padded).
-fn write_digits(mut v: u32, width: usize, out: &mut Vec<u8>) {
-    let mut buf = [b'0'; 10];
-    for i in (0..width).rev() {
-        buf[i] = b'0' + (v % 10) as u8;
+fn write_digits(v: u32, width: usize, out: &mut Vec<u8>) {
+    match width {
+        2 => out.extend_from_slice(&digits::<2>(v)),
+        3 => out.extend_from_slice(&digits::<3>(v)),
+        4 => out.extend_from_slice(&digits::<4>(v)),
+        6 => out.extend_from_slice(&digits::<6>(v)),
+        _ => out.extend_from_slice(&digits::<9>(v)[9 - width.min(9)..]),
+    }
+}
+
+/// The last `W` decimal digits of `v`.
+fn digits<const W: usize>(mut v: u32) -> [u8; W] {
+    let mut buf = [b'0'; W];
+    for d in buf.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
         v /= 10;
     }
-    out.extend_from_slice(&buf[..width]);
+    buf
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
