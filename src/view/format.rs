@@ -286,11 +286,17 @@ fn push_field(out: &mut Vec<u8>, field: &str, separator: impl Fn(char) -> bool) 
 /// 3164), at most `max` characters of it, or `-` when none is left.
 fn push_printable(out: &mut Vec<u8>, v: &str, max: usize, keep: impl Fn(u8) -> bool) {
     let start = out.len();
-    out.extend(
-        v.bytes()
-            .filter(|&b| b.is_ascii_graphic() && keep(b))
-            .take(max),
-    );
+    let b = v.as_bytes();
+    if b.len() <= max && b.iter().all(|&c| c.is_ascii_graphic() && keep(c)) {
+        out.extend_from_slice(b);
+    } else {
+        out.extend(
+            b.iter()
+                .copied()
+                .filter(|&c| c.is_ascii_graphic() && keep(c))
+                .take(max),
+        );
+    }
     if out.len() == start {
         out.push(b'-');
     }

@@ -96,9 +96,7 @@ pub fn write_local_iso(secs: i64, out: &mut Vec<u8>) {
 pub fn write_utc_micros(ns: i64, out: &mut Vec<u8>) {
     let secs = ns.div_euclid(1_000_000_000);
     let micros = ns.rem_euclid(1_000_000_000) as u32 / 1000;
-    if !kept_second(&UTC_SECOND, secs, out, |out| {
-        write_date_time(secs, out);
-    }) {
+    if !write_date_time_kept(secs, out) {
         let s =
             DateTime::<Utc>::from_timestamp_nanos(ns).to_rfc3339_opts(SecondsFormat::Micros, true);
         out.extend_from_slice(s.as_bytes());
@@ -114,9 +112,7 @@ pub fn write_utc_micros(ns: i64, out: &mut Vec<u8>) {
 pub fn write_utc_nanos(ns: i64, out: &mut Vec<u8>) {
     let secs = ns.div_euclid(1_000_000_000);
     let frac = ns.rem_euclid(1_000_000_000) as u32;
-    if !kept_second(&UTC_SECOND, secs, out, |out| {
-        write_date_time(secs, out);
-    }) {
+    if !write_date_time_kept(secs, out) {
         let s =
             DateTime::<Utc>::from_timestamp_nanos(ns).to_rfc3339_opts(SecondsFormat::AutoSi, true);
         out.extend_from_slice(s.as_bytes());
@@ -150,7 +146,7 @@ pub fn write_with_offset(ts: &DateTime<FixedOffset>, out: &mut Vec<u8>) {
     let start = out.len();
     if offset % 60 != 0
         || nanos >= 1_000_000_000
-        || !write_date_time(ts.timestamp() + i64::from(offset), out)
+        || !write_date_time_kept(ts.timestamp() + i64::from(offset), out)
     {
         out.truncate(start);
         out.extend_from_slice(ts.to_rfc3339_opts(SecondsFormat::AutoSi, true).as_bytes());
@@ -175,6 +171,13 @@ pub fn write_with_offset(ts: &DateTime<FixedOffset>, out: &mut Vec<u8>) {
         out.push(b':');
         write_digits(minutes % 60, 2, out);
     }
+}
+
+/// [`write_date_time`], kept for the next entry of the same second.
+fn write_date_time_kept(secs: i64, out: &mut Vec<u8>) -> bool {
+    kept_second(&UTC_SECOND, secs, out, |out| {
+        write_date_time(secs, out);
+    })
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` for `secs` since the epoch; false (writing nothing)
