@@ -75,7 +75,10 @@ pub(super) struct Seek {
 /// cursor ahead of the ring (no entry after it was ever handed out: the
 /// ring was lost, e.g. in a restart) starts at the oldest held.
 pub(super) fn open_stream(q: Query, chunked: bool, ring: &Ring) -> Stream {
-    let end = (q.mode == Mode::Dump).then_some(ring.next_seq());
+    let end = (q.mode == Mode::Dump).then(|| {
+        q.until_seq
+            .map_or(ring.next_seq(), |u| u.min(ring.next_seq()))
+    });
     let after_seq = q.after_seq.filter(|&a| a < ring.next_seq());
     let ahead = after_seq.is_none() && q.after_seq.is_some();
     let mut cursor = match (q.mode, after_seq) {
@@ -91,7 +94,7 @@ pub(super) fn open_stream(q: Query, chunked: bool, ring: &Ring) -> Stream {
         seek = (n > 0).then_some(Seek {
             want: n,
             found: 0,
-            below: ring.next_seq(),
+            below: end.unwrap_or(ring.next_seq()),
             floor: cursor,
             walked: 0,
         });
