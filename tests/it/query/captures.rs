@@ -352,15 +352,7 @@ fn release_needs_the_rights_of_clear_and_others_triggers_stay_unread() {
     let label = unique("rights");
     send_window(&d, &label, 1, 1);
     wait_complete(&d, 1);
-    let as_nobody = |args: &[&str]| {
-        as_user(NOBODY, NOBODY)
-            .arg(LOGREAD)
-            .arg("--socket")
-            .arg(&d.query)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let as_nobody = |args: &[&str]| logread_as(&d, NOBODY, NOBODY, &[], args);
     let out = as_nobody(&["--release", "1"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);

@@ -1081,6 +1081,18 @@ pub fn as_user(uid: u32, gid: u32) -> Command {
     as_user_in(uid, gid, &[])
 }
 
+/// Our logread against `d` as `uid` (primary group `gid`, supplementary
+/// `groups`).
+pub fn logread_as(d: &Daemon, uid: u32, gid: u32, groups: &[u32], args: &[&str]) -> Output {
+    as_user_in(uid, gid, groups)
+        .arg(LOGREAD)
+        .arg("--socket")
+        .arg(&d.query)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// [`as_user`] with exactly the supplementary `groups`.
 pub fn as_user_in(uid: u32, gid: u32, groups: &[u32]) -> Command {
     let mut c = Command::new(require("setpriv"));
