@@ -4,6 +4,7 @@
 
 mod activation;
 mod boot;
+mod captures;
 mod config;
 mod daemon;
 mod inherit;

@@ -2,6 +2,7 @@
 //! filters, formats and HTTP beyond memlogd's, and readers that misbehave.
 
 mod captures;
+mod eviction_notes;
 mod filters;
 mod logread;
 mod memlogd;
