@@ -32,15 +32,14 @@ pub fn narrow(q: &mut Query, id: u64, ring: &Ring) -> Result<(), (u16, String)> 
     let c = ring
         .capture(id)
         .ok_or_else(|| (404, capture_not_held(id)))?;
-    // "After" the entry before the first: a cursor the reader gave counts
-    // when it is further on, and never past the capture's last entry.
-    let floor = c.first_seq.checked_sub(1);
-    q.after_seq = match (q.after_seq, floor) {
-        (Some(a), Some(f)) => Some(a.max(f)),
-        (a, f) => a.or(f),
-    }
-    .map(|a| a.min(c.last_seq));
-    q.until_seq = Some(c.last_seq + 1);
+    let end = c.last_seq + 1;
+    // A cursor the reader gave counts where it is further on.
+    let start = q
+        .after_seq
+        .map_or(c.first_seq, |a| a.saturating_add(1).max(c.first_seq))
+        .min(end);
+    q.after_seq = None;
+    q.within = Some((start, end));
     Ok(())
 }
 

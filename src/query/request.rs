@@ -40,8 +40,10 @@ pub struct Query {
     pub format: Format,
     /// Read only this capture's entries (a dump; see [`super::captures`]).
     pub capture: Option<u64>,
-    /// A dump stops before this sequence number (set from `capture`).
-    pub until_seq: Option<u64>,
+    /// Only the entries of this range of sequence numbers (set from
+    /// `capture`): holes there that were there when the reader asked are
+    /// nothing it missed, as in the whole ring.
+    pub within: Option<(u64, u64)>,
 }
 
 impl Query {
@@ -53,7 +55,7 @@ impl Query {
             filter: Filter::default(),
             format: Format::Json,
             capture: None,
-            until_seq: None,
+            within: None,
         }
     }
 
@@ -344,7 +346,7 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            (q.capture, q.until_seq, q.format),
+            (q.capture, q.within, q.format),
             (Some(2), None, Format::Cat)
         );
         let long = vec![b'{'; MAX_REQUEST_LEN + 1];

@@ -388,3 +388,50 @@ fn release_needs_the_rights_of_clear_and_others_triggers_stay_unread() {
     );
     assert_eq!(logread_ok(&d, &["--release", "1"]), "released capture 1\n");
 }
+
+#[test]
+fn a_hole_fair_eviction_left_in_the_window_is_told_not_counted_as_missed() {
+    let d = Daemon::start(&[
+        "--max-lines",
+        "1000",
+        "--capture",
+        "priority=err",
+        "--capture-before",
+        "2s",
+        "--capture-after",
+        "1s",
+    ]);
+    // Eight sources fill most of the ring, each within its share (1/8),
+    // before the window opens.
+    for s in 0..8 {
+        d.send_many(110, |i| format!("<14>old{s}: old {i}"));
+    }
+    d.wait_for("the old lines", |e| e.len() > 880);
+    std::thread::sleep(Duration::from_millis(2500));
+    // In the window: a flood from one source, which fair eviction takes
+    // from its own oldest, inside the window, before the trigger.
+    let label = unique("hole");
+    d.send(format!("<14>quiet: {label}-before").as_bytes());
+    d.send_many(300, |i| format!("<14>noisy: noisy {i}"));
+    d.send(format!("<11>quiet: {label}-trigger").as_bytes());
+    wait_complete(&d, 1);
+
+    let got = parse_lines(logread_ok(&d, &["--capture", "1", "--json"]).as_bytes());
+    let msgs: Vec<&str> = got.iter().map(|e| e["msg"].as_str().unwrap()).collect();
+    let noisy = got.iter().filter(|e| e["source"] == "noisy").count();
+    assert!(
+        noisy < 300,
+        "fair eviction took some of the window: {msgs:?}"
+    );
+    assert_eq!(msgs.first(), Some(&format!("{label}-before").as_str()));
+    assert_eq!(msgs.last(), Some(&format!("{label}-trigger").as_str()));
+    let note = format!("fair eviction took {} entries of noisy", 300 - noisy);
+    assert_eq!(
+        msgs.iter().filter(|m| m.starts_with(&note)).count(),
+        1,
+        "told once where the hole is: {msgs:?}"
+    );
+    // The hole was there before the reader asked: nothing it missed.
+    assert!(!msgs.iter().any(|m| m.contains("overwritten")), "{msgs:?}");
+    assert_eq!(d.stats()["queries"]["missed"], 0);
+}
