@@ -117,7 +117,8 @@ impl Daemon {
             query.routes = Some(routes.board());
         }
         query.intake = Some(inputs.intake.board());
-        query.capture_filters = settings.capture.filter_texts();
+        query.capture_filters =
+            crate::query::captures::RuleTexts::new(settings.capture.filter_texts());
         let mut scrape = open_scrape(&settings, &mut ring, reexec.as_ref())?;
 
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;

@@ -19,6 +19,41 @@ use crate::view::filter::Filter;
 use crate::view::json;
 use crate::view::timefmt::rfc3339_nanos;
 
+/// The `--capture` filters' texts, by rule index, to name the filter that
+/// started each capture. A capture keeps only its rule's index, so once
+/// SIGHUP changes the filters, the captures made before are shown without
+/// one rather than with another's.
+#[derive(Clone, Debug, Default)]
+pub struct RuleTexts {
+    texts: Vec<String>,
+    /// Captures from this id on were made with `texts`.
+    since_id: u64,
+}
+
+impl RuleTexts {
+    /// The filters the captures held were made with (at start, those of
+    /// the configuration).
+    pub fn new(texts: Vec<String>) -> RuleTexts {
+        RuleTexts { texts, since_id: 0 }
+    }
+
+    /// The filters from now on (SIGHUP); `ring` says which captures were
+    /// made before.
+    pub fn replace(&mut self, texts: Vec<String>, ring: &Ring) {
+        if texts != self.texts {
+            self.since_id = ring.captures().last().map_or(0, |c| c.id + 1);
+            self.texts = texts;
+        }
+    }
+
+    fn of(&self, c: &Capture) -> Option<&str> {
+        (c.id >= self.since_id)
+            .then(|| self.texts.get(c.rule as usize))
+            .flatten()
+            .map(String::as_str)
+    }
+}
+
 /// Narrow `q`, a read of capture `id`, to that capture's entries: from
 /// its first sequence number (or after the reader's cursor, if later) to
 /// its last, as held now (an open capture is read as far as it has got).
@@ -43,11 +78,11 @@ pub fn narrow(q: &mut Query, id: u64, ring: &Ring) -> Result<(), (u16, String)> 
     Ok(())
 }
 
-/// The captures held, oldest first, as `{"captures": [...]}`. `filters`
-/// are the `--capture` filters' texts, by rule index; `only_uid` is the
+/// The captures held, oldest first, as `{"captures": [...]}`, each with
+/// the text of its filter (`null` if not known); `only_uid` is the
 /// reader's restriction: such a reader is shown a trigger's text only if
 /// it sent the trigger itself.
-pub fn list_json(ring: &Ring, filters: &[String], only_uid: Option<u32>) -> Value {
+pub fn list_json(ring: &Ring, filters: &RuleTexts, only_uid: Option<u32>) -> Value {
     let captures: Vec<Value> = ring
         .captures()
         .iter()
@@ -56,11 +91,11 @@ pub fn list_json(ring: &Ring, filters: &[String], only_uid: Option<u32>) -> Valu
     json!({ "captures": captures })
 }
 
-fn capture_json(c: &Capture, ring: &Ring, filters: &[String], only_uid: Option<u32>) -> Value {
+fn capture_json(c: &Capture, ring: &Ring, filters: &RuleTexts, only_uid: Option<u32>) -> Value {
     json!({
         "id": c.id,
         "rule": c.rule,
-        "filter": filters.get(c.rule as usize),
+        "filter": filters.of(c),
         "trigger": trigger_json(c, ring, only_uid),
         "first_seq": c.first_seq,
         "last_seq": c.last_seq,
@@ -116,6 +151,9 @@ mod tests {
             .unwrap_err()
             .1
             .contains("cannot be followed"));
-        assert_eq!(list_json(&ring, &[], None), json!({ "captures": [] }));
+        assert_eq!(
+            list_json(&ring, &RuleTexts::default(), None),
+            json!({ "captures": [] })
+        );
     }
 }

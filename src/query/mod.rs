@@ -151,9 +151,8 @@ pub struct QueryServer {
     pub gauges: crate::stats::Gauges,
     /// Control commands read from clients, for the daemon to carry out.
     asks: Vec<ControlAsk>,
-    /// The `--capture` filters' texts, by rule index, for the list of
-    /// captures.
-    pub capture_filters: Vec<String>,
+    /// The `--capture` filters' texts, for the list of captures.
+    pub capture_filters: captures::RuleTexts,
 }
 
 /// A control command a client sent, which the daemon carries out and
@@ -193,7 +192,7 @@ impl QueryServer {
             intake: None,
             gauges: Default::default(),
             asks: Vec::new(),
-            capture_filters: Vec::new(),
+            capture_filters: Default::default(),
         }
     }
 

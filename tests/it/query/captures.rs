@@ -435,3 +435,30 @@ fn a_hole_fair_eviction_left_in_the_window_is_told_not_counted_as_missed() {
     assert!(!msgs.iter().any(|m| m.contains("overwritten")), "{msgs:?}");
     assert_eq!(d.stats()["queries"]["missed"], 0);
 }
+
+#[test]
+fn after_sighup_changes_the_filters_a_capture_made_before_names_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("ringlogd.toml");
+    let config = |filter: &str| {
+        let text = format!("capture = [\"{filter}\"]\ncapture-after = \"1s\"\n");
+        std::fs::write(&conf, text).unwrap();
+    };
+    config("priority=err");
+    let d = Daemon::start(&["--config", conf.to_str().unwrap()]);
+    d.send(b"<11>app: before the reload");
+    wait_complete(&d, 1);
+    config("app=deploy");
+    signal(d.pid(), "HUP");
+    d.internal_with("applied capture");
+    d.send(b"<14>deploy: after the reload");
+    wait_complete(&d, 2);
+    let list = captures(&d);
+    let filters: Vec<&Value> = list.iter().map(|c| &c["filter"]).collect();
+    assert_eq!(
+        filters,
+        [&Value::Null, &Value::from("app=deploy")],
+        "{list:?}"
+    );
+    assert_eq!(list[0]["trigger"]["msg"], "before the reload");
+}
