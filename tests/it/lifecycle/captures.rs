@@ -229,3 +229,41 @@ fn captures_and_their_pins_survive_a_reexec_and_a_snapshot() {
     assert_held_in_order(&d, &want);
     assert!(d.dump().len() <= 1000 + 401);
 }
+
+#[test]
+fn a_kernel_oops_in_kmsg_starts_a_kernel_capture() {
+    if !root_or_skip("writing to /dev/kmsg") {
+        return;
+    }
+    // Only this test's line may match: other kernel records in the log
+    // (a boot line with panic=, an old BUG:) must not count here.
+    let nonce = format!("ringlogd-test-{}", std::process::id());
+    let filter = format!("source=kernel&grep=(Oops|BUG:|panic).*{nonce}");
+    let d = Daemon::start_with_kmsg(&[
+        "--max-lines",
+        "200000",
+        "--max-bytes",
+        "256M",
+        "--capture",
+        &filter,
+        "--capture-before",
+        "1s",
+        "--capture-after",
+        "200ms",
+    ]);
+    let oops = format!("BUG: unable to handle page fault for address: 0000000000000008 {nonce}");
+    // From user space the kernel stores facility user; the tag names the
+    // source, as a driver's record names the kernel.
+    let mut kmsg = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/kmsg")
+        .expect("open /dev/kmsg for writing");
+    std::io::Write::write_all(&mut kmsg, format!("<2>kernel: {oops}\n").as_bytes())
+        .expect("write to /dev/kmsg");
+    let e = d.entry_with_text(&nonce);
+    assert_eq!((e["source"].as_str(), e["input"].as_str()), (Some("kernel"), Some("kmsg")), "{e}");
+    wait_complete(&d, 1);
+    let c = captures(&d);
+    assert_eq!(c["started"], 1, "{c}");
+    assert!(c["entries_pinned"].as_u64().unwrap() >= 1, "{c}");
+}
