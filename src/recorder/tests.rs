@@ -122,9 +122,12 @@ fn a_large_capture_is_formatted_a_budget_per_turn() {
     assert_eq!(c.entries, n as u64 + 1);
     let mut rec = Recorder::new(dir.path().into(), 64 << 20, "b".into());
     let (mut turns, mut before) = (0, 0);
+    let mut longest = Duration::ZERO;
     let lines = |rec: &Recorder| rec.formatting.as_ref().map_or(0, |f| f.lines.len());
     while rec.writing.is_none() {
+        let t = Instant::now();
         rec.tick(&mut ring);
+        longest = longest.max(t.elapsed());
         turns += 1;
         let now = lines(&rec);
         // The last turn hands the lines over: they are no longer here.
@@ -137,6 +140,7 @@ fn a_large_capture_is_formatted_a_budget_per_turn() {
     }
     // Some 2.4 MB of lines: ten turns or so, never one.
     assert!(turns >= 5, "{turns} turns");
+    eprintln!("{} entries formatted in {turns} turns, the longest {longest:?}", n + 1);
     tick_until_written(&mut rec, &mut ring, c.id);
     let text = unzstd(&rec.path_of(c.id));
     assert_eq!(text.lines().count(), n as usize + 1);
