@@ -5,11 +5,11 @@
 //!
 //! The loop formats a budget of entries per turn ([`Recorder::tick`]), as a
 //! reader's stream does, so a capture of many thousands of entries costs a
-//! few short turns. The finished lines go to a writer thread ([`writer`]),
-//! which compresses them, writes the file (0600, a temporary name, fsync,
-//! rename, the directory synced) and prunes the directory: neither zstd nor
-//! the disk ever holds up ingest. One capture is in hand at a time, oldest
-//! first. Once its file is in place the capture is marked written in the
+//! few short turns. Each turn's lines go to a writer thread ([`writer`]),
+//! which compresses them as they come (only the compressed capture is ever
+//! held), then writes the file (0600, a temporary name, fsync, rename, the
+//! directory synced) and prunes the directory: neither zstd nor the disk
+//! ever holds up ingest. One capture is in hand at a time, oldest first. Once its file is in place the capture is marked written in the
 //! ring, whose table lives in the memfd, so a successor after a re-exec does
 //! not write it again.
 
@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::ring::{ReadCache, Ring};
 use crate::view::format::write_json_line;
-use writer::{Done, Job, Writer};
+use writer::{Done, Job, Msg, Writer};
 
 /// Bytes of JSON lines formatted per turn, at most.
 const FORMAT_BUDGET: usize = 256 << 10;
@@ -50,7 +50,8 @@ struct Formatting {
     id: u64,
     next: u64,
     last: u64,
-    lines: Vec<u8>,
+    /// Bytes of lines sent to the writer so far.
+    sent: u64,
     cache: ReadCache,
 }
 
@@ -124,18 +125,38 @@ impl Recorder {
         let Some(f) = &mut self.formatting else {
             return problems;
         };
-        if ring.capture(f.id).is_none() {
-            let id = f.id;
+        let id = f.id;
+        if ring.capture(id).is_none() {
             self.formatting = None;
+            if let Some(w) = &mut self.writer {
+                // Nothing more of it comes: the writer forgets what it has.
+                let _ = w.send(Msg::Abort { id });
+            }
             self.fail(
                 format!("capture {id} was released before it was written to the capture directory"),
                 &mut problems,
             );
             return problems;
         }
-        if format_some(f, ring) {
-            let f = self.formatting.take().expect("formatting");
-            self.hand_over(f, &mut problems);
+        let (lines, complete) = format_some(f, ring);
+        f.sent += lines.len() as u64;
+        if let Err(e) = self.send(Msg::Lines { id, lines }) {
+            self.formatting = None;
+            self.fail(e, &mut problems);
+            return problems;
+        }
+        if complete {
+            self.formatting = None;
+            let job = Job {
+                id,
+                path: self.path_of(id),
+                dir: self.dir.clone(),
+                dir_max: self.dir_max,
+            };
+            match self.send(Msg::Finish(job)) {
+                Ok(()) => self.writing = Some(id),
+                Err(e) => self.fail(e, &mut problems),
+            }
         }
         problems
     }
@@ -164,30 +185,18 @@ impl Recorder {
         problems
     }
 
-    /// Send a formatted capture to the writer thread, started on first use.
-    fn hand_over(&mut self, f: Formatting, problems: &mut Vec<String>) {
-        let job = Job {
-            id: f.id,
-            path: self.path_of(f.id),
-            lines: f.lines,
-            dir: self.dir.clone(),
-            dir_max: self.dir_max,
-        };
+    /// Send `msg` to the writer thread, started on first use.
+    fn send(&mut self, msg: Msg) -> Result<(), String> {
         if self.writer.is_none() {
-            match Writer::start() {
-                Ok(w) => self.writer = Some(w),
-                Err(e) => {
-                    return self.fail(format!("cannot start the capture writer: {e}"), problems)
-                }
-            }
+            let w = Writer::start().map_err(|e| format!("cannot start the capture writer: {e}"))?;
+            self.writer = Some(w);
         }
-        match self.writer.as_mut().expect("started").send(job) {
-            Ok(()) => self.writing = Some(f.id),
-            Err(e) => {
-                self.writer = None;
-                self.fail(e, problems);
-            }
+        let sent = self.writer.as_mut().expect("started").send(msg);
+        if sent.is_err() {
+            // Stopped (it panicked): a new one is started for the next.
+            self.writer = None;
         }
+        sent
     }
 
     /// Account for what the writer did.
@@ -230,35 +239,32 @@ fn next_to_write(ring: &Ring, tried: u64) -> Option<Formatting> {
         id: c.id,
         next: c.first_seq,
         last: c.last_seq,
-        lines: Vec::new(),
+        sent: 0,
         cache: ReadCache::new(),
     })
 }
 
-/// Format entries of `f` up to the turn's budget; true when all are in.
-fn format_some(f: &mut Formatting, ring: &Ring) -> bool {
+/// Format entries of `f` up to the turn's budget: the lines, and whether
+/// they are the last.
+fn format_some(f: &mut Formatting, ring: &Ring) -> (Vec<u8>, bool) {
     let Formatting {
-        next,
-        last,
-        lines,
-        cache,
-        ..
+        next, last, cache, ..
     } = f;
-    let budget_end = lines.len() + FORMAT_BUDGET;
+    let mut lines = Vec::new();
     let mut more = false;
     ring.scan_from(*next, cache, |r| {
         if r.seq > *last {
             return ControlFlow::Break(());
         }
-        write_json_line(&r, lines);
+        write_json_line(&r, &mut lines);
         *next = r.seq + 1;
-        if lines.len() >= budget_end && *next <= *last {
+        if lines.len() >= FORMAT_BUDGET && *next <= *last {
             more = true;
             return ControlFlow::Break(());
         }
         ControlFlow::Continue(())
     });
-    !more
+    (lines, !more)
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
-//! The capture writer thread: compresses a capture's JSON lines with zstd,
-//! writes them atomically to their file (0600, fsync, rename, directory
-//! fsync) and then removes the oldest capture files while the directory
-//! holds more than its bound. Only names `capture-*.jsonl.zst` that are
+//! The capture writer thread: compresses a capture's JSON lines with zstd
+//! as the loop sends them, writes the result atomically to its file (0600,
+//! fsync, rename, directory fsync) and then removes the oldest capture
+//! files while the directory holds more than its bound. Only names `capture-*.jsonl.zst` that are
 //! regular files are ever counted or removed; anything else in the
 //! directory is not ours.
 
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -19,13 +20,54 @@ pub const SUFFIX: &str = ".jsonl.zst";
 /// zstd's default level: fast, and far smaller than the text.
 const LEVEL: i32 = 3;
 
-/// A capture to write.
+/// Where a capture goes, once all its lines were sent.
 pub struct Job {
     pub id: u64,
     pub path: PathBuf,
-    pub lines: Vec<u8>,
     pub dir: PathBuf,
     pub dir_max: u64,
+}
+
+/// What the loop sends the writer.
+pub enum Msg {
+    /// The next lines of capture `id` (the first ones start it).
+    Lines { id: u64, lines: Vec<u8> },
+    /// All lines were sent: write the file.
+    Finish(Job),
+    /// Forget capture `id`: it will not be written.
+    Abort { id: u64 },
+}
+
+/// A capture being compressed: what is compressed so far, or why it could
+/// not be.
+struct Compressing {
+    id: u64,
+    zstd: Result<zstd::stream::write::Encoder<'static, Vec<u8>>, String>,
+}
+
+impl Compressing {
+    fn new(id: u64) -> Compressing {
+        Compressing {
+            id,
+            zstd: zstd::stream::write::Encoder::new(Vec::new(), LEVEL)
+                .map_err(|e| format!("cannot compress capture {id}: {e}")),
+        }
+    }
+
+    fn add(&mut self, lines: &[u8]) {
+        if let Ok(z) = &mut self.zstd {
+            if let Err(e) = z.write_all(lines) {
+                self.zstd = Err(format!("cannot compress capture {}: {e}", self.id));
+            }
+        }
+    }
+
+    fn finish(self) -> Result<Vec<u8>, String> {
+        let id = self.id;
+        self.zstd?
+            .finish()
+            .map_err(|e| format!("cannot compress capture {id}: {e}"))
+    }
 }
 
 /// What the writer did with a job.
@@ -40,21 +82,39 @@ pub struct Done {
 
 /// The thread and its two channels.
 pub struct Writer {
-    jobs: Option<Sender<Job>>,
+    jobs: Option<Sender<Msg>>,
     done: Receiver<Done>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Writer {
     pub fn start() -> std::io::Result<Writer> {
-        let (jobs, jobs_rx) = mpsc::channel::<Job>();
+        let (jobs, jobs_rx) = mpsc::channel::<Msg>();
         let (done_tx, done) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("capture-writer".into())
             .spawn(move || {
-                for job in jobs_rx {
-                    if done_tx.send(write(job)).is_err() {
-                        return;
+                let mut current: Option<Compressing> = None;
+                for msg in jobs_rx {
+                    match msg {
+                        Msg::Lines { id, lines } => {
+                            if current.as_ref().is_none_or(|c| c.id != id) {
+                                current = Some(Compressing::new(id));
+                            }
+                            current.as_mut().expect("started").add(&lines);
+                        }
+                        Msg::Abort { id } => {
+                            current.take_if(|c| c.id == id);
+                        }
+                        Msg::Finish(job) => {
+                            let c = current
+                                .take()
+                                .filter(|c| c.id == job.id)
+                                .unwrap_or_else(|| Compressing::new(job.id));
+                            if done_tx.send(write(job, c)).is_err() {
+                                return;
+                            }
+                        }
                     }
                 }
             })?;
@@ -65,8 +125,8 @@ impl Writer {
         })
     }
 
-    pub fn send(&mut self, job: Job) -> Result<(), String> {
-        let sent = self.jobs.as_ref().map(|j| j.send(job));
+    pub fn send(&mut self, msg: Msg) -> Result<(), String> {
+        let sent = self.jobs.as_ref().map(|j| j.send(msg));
         match sent {
             Some(Ok(())) => Ok(()),
             _ => Err("the capture writer thread has stopped".into()),
@@ -94,15 +154,13 @@ impl Drop for Writer {
     }
 }
 
-/// Compress, write, prune.
-fn write(job: Job) -> Done {
-    let written = zstd::bulk::compress(&job.lines, LEVEL)
-        .map_err(|e| format!("cannot compress capture {}: {e}", job.id))
-        .and_then(|z| {
-            private_file::write_atomic(&job.path, &z, 0o600)
-                .map(|_| z.len() as u64)
-                .map_err(|e| format!("capture {}: {e}", job.id))
-        });
+/// Finish compressing, write, prune.
+fn write(job: Job, compressed: Compressing) -> Done {
+    let written = compressed.finish().and_then(|z| {
+        private_file::write_atomic(&job.path, &z, 0o600)
+            .map(|_| z.len() as u64)
+            .map_err(|e| format!("capture {}: {e}", job.id))
+    });
     let (removed, prune_error) = match &written {
         Ok(_) => prune(&job.dir, job.dir_max, &job.path),
         Err(_) => (0, None),
