@@ -42,6 +42,15 @@ fn tick_until_written(rec: &mut Recorder, ring: &mut Ring, id: u64) -> Vec<Strin
     problems
 }
 
+/// A complete capture of `n` lines of some 50 bytes and its trigger.
+fn capture_of(ring: &mut Ring, n: i64) {
+    for i in 0..n {
+        push(ring, 9 * SEC + i, &format!("line {i} {}", "x".repeat(40)));
+    }
+    push(ring, 10 * SEC, "BOOM");
+    ring.tick_captures(12 * SEC);
+}
+
 fn unzstd(path: &Path) -> String {
     let mut s = String::new();
     zstd::Decoder::new(std::fs::File::open(path).unwrap())
@@ -109,15 +118,7 @@ fn a_large_capture_is_formatted_a_budget_per_turn() {
     let dir = tempfile::tempdir().unwrap();
     let mut ring = ring();
     let n = 30_000;
-    for i in 0..n {
-        push(
-            &mut ring,
-            9 * SEC + i,
-            &format!("line {i} {}", "x".repeat(40)),
-        );
-    }
-    push(&mut ring, 10 * SEC, "BOOM");
-    ring.tick_captures(12 * SEC);
+    capture_of(&mut ring, n);
     let c = ring.captures()[0];
     assert_eq!(c.entries, n as u64 + 1);
     let mut rec = Recorder::new(dir.path().into(), 64 << 20, "b".into());
@@ -205,15 +206,7 @@ fn a_missing_directory_is_counted_and_logged_once() {
 fn a_capture_released_while_formatted_is_counted_and_not_written() {
     let dir = tempfile::tempdir().unwrap();
     let mut ring = ring();
-    for i in 0..20_000 {
-        push(
-            &mut ring,
-            9 * SEC + i,
-            &format!("line {i} {}", "x".repeat(40)),
-        );
-    }
-    push(&mut ring, 10 * SEC, "BOOM");
-    ring.tick_captures(12 * SEC);
+    capture_of(&mut ring, 20_000);
     let id = ring.captures()[0].id;
     let mut rec = Recorder::new(dir.path().into(), 64 << 20, "b".into());
     rec.tick(&mut ring);

@@ -1,6 +1,7 @@
 //! A `capture=1` route carries only the entries of captures: a central
 //! rsyslogd gets each capture's context, before and after its trigger, and
-//! nothing of the stream between captures.
+//! nothing of the stream between captures; the route's other filters
+//! still apply.
 
 use crate::route::outbound::route_stats;
 use crate::support::captures::*;
@@ -10,8 +11,13 @@ use crate::support::*;
 #[test]
 fn a_capture_route_sends_exactly_the_captured_entries() {
     let rx = Receiver::start(Input::Tcp, None);
+    let after_only = Receiver::start(Input::Tcp, None);
     let mut args = capture_args("grep=^BOOM");
     args.extend(["--route".to_owned(), rx.url("tcp", "capture=1")]);
+    args.extend([
+        "--route".to_owned(),
+        after_only.url("tcp", "capture=1&grep=-after-"),
+    ]);
     let d = Daemon::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
     make_capture(&d, "rt1", "BOOM one", 1);
     send_lines(&d, "rt-outside", 5);
