@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[path = "bench/capture.rs"]
+mod capture;
 mod common;
 #[path = "bench/corpus.rs"]
 mod corpus;
@@ -78,6 +80,11 @@ fn main() {
         ingest_table(&opts, &bins);
         return;
     }
+    // Only ingest with and without captures (issue 18).
+    if args.iter().any(|a| a == "--capture-only") {
+        capture::capture_rows(&opts, &bins);
+        return;
+    }
     // Only ingest with and without scrapes (issue 19).
     if args.iter().any(|a| a == "--scrape-only") {
         metrics::scrape_rows(&opts, &bins);
@@ -124,6 +131,8 @@ fn main() {
     intake_row(&opts, &bins);
     println!();
     metrics::scrape_rows(&opts, &bins);
+    println!();
+    capture::capture_rows(&opts, &bins);
     println!();
     let dump = dump_table(&opts, &bins, &corpus);
     println!();

@@ -7,8 +7,8 @@
 //! Every flag is also a key of the TOML file `--config` names ([`file`]),
 //! and the command line wins over the file ([`Loader`]).
 
-pub mod file;
 pub mod capture;
+pub mod file;
 pub mod metrics;
 pub mod show;
 

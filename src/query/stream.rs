@@ -40,6 +40,8 @@ pub(super) struct Stream {
     /// Below `report_from`: the entries held when the reader asked that it
     /// has not been given or told of yet.
     owed: Option<Owed>,
+    /// The fair-eviction notes this reader was told of (their ids).
+    told: Vec<u64>,
 }
 
 /// The entries a reader was owed below `below` (the ring's next sequence
@@ -123,6 +125,7 @@ pub(super) fn open_stream(q: Query, chunked: bool, ring: &Ring) -> Stream {
             taken: 0,
             squared_at: ring.removals(),
         }),
+        told: Vec::new(),
     }
 }
 
@@ -229,6 +232,7 @@ pub(super) fn fill(
         cache,
         report_from,
         owed,
+        told,
         ..
     } = s;
     let gaps = Gaps {
@@ -238,6 +242,9 @@ pub(super) fn fill(
     ring.scan_from(*cursor, cache, |r| {
         if r.seq >= stop {
             return ControlFlow::Break(());
+        }
+        if r.seq > *cursor {
+            tell_evictions(ring, *cursor..r.seq, filter, told, *format, out);
         }
         gaps.report(*cursor, r.seq, owed, out, counters);
         if let Some(o) = owed.as_mut().filter(|o| r.seq < o.below) {
@@ -256,8 +263,58 @@ pub(super) fn fill(
     });
     if done && *cursor < stop {
         // Everything from the cursor on was evicted.
+        tell_evictions(ring, *cursor..stop, filter, told, *format, out);
         gaps.report(*cursor, stop, owed, out, counters);
         *cursor = stop;
+    }
+}
+
+/// Tell the reader, at a hole it meets (`gap`), of what fair eviction took
+/// out of turn there: one entry per source and episode, each once, if its
+/// filter would take an entry of that source.
+fn tell_evictions(
+    ring: &Ring,
+    gap: std::ops::Range<u64>,
+    filter: &Filter,
+    told: &mut Vec<u64>,
+    format: Format,
+    out: &mut Vec<u8>,
+) {
+    for note in ring.evictions_within(gap.start, gap.end) {
+        if told.contains(&note.id) {
+            continue;
+        }
+        told.push(note.id);
+        let mut notice = Record::internal(
+            now_ns(),
+            Severity::Notice,
+            format!(
+                "fair eviction took {} entries of {} between seq {} and {}, ahead of older \
+                 entries of other sources",
+                note.count, note.source, note.first_seq, note.last_seq
+            ),
+        );
+        notice.sd.push(crate::record::SdElement {
+            id: "evicted@ringlogd".into(),
+            params: vec![
+                ("source".into(), note.source.clone()),
+                ("count".into(), note.count.to_string()),
+                ("first_seq".into(), note.first_seq.to_string()),
+                ("last_seq".into(), note.last_seq.to_string()),
+            ],
+        });
+        let mut about = notice.as_ref();
+        about.source = &note.source;
+        if !filter.matches(&about) {
+            continue;
+        }
+        if format == Format::Json {
+            // No seq: the note is no entry of the ring, never a cursor.
+            json::write_line(&notice.as_ref(), None, None, out);
+        } else {
+            notice.seq = gap.start;
+            format::write_record(&notice.as_ref(), format, out);
+        }
     }
 }
 

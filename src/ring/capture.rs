@@ -366,7 +366,13 @@ impl Ring {
 
     /// The capture `id`, if held.
     pub fn capture(&self, id: u64) -> Option<Capture> {
-        self.captures.table.get().slots.iter().copied().find(|c| c.flags & USED != 0 && c.id == id)
+        self.captures
+            .table
+            .get()
+            .slots
+            .iter()
+            .copied()
+            .find(|c| c.flags & USED != 0 && c.id == id)
     }
 
     /// Figures for stats.
@@ -486,7 +492,9 @@ impl Ring {
             let caps = &mut self.captures;
             let tbl = caps.table.get_mut();
             let c = &mut tbl.slots[i];
-            c.end_ns = c.end_ns.max(t.saturating_add(after).min(c.start_ns.saturating_add(span)));
+            c.end_ns = c
+                .end_ns
+                .max(t.saturating_add(after).min(c.start_ns.saturating_add(span)));
             c.extended += 1;
             tbl.counters.extended += 1;
             return;

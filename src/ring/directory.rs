@@ -282,6 +282,6 @@ pub(super) fn new_open(slot: u32, gen: u64, seq: u64) -> ChunkMeta {
         index: Some(Vec::new()),
         hints: [0; TIERS],
         hints_epoch: 0,
-            release_epoch: 0,
+        release_epoch: 0,
     }
 }

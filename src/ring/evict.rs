@@ -258,7 +258,8 @@ impl Ring {
         self.removals += 1;
         if !oldest && self.opts.evict == Evict::Fair {
             let held_from = self.sealed.front().unwrap_or(&self.open).first_live;
-            self.evictions.record(e.source, e.seq, self.push_ns, held_from);
+            self.evictions
+                .record(e.source, e.seq, self.push_ns, held_from);
         }
         if !self.captures.pins.is_empty() && self.captures.pinned(e.seq) {
             self.capture_lost(e.seq);

@@ -48,12 +48,10 @@ impl EvictionLog {
     /// the ring holds: episodes wholly below it can go.
     pub(super) fn record(&mut self, source: u16, seq: u64, now_ns: i64, oldest_held: u64) {
         let full = self.episodes.len() >= MAX_EPISODES;
-        let current = self
-            .episodes
-            .iter_mut()
-            .rev()
-            .find(|e| e.source == source);
-        if let Some(e) = current.filter(|e| full || now_ns.saturating_sub(e.started_ns) < EPISODE_NS) {
+        let current = self.episodes.iter_mut().rev().find(|e| e.source == source);
+        if let Some(e) =
+            current.filter(|e| full || now_ns.saturating_sub(e.started_ns) < EPISODE_NS)
+        {
             e.first_seq = e.first_seq.min(seq);
             e.last_seq = e.last_seq.max(seq);
             e.count += 1;
@@ -110,7 +108,10 @@ mod tests {
             log.record(3, seq, i as i64, 0);
         }
         log.record(3, 40, EPISODE_NS + 5, 0);
-        let v: Vec<_> = log.within(0, 100).map(|e| (e.first_seq, e.last_seq, e.count)).collect();
+        let v: Vec<_> = log
+            .within(0, 100)
+            .map(|e| (e.first_seq, e.last_seq, e.count))
+            .collect();
         assert_eq!(v, [(10, 19, 10), (40, 40, 1)]);
         assert_eq!(log.within(20, 40).count(), 0);
         assert_eq!(log.within(19, 20).count(), 1);

@@ -767,3 +767,6 @@ fn busiest_first(mut v: Vec<SourceStats>) -> Vec<SourceStats> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod capture_tests;

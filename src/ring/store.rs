@@ -35,7 +35,8 @@ pub const SOURCES_OFFSET: usize = 1024;
 pub const MAX_SOURCES: usize = 1024;
 pub const SOURCE_NAME_MAX: usize = 46;
 /// Where the capture table starts: right after the source table.
-pub const CAPTURES_OFFSET: usize = SOURCES_OFFSET + MAX_SOURCES * std::mem::size_of::<SourceEntry>();
+pub const CAPTURES_OFFSET: usize =
+    SOURCES_OFFSET + MAX_SOURCES * std::mem::size_of::<SourceEntry>();
 pub const HEADER_LEN: usize =
     page_round(SOURCES_OFFSET + MAX_SOURCES * std::mem::size_of::<SourceEntry>());
 /// Bytes of a slot before its chunk's data.

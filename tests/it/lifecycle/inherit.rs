@@ -310,13 +310,16 @@ fn memlogds_own_command_line_works() {
     }
     writeln!(ours, "{}", "y".repeat(100)).unwrap();
     drop(ours);
-    let entries = dump_until(&query, "the cut last line", |entries| {
+    let mut entries = dump_until(&query, "the cut last line", |entries| {
         entries.last().is_some_and(|e| e["truncated"] == true)
     });
-    assert_eq!(entries.len(), 10, "-max-lines 10: {entries:?}");
     // Fair eviction: svc.out holds more than its share, so its oldest
-    // lines went and the daemon's own start message stayed.
+    // lines went and the daemon's own start message stayed; the reader is
+    // told so where they were.
     assert_eq!(entries[0]["msg"], "memlogd started");
+    let note = entries.remove(1);
+    assert_eq!(note["sd"]["evicted@ringlogd"]["count"], "6", "{note}");
+    assert_eq!(entries.len(), 10, "-max-lines 10: {entries:?}");
     assert_eq!(entries[1]["msg"], "line 6");
     let last = &entries[9];
     assert_eq!(last["msg"].as_str().unwrap().len(), 64, "-max-line-len 64");

@@ -256,9 +256,12 @@ impl Daemon {
         out
     }
 
-    /// Every entry in the ring (memlogd mode 0), parsed.
+    /// Every entry in the ring (memlogd mode 0), parsed; not the notes of
+    /// what fair eviction took, which are no entries.
     pub fn dump(&self) -> Vec<Value> {
-        parse_lines(&self.query_raw(&[0]))
+        let mut lines = parse_lines(&self.query_raw(&[0]));
+        lines.retain(|v| !is_eviction_note(v));
+        lines
     }
 
     /// The daemon's counters.
@@ -893,6 +896,14 @@ pub fn wait_timeout(child: &mut Child, limit: Duration) -> std::process::ExitSta
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Whether a JSON line is a note of what fair eviction took out of turn
+/// (it has no `seq`: it is no entry of the ring).
+pub fn is_eviction_note(v: &Value) -> bool {
+    v.get("sd")
+        .and_then(|s| s.get("evicted@ringlogd"))
+        .is_some()
 }
 
 pub fn parse_lines(out: &[u8]) -> Vec<Value> {
