@@ -28,6 +28,7 @@ use crate::parse::multiline::Joiner;
 use crate::parse::syslog::SyslogParser;
 use crate::query::QueryServer;
 use crate::record::Severity;
+use crate::recorder::Recorder;
 use crate::ring::{Ring, SeqMark};
 use crate::route::Routes;
 use crate::scrape::ScrapeServer;
@@ -174,6 +175,10 @@ impl Daemon {
             intake,
             query,
             routes,
+            recorder: settings.capture.dir.clone().map(|dir| {
+                let boot = handover::boot_id().unwrap_or_else(|| "noboot".into());
+                Recorder::new(dir, settings.capture.dir_max, boot)
+            }),
             scrape,
             busy,
             query_path: query_listener.path,

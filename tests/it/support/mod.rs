@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod captures;
 pub mod journal_remote;
 pub mod receiver;
 pub mod syslogd;
