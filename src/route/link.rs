@@ -721,6 +721,10 @@ impl Route {
                     } else if let Some(u) = self.upload.as_mut() {
                         if let Some(a) = u.take(&self.read_buf[..n])? {
                             self.uploaded(&a)?;
+                            if a.closes {
+                                // Between uploads: a new connection, quietly.
+                                return Err("the receiver closes the connection".into());
+                            }
                         }
                     }
                     // Anything else a server sends is not ours to read.

@@ -261,7 +261,11 @@ fn a_kernel_oops_in_kmsg_starts_a_kernel_capture() {
     std::io::Write::write_all(&mut kmsg, format!("<2>kernel: {oops}\n").as_bytes())
         .expect("write to /dev/kmsg");
     let e = d.entry_with_text(&nonce);
-    assert_eq!((e["source"].as_str(), e["input"].as_str()), (Some("kernel"), Some("kmsg")), "{e}");
+    assert_eq!(
+        (e["source"].as_str(), e["input"].as_str()),
+        (Some("kernel"), Some("kmsg")),
+        "{e}"
+    );
     wait_complete(&d, 1);
     let c = captures(&d);
     assert_eq!(c["started"], 1, "{c}");
