@@ -11,18 +11,7 @@ use crate::support::*;
 use serde_json::Value;
 
 use super::filters::curl;
-
-/// A ring of 1000 lines that captures every `err`, 5 s back and 2 s on.
-const CAPTURING: &[&str] = &[
-    "--max-lines",
-    "1000",
-    "--capture",
-    "priority=err",
-    "--capture-before",
-    "5s",
-    "--capture-after",
-    "2s",
-];
+use crate::support::captures::CAPTURING;
 
 /// `logread ARGS`, which must succeed; its stdout.
 fn logread_ok(d: &Daemon, args: &[&str]) -> String {

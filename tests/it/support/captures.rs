@@ -9,6 +9,18 @@ use serde_json::Value;
 
 use super::{poll, Daemon};
 
+/// A ring of 1000 lines that captures every `err`, 5 s back and 2 s on.
+pub const CAPTURING: &[&str] = &[
+    "--max-lines",
+    "1000",
+    "--capture",
+    "priority=err",
+    "--capture-before",
+    "5s",
+    "--capture-after",
+    "2s",
+];
+
 const BEFORE_NS: i64 = 2_000_000_000;
 const AFTER_NS: i64 = 500_000_000;
 
