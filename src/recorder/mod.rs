@@ -9,9 +9,10 @@
 //! which compresses them as they come (only the compressed capture is ever
 //! held), then writes the file (0600, a temporary name, fsync, rename, the
 //! directory synced) and prunes the directory: neither zstd nor the disk
-//! ever holds up ingest. One capture is in hand at a time, oldest first. Once its file is in place the capture is marked written in the
-//! ring, whose table lives in the memfd, so a successor after a re-exec does
-//! not write it again.
+//! ever holds up ingest. One capture is in hand at a time, oldest first.
+//! Once its file is in place the capture is marked written in the ring,
+//! whose table lives in the memfd, so a successor after a re-exec does not
+//! write it again.
 
 mod writer;
 
