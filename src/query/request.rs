@@ -42,11 +42,17 @@ pub struct Query {
     pub filter: Filter,
     pub format: Format,
     /// Answer in frames that say how far the reader got (see
-    /// [`super::framing`]); for the JSON dialect and the mode byte.
+    /// [`crate::view::frames`]); for the JSON dialect and the mode byte.
     pub framed: bool,
     /// The time zone the reader formats local times in (its `TZ`, empty
     /// for none), when it says.
     pub zone: Option<String>,
+    /// Read only this capture's entries (a dump; see [`super::captures`]).
+    pub capture: Option<u64>,
+    /// Only the entries of this range of sequence numbers (set from
+    /// `capture`): holes there that were there when the reader asked are
+    /// nothing it missed, as in the whole ring.
+    pub within: Option<(u64, u64)>,
 }
 
 impl Query {
@@ -59,6 +65,8 @@ impl Query {
             format: Format::Json,
             framed: false,
             zone: None,
+            capture: None,
+            within: None,
         }
     }
 
@@ -82,6 +90,7 @@ impl Query {
                 }
             }
             "tz" => self.zone = Some(value.to_owned()),
+            "capture" => self.capture = Some(number(value)?),
             _ => self.filter.set(key, value, now_ns)?,
         }
         Ok(())
@@ -90,7 +99,10 @@ impl Query {
 
 #[derive(Clone, Debug)]
 pub enum Request {
-    Read(Query),
+    /// Boxed: a query is large beside the other requests.
+    Read(Box<Query>),
+    /// The captures held, as JSON.
+    Captures,
     Stats,
     /// The stats as Prometheus metrics (HTTP only).
     Metrics,
@@ -140,7 +152,7 @@ pub fn parse_request(buf: &[u8], eof: bool, now_ns: i64) -> Parse {
     };
     let memlogd = |mode| match buf.get(1) {
         Some(b'{') => parse_options(mode, &buf[1..], eof, now_ns),
-        _ => Parse::Done(Request::Read(Query::new(mode)), Dialect::Memlogd),
+        _ => Parse::Done(Request::Read(Box::new(Query::new(mode))), Dialect::Memlogd),
     };
     match first {
         0 | b'0' => memlogd(Mode::Dump),
@@ -166,7 +178,7 @@ fn parse_options(mode: Mode, buf: &[u8], eof: bool, now_ns: i64) -> Parse {
     };
     let mut q = Query::new(mode);
     match set_all(&mut q, &map, now_ns) {
-        Ok(()) => Parse::Done(Request::Read(q), Dialect::Json),
+        Ok(()) => Parse::Done(Request::Read(Box::new(q)), Dialect::Json),
         Err(why) => Parse::error(Dialect::Json, 400, why),
     }
 }
@@ -227,12 +239,13 @@ fn json_request(mut map: Map<String, Value>, now_ns: i64) -> Result<Request, Str
         Some(Value::String(m)) => m,
         Some(other) => return Err(format!("mode: expected a string, got {other}")),
     };
-    // Its one key, taken out before the others are checked.
+    // Their one key, taken out before the others are checked.
     let drop_name = (mode == "drop-fd").then(|| map.remove("name")).flatten();
+    let release_id = (mode == "release").then(|| map.remove("capture")).flatten();
     let read = |mode| {
         let mut q = Query::new(mode);
         set_all(&mut q, &map, now_ns)?;
-        Ok(Request::Read(q))
+        Ok(Request::Read(Box::new(q)))
     };
     let bare = |r: Request| match map.keys().next() {
         Some(k) => Err(format!("unknown key {k:?} for this mode")),
@@ -243,6 +256,11 @@ fn json_request(mut map: Map<String, Value>, now_ns: i64) -> Result<Request, Str
         "follow" => read(Mode::Follow),
         "dump+follow" => read(Mode::DumpFollow),
         "stats" => bare(Request::Stats),
+        "captures" => bare(Request::Captures),
+        "release" => match release_id {
+            Some(v) => bare(Request::Control(Control::ReleaseCapture(capture_id(&v)?))),
+            None => Err("release needs the \"capture\" id to release".into()),
+        },
         "pause" => bare(Request::Control(Control::Pause)),
         "resume" => bare(Request::Control(Control::Resume)),
         "clear" => bare(Request::Control(Control::Clear)),
@@ -252,9 +270,20 @@ fn json_request(mut map: Map<String, Value>, now_ns: i64) -> Result<Request, Str
             None => Err("drop-fd needs the \"name\" of the intake fds to close".into()),
         },
         m => Err(format!(
-            "unknown mode {m:?}: use dump, follow, dump+follow, stats, pause, resume, clear or drop-fd"
+            "unknown mode {m:?}: use dump, follow, dump+follow, stats, captures, pause, resume, clear, \
+             release or drop-fd"
         )),
     }
+}
+
+/// A capture id as a JSON request gives it: a whole number, or one as a
+/// string, as every other number in a request may be.
+fn capture_id(v: &Value) -> Result<u64, String> {
+    let id = match v {
+        Value::String(s) => s.trim().parse().ok(),
+        _ => v.as_u64(),
+    };
+    id.ok_or_else(|| format!("capture: {v} is not a capture id (a whole number)"))
 }
 
 #[cfg(test)]
@@ -372,6 +401,34 @@ mod tests {
             0
         ))
         .contains("unknown key"));
+        assert!(matches!(
+            done(parse_request(b"{\"mode\":\"captures\"}", true, 0)).0,
+            Request::Captures
+        ));
+        for release in [
+            &br#"{"mode":"release","capture":3}"#[..],
+            br#"{"mode":"release","capture":"3"}"#,
+        ] {
+            assert!(matches!(
+                done(parse_request(release, true, 0)).0,
+                Request::Control(Control::ReleaseCapture(3))
+            ));
+        }
+        for bad in [
+            &br#"{"mode":"release"}"#[..],
+            br#"{"mode":"release","capture":-1}"#,
+            br#"{"mode":"release","capture":"x"}"#,
+        ] {
+            assert!(error(parse_request(bad, true, 0)).contains("capture"));
+        }
+        let Request::Read(q) = done(parse_request(br#"{"capture":2,"format":"cat"}"#, true, 0)).0
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (q.capture, q.within, q.format),
+            (Some(2), None, Format::Cat)
+        );
         let long = vec![b'{'; MAX_REQUEST_LEN + 1];
         assert!(error(parse_request(&long, false, 0)).contains("longer"));
     }
