@@ -176,6 +176,7 @@ fn one_reply(args: &LogreadArgs, request: &[u8], answered: impl Fn(&str) -> i32)
 /// Print the entries `read` asks for; a follower goes on across the
 /// daemon's re-exec and restart.
 fn read_entries(args: &LogreadArgs, read: &ReadRequest, started_ns: i64) -> i32 {
+    let mut read = std::borrow::Cow::Borrowed(read);
     let mut conn = match connect::open(&args.socket, &read.bytes()) {
         Ok(c) => c,
         Err(e) => {
@@ -195,6 +196,20 @@ fn read_entries(args: &LogreadArgs, read: &ReadRequest, started_ns: i64) -> i32 
     loop {
         match printer.print_answer(conn) {
             Ended::Exit(code) => return code,
+            Ended::Unframed if read.framed => {
+                read.to_mut().framed = false;
+                conn = match connect::open(&args.socket, &read.bytes()) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("logread: {}", e.message());
+                        return 1;
+                    }
+                };
+            }
+            Ended::Unframed => {
+                eprintln!("logread: the daemon refused the request: unknown key \"frames\"");
+                return 1;
+            }
             Ended::Closed(_) if printer.progress.unsequenced => return printer.finish(),
             Ended::Closed(why) => {
                 if let Some(why) = why {
@@ -203,7 +218,7 @@ fn read_entries(args: &LogreadArgs, read: &ReadRequest, started_ns: i64) -> i32 
                 let lost = Instant::now();
                 match follow::reconnect(
                     &args.socket,
-                    read,
+                    &read,
                     &printer.progress,
                     lost,
                     args.reconnect_timeout,
@@ -231,6 +246,9 @@ enum Ended {
     /// A follow's connection ended (with the read error, if one ended it):
     /// the daemon went away.
     Closed(Option<String>),
+    /// The daemon does not know framed answers (a ringlogd from before
+    /// them): ask again for JSON lines, formatted here.
+    Unframed,
 }
 
 /// Writes the daemon's JSON lines out in the format asked for.
@@ -292,6 +310,9 @@ impl<W: Write> Printer<W> {
             if first {
                 first = false;
                 if let Some(err) = error_reply(text) {
+                    if err.contains("unknown key \"frames\"") {
+                        return Ended::Unframed;
+                    }
                     if self.following && err.ends_with("try again") {
                         // Out of fds for now: a follower waits it out.
                         return Ended::Closed(Some(err));

@@ -280,3 +280,46 @@ fn the_daemon_writes_structured_data_in_the_order_it_was_sent() {
         "<165>1 2026-11-21T23:40:10Z host app - - [x@1 zulu=\"1\" alpha=\"2\" zulu=\"3\"] sd\n"
     );
 }
+
+#[test]
+fn logread_asks_an_older_ringlogd_for_json_lines_when_it_knows_no_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("memlogdq.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let reader = std::process::Command::new(LOGREAD)
+        .arg("--socket")
+        .arg(&socket)
+        .args(["-o", "cat", "-s", "onboot.*"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A ringlogd from before framed answers refuses the key, as it
+    // refuses any key it does not know.
+    let mut line = String::new();
+    let mut first = BufReader::new(accept(&listener));
+    first.read_line(&mut line).unwrap();
+    assert!(line.contains("\"frames\""), "{line}");
+    first
+        .get_mut()
+        .write_all(b"{\"error\":\"unknown key \\\"frames\\\"\"}\n")
+        .unwrap();
+    drop(first);
+    // Asked again without it, it answers JSON lines.
+    let mut again = BufReader::new(accept(&listener));
+    line.clear();
+    again.read_line(&mut line).unwrap();
+    assert!(
+        !line.contains("frames") && line.contains("onboot"),
+        "{line}"
+    );
+    again
+        .get_mut()
+        .write_all(
+            b"{\"time\":\"2024-07-02T19:22:52Z\",\"source\":\"onboot.001\",\"msg\":\"two\"}\n",
+        )
+        .unwrap();
+    drop(again);
+    let out = reader.wait_with_output().unwrap();
+    assert_eq!(stdout_of(out, "logread against an older ringlogd"), "two\n");
+}
