@@ -7,6 +7,7 @@ mod boot;
 mod captures;
 mod config;
 mod daemon;
+mod dictionary;
 mod inherit;
 mod initscripts;
 mod privileges;
