@@ -540,6 +540,18 @@ fn ringlogd_ingest_msgs(
     senders: usize,
     args: &[&str],
 ) -> f64 {
+    ringlogd_ingest_then(bins, n, msgs, senders, args, |_| ())
+}
+
+/// [`ringlogd_ingest_msgs`], then `then` with the daemon, before it stops.
+fn ringlogd_ingest_then(
+    bins: &Bins,
+    n: usize,
+    msgs: &[Vec<u8>],
+    senders: usize,
+    args: &[&str],
+    then: impl FnOnce(&Ringlogd),
+) -> f64 {
     let lines = (n + 10).to_string();
     let d = Ringlogd::start(
         bins,
@@ -548,7 +560,9 @@ fn ringlogd_ingest_msgs(
     let start = Instant::now();
     send_msgs(&d.log(), n, msgs, senders);
     d.wait_stored(n);
-    n as f64 / start.elapsed().as_secs_f64()
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    then(&d);
+    rate
 }
 
 /// A peer daemon that writes to `/dev/log`, run in a private mount

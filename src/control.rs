@@ -1,6 +1,6 @@
 //! Changes to the daemon's state that clients (over the query socket) and
-//! signals (SIGUSR1) may ask for: pause, resume, clear, and closing the
-//! intake fds of one name. The query server only parses and answers them;
+//! signals (SIGUSR1) may ask for: pause, resume, clear, closing the
+//! intake fds of one name, and releasing a capture. The query server only parses and answers them;
 //! the daemon carries them out here. Each leaves an `internal` entry
 //! saying what happened, so the ring tells its own story.
 
@@ -19,6 +19,8 @@ pub enum Control {
     Clear,
     /// Close every intake fd passed under this name.
     DropFd(String),
+    /// Release the capture with this id: its entries are no longer pinned.
+    ReleaseCapture(u64),
 }
 
 /// What came of a control command, for whoever asked.
@@ -28,6 +30,8 @@ pub enum Outcome {
     Done { paused: bool, entries: usize },
     /// This many intake fds are closed (before the intake reads again).
     Closed(usize),
+    /// The capture with this id is released.
+    Released(u64),
     /// Nothing was done, and why.
     Refused(String),
 }
@@ -44,6 +48,10 @@ pub fn apply(
     match control {
         Control::DropFd(name) => match drop_intake_fds(ring, intake, &name, requester) {
             Ok(n) => Outcome::Closed(n),
+            Err(why) => Outcome::Refused(why),
+        },
+        Control::ReleaseCapture(id) => match release_capture(ring, id, requester) {
+            Ok(()) => Outcome::Released(id),
             Err(why) => Outcome::Refused(why),
         },
         Control::Pause => set_paused(ring, true),
@@ -90,6 +98,26 @@ fn set_paused(ring: &mut Ring, paused: bool) -> Outcome {
         );
     }
     done(ring)
+}
+
+/// Why capture `id` can be neither read nor released: it is not held.
+pub fn capture_not_held(id: u64) -> String {
+    format!(
+        "no capture {id} is held (released, or never made): `logread --captures` lists those held"
+    )
+}
+
+/// Release capture `id`; the entry left says who asked.
+fn release_capture(ring: &mut Ring, id: u64, requester: &str) -> Result<(), String> {
+    if !ring.release_capture(id) {
+        return Err(capture_not_held(id));
+    }
+    ingest::note(
+        ring,
+        Severity::Notice,
+        format!("capture {id} released on request of {requester}"),
+    );
+    Ok(())
 }
 
 /// Close every intake fd passed as `name`; the entry left says who asked.

@@ -33,6 +33,7 @@ mod private_file;
 pub mod privileges;
 pub mod query;
 pub mod record;
+mod recorder;
 pub mod ring;
 mod route;
 mod scrape;

@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use crate::record::Input;
+use crate::recorder::WrittenCounters;
 use crate::ring::Ring;
 use crate::route;
 use crate::source::intake_board;
@@ -31,6 +32,10 @@ pub struct Gauges {
     pub intake_fds_open: u64,
     /// TCP connections being read.
     pub tcp_connections: u64,
+    /// What the capture directory saw, kept by the daemon (not a gauge:
+    /// the stats show it as `captures_written`).
+    #[serde(skip)]
+    pub captures_written: WrittenCounters,
 }
 
 /// What the stats are made of.
@@ -90,6 +95,7 @@ pub fn assemble(v: Views<'_>) -> Value {
         "inputs": inputs,
         "sources": sources,
         "captures": ring.capture_stats(),
+        "captures_written": v.open.captures_written,
         "open": v.open,
         "queries": v.queries,
     });

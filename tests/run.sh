@@ -33,6 +33,9 @@ declare -A want=(
   [busybox]=busybox
   [openssl]=openssl
   [groff]=groff-base
+  # The capture directory's files are read back with the real tools.
+  [zstd]=zstd
+  [jq]=jq
   # Prometheus and its promtool: the metrics tests scrape with both.
   [prometheus]=prometheus
   [promtool]=prometheus

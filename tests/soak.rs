@@ -129,6 +129,13 @@ fn check_follower(
                     continue;
                 }
             };
+            // A note of what fair eviction took out of turn is no entry.
+            if v.get("sd")
+                .and_then(|s| s.get("evicted@ringlogd"))
+                .is_some()
+            {
+                continue;
+            }
             if let Some(m) = v["missed"].as_u64() {
                 f.notices += 1;
                 f.missed += m;

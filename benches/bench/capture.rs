@@ -8,7 +8,7 @@
 //! case (every entry joins it); the second is tested on every entry and
 //! never matches.
 
-use super::{median, message, ringlogd_ingest_msgs, Bins, Opts};
+use super::{median, message, ringlogd_ingest_then, Bins, Opts};
 
 const FILTERS: [&str; 4] = [
     "--capture",
@@ -29,6 +29,7 @@ pub fn capture_rows(o: &Opts, bins: &Bins) {
         })
         .collect();
     let (mut with, mut without) = (Vec::new(), Vec::new());
+    let mut seen = String::new();
     for rep in 0..o.reps {
         // Alternate which goes first, so neither always gets the warmer
         // machine.
@@ -38,7 +39,18 @@ pub fn capture_rows(o: &Opts, bins: &Bins) {
         }
         for (captures, rate) in pair.iter_mut() {
             let args: &[&str] = if *captures { &FILTERS } else { &[] };
-            *rate = ringlogd_ingest_msgs(bins, o.n, &msgs, 1, args);
+            *rate = ringlogd_ingest_then(bins, o.n, &msgs, 1, args, |d| {
+                if *captures {
+                    // What the captures did, so the row is known to
+                    // exercise them.
+                    let c = &d.stats()["captures"];
+                    seen = format!(
+                        "started {}, extended {}, cut {}, released for budget {}, {} entries pinned",
+                        c["started"], c["extended"], c["cut"], c["released_for_budget"],
+                        c["entries_pinned"]
+                    );
+                }
+            });
         }
         for (captures, rate) in pair {
             if captures {
@@ -67,4 +79,5 @@ pub fn capture_rows(o: &Opts, bins: &Bins) {
     println!(
         "  (one err in 1000 messages: one capture open and extended all run; goal: ratio ≥ 0.95)"
     );
+    println!("  captures in the last run: {seen}");
 }

@@ -10,6 +10,7 @@
 //! [`args`]; a follower's reconnecting in [`follow`].
 
 mod args;
+mod captures;
 mod connect;
 mod follow;
 
@@ -45,6 +46,9 @@ impl LogreadArgs {
         if let Some(name) = &self.drop_fd {
             return Some(serde_json::json!({ "mode": "drop-fd", "name": name }));
         }
+        if let Some(id) = self.release {
+            return Some(serde_json::json!({ "mode": "release", "capture": id }));
+        }
         [
             (self.pause, "pause"),
             (self.resume, "resume"),
@@ -75,6 +79,9 @@ pub fn run(args: &LogreadArgs) -> i32 {
             0
         });
     }
+    if args.captures {
+        return list_captures(args);
+    }
     if let Some(request) = args.control() {
         let request = format!("{request}\n");
         return one_reply(
@@ -85,6 +92,9 @@ pub fn run(args: &LogreadArgs) -> i32 {
                     if let (Some(n), Some(name)) = (v["closed"].as_u64(), &args.drop_fd) {
                         let fds = if n == 1 { "fd" } else { "fds" };
                         println!("closed {n} intake {fds} named {name:?}");
+                    }
+                    if let Some(id) = v["released"].as_u64() {
+                        println!("released capture {id}");
                     }
                     0
                 }
@@ -107,6 +117,34 @@ pub fn run(args: &LogreadArgs) -> i32 {
         }
     };
     read_entries(args, &read, started_ns)
+}
+
+/// Print the captures held: a table, or the daemon's JSON with -o json.
+fn list_captures(args: &LogreadArgs) -> i32 {
+    let json = args.json || args.output == "json";
+    one_reply(args, b"{\"mode\":\"captures\"}\n", |reply| {
+        if json {
+            print!("{reply}");
+            return 0;
+        }
+        match serde_json::from_str(reply)
+            .ok()
+            .as_ref()
+            .and_then(captures::table)
+        {
+            Some(table) => {
+                print!("{table}");
+                0
+            }
+            None => {
+                eprintln!(
+                    "logread: no list of captures from {} (not ringlogd, or an older one?)",
+                    args.socket.display()
+                );
+                1
+            }
+        }
+    })
 }
 
 /// Send a request answered with one line (stats, pause, ...) and hand the

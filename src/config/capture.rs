@@ -153,6 +153,11 @@ impl CaptureArgs {
 }
 
 impl CaptureSettings {
+    /// The filters as written, by rule index (what a capture's `rule` is).
+    pub fn filter_texts(&self) -> Vec<String> {
+        self.filters.iter().map(|f| f.text.clone()).collect()
+    }
+
     /// The ring's rules: one trigger per filter.
     pub fn rules(&self) -> CaptureRules {
         let ns = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);

@@ -28,6 +28,7 @@ use crate::parse::multiline::Joiner;
 use crate::parse::syslog::SyslogParser;
 use crate::query::QueryServer;
 use crate::record::Severity;
+use crate::recorder::Recorder;
 use crate::ring::{Ring, SeqMark};
 use crate::route::Routes;
 use crate::scrape::ScrapeServer;
@@ -117,6 +118,8 @@ impl Daemon {
             query.routes = Some(routes.board());
         }
         query.intake = Some(inputs.intake.board());
+        query.capture_filters =
+            crate::query::captures::RuleTexts::new(settings.capture.filter_texts());
         let mut scrape = open_scrape(&settings, &mut ring, reexec.as_ref())?;
 
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
@@ -172,6 +175,10 @@ impl Daemon {
             intake,
             query,
             routes,
+            recorder: settings.capture.dir.clone().map(|dir| {
+                let boot = handover::boot_id().unwrap_or_else(|| "noboot".into());
+                Recorder::new(dir, settings.capture.dir_max, boot)
+            }),
             scrape,
             busy,
             query_path: query_listener.path,

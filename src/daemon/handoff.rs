@@ -98,6 +98,7 @@ impl Daemon {
     /// intake fds' unfinished lines there for the next start. A snapshot
     /// that could not be written is the error returned.
     pub(super) fn save_on_stop(&mut self) -> Result<(), String> {
+        self.record_captures(true);
         if let Some(n) = &self.notifier {
             let mut fds = self.intake.hand_over();
             fds.retain(|f| f.fdname.is_some());
@@ -225,6 +226,7 @@ impl Daemon {
         if let Some(loader) = &self.loader {
             loader.load().map_err(|e| e.replace('\n', "; "))?;
         }
+        self.record_captures(true);
         let Some(ring_fd) = self.ring.memfd().map(handover::raw) else {
             return Err("the ring is not in a memfd, so it cannot be handed over".into());
         };

@@ -29,6 +29,7 @@ use crate::notify::Notifier;
 use crate::privileges::PidFile;
 use crate::query::QueryServer;
 use crate::record::{now_ns, Severity};
+use crate::recorder::Recorder;
 use crate::ring::Ring;
 use crate::route::Routes;
 use crate::scrape::{Scrape, ScrapeServer};
@@ -79,6 +80,8 @@ pub struct Daemon {
     intake: IntakeSource,
     query: QueryServer,
     routes: Routes,
+    /// Writes complete captures to `--capture-dir`.
+    recorder: Option<Recorder>,
     /// The `--metrics` listeners.
     scrape: ScrapeServer,
     /// Sources with something to read this turn: a readiness event, or a
@@ -165,6 +168,11 @@ impl Daemon {
             self.query.gauges = Gauges {
                 intake_fds_open: self.intake.open_fds() as u64,
                 tcp_connections: self.net.open_connections() as u64,
+                captures_written: self
+                    .recorder
+                    .as_ref()
+                    .map(|r| r.counters)
+                    .unwrap_or_default(),
             };
             if self.ring.next_seq() != before {
                 self.query.ring_advanced();
@@ -173,6 +181,7 @@ impl Daemon {
             self.query.expire(Instant::now(), registry);
             self.scrape.expire(Instant::now(), registry);
             self.carry_out_controls();
+            self.record_captures(false);
             self.report_seq_mark();
         }
     }
@@ -189,6 +198,7 @@ impl Daemon {
             self.intake.next_deadline(),
             self.routes.next_deadline(),
             self.scrape.next_deadline(),
+            self.recorder.as_ref().and_then(Recorder::next_deadline),
             self.ring.capture_deadline().map(|end_ns| {
                 // Just past the end, so the capture is closed on waking.
                 let left = end_ns.saturating_sub(now_ns()).max(0) as u64 + 1_000_000;
@@ -260,6 +270,23 @@ impl Daemon {
     fn take_ready_intake_fds(&mut self) {
         let ready = self.intake.take_ready();
         self.busy.extend(ready.into_iter().filter_map(Slot::of));
+    }
+
+    /// Write complete captures to the capture directory, a budget per turn;
+    /// `finish` waits for the file being written (before a re-exec or a
+    /// stop), so its capture is marked written in the ring.
+    fn record_captures(&mut self, finish: bool) {
+        let Some(r) = &mut self.recorder else {
+            return;
+        };
+        let problems = if finish {
+            r.finish(&mut self.ring)
+        } else {
+            r.tick(&mut self.ring)
+        };
+        for p in problems {
+            warn(&mut self.ring, p);
+        }
     }
 
     /// Where this daemon serves, for the line it prints once it does.

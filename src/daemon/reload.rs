@@ -118,6 +118,9 @@ fn apply_limits(d: &mut Daemon, new: &Settings) {
 fn apply_captures(d: &mut Daemon, new: &Settings) {
     d.settings.capture = new.capture.clone();
     d.ring.set_capture_rules(new.capture.rules());
+    d.query
+        .capture_filters
+        .replace(new.capture.filter_texts(), &d.ring);
 }
 
 fn apply_level_prefix(d: &mut Daemon, new: &Settings) {

@@ -54,6 +54,12 @@ fn document(ring: &Ring, only_uid: Option<u32>) -> Value {
         open: Gauges {
             intake_fds_open: 0,
             tcp_connections: 2,
+            captures_written: crate::recorder::WrittenCounters {
+                files: 4,
+                bytes: 5000,
+                failed: 1,
+                removed: 2,
+            },
         },
         queries: queries(),
         routes: Some(&routes),
@@ -143,6 +149,18 @@ fn samples_are_the_stats_numbers() {
             format!("ringlogd_route_lag_entries{route}"),
             doc["routes"][0]["lag"].as_f64(),
         ),
+        ("ringlogd_capture_files_written_total".to_owned(), Some(4.0)),
+        (
+            "ringlogd_capture_files_written_bytes_total".to_owned(),
+            Some(5000.0),
+        ),
+        ("ringlogd_capture_files_failed_total".to_owned(), Some(1.0)),
+        ("ringlogd_capture_files_removed_total".to_owned(), Some(2.0)),
+        (
+            "ringlogd_captures_max_bytes".to_owned(),
+            doc["captures"]["max_bytes"].as_f64(),
+        ),
+        ("ringlogd_captures_started_total".to_owned(), Some(0.0)),
     ];
     for (series, value) in series_and_values {
         assert_eq!(sample(&text, &series), value, "{series}");

@@ -3,7 +3,7 @@
 //! anything the client says.
 //!
 //! Root, the user the daemon runs as, and members of `--query-group` read
-//! every entry and may pause, resume, clear or drop intake fds. Anyone else who can connect
+//! every entry and may pause, resume, clear, release captures or drop intake fds. Anyone else who can connect
 //! (the socket's mode decides who can) reads only the entries whose sender
 //! the kernel identified as its own uid, as journald does for per-user
 //! journals, and may not change the ring: a shared machine can open the
@@ -65,10 +65,12 @@ pub fn restrict(req: Request, dialect: Dialect, only_uid: Option<u32>) -> Parse 
             Parse::Done(Request::Read(q), dialect)
         }
         (req @ (Request::Stats | Request::Metrics), Some(_)) => Parse::Done(req, dialect),
+        // Triggers that are not its own are shown without their text.
+        (Request::Captures, Some(_)) => Parse::Done(Request::Captures, dialect),
         (Request::Control(_), Some(_)) => Parse::error(
             dialect,
             403,
-            "only root, the daemon's user and the query group may pause, resume, clear or drop intake fds",
+            "only root, the daemon's user and the query group may pause, resume, clear, release captures or drop intake fds",
         ),
     }
 }
@@ -120,7 +122,7 @@ mod tests {
 
     #[test]
     fn a_restricted_reader_gets_its_own_entries_and_no_controls() {
-        let read = Request::Read(Query::new(Mode::Dump));
+        let read = Request::Read(Box::new(Query::new(Mode::Dump)));
         match restrict(read, Dialect::Json, Some(1000)) {
             Parse::Done(Request::Read(q), _) => assert_eq!(q.filter.peer_uid, Some(1000)),
             other => panic!("{other:?}"),

@@ -5,7 +5,9 @@
 //! then streams, chunked, until the client leaves), `GET /stats` the
 //! counters, `GET /metrics` the same as Prometheus metrics, `POST /pause`, `/resume` and `/clear` change the ring, and
 //! `POST /intake/NAME/close` closes the intake fds passed as NAME
-//! (percent-encoded).
+//! (percent-encoded). `GET /captures` lists the captures held,
+//! `GET /captures/ID` dumps one (with the parameters of `/logs`, but
+//! `follow`) and `POST /captures/ID/release` releases it.
 
 use super::request::{Dialect, Mode, Parse, Query, Request, MAX_REQUEST_LEN};
 use crate::control::Control;
@@ -46,12 +48,24 @@ pub(crate) fn parse(buf: &[u8], eof: bool, now_ns: i64) -> Parse {
     };
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let request = match (method, path) {
-        ("GET", "/logs") => logs_query(query, now_ns).map(Request::Read),
+        ("GET", "/logs") => logs_query(query, now_ns).map(|q| Request::Read(Box::new(q))),
         ("GET", "/stats") => Ok(Request::Stats),
         ("GET", "/metrics") => Ok(Request::Metrics),
         ("POST", "/pause") => Ok(Request::Control(Control::Pause)),
         ("POST", "/resume") => Ok(Request::Control(Control::Resume)),
         ("POST", "/clear") => Ok(Request::Control(Control::Clear)),
+        ("GET", "/captures") => Ok(Request::Captures),
+        (m, p) if p.starts_with(CAPTURES_PREFIX) => match capture_route(m, p) {
+            Ok(Some(CaptureRoute::Read(id))) => logs_query(query, now_ns).map(|mut q| {
+                q.capture = Some(id);
+                Request::Read(Box::new(q))
+            }),
+            Ok(Some(CaptureRoute::Release(id))) => {
+                Ok(Request::Control(Control::ReleaseCapture(id)))
+            }
+            Ok(None) => return Parse::error(Dialect::Http, 405, format!("{method} is not allowed on {path}")),
+            Err(why) => return Parse::error(Dialect::Http, 404, why),
+        },
         (m, p) if intake_close_target(p).is_some() => {
             match (m, intake_name(p)) {
                 ("POST", Ok(name)) => Ok(Request::Control(Control::DropFd(name))),
@@ -65,14 +79,14 @@ pub(crate) fn parse(buf: &[u8], eof: bool, now_ns: i64) -> Parse {
                 }
             }
         }
-        (_, "/logs" | "/stats" | "/metrics" | "/pause" | "/resume" | "/clear") => {
+        (_, "/logs" | "/stats" | "/metrics" | "/pause" | "/resume" | "/clear" | "/captures") => {
             return Parse::error(Dialect::Http, 405, format!("{method} is not allowed on {path}"))
         }
         _ => {
             return Parse::error(
                 Dialect::Http,
                 404,
-                format!("no such endpoint {path:?}: try GET /logs, GET /stats, GET /metrics, POST /pause, /resume, /clear or /intake/NAME/close"),
+                format!("no such endpoint {path:?}: try GET /logs, GET /stats, GET /metrics, GET /captures, GET /captures/ID, POST /pause, /resume, /clear, /captures/ID/release or /intake/NAME/close"),
             )
         }
     };
@@ -80,6 +94,32 @@ pub(crate) fn parse(buf: &[u8], eof: bool, now_ns: i64) -> Parse {
         Ok(r) => Parse::Done(r, Dialect::Http),
         Err(why) => Parse::error(Dialect::Http, 400, why),
     }
+}
+
+const CAPTURES_PREFIX: &str = "/captures/";
+
+/// What `/captures/ID...` asks of capture ID.
+enum CaptureRoute {
+    Read(u64),
+    Release(u64),
+}
+
+/// `GET /captures/ID` or `POST /captures/ID/release`: `Ok(None)` for
+/// another method on one of them, `Err` for a path that is neither.
+fn capture_route(method: &str, path: &str) -> Result<Option<CaptureRoute>, String> {
+    let rest = path.strip_prefix(CAPTURES_PREFIX).unwrap_or_default();
+    let (id, release) = match rest.strip_suffix("/release") {
+        Some(id) => (id, true),
+        None => (rest, false),
+    };
+    let id: u64 = id.parse().map_err(|_| {
+        format!("no such endpoint {path:?}: a capture is /captures/ID, ID a whole number")
+    })?;
+    Ok(match (method, release) {
+        ("GET", false) => Some(CaptureRoute::Read(id)),
+        ("POST", true) => Some(CaptureRoute::Release(id)),
+        _ => None,
+    })
 }
 
 const INTAKE_PREFIX: &str = "/intake/";
@@ -224,6 +264,33 @@ mod tests {
             parse_request(b"POST /intake/onboot.a%2Fb+c.out/close HTTP/1.1\r\n\r\n", false, 0),
             Parse::Done(Request::Control(Control::DropFd(n)), _) if n == "onboot.a/b+c.out"
         ));
+        assert!(matches!(
+            parse_request(b"GET /captures HTTP/1.1\r\n\r\n", false, 0),
+            Parse::Done(Request::Captures, _)
+        ));
+        let p = parse_request(b"GET /captures/4?n=3&format=cat HTTP/1.1\r\n\r\n", false, 0);
+        let Parse::Done(Request::Read(q), _) = p else {
+            panic!("{p:?}")
+        };
+        assert_eq!(
+            (q.capture, q.tail, q.format),
+            (Some(4), Some(3), Format::Cat)
+        );
+        assert!(matches!(
+            parse_request(b"POST /captures/4/release HTTP/1.1\r\n\r\n", false, 0),
+            Parse::Done(Request::Control(Control::ReleaseCapture(4)), _)
+        ));
+        for (request, want) in [
+            (&b"GET /captures/4/release HTTP/1.1\r\n\r\n"[..], 405),
+            (b"POST /captures/4 HTTP/1.1\r\n\r\n", 405),
+            (b"POST /captures HTTP/1.1\r\n\r\n", 405),
+            (b"GET /captures/four HTTP/1.1\r\n\r\n", 404),
+            (b"GET /captures/ HTTP/1.1\r\n\r\n", 404),
+            (b"GET /captures/4?follow=x HTTP/1.1\r\n\r\n", 400),
+        ] {
+            let got = status(parse_request(request, false, 0));
+            assert_eq!(got, want, "{}", String::from_utf8_lossy(request));
+        }
         // (request, the client has closed its side, the status it gets; 0 while
         // the request is incomplete)
         let cases: [(&[u8], bool, u16); 11] = [

@@ -14,6 +14,7 @@
 
 pub mod access;
 pub mod budget;
+pub mod captures;
 pub mod http;
 pub mod limits;
 pub mod request;
@@ -150,6 +151,8 @@ pub struct QueryServer {
     pub gauges: crate::stats::Gauges,
     /// Control commands read from clients, for the daemon to carry out.
     asks: Vec<ControlAsk>,
+    /// The `--capture` filters' texts, for the list of captures.
+    pub capture_filters: captures::RuleTexts,
 }
 
 /// A control command a client sent, which the daemon carries out and
@@ -189,6 +192,7 @@ impl QueryServer {
             intake: None,
             gauges: Default::default(),
             asks: Vec::new(),
+            capture_filters: Default::default(),
         }
     }
 
@@ -512,7 +516,14 @@ impl QueryServer {
     fn start(&mut self, c: &mut Client, req: Request, dialect: Dialect, ring: &Ring) {
         c.out_pos = 0;
         match req {
-            Request::Read(q) => {
+            Request::Read(mut q) => {
+                if let Some(id) = q.capture {
+                    if let Err((status, why)) = captures::narrow(&mut q, id, ring) {
+                        c.out = reply(dialect, status, &json!({ "error": why }));
+                        c.phase = Phase::Finish;
+                        return;
+                    }
+                }
                 let chunked = dialect == Dialect::Http;
                 c.out = if chunked {
                     http::stream_head(q.format)
@@ -528,7 +539,12 @@ impl QueryServer {
                         c.out.extend_from_slice(&notice);
                     }
                 }
-                c.phase = Phase::Stream(Box::new(open_stream(q, chunked, ring)));
+                c.phase = Phase::Stream(Box::new(open_stream(*q, chunked, ring)));
+            }
+            Request::Captures => {
+                let list = captures::list_json(ring, &self.capture_filters, c.only_uid);
+                c.out = reply(dialect, 200, &list);
+                c.phase = Phase::Finish;
             }
             Request::Stats => {
                 c.out = reply(dialect, 200, &self.stats_json(ring, c.only_uid));
@@ -579,6 +595,7 @@ impl QueryServer {
                 json!({ "ok": true, "paused": paused, "entries": entries }),
             ),
             Outcome::Closed(n) => (200, json!({ "ok": true, "closed": n })),
+            Outcome::Released(id) => (200, json!({ "ok": true, "released": id })),
             Outcome::Refused(why) => (404, json!({ "error": why })),
         };
         c.out = reply(dialect, status, &body);

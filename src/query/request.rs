@@ -38,6 +38,12 @@ pub struct Query {
     pub after_seq: Option<u64>,
     pub filter: Filter,
     pub format: Format,
+    /// Read only this capture's entries (a dump; see [`super::captures`]).
+    pub capture: Option<u64>,
+    /// Only the entries of this range of sequence numbers (set from
+    /// `capture`): holes there that were there when the reader asked are
+    /// nothing it missed, as in the whole ring.
+    pub within: Option<(u64, u64)>,
 }
 
 impl Query {
@@ -48,6 +54,8 @@ impl Query {
             after_seq: None,
             filter: Filter::default(),
             format: Format::Json,
+            capture: None,
+            within: None,
         }
     }
 
@@ -63,6 +71,7 @@ impl Query {
             "n" => self.tail = Some(number(value)?),
             "after_seq" => self.after_seq = Some(number(value)?),
             "format" => self.format = Format::parse(value)?,
+            "capture" => self.capture = Some(number(value)?),
             _ => self.filter.set(key, value, now_ns)?,
         }
         Ok(())
@@ -71,7 +80,10 @@ impl Query {
 
 #[derive(Clone, Debug)]
 pub enum Request {
-    Read(Query),
+    /// Boxed: a query is large beside the other requests.
+    Read(Box<Query>),
+    /// The captures held, as JSON.
+    Captures,
     Stats,
     /// The stats as Prometheus metrics (HTTP only).
     Metrics,
@@ -119,7 +131,7 @@ pub fn parse_request(buf: &[u8], eof: bool, now_ns: i64) -> Parse {
     let Some(&first) = buf.first() else {
         return Parse::Incomplete;
     };
-    let memlogd = |mode| Parse::Done(Request::Read(Query::new(mode)), Dialect::Memlogd);
+    let memlogd = |mode| Parse::Done(Request::Read(Box::new(Query::new(mode))), Dialect::Memlogd);
     match first {
         0 | b'0' => memlogd(Mode::Dump),
         1 | b'1' => memlogd(Mode::Follow),
@@ -163,8 +175,9 @@ fn json_request(mut map: Map<String, Value>, now_ns: i64) -> Result<Request, Str
         Some(Value::String(m)) => m,
         Some(other) => return Err(format!("mode: expected a string, got {other}")),
     };
-    // Its one key, taken out before the others are checked.
+    // Their one key, taken out before the others are checked.
     let drop_name = (mode == "drop-fd").then(|| map.remove("name")).flatten();
+    let release_id = (mode == "release").then(|| map.remove("capture")).flatten();
     let read = |mode| {
         let mut q = Query::new(mode);
         for (key, value) in &map {
@@ -181,7 +194,7 @@ fn json_request(mut map: Map<String, Value>, now_ns: i64) -> Result<Request, Str
                 }
             })?;
         }
-        Ok(Request::Read(q))
+        Ok(Request::Read(Box::new(q)))
     };
     let bare = |r: Request| match map.keys().next() {
         Some(k) => Err(format!("unknown key {k:?} for this mode")),
@@ -192,6 +205,11 @@ fn json_request(mut map: Map<String, Value>, now_ns: i64) -> Result<Request, Str
         "follow" => read(Mode::Follow),
         "dump+follow" => read(Mode::DumpFollow),
         "stats" => bare(Request::Stats),
+        "captures" => bare(Request::Captures),
+        "release" => match release_id {
+            Some(v) => bare(Request::Control(Control::ReleaseCapture(capture_id(&v)?))),
+            None => Err("release needs the \"capture\" id to release".into()),
+        },
         "pause" => bare(Request::Control(Control::Pause)),
         "resume" => bare(Request::Control(Control::Resume)),
         "clear" => bare(Request::Control(Control::Clear)),
@@ -201,9 +219,20 @@ fn json_request(mut map: Map<String, Value>, now_ns: i64) -> Result<Request, Str
             None => Err("drop-fd needs the \"name\" of the intake fds to close".into()),
         },
         m => Err(format!(
-            "unknown mode {m:?}: use dump, follow, dump+follow, stats, pause, resume, clear or drop-fd"
+            "unknown mode {m:?}: use dump, follow, dump+follow, stats, captures, pause, resume, clear, \
+             release or drop-fd"
         )),
     }
+}
+
+/// A capture id as a JSON request gives it: a whole number, or one as a
+/// string, as every other number in a request may be.
+fn capture_id(v: &Value) -> Result<u64, String> {
+    let id = match v {
+        Value::String(s) => s.trim().parse().ok(),
+        _ => v.as_u64(),
+    };
+    id.ok_or_else(|| format!("capture: {v} is not a capture id (a whole number)"))
 }
 
 #[cfg(test)]
@@ -292,6 +321,34 @@ mod tests {
             0
         ))
         .contains("unknown key"));
+        assert!(matches!(
+            done(parse_request(b"{\"mode\":\"captures\"}", true, 0)).0,
+            Request::Captures
+        ));
+        for release in [
+            &br#"{"mode":"release","capture":3}"#[..],
+            br#"{"mode":"release","capture":"3"}"#,
+        ] {
+            assert!(matches!(
+                done(parse_request(release, true, 0)).0,
+                Request::Control(Control::ReleaseCapture(3))
+            ));
+        }
+        for bad in [
+            &br#"{"mode":"release"}"#[..],
+            br#"{"mode":"release","capture":-1}"#,
+            br#"{"mode":"release","capture":"x"}"#,
+        ] {
+            assert!(error(parse_request(bad, true, 0)).contains("capture"));
+        }
+        let Request::Read(q) = done(parse_request(br#"{"capture":2,"format":"cat"}"#, true, 0)).0
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (q.capture, q.within, q.format),
+            (Some(2), None, Format::Cat)
+        );
         let long = vec![b'{'; MAX_REQUEST_LEN + 1];
         assert!(error(parse_request(&long, false, 0)).contains("longer"));
     }

@@ -77,14 +77,19 @@ pub(super) struct Seek {
 /// cursor ahead of the ring (no entry after it was ever handed out: the
 /// ring was lost, e.g. in a restart) starts at the oldest held.
 pub(super) fn open_stream(q: Query, chunked: bool, ring: &Ring) -> Stream {
-    let end = (q.mode == Mode::Dump).then_some(ring.next_seq());
+    // A range (a capture's) is read as the whole ring is, within it.
+    let (from, upto) = match q.within {
+        Some((from, to)) => (Some(from), to.min(ring.next_seq())),
+        None => (None, ring.next_seq()),
+    };
+    let end = (q.mode == Mode::Dump).then_some(upto);
     let after_seq = q.after_seq.filter(|&a| a < ring.next_seq());
     let ahead = after_seq.is_none() && q.after_seq.is_some();
     let mut cursor = match (q.mode, after_seq) {
         _ if ahead => ring.first_seq(),
         (_, Some(after)) => after.saturating_add(1),
         (Mode::Follow, None) => ring.next_seq(),
-        _ => ring.first_seq(),
+        _ => from.map_or(ring.first_seq(), |f| f.max(ring.first_seq())),
     };
     let mut seek = None;
     if let (Some(n), true) = (q.tail, q.mode != Mode::Follow) {
@@ -93,12 +98,13 @@ pub(super) fn open_stream(q: Query, chunked: bool, ring: &Ring) -> Stream {
         seek = (n > 0).then_some(Seek {
             want: n,
             found: 0,
-            below: ring.next_seq(),
+            below: upto,
             floor: cursor,
             walked: 0,
         });
         cursor = ring.next_seq();
     }
+    let mut cache = ReadCache::new();
     Stream {
         cursor,
         end,
@@ -106,7 +112,6 @@ pub(super) fn open_stream(q: Query, chunked: bool, ring: &Ring) -> Stream {
         format: q.format,
         chunked,
         seek,
-        cache: ReadCache::new(),
         report_from: match after_seq {
             // A cursor given is a claim on everything after it.
             Some(after) => after.saturating_add(1),
@@ -116,15 +121,17 @@ pub(super) fn open_stream(q: Query, chunked: bool, ring: &Ring) -> Stream {
         // From the oldest, it is owed all the ring holds; a tail, what its
         // seek walks over (counted there).
         owed: (after_seq.is_none() && !ahead && q.mode != Mode::Follow).then(|| Owed {
-            below: ring.next_seq(),
-            left: if q.tail.is_some() {
-                0
-            } else {
-                ring.len() as u64
+            below: upto,
+            left: match (q.tail, from) {
+                (Some(_), _) => 0,
+                (None, Some(_)) => ring.held_between(cursor, upto, &mut cache),
+                (None, None) => ring.len() as u64,
             },
             taken: 0,
             squared_at: ring.removals(),
         }),
+        // Moved in after `owed` counted with it.
+        cache,
         told: Vec::new(),
     }
 }

@@ -14,6 +14,19 @@ fn line(source: &str, severity: u8, at_ns: i64, msg: String) -> Record {
     r
 }
 
+/// A ring of 1000 entries and 1 MiB that evicts as `evict` says.
+fn small_ring(evict: Evict) -> Ring {
+    let limits = Limits {
+        max_lines: 1000,
+        max_bytes: 1 << 20,
+    };
+    let opts = RingOptions {
+        evict,
+        ..RingOptions::default()
+    };
+    Ring::with_options(limits, opts).expect("a memfd")
+}
+
 fn errors() -> Trigger {
     Box::new(|r: &RecordRef| r.severity.is_some_and(|s| s <= 3))
 }
@@ -59,10 +72,7 @@ fn msgs_between(ring: &Ring, first: u64, last: u64) -> Vec<String> {
 
 #[test]
 fn the_burst_around_an_error_survives_a_flood_and_is_lost_without_a_capture() {
-    let mut ring = Ring::new(Limits {
-        max_lines: 1000,
-        max_bytes: 1 << 20,
-    });
+    let mut ring = small_ring(Evict::Fair);
     ring.set_capture_rules(rules(5 * SEC, SEC, 300 * SEC, 256 << 10));
     ring.push(&line("app", 6, T0 - 10 * SEC, "long before".into()));
     let burst = burst_then_flood(&mut ring, 50_000);
@@ -79,10 +89,7 @@ fn the_burst_around_an_error_survives_a_flood_and_is_lost_without_a_capture() {
         (1, 1, 401)
     );
 
-    let mut plain = Ring::new(Limits {
-        max_lines: 1000,
-        max_bytes: 1 << 20,
-    });
+    let mut plain = small_ring(Evict::Fair);
     let burst = burst_then_flood(&mut plain, 50_000);
     let held: Vec<String> = plain.iter_from(0).map(|r| r.msg).collect();
     // Fair eviction keeps the error itself, but not what led to it.
@@ -163,15 +170,7 @@ fn the_budget_releases_the_oldest_complete_captures_and_counts_them() {
 #[test]
 fn released_entries_are_evicted_again_and_fifo_passes_pins_too() {
     for evict in [Evict::Fair, Evict::Fifo] {
-        let opts = RingOptions {
-            evict,
-            ..RingOptions::default()
-        };
-        let limits = Limits {
-            max_lines: 1000,
-            max_bytes: 1 << 20,
-        };
-        let mut ring = Ring::with_options(limits, opts).unwrap();
+        let mut ring = small_ring(evict);
         ring.set_capture_rules(rules(5 * SEC, SEC, 300 * SEC, 256 << 10));
         let burst = burst_then_flood(&mut ring, 20_000);
         let c = ring.captures()[0];
@@ -250,10 +249,7 @@ fn a_damaged_capture_table_is_dropped_slot_by_slot() {
 
 #[test]
 fn fair_eviction_notes_count_what_each_source_lost_out_of_turn() {
-    let mut ring = Ring::new(Limits {
-        max_lines: 1000,
-        max_bytes: 1 << 20,
-    });
+    let mut ring = small_ring(Evict::Fair);
     for q in ["q1", "q2", "q3"] {
         for i in 0..10 {
             ring.push(&line(q, 6, T0 + i, format!("{q} {i}")));
@@ -279,17 +275,7 @@ fn fair_eviction_notes_count_what_each_source_lost_out_of_turn() {
     assert_eq!(notes.iter().map(|n| n.count).sum::<u64>(), flood.evicted);
     assert!(notes.windows(2).all(|w| w[0].last_seq < w[1].first_seq));
     // Fifo takes the oldest: no holes, no notes.
-    let mut fifo = Ring::with_options(
-        Limits {
-            max_lines: 1000,
-            max_bytes: 1 << 20,
-        },
-        RingOptions {
-            evict: Evict::Fifo,
-            ..RingOptions::default()
-        },
-    )
-    .unwrap();
+    let mut fifo = small_ring(Evict::Fifo);
     for i in 0..5000 {
         fifo.push(&line("flood", 6, T0 + i, format!("flood {i}")));
     }

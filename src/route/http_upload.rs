@@ -35,6 +35,10 @@ pub struct Answer {
     pub code: u16,
     /// The body, which says why when it is not a 2xx.
     pub text: String,
+    /// The receiver said it closes the connection after this answer
+    /// (`Connection: close`, or HTTP/1.0 without keep-alive): the next
+    /// upload goes on a new one, never into the close.
+    pub closes: bool,
 }
 
 impl Answer {
@@ -146,6 +150,11 @@ impl Upload {
                     .find(|h| h.name.eq_ignore_ascii_case(name))
                     .map(|h| String::from_utf8_lossy(h.value).trim().to_owned())
             };
+            let connection = header("Connection")
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let closes = connection.split(',').any(|t| t.trim() == "close")
+                || (parsed.version == Some(0) && !connection.contains("keep-alive"));
             if header("Transfer-Encoding").is_some() {
                 return Err(format!("answer {code} in a transfer encoding (not read)"));
             }
@@ -162,7 +171,7 @@ impl Upload {
                 .trim()
                 .to_owned();
             self.answer.drain(..head_len + body);
-            let answer = Answer { code, text };
+            let answer = Answer { code, text, closes };
             // Only an answer to a request counts: a server that talks
             // unasked is not let off the backoff.
             self.accepted = self.since.take().is_some() && answer.accepted();
@@ -236,6 +245,25 @@ mod tests {
         );
         assert!(u.take(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
         assert!(!u.reset(), "a refusal last: not a close between uploads");
+    }
+
+    #[test]
+    fn an_answer_says_whether_the_receiver_closes_after_it() {
+        let spec = RouteSpec::parse("journal+http://h:1").unwrap();
+        let closes = |answer: &[u8]| Upload::new(&spec).take(answer).unwrap().unwrap().closes;
+        assert!(!closes(
+            b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"
+        ));
+        assert!(closes(
+            b"HTTP/1.1 202 Accepted\r\nConnection: Close\r\nContent-Length: 0\r\n\r\n"
+        ));
+        assert!(closes(
+            b"HTTP/1.1 200 OK\r\nconnection: upgrade, close\r\nContent-Length: 0\r\n\r\n"
+        ));
+        assert!(closes(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"));
+        assert!(!closes(
+            b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n"
+        ));
     }
 
     #[test]

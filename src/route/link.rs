@@ -18,14 +18,15 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::ops::ControlFlow;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use mio::{Registry, Token};
 
+mod fill;
 mod upload;
 
+use super::captured::CaptureWalk;
 use super::conn::Conn;
 use super::http_upload::{self, Upload};
 use super::journal;
@@ -40,8 +41,6 @@ use crate::record::{now_ns, Record, Severity};
 use crate::ring::{ReadCache, Ring};
 use crate::view::filter::Filter;
 
-/// Bytes formatted ahead of the socket, at most.
-const BATCH_BYTES: usize = 64 << 10;
 /// Bytes written per route per turn of the event loop, at most.
 const WRITE_BUDGET: usize = 256 << 10;
 /// Entries examined per route per turn, at most, so a filter that matches
@@ -147,6 +146,8 @@ pub struct Route {
     upload: Option<Upload>,
     /// Entries lost and not yet told to the receiver.
     pending_lost: Lost,
+    /// `capture=1`: the captures' runs still to deliver.
+    walk: Option<CaptureWalk>,
     writable: bool,
     readable: bool,
     backoff: Duration,
@@ -198,6 +199,7 @@ impl Route {
             relp_in: relp::Reader::default(),
             upload: spec.transport.is_journal().then(|| Upload::new(&spec)),
             pending_lost: Lost::default(),
+            walk: spec.captured.then(CaptureWalk::default),
             writable: false,
             readable: false,
             backoff: BACKOFF_MIN,
@@ -665,52 +667,6 @@ impl Route {
         self.push(&notice.as_ref(), local_host, scratch, 0, lost);
     }
 
-    /// Format the next entries into `out`; entries examined.
-    fn fill(&mut self, ring: &Ring, local_host: &str) -> usize {
-        let relp = self.spec.transport == Transport::Relp;
-        let batch = match self.upload {
-            Some(_) => http_upload::BATCH_BYTES,
-            None => BATCH_BYTES,
-        };
-        if self.cursor < ring.first_seq() {
-            let (first, lost) = (self.cursor, ring.first_seq() - self.cursor);
-            // `done` moves up with the next acknowledgement or write; a
-            // RELP frame still unacknowledged may carry an evicted entry.
-            self.cursor = ring.first_seq();
-            self.note_lost(first, lost);
-        }
-        let mut scratch = std::mem::take(&mut self.scratch);
-        self.send_lost_notice(local_host, &mut scratch);
-        let mut scanned = 0;
-        let mut cache = std::mem::take(&mut self.cache);
-        ring.scan_from(self.cursor, &mut cache, |r| {
-            if relp && self.unacked.len() >= self.spec.window {
-                return ControlFlow::Break(());
-            }
-            // Fair eviction takes entries from the middle of the ring too:
-            // the receiver hears of them where they were.
-            if r.seq > self.cursor {
-                self.note_lost(self.cursor, r.seq - self.cursor);
-                self.send_lost_notice(local_host, &mut scratch);
-            }
-            self.cursor = r.seq + 1;
-            scanned += 1;
-            if self.filter.matches(&r) {
-                self.push(&r, local_host, &mut scratch, 1, Lost::default());
-            }
-            if self.out.len() >= batch || scanned >= SCAN_BUDGET {
-                return ControlFlow::Break(());
-            }
-            ControlFlow::Continue(())
-        });
-        self.cache = cache;
-        self.scratch = scratch;
-        if self.marks.is_empty() && (!relp || self.unacked.is_empty()) {
-            self.done = self.cursor;
-        }
-        scanned
-    }
-
     /// Append one message (an entry, or a notice of `notice` lost ones).
     fn push(
         &mut self,
@@ -765,6 +721,10 @@ impl Route {
                     } else if let Some(u) = self.upload.as_mut() {
                         if let Some(a) = u.take(&self.read_buf[..n])? {
                             self.uploaded(&a)?;
+                            if a.closes {
+                                // Between uploads: a new connection, quietly.
+                                return Err("the receiver closes the connection".into());
+                            }
                         }
                     }
                     // Anything else a server sends is not ours to read.

@@ -10,6 +10,7 @@
 //! work per turn, reconnecting after an exponential backoff that the loop's
 //! timeout wakes. A slow or dead receiver costs its route only.
 
+pub mod captured;
 pub mod conn;
 pub mod http_upload;
 pub mod journal;

@@ -100,6 +100,8 @@ pub struct RouteSpec {
     pub tls: TlsOptions,
     /// RELP: most frames in flight without an acknowledgement.
     pub window: usize,
+    /// `capture=1`: only the entries of captures (see `--capture`).
+    pub captured: bool,
 }
 
 /// The schemes a route URL may have.
@@ -107,7 +109,7 @@ const SCHEMES: &str = "udp, tcp, tls, relp, journal+http or journal+https";
 
 /// The option keys a route takes besides its filters.
 const OPTIONS: &str = "format, framing, priority, facility, source, app, input, grep, \
-                       ca, cert, key, name, window";
+                       capture, ca, cert, key, name, window";
 
 impl RouteSpec {
     /// Parse `SCHEME://HOST:PORT[?key=value&...]`.
@@ -149,6 +151,7 @@ impl RouteSpec {
             filters: Vec::new(),
             tls: TlsOptions::default(),
             window: DEFAULT_RELP_WINDOW,
+            captured: false,
         };
         let mut framing = None;
         let mut filter = Filter::default();
@@ -177,6 +180,17 @@ impl RouteSpec {
                 "priority" | "facility" | "source" | "app" | "input" | "grep" => {
                     filter.set(key, value, 0).map_err(fail)?;
                     spec.filters.push((key.clone(), value.clone()));
+                }
+                "capture" => {
+                    spec.captured = match value.as_str() {
+                        "1" | "true" | "yes" => true,
+                        "0" | "false" | "no" => false,
+                        _ => {
+                            return Err(fail(format!(
+                                "capture={value:?}: 1 (only the entries of captures) or 0"
+                            )))
+                        }
+                    }
                 }
                 "ca" => spec.tls.ca = Some(PathBuf::from(value)),
                 "cert" => spec.tls.cert = Some(PathBuf::from(value)),
@@ -309,6 +323,10 @@ mod tests {
         assert_eq!(s.transport, Transport::JournalTls);
         assert_eq!(s.address(), "journal+https://logs:19532");
         assert!(s.transport.is_tls() && s.transport.acknowledges());
+        let s = RouteSpec::parse("tcp://h:514?capture=1&priority=warning").unwrap();
+        assert!(s.captured && s.filters.len() == 1);
+        assert!(!RouteSpec::parse("tcp://h:514?capture=0").unwrap().captured);
+        assert!(!RouteSpec::parse("tcp://h:514").unwrap().captured);
         let s = RouteSpec::parse("journal+http://[::1]:19532").unwrap();
         assert_eq!((s.transport, s.host.as_str()), (Transport::Journal, "::1"));
     }
@@ -348,6 +366,7 @@ mod tests {
             ("tcp://h:514?ca=/x", "tls:// and journal+https:// only"),
             ("tls://h:514?cert=/x", "both cert= and key="),
             ("tcp://h:514?window=3", "relp:// only"),
+            ("tcp://h:514?capture=yes please", "capture="),
             ("relp://h:514?window=0", "window="),
             ("journal+http://h:1?ca=/x", "journal+https://"),
             ("journal+http://h:1?format=json", "export format"),

@@ -105,6 +105,22 @@ pub struct LogreadArgs {
     #[arg(long = "drop-fd", value_name = "NAME",
           conflicts_with_all = ["follow", "dump_follow", "lines", "stats", "pause", "resume", "clear"])]
     pub drop_fd: Option<String>,
+    /// List the captures held (the entries kept around a --capture
+    /// trigger): id, trigger, sequence numbers, size, open or complete; as
+    /// JSON with -o json.
+    #[arg(long, conflicts_with_all = ["follow", "dump_follow", "lines", "stats", "capture",
+          "drop_fd", "clear", "pause", "resume", "release"])]
+    pub captures: bool,
+    /// Print capture ID's entries (an open one's so far), in any -o format,
+    /// with any filter.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["follow", "dump_follow", "stats",
+          "drop_fd", "clear", "pause", "resume", "release"])]
+    pub capture: Option<u64>,
+    /// Release capture ID: its entries are no longer kept from eviction.
+    /// Needs the rights --clear needs.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["follow", "dump_follow", "lines",
+          "stats", "drop_fd", "clear", "pause", "resume"])]
+    pub release: Option<u64>,
     /// Empty the ring (counters stay).
     #[arg(long, conflicts_with_all = ["follow", "dump_follow", "pause", "resume"])]
     pub clear: bool,
@@ -219,6 +235,9 @@ impl LogreadArgs {
         text("until", until.map(as_sent));
         if self.kernel {
             text("input", Some("kmsg".into()));
+        }
+        if let Some(id) = self.capture {
+            filters.insert("capture".into(), json!(id));
         }
         let mode = match (self.follow, self.dump_follow, self.lines) {
             (_, true, _) | (true, _, Some(_)) => "dump+follow",

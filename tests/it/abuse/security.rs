@@ -10,7 +10,7 @@
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 
 use crate::support::*;
 use serde_json::Value;
@@ -31,17 +31,6 @@ fn send_as(d: &Daemon, uid: u32) -> String {
     d.logger_as(uid, &["-t", "sec", &msg]);
     d.entry_with_msg(&msg);
     msg
-}
-
-/// Our logread as `uid` (primary group `gid`, supplementary `groups`).
-fn logread_as(d: &Daemon, uid: u32, gid: u32, groups: &[u32], args: &[&str]) -> Output {
-    as_user_in(uid, gid, groups)
-        .arg(LOGREAD)
-        .arg("--socket")
-        .arg(&d.query)
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 /// The entries a reader gets as JSON lines.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::captures::CAPTURING;
 use crate::support::*;
 
 /// 200 lines, one err, 200 lines, sent at once; their messages.
@@ -52,17 +53,6 @@ fn entries_before(d: &Daemon, msg: &str) -> u64 {
     let at = all.iter().position(|v| v["msg"] == msg).expect("held");
     at as u64
 }
-
-const CAPTURE: [&str; 8] = [
-    "--max-lines",
-    "1000",
-    "--capture",
-    "priority=err",
-    "--capture-before",
-    "5s",
-    "--capture-after",
-    "500ms",
-];
 
 #[test]
 fn bad_capture_filters_are_refused_at_start_with_a_clear_message() {
@@ -199,7 +189,7 @@ fn the_budget_holds_under_many_triggers_and_releases_are_counted() {
 fn captures_and_their_pins_survive_a_reexec_and_a_snapshot() {
     let keep = tempfile::tempdir().unwrap();
     let snap = keep.path().join("ring.snapshot");
-    let args = [&CAPTURE[..], &["--snapshot", snap.to_str().unwrap()]].concat();
+    let args = [CAPTURING, &["--snapshot", snap.to_str().unwrap()]].concat();
     let d = Daemon::start(&args);
     let want = burst(&d, "a");
     wait_complete(&d, 1);
@@ -261,7 +251,11 @@ fn a_kernel_oops_in_kmsg_starts_a_kernel_capture() {
     std::io::Write::write_all(&mut kmsg, format!("<2>kernel: {oops}\n").as_bytes())
         .expect("write to /dev/kmsg");
     let e = d.entry_with_text(&nonce);
-    assert_eq!((e["source"].as_str(), e["input"].as_str()), (Some("kernel"), Some("kmsg")), "{e}");
+    assert_eq!(
+        (e["source"].as_str(), e["input"].as_str()),
+        (Some("kernel"), Some("kmsg")),
+        "{e}"
+    );
     wait_complete(&d, 1);
     let c = captures(&d);
     assert_eq!(c["started"], 1, "{c}");

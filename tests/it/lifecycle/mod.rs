@@ -4,6 +4,7 @@
 
 mod activation;
 mod boot;
+mod capture_dir;
 mod captures;
 mod config;
 mod daemon;

@@ -207,7 +207,7 @@ fn json_dialect_filters_limits_and_formats_in_the_daemon() {
     assert!(err[0]["error"].as_str().unwrap().contains("xml"));
 }
 
-fn curl(d: &Daemon, args: &[&str]) -> (String, String) {
+pub(super) fn curl(d: &Daemon, args: &[&str]) -> (String, String) {
     let out = Command::new(require("curl"))
         .args(["-sS", "--max-time", "10", "--unix-socket"])
         .arg(&d.query)

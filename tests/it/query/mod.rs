@@ -1,6 +1,7 @@
 //! How the ring is read: the memlogd query socket and logread, the
 //! filters, formats and HTTP beyond memlogd's, and readers that misbehave.
 
+mod captures;
 mod eviction_notes;
 mod filters;
 mod logread;

@@ -457,7 +457,15 @@ fn relay(port: u16, mode: Relay) -> (u16, Background<()>) {
             // The receiver answers once it has written the upload.
             let answer = one_answer(&upstream, stop);
             if mode == Relay::ClosesAfterEachAnswer {
-                let _ = client.write_all(&answer);
+                // The receiver's answer, saying it closes after it.
+                let at = answer
+                    .windows(2)
+                    .position(|w| w == b"\r\n")
+                    .map_or(0, |p| p + 2);
+                let mut closing = answer[..at].to_vec();
+                closing.extend_from_slice(b"Connection: close\r\n");
+                closing.extend_from_slice(&answer[at..]);
+                let _ = client.write_all(&closing);
             }
             let _ = client.shutdown(Shutdown::Both);
             let _ = upstream.shutdown(Shutdown::Both);

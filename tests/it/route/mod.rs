@@ -2,6 +2,7 @@
 //! uploads to systemd-journal-remote, and rsyslog and syslog-ng forwarding
 //! in.
 
+mod capture_route;
 mod forward;
 mod journal;
 mod outbound;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod captures;
 pub mod journal_remote;
 pub mod receiver;
 pub mod syslogd;
@@ -1090,6 +1091,18 @@ pub fn root_or_skip(what: &str) -> bool {
 /// no supplementary groups.
 pub fn as_user(uid: u32, gid: u32) -> Command {
     as_user_in(uid, gid, &[])
+}
+
+/// Our logread against `d` as `uid` (primary group `gid`, supplementary
+/// `groups`).
+pub fn logread_as(d: &Daemon, uid: u32, gid: u32, groups: &[u32], args: &[&str]) -> Output {
+    as_user_in(uid, gid, groups)
+        .arg(LOGREAD)
+        .arg("--socket")
+        .arg(&d.query)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// [`as_user`] with exactly the supplementary `groups`.
