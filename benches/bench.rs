@@ -66,11 +66,17 @@ fn main() {
         .unwrap_or_default()
         .trim()
         .to_owned();
-    // Only follow latency at half the raw limit, at the machine's queue
-    // length.
+    // Only follow latency (at 100 k msg/s and at half the raw limit), at
+    // the machine's queue length.
     if args.iter().any(|a| a == "--follow-only") {
         let raw = repeat(opts.reps, || raw_limit(opts.n, 100, 1));
         follow_latency(&opts, &bins, raw.median);
+        return;
+    }
+    // Only the dump table: with RINGLOGD_BIN_DIR, to hold two builds of
+    // logread against each other in turn.
+    if args.iter().any(|a| a == "--dump-only") {
+        dump_table(&opts, &bins);
         return;
     }
     // Only the /dev/log ingest table, at the machine's queue length: with
@@ -142,7 +148,8 @@ fn main() {
     println!();
     capture::capture_rows(&opts, &bins);
     println!();
-    let dump = dump_table(&opts, &bins, &corpus);
+    dump_table(&opts, &bins);
+    let dump = corpus::dump_row(&opts, &bins, &corpus);
     println!();
     memory(&opts, &bins);
     println!();
@@ -825,17 +832,27 @@ fn intake_row(o: &Opts, bins: &Bins) {
 
 // ---- dump ----
 
-fn dump_table(o: &Opts, bins: &Bins, corpus: &corpus::Corpus) -> Figure {
+fn dump_table(o: &Opts, bins: &Bins) {
     let n = if o.quick { 20_000 } else { 100_000 };
-    println!("dump of a full ring of {n} 100-byte entries, entries per second");
+    println!(
+        "dump of a full ring of 100-byte entries to /dev/null, entries per second, and the \
+         ratio to busybox logread in this run"
+    );
+    let busybox = bins.busybox.as_deref().and_then(|bb| busybox_dump(bb, o));
+    match &busybox {
+        Some((f, held)) => println!(
+            "{:<46} {:>28}",
+            format!("busybox logread (its -C1024 ring, {held})"),
+            f.show()
+        ),
+        None => println!("busybox: not installed (tests/bench.sh installs it)"),
+    }
     let d = Ringlogd::start(bins, &["--max-lines", &n.to_string(), "--max-bytes", "1G"]);
     // With the daemon's own start entry, the ring then holds exactly n.
     send_all(&d.log(), n - 1, 100, 1);
     d.wait_stored(n - 1);
-    for (name, args) in [
-        ("ringlogd → logread --json > /dev/null", &["--json"][..]),
-        ("ringlogd → logread > /dev/null (memlogd text)", &[][..]),
-    ] {
+    for format in LOGREAD_FORMATS {
+        let args = ["-o", format];
         let out = Command::new(&bins.logread)
             .arg("--socket")
             .arg(d.query())
@@ -844,7 +861,7 @@ fn dump_table(o: &Opts, bins: &Bins, corpus: &corpus::Corpus) -> Figure {
             .unwrap();
         let lines = out.stdout.iter().filter(|&&b| b == b'\n').count();
         assert_eq!(lines, n, "the dump gave {lines} lines");
-        // Timed as a user would run it: `logread ... > /dev/null`.
+        // Timed as a user would run it: `logread -o FORMAT > /dev/null`.
         let f = repeat(o.reps, || {
             let null = std::fs::File::create("/dev/null").unwrap();
             let start = Instant::now();
@@ -858,34 +875,48 @@ fn dump_table(o: &Opts, bins: &Bins, corpus: &corpus::Corpus) -> Figure {
             assert!(status.success());
             n as f64 / start.elapsed().as_secs_f64()
         });
-        println!("{name:<46} {:>28}", f.show());
+        let ratio = busybox.as_ref().map_or(String::new(), |(bb, _)| {
+            format!("  {:.2}x", f.median / bb.median)
+        });
+        let name = format!("ringlogd → logread -o {format} ({n})");
+        println!("{name:<46} {:>28}{ratio}", f.show());
     }
-    if let Some(bb) = &bins.busybox {
-        if let Some(f) = busybox_dump(bb, o) {
-            println!(
-                "{:<46} {:>28}",
-                "busybox logread (its -C1024 ring)",
-                f.show()
-            );
-        }
-    }
-    corpus::dump_row(o, bins, corpus)
 }
 
-fn busybox_dump(busybox: &Path, o: &Opts) -> Option<Figure> {
+/// Every format logread prints (its `-o`).
+const LOGREAD_FORMATS: [&str; 7] = [
+    "json",
+    "memlogd",
+    "short",
+    "short-iso",
+    "rfc5424",
+    "rfc3164",
+    "cat",
+];
+
+/// busybox logread of a full ring of 100-byte lines to /dev/null, and how
+/// many entries its ring holds.
+fn busybox_dump(busybox: &Path, o: &Opts) -> Option<(Figure, usize)> {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, log) = start_busybox(busybox, dir.path())?;
     send_all(&log, 20_000, 100, 1);
     std::thread::sleep(Duration::from_millis(300));
+    let out = Command::new(busybox).arg("logread").output().unwrap();
+    let held = out.stdout.iter().filter(|&&b| b == b'\n').count();
     let f = repeat(o.reps, || {
+        let null = std::fs::File::create("/dev/null").unwrap();
         let start = Instant::now();
-        let out = Command::new(busybox).arg("logread").output().unwrap();
-        let lines = out.stdout.iter().filter(|&&b| b == b'\n').count();
-        lines as f64 / start.elapsed().as_secs_f64()
+        let status = Command::new(busybox)
+            .arg("logread")
+            .stdout(null)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        held as f64 / start.elapsed().as_secs_f64()
     });
     let _ = child.kill();
     let _ = child.wait();
-    Some(f)
+    Some((f, held))
 }
 
 // ---- follow latency ----
@@ -896,9 +927,20 @@ fn mono_ns() -> u64 {
     BASE.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
+/// The follow latency rows: at a rate a busy machine logs at, and at half
+/// the rate one sender reaches on the raw socket (`raw`).
 fn follow_latency(o: &Opts, bins: &Bins, raw: f64) {
+    follow_latency_at(o, bins, FOLLOW_RATE, "");
+    follow_latency_at(o, bins, raw / 2.0, " (half the raw limit)");
+}
+
+/// The steady rate of the first follow latency row, messages per second.
+const FOLLOW_RATE: f64 = 100_000.0;
+
+/// Send `rate` messages per second and time each from its send to its line
+/// from a follower on the query socket.
+fn follow_latency_at(o: &Opts, bins: &Bins, rate: f64, label: &str) {
     let samples = if o.quick { 2_000 } else { 50_000 };
-    let rate = raw / 2.0;
     let d = Ringlogd::start(bins, &["--max-lines", "100000"]);
     let follower = UnixStream::connect(d.query()).unwrap();
     (&follower).write_all(&[1]).unwrap();
@@ -937,7 +979,7 @@ fn follow_latency(o: &Opts, bins: &Bins, raw: f64) {
     lat.sort_unstable();
     let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)] as f64 / 1000.0;
     println!(
-        "follow latency at {} msg/s (half the raw limit), {samples} samples: p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs",
+        "follow latency at {} msg/s{label}, {samples} samples: p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs",
         human(rate),
         p(0.5),
         p(0.99),

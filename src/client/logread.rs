@@ -3,16 +3,20 @@
 //! With only memlogd's flags (none, `-f`, `-F`) it sends memlogd's mode
 //! byte, so it also reads LinuxKit's memlogd. Any filter, `-n` or
 //! `--after-seq` switches to ringlogd's JSON request, filtered in the
-//! daemon. Entries always arrive as JSON lines and are printed here in the
-//! format asked for, with severity colours on a terminal; what a sender
-//! wrote is escaped as [`crate::view::format`] describes, so it can neither
-//! pass for another entry nor drive the terminal. The flags are in
-//! [`args`]; a follower's reconnecting in [`follow`].
+//! daemon. A text format is asked of the daemon, which answers it in
+//! frames ([`framed`]) that are copied out as they come; memlogd (which
+//! reads only the mode byte) answers JSON lines, as the daemon does for
+//! `--json` and for colours on a terminal, and those are printed here in
+//! the format asked for. Either way what a sender wrote is escaped as
+//! [`crate::view::format`] describes, so it can neither pass for another
+//! entry nor drive the terminal. The flags are in [`args`]; a follower's
+//! reconnecting in [`follow`].
 
 mod args;
 mod captures;
 mod connect;
 mod follow;
+mod framed;
 
 use std::io::{self, BufRead, BufReader, IsTerminal, Write};
 use std::os::unix::net::UnixStream;
@@ -27,6 +31,7 @@ use follow::Progress;
 use crate::record::now_ns;
 use crate::view::filter::DEFAULT_SEVERITY;
 use crate::view::format::{self, Format};
+use crate::view::frames;
 
 impl LogreadArgs {
     fn colour(&self) -> bool {
@@ -109,13 +114,15 @@ pub fn run(args: &LogreadArgs) -> i32 {
         );
     }
     let started_ns = now_ns();
-    let read = match args.read_request(started_ns) {
+    let mut read = match args.read_request(started_ns) {
         Ok(r) => r,
         Err(why) => {
             eprintln!("logread: {why}");
             return 2;
         }
     };
+    // Colours need each entry's severity: those are printed from JSON.
+    read.framed = read.format != Format::Json && !args.colour();
     read_entries(args, &read, started_ns)
 }
 
@@ -169,6 +176,7 @@ fn one_reply(args: &LogreadArgs, request: &[u8], answered: impl Fn(&str) -> i32)
 /// Print the entries `read` asks for; a follower goes on across the
 /// daemon's re-exec and restart.
 fn read_entries(args: &LogreadArgs, read: &ReadRequest, started_ns: i64) -> i32 {
+    let mut read = std::borrow::Cow::Borrowed(read);
     let mut conn = match connect::open(&args.socket, &read.bytes()) {
         Ok(c) => c,
         Err(e) => {
@@ -188,6 +196,20 @@ fn read_entries(args: &LogreadArgs, read: &ReadRequest, started_ns: i64) -> i32 
     loop {
         match printer.print_answer(conn) {
             Ended::Exit(code) => return code,
+            Ended::Unframed if read.framed => {
+                read.to_mut().framed = false;
+                conn = match connect::open(&args.socket, &read.bytes()) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("logread: {}", e.message());
+                        return 1;
+                    }
+                };
+            }
+            Ended::Unframed => {
+                eprintln!("logread: the daemon refused the request: unknown key \"frames\"");
+                return 1;
+            }
             Ended::Closed(_) if printer.progress.unsequenced => return printer.finish(),
             Ended::Closed(why) => {
                 if let Some(why) = why {
@@ -196,7 +218,7 @@ fn read_entries(args: &LogreadArgs, read: &ReadRequest, started_ns: i64) -> i32 
                 let lost = Instant::now();
                 match follow::reconnect(
                     &args.socket,
-                    read,
+                    &read,
                     &printer.progress,
                     lost,
                     args.reconnect_timeout,
@@ -224,6 +246,9 @@ enum Ended {
     /// A follow's connection ended (with the read error, if one ended it):
     /// the daemon went away.
     Closed(Option<String>),
+    /// The daemon does not know framed answers (a ringlogd from before
+    /// them): ask again for JSON lines, formatted here.
+    Unframed,
 }
 
 /// Writes the daemon's JSON lines out in the format asked for.
@@ -261,6 +286,12 @@ impl<W: Write> Printer<W> {
                 Ok(0) => return Ended::Exit(self.finish()),
                 Ok(_) => {}
                 Err(e) if self.following => return Ended::Closed(Some(e.to_string())),
+                // memlogd closes a dump with the options sent after the
+                // mode byte unread, which the kernel reports as a reset
+                // after everything it wrote: that is the dump's end.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                    return Ended::Exit(self.finish())
+                }
                 Err(e) => {
                     eprintln!("logread: reading the answer: {e}");
                     return Ended::Exit(1);
@@ -279,6 +310,9 @@ impl<W: Write> Printer<W> {
             if first {
                 first = false;
                 if let Some(err) = error_reply(text) {
+                    if err.contains("unknown key \"frames\"") {
+                        return Ended::Unframed;
+                    }
                     if self.following && err.ends_with("try again") {
                         // Out of fds for now: a follower waits it out.
                         return Ended::Closed(Some(err));
@@ -286,6 +320,9 @@ impl<W: Write> Printer<W> {
                     let _ = self.out.flush();
                     eprintln!("logread: the daemon refused the request: {err}");
                     return Ended::Exit(1);
+                }
+                if let Some(sent) = frames::opened(text) {
+                    return self.print_frames(&mut reader, sent);
                 }
             }
             let printed = self.print_line(text);
@@ -304,6 +341,11 @@ impl<W: Write> Printer<W> {
         if self.following {
             self.progress.printed(text);
         }
+        self.render_line(text)
+    }
+
+    /// Print one JSON line in the format asked for.
+    fn render_line(&mut self, text: &str) -> io::Result<()> {
         if self.format == Format::Json {
             return writeln!(self.out, "{text}");
         }

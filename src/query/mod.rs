@@ -37,7 +37,7 @@ use crate::metrics;
 use crate::record::now_ns;
 use crate::ring::Ring;
 use crate::spare_fd::SpareFd;
-use crate::view::json;
+use crate::view::{frames, json};
 use budget::TurnBudget;
 use limits::{ClientLimits, Tally};
 use request::{parse_request, Dialect, Parse, Request};
@@ -525,8 +525,12 @@ impl QueryServer {
                     }
                 }
                 let chunked = dialect == Dialect::Http;
+                q.framed &= !chunked;
                 c.out = if chunked {
                     http::stream_head(q.format)
+                } else if q.framed {
+                    q.format = frames::answer_format(q.format, q.zone.as_deref());
+                    frames::opening(q.format)
                 } else {
                     Vec::new()
                 };
@@ -535,6 +539,8 @@ impl QueryServer {
                     let notice = cursor_ahead_notice(after, q.format, ring);
                     if chunked {
                         http::chunk(&notice, &mut c.out);
+                    } else if q.framed {
+                        frames::frame(&notice, None, &mut c.out);
                     } else {
                         c.out.extend_from_slice(&notice);
                     }
@@ -643,19 +649,31 @@ impl QueryServer {
                     return Pump::More;
                 }
             }
-            let mut batch = Vec::new();
-            fill(s, ring, &mut batch, &mut self.counters, budget);
-            let done = s.end.is_some_and(|e| s.cursor >= e);
-            if s.chunked {
+            let done = if s.chunked {
+                let mut batch = Vec::new();
+                fill(s, ring, &mut batch, &mut self.counters, budget);
                 if !batch.is_empty() {
                     http::chunk(&batch, &mut c.out);
                 }
+                let done = s.end.is_some_and(|e| s.cursor >= e);
                 if done {
                     c.out.extend_from_slice(http::LAST_CHUNK);
                 }
+                done
             } else {
-                c.out = batch;
-            }
+                // Into the buffer the last batch left (no copy, no growing
+                // it again), after room for a frame's head.
+                let room = if s.framed { frames::MAX_HEAD } else { 0 };
+                c.out.resize(room, 0);
+                fill(s, ring, &mut c.out, &mut self.counters, budget);
+                if c.out.len() == room {
+                    c.out.clear();
+                } else if s.framed {
+                    let last = Some(s.cursor.saturating_sub(1));
+                    c.out_pos = frames::head_into_room(&mut c.out, room, last);
+                }
+                s.end.is_some_and(|e| s.cursor >= e)
+            };
             if done {
                 c.phase = Phase::Finish;
             }

@@ -4,7 +4,10 @@
 //! `2` as raw byte values, as LinuxKit's `logread` sends them; the ASCII
 //! digits work too, for `printf 0 | socat`), `{` for one JSON line, or an
 //! HTTP/1.1 request line for `curl --unix-socket`. All three end in the same
-//! [`Request`].
+//! [`Request`]. A mode byte may be followed, in the same write, by a JSON
+//! line of read options (ringlogd's `logread` asks for its format so): a
+//! client that sends the byte alone, as LinuxKit's `logread` does, is
+//! answered as memlogd answers, and memlogd itself reads only the byte.
 
 use crate::control::Control;
 use serde_json::{Map, Value};
@@ -38,6 +41,12 @@ pub struct Query {
     pub after_seq: Option<u64>,
     pub filter: Filter,
     pub format: Format,
+    /// Answer in frames that say how far the reader got (see
+    /// [`crate::view::frames`]); for the JSON dialect and the mode byte.
+    pub framed: bool,
+    /// The time zone the reader formats local times in (its `TZ`, empty
+    /// for none), when it says.
+    pub zone: Option<String>,
     /// Read only this capture's entries (a dump; see [`super::captures`]).
     pub capture: Option<u64>,
     /// Only the entries of this range of sequence numbers (set from
@@ -54,6 +63,8 @@ impl Query {
             after_seq: None,
             filter: Filter::default(),
             format: Format::Json,
+            framed: false,
+            zone: None,
             capture: None,
             within: None,
         }
@@ -71,6 +82,14 @@ impl Query {
             "n" => self.tail = Some(number(value)?),
             "after_seq" => self.after_seq = Some(number(value)?),
             "format" => self.format = Format::parse(value)?,
+            "frames" => {
+                self.framed = match value.trim() {
+                    "1" | "true" => true,
+                    "0" | "false" => false,
+                    v => return Err(format!("frames: {v:?} is not 0 or 1")),
+                }
+            }
+            "tz" => self.zone = Some(value.to_owned()),
             "capture" => self.capture = Some(number(value)?),
             _ => self.filter.set(key, value, now_ns)?,
         }
@@ -131,7 +150,10 @@ pub fn parse_request(buf: &[u8], eof: bool, now_ns: i64) -> Parse {
     let Some(&first) = buf.first() else {
         return Parse::Incomplete;
     };
-    let memlogd = |mode| Parse::Done(Request::Read(Box::new(Query::new(mode))), Dialect::Memlogd);
+    let memlogd = |mode| match buf.get(1) {
+        Some(b'{') => parse_options(mode, &buf[1..], eof, now_ns),
+        _ => Parse::Done(Request::Read(Box::new(Query::new(mode))), Dialect::Memlogd),
+    };
     match first {
         0 | b'0' => memlogd(Mode::Dump),
         1 | b'1' => memlogd(Mode::Follow),
@@ -146,27 +168,69 @@ pub fn parse_request(buf: &[u8], eof: bool, now_ns: i64) -> Parse {
     }
 }
 
-fn parse_json_line(buf: &[u8], eof: bool, now_ns: i64) -> Parse {
-    let line = match buf.iter().position(|&b| b == b'\n') {
-        Some(end) => &buf[..end],
-        None if buf.len() > MAX_REQUEST_LEN => {
-            return Parse::error(
-                Dialect::Json,
-                413,
-                format!("request line longer than {MAX_REQUEST_LEN} bytes"),
-            )
-        }
-        None if eof => buf,
-        None => return Parse::Incomplete,
+/// The JSON line of read options after a mode byte, answered in the JSON
+/// dialect.
+fn parse_options(mode: Mode, buf: &[u8], eof: bool, now_ns: i64) -> Parse {
+    let map = match json_object(buf, eof) {
+        Ok(Some(map)) => map,
+        Ok(None) => return Parse::Incomplete,
+        Err((status, why)) => return Parse::error(Dialect::Json, status, why),
     };
-    let map: Map<String, Value> = match serde_json::from_slice(line) {
-        Ok(m) => m,
-        Err(e) => return Parse::error(Dialect::Json, 400, format!("bad JSON request: {e}")),
+    let mut q = Query::new(mode);
+    match set_all(&mut q, &map, now_ns) {
+        Ok(()) => Parse::Done(Request::Read(Box::new(q)), Dialect::Json),
+        Err(why) => Parse::error(Dialect::Json, 400, why),
+    }
+}
+
+fn parse_json_line(buf: &[u8], eof: bool, now_ns: i64) -> Parse {
+    let map = match json_object(buf, eof) {
+        Ok(Some(map)) => map,
+        Ok(None) => return Parse::Incomplete,
+        Err((status, why)) => return Parse::error(Dialect::Json, status, why),
     };
     match json_request(map, now_ns) {
         Ok(r) => Parse::Done(r, Dialect::Json),
         Err(why) => Parse::error(Dialect::Json, 400, why),
     }
+}
+
+/// The JSON object on the first line of `buf`; `None` until it is whole.
+/// `Err` holds the HTTP status and why, to refuse the request with.
+fn json_object(buf: &[u8], eof: bool) -> Result<Option<Map<String, Value>>, (u16, String)> {
+    let line = match buf.iter().position(|&b| b == b'\n') {
+        Some(end) => &buf[..end],
+        None if buf.len() > MAX_REQUEST_LEN => {
+            return Err((
+                413,
+                format!("request line longer than {MAX_REQUEST_LEN} bytes"),
+            ))
+        }
+        None if eof => buf,
+        None => return Ok(None),
+    };
+    serde_json::from_slice(line)
+        .map(Some)
+        .map_err(|e| (400, format!("bad JSON request: {e}")))
+}
+
+/// Set every key of a read request on `q`.
+fn set_all(q: &mut Query, map: &Map<String, Value>, now_ns: i64) -> Result<(), String> {
+    for (key, value) in map {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            other => return Err(format!("{key}: expected a string or a number, got {other}")),
+        };
+        q.set(key, &text, now_ns).map_err(|e| {
+            if e.starts_with("unknown filter") {
+                format!("unknown key {key:?}")
+            } else {
+                e
+            }
+        })?;
+    }
+    Ok(())
 }
 
 fn json_request(mut map: Map<String, Value>, now_ns: i64) -> Result<Request, String> {
@@ -180,20 +244,7 @@ fn json_request(mut map: Map<String, Value>, now_ns: i64) -> Result<Request, Str
     let release_id = (mode == "release").then(|| map.remove("capture")).flatten();
     let read = |mode| {
         let mut q = Query::new(mode);
-        for (key, value) in &map {
-            let text = match value {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                other => return Err(format!("{key}: expected a string or a number, got {other}")),
-            };
-            q.set(key, &text, now_ns).map_err(|e| {
-                if e.starts_with("unknown filter") {
-                    format!("unknown key {key:?}")
-                } else {
-                    e
-                }
-            })?;
-        }
+        set_all(&mut q, &map, now_ns)?;
         Ok(Request::Read(Box::new(q)))
     };
     let bare = |r: Request| match map.keys().next() {
@@ -269,6 +320,35 @@ mod tests {
         assert!(matches!(parse_request(&[], false, 0), Parse::Incomplete));
         for bad in [3u8, 0xff, b'x', b'\n'] {
             assert!(error(parse_request(&[bad], false, 0)).contains("mode byte"));
+        }
+    }
+
+    #[test]
+    fn a_mode_byte_may_carry_read_options() {
+        let (r, d) = done(parse_request(
+            b"\x02{\"format\":\"short\",\"frames\":1,\"tz\":\"\",\"app\":\"a\"}\n",
+            false,
+            0,
+        ));
+        let Request::Read(q) = r else { panic!() };
+        assert_eq!((q.mode, d), (Mode::DumpFollow, Dialect::Json));
+        assert_eq!(
+            (q.format, q.framed, q.zone.as_deref()),
+            (Format::Short, true, Some(""))
+        );
+        assert_eq!(q.filter.app.as_deref(), Some("a"));
+        assert!(matches!(
+            parse_request(b"\0{\"format\"", false, 0),
+            Parse::Incomplete
+        ));
+        assert!(error(parse_request(b"\0{\"frames\":2}\n", false, 0)).contains("frames"));
+        assert!(error(parse_request(b"\0{\"mode\":\"stats\"}\n", false, 0)).contains("mode"));
+        // The byte alone, or with anything but options, is memlogd's.
+        for memlogd in [&b"\0"[..], b"0\n", b"1x"] {
+            let (r, d) = done(parse_request(memlogd, false, 0));
+            assert_eq!(d, Dialect::Memlogd);
+            let Request::Read(q) = r else { panic!() };
+            assert_eq!((q.format, q.framed), (Format::Json, false));
         }
     }
 

@@ -29,6 +29,8 @@ pub(super) struct Stream {
     format: Format,
     /// Frame the body as HTTP chunks.
     pub(super) chunked: bool,
+    /// Frame the body as [`crate::view::frames`] says.
+    pub(super) framed: bool,
     /// Still looking for where a tail (`n`) starts; nothing is sent until
     /// it is found.
     pub(super) seek: Option<Seek>,
@@ -111,6 +113,7 @@ pub(super) fn open_stream(q: Query, chunked: bool, ring: &Ring) -> Stream {
         filter: q.filter,
         format: q.format,
         chunked,
+        framed: q.framed,
         seek,
         report_from: match after_seq {
             // A cursor given is a claim on everything after it.

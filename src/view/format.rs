@@ -27,12 +27,12 @@
 //! Routes forward text as the sender wrote it ([`Text::AsSent`]): the
 //! receiving syslog server applies its own escaping.
 
-use std::fmt::Write as _;
+use std::io::Write as _;
 
-use chrono::{DateTime, Local, SecondsFormat, Utc};
+use chrono::DateTime;
 use serde::Deserialize;
 
-use super::json;
+use super::{json, timefmt};
 use crate::record::{
     Input, KernelMeta, Peer, Record, RecordRef, SdElement, FACILITY_NAMES, SEVERITY_NAMES,
 };
@@ -74,6 +74,25 @@ impl Format {
             _ => return Err(format!("format: {s:?} is not one of {}", Format::NAMES)),
         })
     }
+
+    /// The name [`Format::parse`] reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Memlogd => "memlogd",
+            Format::Short => "short",
+            Format::ShortIso => "short-iso",
+            Format::Rfc5424 => "rfc5424",
+            Format::Rfc3164 => "rfc3164",
+            Format::Cat => "cat",
+        }
+    }
+
+    /// Whether the format shows local time, in the zone of whoever writes
+    /// it.
+    pub fn is_local_time(self) -> bool {
+        matches!(self, Format::Short | Format::ShortIso | Format::Rfc3164)
+    }
 }
 
 /// How the text a sender wrote goes into a format.
@@ -98,7 +117,9 @@ pub fn write_record_as(r: &RecordRef, format: Format, text: Text, out: &mut Vec<
     if format == Format::Json {
         return write_json_line(r, out);
     }
-    let mut s = String::with_capacity(r.msg.len() + 64);
+    // Room for the usual entry at once, not at each piece.
+    out.reserve(r.msg.len() + 128);
+    let start = out.len();
     let msg_as = match text {
         Text::AsSent => MsgAs::Raw,
         Text::Escaped if matches!(format, Format::Rfc5424 | Format::Rfc3164) => MsgAs::OneLine,
@@ -107,50 +128,57 @@ pub fn write_record_as(r: &RecordRef, format: Format, text: Text, out: &mut Vec<
     match format {
         Format::Json => unreachable!("handled above"),
         Format::Memlogd => {
-            s.push_str(&rfc3339_nanos(r.received_ns));
-            s.push(';');
-            push_field(&mut s, r.source, |c| c == ';');
-            s.push(';');
+            timefmt::write_utc_nanos(r.received_ns, out);
+            out.push(b';');
+            push_field(out, r.source, |c| c == ';');
+            out.push(b';');
         }
         Format::Short | Format::ShortIso => {
-            let t = DateTime::<Utc>::from_timestamp_nanos(r.received_ns).with_timezone(&Local);
+            let secs = r.received_ns.div_euclid(1_000_000_000);
             if format == Format::Short {
-                let _ = write!(s, "{}", t.format("%b %e %H:%M:%S"));
+                timefmt::write_local_short(secs, out);
             } else {
-                s.push_str(&t.to_rfc3339_opts(SecondsFormat::Secs, false));
+                timefmt::write_local_iso(secs, out);
             }
             let separator = |c: char| c.is_whitespace();
-            s.push(' ');
-            push_field(&mut s, r.host.unwrap_or("-"), separator);
-            s.push(' ');
-            push_field(&mut s, r.app.unwrap_or(r.source), separator);
+            out.push(b' ');
+            push_field(out, r.host.unwrap_or("-"), separator);
+            out.push(b' ');
+            push_field(out, r.app.unwrap_or(r.source), separator);
             if let Some(pid) = &r.pid {
-                s.push('[');
-                push_field(&mut s, pid, separator);
-                s.push(']');
+                out.push(b'[');
+                push_field(out, pid, separator);
+                out.push(b']');
             }
-            s.push_str(": ");
+            out.extend_from_slice(b": ");
         }
-        Format::Rfc5424 => write_rfc5424_header(r, msg_as, &mut s),
-        Format::Rfc3164 => write_rfc3164_header(r, &mut s),
+        Format::Rfc5424 => write_rfc5424_header(r, msg_as, out),
+        Format::Rfc3164 => write_rfc3164_header(r, out),
         Format::Cat => {}
     }
+    // The column the message starts at, counted only for a message that
+    // has a continuation line to indent.
     let indent = match format {
         Format::Cat => CAT_INDENT,
-        _ => s.chars().count(),
+        _ if msg_as == MsgAs::Continued && r.msg.as_bytes().contains(&b'\n') => {
+            chars_in(&out[start..])
+        }
+        _ => 0,
     };
-    push_msg(&mut s, r.msg, msg_as, indent);
-    s.push('\n');
-    out.extend_from_slice(s.as_bytes());
+    push_msg(out, r.msg, msg_as, indent);
+    out.push(b'\n');
+}
+
+/// The characters in `utf8`: its bytes but UTF-8's continuation bytes.
+fn chars_in(utf8: &[u8]) -> usize {
+    utf8.iter().filter(|&&b| (b as i8) >= -0x40).count()
 }
 
 /// Append a line that is not an entry (from a daemon that is not
 /// ringlogd) with its controls escaped as in a message, newlines as `\n`.
 pub fn write_other_line(line: &str, out: &mut Vec<u8>) {
-    let mut s = String::with_capacity(line.len() + 1);
-    push_msg(&mut s, line, MsgAs::OneLine, 0);
-    s.push('\n');
-    out.extend_from_slice(s.as_bytes());
+    push_msg(out, line, MsgAs::OneLine, 0);
+    out.push(b'\n');
 }
 
 /// How far `cat` indents a continuation line: it has no prefix to align
@@ -184,25 +212,33 @@ fn control_at(b: &[u8], i: usize) -> Option<(u8, usize)> {
     }
 }
 
-fn push_hex(s: &mut String, code: u32) {
+fn push_hex(out: &mut Vec<u8>, code: u32) {
     if code <= 0xff {
-        let _ = write!(s, "\\x{code:02x}");
+        let _ = write!(out, "\\x{code:02x}");
     } else {
-        let _ = write!(s, "\\u{{{code:x}}}");
+        let _ = write!(out, "\\u{{{code:x}}}");
     }
 }
 
 /// Append the message text as `msg_as` says; a continuation line is
-/// indented by `indent` spaces.
-fn push_msg(s: &mut String, msg: &str, msg_as: MsgAs, indent: usize) {
+/// indented by `indent` spaces. Eight bytes at a time while none of them
+/// can be a control.
+fn push_msg(out: &mut Vec<u8>, msg: &str, msg_as: MsgAs, indent: usize) {
+    let b = msg.as_bytes();
     if msg_as == MsgAs::Raw {
-        s.push_str(msg);
+        out.extend_from_slice(b);
         return;
     }
-    let b = msg.as_bytes();
     let mut done = 0;
     let mut i = 0;
     while i < b.len() {
+        if let Some(word) = b.get(i..i + 8) {
+            let w = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+            if !json::may_hold_control(w) {
+                i += 8;
+                continue;
+            }
+        }
         let (c, len) = match control_at(b, i) {
             Some(found) => found,
             None if b[i] == b'\n' => (b'\n', 1),
@@ -211,136 +247,144 @@ fn push_msg(s: &mut String, msg: &str, msg_as: MsgAs, indent: usize) {
                 continue;
             }
         };
-        s.push_str(&msg[done..i]);
+        out.extend_from_slice(&b[done..i]);
         match (c, msg_as) {
             (b'\n', MsgAs::Continued) => {
-                s.push('\n');
-                s.extend(std::iter::repeat_n(' ', indent));
+                out.push(b'\n');
+                out.resize(out.len() + indent, b' ');
             }
-            (b'\n', _) => s.push_str("\\n"),
-            _ => push_hex(s, u32::from(c)),
+            (b'\n', _) => out.extend_from_slice(b"\\n"),
+            _ => push_hex(out, u32::from(c)),
         }
         i += len;
         done = i;
     }
-    s.push_str(&msg[done..]);
+    out.extend_from_slice(&b[done..]);
 }
 
 /// Append a header field: a control character, or a character that
 /// `separator` says would split the format's fields, is escaped (`;` as
 /// `\;`, as memlogd writes it; anything else as `\xNN` / `\u{NNNN}`).
-fn push_field(s: &mut String, field: &str, separator: impl Fn(char) -> bool) {
+fn push_field(out: &mut Vec<u8>, field: &str, separator: impl Fn(char) -> bool) {
+    let plain = |&b: &u8| b.is_ascii_graphic() && !separator(char::from(b));
+    if field.as_bytes().iter().all(plain) {
+        out.extend_from_slice(field.as_bytes());
+        return;
+    }
     for c in field.chars() {
         if c == ';' && separator(c) {
-            s.push_str("\\;");
+            out.extend_from_slice(b"\\;");
         } else if c.is_control() || separator(c) {
-            push_hex(s, u32::from(c));
+            push_hex(out, u32::from(c));
         } else {
-            s.push(c);
+            out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
         }
     }
 }
 
-/// Everything before the message, with its separating space when there is
-/// a message.
-fn write_rfc5424_header(r: &RecordRef, msg_as: MsgAs, s: &mut String) {
+/// Append the printable ASCII of `v` (a header field of RFC 5424 or RFC
+/// 3164), at most `max` characters of it, or `-` when none is left.
+fn push_printable(out: &mut Vec<u8>, v: &str, max: usize, keep: impl Fn(u8) -> bool) {
+    let start = out.len();
+    let b = v.as_bytes();
+    if b.len() <= max && b.iter().all(|&c| c.is_ascii_graphic() && keep(c)) {
+        out.extend_from_slice(b);
+    } else {
+        out.extend(
+            b.iter()
+                .copied()
+                .filter(|&c| c.is_ascii_graphic() && keep(c))
+                .take(max),
+        );
+    }
+    if out.len() == start {
+        out.push(b'-');
+    }
+}
+
+/// `<PRI>` of a record, defaults filled in.
+fn push_pri(r: &RecordRef, out: &mut Vec<u8>) {
     let pri =
         u16::from(r.facility.unwrap_or(1)) * 8 + u16::from(r.severity.unwrap_or(DEFAULT_SEVERITY));
-    let ts = match r.timestamp {
-        Some(t) => t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-        None => DateTime::<Utc>::from_timestamp_nanos(r.received_ns)
-            .to_rfc3339_opts(SecondsFormat::Micros, true),
-    };
-    // Header fields are PRINTUSASCII without spaces, with length limits.
-    let field = |v: Option<&str>, max: usize| -> String {
-        let f: String = v
-            .unwrap_or("")
-            .chars()
-            .filter(|c| c.is_ascii_graphic())
-            .take(max)
-            .collect();
-        if f.is_empty() {
-            "-".to_owned()
-        } else {
-            f
-        }
-    };
-    let _ = write!(
-        s,
-        "<{pri}>1 {ts} {} {} {} {} ",
-        field(r.host, 255),
-        field(r.app.or(Some(r.source)), 48),
-        field(r.pid.as_deref(), 128),
-        field(r.msgid, 32),
-    );
-    if r.sd.is_empty() {
-        s.push('-');
+    out.push(b'<');
+    json::write_u64(pri.into(), out);
+    out.push(b'>');
+}
+
+/// Everything before the message, with its separating space when there is
+/// a message.
+fn write_rfc5424_header(r: &RecordRef, msg_as: MsgAs, out: &mut Vec<u8>) {
+    push_pri(r, out);
+    out.extend_from_slice(b"1 ");
+    match &r.timestamp {
+        Some(t) => timefmt::write_with_offset(t, out),
+        None => timefmt::write_utc_micros(r.received_ns, out),
     }
-    let name = |n: &str| -> String {
-        n.chars()
-            .filter(|c| c.is_ascii_graphic() && !matches!(c, '=' | ']' | '"'))
-            .take(32)
-            .collect()
+    // Header fields are PRINTUSASCII without spaces, with length limits.
+    let any = |_| true;
+    out.push(b' ');
+    push_printable(out, r.host.unwrap_or(""), 255, any);
+    out.push(b' ');
+    push_printable(out, r.app.unwrap_or(r.source), 48, any);
+    out.push(b' ');
+    push_printable(out, r.pid.as_deref().unwrap_or(""), 128, any);
+    out.push(b' ');
+    push_printable(out, r.msgid.unwrap_or(""), 32, any);
+    out.push(b' ');
+    if r.sd.is_empty() {
+        out.push(b'-');
+    }
+    let name = |out: &mut Vec<u8>, n: &str| {
+        out.extend(
+            n.bytes()
+                .filter(|&b| b.is_ascii_graphic() && !matches!(b, b'=' | b']' | b'"'))
+                .take(32),
+        );
     };
     for e in &r.sd {
-        let _ = write!(s, "[{}", name(e.id));
+        out.push(b'[');
+        name(out, e.id);
         for (k, v) in &e.params {
             let escaped = v
                 .replace('\\', "\\\\")
                 .replace('"', "\\\"")
                 .replace(']', "\\]");
-            let _ = write!(s, " {}=\"", name(k));
-            push_msg(s, &escaped, msg_as, 0);
-            s.push('"');
+            out.push(b' ');
+            name(out, k);
+            out.extend_from_slice(b"=\"");
+            push_msg(out, &escaped, msg_as, 0);
+            out.push(b'"');
         }
-        s.push(']');
+        out.push(b']');
     }
     if !r.msg.is_empty() {
-        s.push(' ');
+        out.push(b' ');
     }
 }
 
 /// RFC 3164 carries no year and no zone: the time is written as local wall
 /// time, which is how receivers (rsyslog, syslog-ng) read it back.
 /// Everything before the message.
-fn write_rfc3164_header(r: &RecordRef, s: &mut String) {
-    let pri =
-        u16::from(r.facility.unwrap_or(1)) * 8 + u16::from(r.severity.unwrap_or(DEFAULT_SEVERITY));
-    let t = match r.timestamp {
-        Some(t) => t.with_timezone(&Local),
-        None => DateTime::<Utc>::from_timestamp_nanos(r.received_ns).with_timezone(&Local),
+fn write_rfc3164_header(r: &RecordRef, out: &mut Vec<u8>) {
+    push_pri(r, out);
+    let secs = match &r.timestamp {
+        Some(t) => t.timestamp(),
+        None => r.received_ns.div_euclid(1_000_000_000),
     };
+    timefmt::write_local_short(secs, out);
+    out.push(b' ');
+    push_printable(out, r.host.unwrap_or("-"), 255, |_| true);
+    out.push(b' ');
     // A TAG ends at '[', ':' or a space, so none of them may be in it.
-    let tag: String = r
-        .app
-        .unwrap_or(r.source)
-        .chars()
-        .filter(|c| c.is_ascii_graphic() && !matches!(c, '[' | ']' | ':'))
-        .take(48)
-        .collect();
-    let host: String = r
-        .host
-        .unwrap_or("-")
-        .chars()
-        .filter(|c| c.is_ascii_graphic())
-        .take(255)
-        .collect();
-    let _ = write!(
-        s,
-        "<{pri}>{} {} {}",
-        t.format("%b %e %H:%M:%S"),
-        if host.is_empty() { "-" } else { &host },
-        if tag.is_empty() { "-" } else { &tag }
-    );
+    push_printable(out, r.app.unwrap_or(r.source), 48, |b| {
+        !matches!(b, b'[' | b']' | b':')
+    });
     if let Some(pid) = &r.pid {
-        let pid: String = pid
-            .chars()
-            .filter(char::is_ascii_graphic)
-            .take(128)
-            .collect();
-        let _ = write!(s, "[{pid}]");
+        out.push(b'[');
+        out.extend(pid.bytes().filter(u8::is_ascii_graphic).take(128));
+        out.push(b']');
     }
-    s.push_str(": ");
+    out.extend_from_slice(b": ");
 }
 
 pub use super::timefmt::rfc3339_nanos;

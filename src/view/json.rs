@@ -162,7 +162,7 @@ fn key(out: &mut Vec<u8>, name: &str) {
     out.extend_from_slice(b"\":");
 }
 
-fn write_u64(v: u64, out: &mut Vec<u8>) {
+pub(super) fn write_u64(v: u64, out: &mut Vec<u8>) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     let mut v = v;
@@ -177,16 +177,34 @@ fn write_u64(v: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(&buf[i..]);
 }
 
-/// Whether any of the eight bytes in `w` is `"`, `\`, below 0x20, DEL or
-/// 0xC2 (the first byte of a C1 control) (SWAR: the classic has-zero-byte
-/// test on `w` xor each of those, and on `w` less 0x20 per byte).
-fn needs_escape(w: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-    let is = |b: u8| zero(w ^ (ONES * u64::from(b)));
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each of the eight bytes of `w` that is `b` (SWAR: the
+/// classic has-zero-byte test on `w` xor `b` in every byte; it may also
+/// flag a byte next to a match, never miss one).
+fn bytes_equal(w: u64, b: u8) -> u64 {
+    let x = w ^ (ONES * u64::from(b));
+    x.wrapping_sub(ONES) & !x & HIGHS
+}
+
+/// Flags bytes below 0x20, DEL and 0xC2 (the first byte of a C1 control).
+fn control_bytes(w: u64) -> u64 {
     let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
-    is(b'"') | is(b'\\') | is(0x7f) | is(0xc2) | below_space != 0
+    below_space | bytes_equal(w, 0x7f) | bytes_equal(w, 0xc2)
+}
+
+/// Whether any of the eight bytes in `w` is below 0x20, DEL or 0xC2: a
+/// word without one is copied as it is by the text formats and the JSON
+/// line alike.
+pub(super) fn may_hold_control(w: u64) -> bool {
+    control_bytes(w) != 0
+}
+
+/// Whether any of the eight bytes in `w` is `"`, `\\`, or a byte
+/// [`may_hold_control`] flags.
+fn needs_escape(w: u64) -> bool {
+    control_bytes(w) | bytes_equal(w, b'"') | bytes_equal(w, b'\\') != 0
 }
 
 /// `s` as a JSON string, quotes included. Besides what JSON requires, DEL

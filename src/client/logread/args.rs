@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 use crate::config::{go_style_args, DEFAULT_QUERY_SOCKET};
 use crate::view::filter::parse_time;
 use crate::view::format::Format;
+use crate::view::frames;
 use crate::view::timefmt::rfc3339_nanos;
 
 /// Read the log ring of ringlogd (or LinuxKit's memlogd).
@@ -160,6 +161,9 @@ pub(super) struct ReadRequest {
     /// Every other condition, as the JSON dialect names it.
     pub filters: Map<String, Value>,
     pub format: Format,
+    /// Ask the daemon for the entries in `format`, framed (see
+    /// [`crate::view::frames`]), to copy them out as they come.
+    pub framed: bool,
 }
 
 impl ReadRequest {
@@ -168,7 +172,8 @@ impl ReadRequest {
     }
 
     /// The bytes to send: memlogd's mode byte when nothing but the mode is
-    /// asked (so memlogd answers too), else one JSON line.
+    /// asked (so memlogd answers too), followed by the options of a framed
+    /// answer if asked; else one JSON line.
     pub fn bytes(&self) -> Vec<u8> {
         let mut q = self.filters.clone();
         if let Some(ns) = self.since_ns {
@@ -180,13 +185,26 @@ impl ReadRequest {
         if let Some(s) = self.after_seq {
             q.insert("after_seq".into(), json!(s));
         }
+        let mut options = Map::new();
+        if self.framed {
+            options.insert("format".into(), json!(self.format.name()));
+            options.insert("frames".into(), json!(1));
+            options.insert("tz".into(), json!(frames::zone()));
+        }
         if q.is_empty() {
-            return vec![match self.mode {
+            // memlogd reads the mode byte alone; ringlogd reads the
+            // options sent with it.
+            let mut bytes = vec![match self.mode {
                 "dump" => 0,
                 "follow" => 1,
                 _ => 2,
             }];
+            if !options.is_empty() {
+                bytes.extend_from_slice(format!("{}\n", Value::Object(options)).as_bytes());
+            }
+            return bytes;
         }
+        q.extend(options);
         q.insert("mode".into(), json!(self.mode));
         format!("{}\n", Value::Object(q)).into_bytes()
     }
@@ -251,6 +269,7 @@ impl LogreadArgs {
             since_ns: since.and_then(Result::ok),
             filters,
             format,
+            framed: false,
         })
     }
 }

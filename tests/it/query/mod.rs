@@ -4,6 +4,7 @@
 mod captures;
 mod eviction_notes;
 mod filters;
+mod formatted;
 mod logread;
 mod memlogd;
 mod robust_query;
