@@ -18,6 +18,18 @@ pub struct Frame<'a> {
     pub idx: usize,
     pub seq: u64,
     pub bytes: &'a [u8],
+    /// Where the next frame starts: a walk can go on from here.
+    pub next: FramePos,
+}
+
+/// A place between two frames of a chunk: its byte offset, the next
+/// frame's index, and the sequence number the next frame's gap counts
+/// from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FramePos {
+    pub offset: usize,
+    pub idx: usize,
+    pub seq: u64,
 }
 
 /// Append a frame to `out`.
@@ -34,11 +46,27 @@ pub fn for_each_frame<'a>(
     data: &'a [u8],
     count: usize,
     first_seq: u64,
+    f: impl FnMut(Frame<'a>) -> ControlFlow<()>,
+) {
+    let start = FramePos {
+        offset: 0,
+        idx: 0,
+        seq: first_seq,
+    };
+    for_each_frame_from(data, start, count, f);
+}
+
+/// [`for_each_frame`] from `at`, a place an earlier walk of the same
+/// frames reached (a chunk's frames never change once written).
+pub fn for_each_frame_from<'a>(
+    data: &'a [u8],
+    at: FramePos,
+    count: usize,
     mut f: impl FnMut(Frame<'a>) -> ControlFlow<()>,
 ) {
-    let mut pos = 0;
-    let mut next = first_seq;
-    for idx in 0..count {
+    let mut pos = at.offset;
+    let mut next = at.seq;
+    for idx in at.idx..count {
         let Some(len) = read_varint(data, &mut pos) else {
             return;
         };
@@ -54,7 +82,19 @@ pub fn for_each_frame<'a>(
         pos = end;
         let seq = next.saturating_add(gap);
         next = seq.saturating_add(1);
-        if f(Frame { idx, seq, bytes }).is_break() {
+        let after = FramePos {
+            offset: end,
+            idx: idx + 1,
+            seq: next,
+        };
+        if f(Frame {
+            idx,
+            seq,
+            bytes,
+            next: after,
+        })
+        .is_break()
+        {
             return;
         }
     }
@@ -109,6 +149,26 @@ mod tests {
             got,
             [(0, 10, &b"a"[..]), (1, 14, &b"bb"[..]), (2, 15, &b""[..])]
         );
+    }
+
+    #[test]
+    fn a_walk_goes_on_from_where_an_earlier_one_stopped() {
+        let mut data = Vec::new();
+        for (gap, r) in [(0, &b"a"[..]), (2, b"bb"), (0, b"c"), (1, b"dd")] {
+            put_frame(&mut data, gap, r);
+        }
+        let all = frames(&data, 4, 10);
+        let mut got = Vec::new();
+        for_each_frame_from(&data, all[1].next, 4, |fr| {
+            got.push((fr.idx, fr.seq, fr.bytes.to_vec()));
+            ControlFlow::Continue(())
+        });
+        let want: Vec<_> = all[2..]
+            .iter()
+            .map(|f| (f.idx, f.seq, f.bytes.to_vec()))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(want.iter().map(|w| w.1).collect::<Vec<_>>(), [14, 16]);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::ops::ControlFlow;
 
+use super::chunk::FramePos;
 use super::directory::ChunkMeta;
 use super::store::{SlotHeader, CODEC_RAW, STATE_OPEN};
 use super::{chunk, codec, Ring};
@@ -17,6 +18,10 @@ pub struct ReadCache {
     pub(super) key: Option<(u32, u64)>,
     pub(super) buf: Vec<u8>,
     pub(super) dctx: Option<zstd::zstd_safe::DCtx<'static>>,
+    /// How far this reader's last walk of the open chunk (slot and
+    /// generation) got: a follower at the head goes on from there instead
+    /// of walking the open chunk's frames from its first every turn.
+    open_walked: Option<((u32, u64), FramePos)>,
 }
 
 impl ReadCache {
@@ -90,14 +95,26 @@ impl Ring {
             if meta.live == 0 || meta.end_seq <= from {
                 continue;
             }
+            let resumed = cache.open_walked;
             let Some(data) = self.cached_bytes(meta, cache) else {
                 continue;
             };
             let hdr = self.store.slot_header(meta.slot as usize);
             let ctx = self.context(meta.base_ns);
             let mut stop = false;
-            chunk::for_each_frame(data, meta.count as usize, meta.first_seq, |fr| {
+            let key = (meta.slot, meta.gen);
+            let start = match resumed {
+                Some((k, at)) if ci == n && k == key && at.seq <= from => at,
+                _ => FramePos {
+                    offset: 0,
+                    idx: 0,
+                    seq: meta.first_seq,
+                },
+            };
+            let mut walked = start;
+            chunk::for_each_frame_from(data, start, meta.count as usize, |fr| {
                 if fr.seq < from || hdr.is_dead(fr.idx) {
+                    walked = fr.next;
                     return ControlFlow::Continue(());
                 }
                 if let Some(r) = codec::decode(fr.seq, fr.bytes, ctx) {
@@ -106,8 +123,12 @@ impl Ring {
                         return ControlFlow::Break(());
                     }
                 }
+                walked = fr.next;
                 ControlFlow::Continue(())
             });
+            if ci == n {
+                cache.open_walked = Some((key, walked));
+            }
             if stop {
                 return;
             }
