@@ -8,7 +8,6 @@ mod capture_dir;
 mod captures;
 mod config;
 mod daemon;
-mod dictionary;
 mod inherit;
 mod initscripts;
 mod privileges;
