@@ -843,7 +843,7 @@ fn dump_table(o: &Opts, bins: &Bins) {
     // With the daemon's own start entry, the ring then holds exactly n.
     send_all(&d.log(), n - 1, 100, 1);
     d.wait_stored(n - 1);
-    for format in LOGREAD_FORMATS {
+    for format in ringlogd::view::format::Format::NAMES.split(", ") {
         let args = ["-o", format];
         let out = Command::new(&bins.logread)
             .arg("--socket")
@@ -874,17 +874,6 @@ fn dump_table(o: &Opts, bins: &Bins) {
         println!("{name:<46} {:>28}{ratio}", f.show());
     }
 }
-
-/// Every format logread prints (its `-o`).
-const LOGREAD_FORMATS: [&str; 7] = [
-    "json",
-    "memlogd",
-    "short",
-    "short-iso",
-    "rfc5424",
-    "rfc3164",
-    "cat",
-];
 
 /// busybox logread of a full ring of 100-byte lines to /dev/null, and how
 /// many entries its ring holds.

@@ -326,15 +326,24 @@ impl<W: Write> Printer<W> {
                 }
             }
             let printed = self.print_line(text);
-            let flushed = if self.following && reader.buffer().is_empty() {
-                self.out.flush()
-            } else {
-                Ok(())
-            };
-            if let Err(e) = printed.and(flushed) {
-                return Ended::Exit(quiet_on_broken_pipe(e));
+            if let Err(ended) = self.passed(printed, reader.buffer().is_empty()) {
+                return ended;
             }
         }
+    }
+
+    /// After printing what came: a follower flushes once nothing more is
+    /// buffered (`drained`), so each entry shows as it arrives. A write
+    /// error ends the read.
+    fn passed(&mut self, printed: io::Result<()>, drained: bool) -> Result<(), Ended> {
+        let flushed = if self.following && drained {
+            self.out.flush()
+        } else {
+            Ok(())
+        };
+        printed
+            .and(flushed)
+            .map_err(|e| Ended::Exit(quiet_on_broken_pipe(e)))
     }
 
     fn print_line(&mut self, text: &str) -> io::Result<()> {

@@ -630,15 +630,7 @@ mod tests {
             render(&r, Format::Rfc3164).ends_with(" web1 weirdtag[42]: hello\n"),
             "a TAG cannot hold a space, a colon or brackets"
         );
-        for name in [
-            "json",
-            "memlogd",
-            "short",
-            "short-iso",
-            "rfc5424",
-            "rfc3164",
-            "cat",
-        ] {
+        for name in Format::NAMES.split(", ") {
             assert!(Format::parse(name).is_ok());
         }
         assert!(Format::parse("xml").is_err());

@@ -59,13 +59,8 @@ impl<W: Write> Printer<W> {
             if let Some(seq) = last_seq {
                 self.progress.last_seq = Some(seq);
             }
-            let flushed = if self.following && reader.buffer().is_empty() {
-                self.out.flush()
-            } else {
-                Ok(())
-            };
-            if let Err(e) = printed.and(flushed) {
-                return Ended::Exit(quiet_on_broken_pipe(e));
+            if let Err(ended) = self.passed(printed, reader.buffer().is_empty()) {
+                return ended;
             }
         }
     }

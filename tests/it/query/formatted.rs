@@ -5,10 +5,10 @@
 //! byte), in every format, filtered or not, dumped, tailed or followed.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::process::{Child, Output, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 use serde_json::Value;
@@ -179,26 +179,17 @@ fn say_plain(d: &Daemon) {
     d.wait_for("the entry", |e| e.iter().any(|v| v["app"] == "plain"));
 }
 
-/// A stand-in daemon on a socket of its own: the next connection, failing
-/// (not hanging) if logread never makes it.
-fn accept(listener: &UnixListener) -> UnixStream {
-    listener.set_nonblocking(true).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match listener.accept() {
-            Ok((conn, _)) => {
-                conn.set_nonblocking(false).unwrap();
-                conn.set_read_timeout(Some(Duration::from_secs(20)))
-                    .unwrap();
-                return conn;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                assert!(Instant::now() < deadline, "logread did not connect");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => panic!("accept: {e}"),
-        }
+/// logread reading from a stand-in daemon on `socket`, with `TZ` as given.
+fn logread_from(socket: &std::path::Path, args: &[&str], tz: Option<&str>) -> Child {
+    let mut c = std::process::Command::new(LOGREAD);
+    c.arg("--socket").arg(socket).args(args);
+    if let Some(tz) = tz {
+        c.env("TZ", tz);
     }
+    c.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 #[test]
@@ -206,16 +197,8 @@ fn logread_asks_for_its_format_after_the_mode_byte_and_copies_the_frames_out() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("q.sock");
     let listener = UnixListener::bind(&socket).unwrap();
-    let reader = std::process::Command::new(LOGREAD)
-        .arg("--socket")
-        .arg(&socket)
-        .args(["-o", "short-iso"])
-        .env("TZ", "JST-9")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut conn = accept(&listener);
+    let reader = logread_from(&socket, &["-o", "short-iso"], Some("JST-9"));
+    let mut conn = accept_client(&listener);
     let mut request = String::new();
     BufReader::new(&conn).read_line(&mut request).unwrap();
     let (mode, options) = request.split_at(1);
@@ -237,15 +220,8 @@ fn logread_reads_memlogd_which_reads_only_the_mode_byte() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("memlogdq.sock");
     let listener = UnixListener::bind(&socket).unwrap();
-    let reader = std::process::Command::new(LOGREAD)
-        .arg("--socket")
-        .arg(&socket)
-        .args(["-o", "memlogd"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut conn = accept(&listener);
+    let reader = logread_from(&socket, &["-o", "memlogd"], None);
+    let mut conn = accept_client(&listener);
     let mut mode = [0u8; 1];
     conn.read_exact(&mut mode).unwrap();
     assert_eq!(mode, [0]);
@@ -286,18 +262,11 @@ fn logread_asks_an_older_ringlogd_for_json_lines_when_it_knows_no_frames() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("memlogdq.sock");
     let listener = UnixListener::bind(&socket).unwrap();
-    let reader = std::process::Command::new(LOGREAD)
-        .arg("--socket")
-        .arg(&socket)
-        .args(["-o", "cat", "-s", "onboot.*"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let reader = logread_from(&socket, &["-o", "cat", "-s", "onboot.*"], None);
     // A ringlogd from before framed answers refuses the key, as it
     // refuses any key it does not know.
     let mut line = String::new();
-    let mut first = BufReader::new(accept(&listener));
+    let mut first = BufReader::new(accept_client(&listener));
     first.read_line(&mut line).unwrap();
     assert!(line.contains("\"frames\""), "{line}");
     first
@@ -306,7 +275,7 @@ fn logread_asks_an_older_ringlogd_for_json_lines_when_it_knows_no_frames() {
         .unwrap();
     drop(first);
     // Asked again without it, it answers JSON lines.
-    let mut again = BufReader::new(accept(&listener));
+    let mut again = BufReader::new(accept_client(&listener));
     line.clear();
     again.read_line(&mut line).unwrap();
     assert!(

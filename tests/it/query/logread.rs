@@ -615,26 +615,7 @@ fn an_entry_cut_off_by_the_connection_ending_comes_once_and_whole_on_resuming() 
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("q.sock");
     let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
-    listener.set_nonblocking(true).unwrap();
-    // The next connection, failing (not hanging) if logread never makes it.
-    let accept = || {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            match listener.accept() {
-                Ok((conn, _)) => {
-                    conn.set_nonblocking(false).unwrap();
-                    conn.set_read_timeout(Some(Duration::from_secs(20)))
-                        .unwrap();
-                    return conn;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    assert!(Instant::now() < deadline, "logread did not connect again");
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(e) => panic!("accept: {e}"),
-            }
-        }
-    };
+    let accept = || accept_client(&listener);
     let f = Follower::start_at(&socket, &["-F", "-o", "cat"]);
     let entry = |seq: u64, msg: &str| {
         format!("{{\"time\":\"2026-11-21T23:40:10Z\",\"source\":\"a\",\"msg\":\"{msg}\",\"seq\":{seq}}}\n")

@@ -906,6 +906,28 @@ pub fn is_eviction_note(v: &Value) -> bool {
         .is_some()
 }
 
+/// The next connection to a stand-in daemon's `listener`, failing (not
+/// hanging) if the client never makes it.
+pub fn accept_client(listener: &std::os::unix::net::UnixListener) -> UnixStream {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match listener.accept() {
+            Ok((conn, _)) => {
+                conn.set_nonblocking(false).unwrap();
+                conn.set_read_timeout(Some(Duration::from_secs(20)))
+                    .unwrap();
+                return conn;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(Instant::now() < deadline, "the client did not connect");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+}
+
 pub fn parse_lines(out: &[u8]) -> Vec<Value> {
     out.split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
