@@ -932,13 +932,22 @@ fn follow_latency_at(o: &Opts, bins: &Bins, rate: f64, label: &str) {
         sock.connect(&log).unwrap();
         let gap = 1e9 / rate;
         let start = mono_ns();
-        for i in 0..samples {
-            let due = start + (i as f64 * gap) as u64;
-            while mono_ns() < due {
-                std::hint::spin_loop();
+        let due = |i: usize| start + (i as f64 * gap) as u64;
+        let mut i = 0;
+        while i < samples {
+            // Everything due is sent now, each stamped as it goes; then
+            // the sender sleeps until the next is due, as a logging
+            // program does, rather than spinning a core away from the
+            // daemon and the follower.
+            let now = mono_ns();
+            while i < samples && due(i) <= now {
+                let m = format!("<13>Nov 21 23:40:10 lat: t={} ", mono_ns());
+                sock.send(m.as_bytes()).unwrap();
+                i += 1;
             }
-            let m = format!("<13>Nov 21 23:40:10 lat: t={} ", mono_ns());
-            sock.send(m.as_bytes()).unwrap();
+            if i < samples {
+                std::thread::sleep(Duration::from_nanos(due(i).saturating_sub(mono_ns())));
+            }
         }
     });
     let mut r = BufReader::new(follower);
