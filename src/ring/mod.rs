@@ -668,11 +668,12 @@ impl Ring {
                 break;
             }
         }
-        if self.used() > limits.max_bytes && self.open.count > 0 {
+        if self.used() > limits.max_bytes && self.open.count > 0 && self.len > 1 {
             // The open chunk may have grown for the old budget.
             self.seal();
         }
-        while self.used() > limits.max_bytes {
+        // As in `push`, the newest entry stays however large it is.
+        while self.used() > limits.max_bytes && self.len > 1 {
             if !self.cool_warm() && !self.evict_for_bytes() {
                 break;
             }

@@ -199,19 +199,21 @@ impl Ring {
             .header()
             .gen
             .max(kept.iter().map(|c| c.gen).max().unwrap_or(0));
-        // The lowest free slot; with none free (a ring whose every slot
-        // holds a chunk), the oldest chunk makes room.
-        let slot = match (0..ring.store.slot_count).find(|&s| !used_slots[s]) {
-            Some(s) => s,
-            None => {
-                let m = ring.sealed.pop_front().expect("slots hold chunks");
-                ring.store.free(m.slot as usize);
-                m.slot as usize
-            }
-        };
-        used_slots[slot] = true;
-        ring.open.footprint = page_round(SLOT_HEADER);
-        ring.reset_open(slot as u32, next_seq);
+        if !ring.reopen_newest(next_seq) {
+            // The lowest free slot; with none free (a ring whose every slot
+            // holds a chunk), the oldest chunk makes room.
+            let slot = match (0..ring.store.slot_count).find(|&s| !used_slots[s]) {
+                Some(s) => s,
+                None => {
+                    let m = ring.sealed.pop_front().expect("slots hold chunks");
+                    ring.store.free(m.slot as usize);
+                    m.slot as usize
+                }
+            };
+            used_slots[slot] = true;
+            ring.open.footprint = page_round(SLOT_HEADER);
+            ring.reset_open(slot as u32, next_seq);
+        }
         let fresh = used_slots.iter().rposition(|&u| u).map_or(0, |s| s + 1);
         ring.fresh = fresh as u32;
         ring.free_slots = (0..fresh as u32)
@@ -233,6 +235,26 @@ impl Ring {
         }
         ring.set_limits(limits);
         ring
+    }
+
+    /// Go on writing into the predecessor's open chunk, when it is the
+    /// newest one loaded and nothing was lost after it. A fresh open chunk
+    /// would cost a page more than the predecessor used, and a ring at its
+    /// byte budget would evict an entry for it on adoption.
+    fn reopen_newest(&mut self, next_seq: u64) -> bool {
+        let Some(last) = self.sealed.back() else {
+            return false;
+        };
+        let h = self.store.slot_header(last.slot as usize);
+        if h.state != STATE_OPEN || last.end_seq != next_seq {
+            return false;
+        }
+        let newest = self.sealed.len() - 1;
+        self.ensure_index(newest);
+        let meta = self.sealed.pop_back().expect("checked");
+        self.open = meta;
+        self.open.hints = [0; super::TIERS];
+        true
     }
 
     /// A ring over `store` with nothing loaded: the table of sources, the

@@ -647,3 +647,36 @@ fn per_uid_held_counts_are_rebuilt_when_a_successor_adopts_the_ring() {
         .iter()
         .all(|s| s.name == "mine"));
 }
+
+#[test]
+fn a_successor_at_the_smallest_budget_holds_every_entry_its_predecessor_held() {
+    // A predecessor at its byte budget left its open chunk raw; the
+    // successor's own open chunk needs a page more, which must not cost
+    // an entry the predecessor held.
+    for max_lines in [1, 2, 5, 17, 64] {
+        for len in [10, 300, 1000, 3000, 7000] {
+            for n in [1, 3, 10, 40, 200] {
+                let limits = bounded(max_lines, MIN_MAX_BYTES);
+                for evict in [Evict::Fifo, Evict::Fair] {
+                    let opts = RingOptions {
+                        evict,
+                        ..RingOptions::default()
+                    };
+                    let mut ring = Ring::with_options(limits, opts).unwrap();
+                    for i in 0..n {
+                        ring.push(&rec(i, len + i % 7));
+                    }
+                    let held: Vec<Record> = ring.iter_from(0).collect();
+                    let fd = dup(&ring);
+                    drop(ring);
+                    let next = Ring::adopt(fd, limits, opts).unwrap();
+                    assert_eq!(
+                        next.iter_from(0).collect::<Vec<_>>(),
+                        held,
+                        "{max_lines} lines, {n} records of {len} bytes, {evict:?}"
+                    );
+                }
+            }
+        }
+    }
+}
