@@ -103,6 +103,14 @@ fn main() {
         corpus::ingest_rows(&opts, &bins, &corpus, &original);
         return;
     }
+    // Only the bytes-per-entry table and its goals: deterministic, for
+    // working on the storage.
+    if args.iter().any(|a| a == "--bytes-only") {
+        let rows = corpus::bytes_table(&opts, &bins, &corpus);
+        println!();
+        corpus::bytes_goals(&rows);
+        return;
+    }
     if corpus_only {
         println!("\n## net.unix.max_dgram_qlen = {original}");
         ingest_header();

@@ -24,8 +24,11 @@ fi
 
 # --write FILE: also write the table into FILE, between the lines
 # <!-- bench:begin --> and <!-- bench:end -->, stamped with the machine and
-# the date (PERFORMANCE.md holds the last full run this way).
+# the date (PERFORMANCE.md holds the last full run this way). With
+# --bytes-only (the corpus bytes-per-entry table alone), between
+# <!-- bench-bytes:begin --> and <!-- bench-bytes:end --> instead.
 write=
+region=bench
 args=()
 while (($#)); do
   case "$1" in
@@ -34,14 +37,19 @@ while (($#)); do
       write=$2
       shift 2
       ;;
+    --bytes-only)
+      region=bench-bytes
+      args+=("$1")
+      shift
+      ;;
     *)
       args+=("$1")
       shift
       ;;
   esac
 done
-if [ -n "$write" ] && ! { grep -qx '<!-- bench:begin -->' "$write" && grep -qx '<!-- bench:end -->' "$write"; }; then
-  echo "tests/bench.sh: $write has no <!-- bench:begin --> and <!-- bench:end --> lines to write between" >&2
+if [ -n "$write" ] && ! { grep -qx "<!-- $region:begin -->" "$write" && grep -qx "<!-- $region:end -->" "$write"; }; then
+  echo "tests/bench.sh: $write has no <!-- $region:begin --> and <!-- $region:end --> lines to write between" >&2
   exit 2
 fi
 
@@ -62,18 +70,18 @@ who=root
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 os=$(. /etc/os-release && echo "$PRETTY_NAME")
 {
-  echo '<!-- bench:begin -->'
+  echo "<!-- $region:begin -->"
   echo "Written by \`tests/bench.sh${args[*]:+ ${args[*]}} --write\` on $(date -u '+%Y-%m-%d %H:%M UTC'),"
   echo "as $who, on $(nproc) cores ($cpu), Linux $(uname -r), $os, $(rustc --version | cut -d' ' -f1-2):"
   echo
   echo '```text'
   cat "$out"
   echo '```'
-  echo '<!-- bench:end -->'
+  echo "<!-- $region:end -->"
 } >"$out.region"
-awk -v region="$out.region" '
-  $0 == "<!-- bench:begin -->" { while ((getline line < region) > 0) print line; skip = 1; next }
-  $0 == "<!-- bench:end -->" { skip = 0; next }
+awk -v region="$out.region" -v name="$region" '
+  $0 == "<!-- " name ":begin -->" { while ((getline line < region) > 0) print line; skip = 1; next }
+  $0 == "<!-- " name ":end -->" { skip = 0; next }
   !skip { print }
 ' "$write" >"$out.new"
 cat "$out.new" >"$write"

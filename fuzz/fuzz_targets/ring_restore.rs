@@ -1,5 +1,6 @@
 //! A ring taken over from damaged memory or a damaged file. Bytes written
-//! anywhere over a real ring's memfd: adopting it either refuses with a
+//! anywhere over a real ring's memfd (one with a compression dictionary
+//! in a slot, and chunks that name it): adopting it either refuses with a
 //! message or gives a ring whose every entry reads back and that takes new
 //! entries; never a panic. The same bytes as a snapshot file (and over a
 //! real snapshot, its checksum made right so the parts behind it are
@@ -7,36 +8,72 @@
 #![no_main]
 
 use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use ringlogd::record::{Input, Record};
 use ringlogd::ring::{Limits, Ring, RingOptions};
 
+/// Large enough for the ring to learn a compression dictionary.
 const LIMITS: Limits = Limits {
-    max_lines: 1000,
-    max_bytes: 64 << 10,
+    max_lines: 4000,
+    max_bytes: 16 << 20,
 };
 
+/// A ring of 12 000 entries whose sealed chunks are compressed with a
+/// dictionary it learned: made once, then loaded afresh from its snapshot
+/// for each input.
 fn filled() -> Ring {
-    let mut ring = Ring::with_options(LIMITS, RingOptions::default()).expect("a ring");
-    ring.set_local_host("here");
-    for i in 0..400 {
-        let mut r = Record::new(
-            Input::Syslog,
-            1_700_000_000_000_000_000 + i * 1000,
-            ["a", "b", "c"][i as usize % 3],
-            format!("line {i} of a ring about to be damaged"),
-        );
-        r.severity = Some((i % 8) as u8);
-        ring.push(&r);
-    }
+    static SNAPSHOT: OnceLock<Vec<u8>> = OnceLock::new();
+    let snapshot = SNAPSHOT.get_or_init(|| {
+        let mut ring = Ring::with_options(LIMITS, RingOptions::default()).expect("a ring");
+        ring.set_local_host("here");
+        for i in 0..12_000 {
+            let mut r = Record::new(
+                Input::Syslog,
+                1_700_000_000_000_000_000 + i * 1000,
+                ["a", "b", "c"][i as usize % 3],
+                format!(
+                    "{} {i} of a ring about to be damaged, from {}",
+                    ["line", "entry", "record", "message"][i as usize % 4],
+                    ["here", "there", "elsewhere"][i as usize % 3]
+                ),
+            );
+            r.severity = Some((i % 8) as u8);
+            ring.push(&r);
+        }
+        // Every sealed chunk compressed, with the dictionary once there is one.
+        ring.take_compressed(true);
+        assert_eq!(ring.stats().dicts, 1, "the ring learned a dictionary");
+        let dir = tempfile_dir();
+        let path = dir.join("filled.snapshot");
+        ring.save_snapshot(&path).unwrap();
+        std::fs::read(&path).unwrap()
+    });
+    let ring = Ring::from_snapshot(
+        snapshot,
+        Path::new("filled.snapshot"),
+        LIMITS,
+        RingOptions::default(),
+    )
+    .expect("the ring's own snapshot loads");
+    assert_eq!(ring.stats().dicts, 1);
     ring
+}
+
+fn tempfile_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ringlogd-fuzz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 fn exercise(mut ring: Ring) {
     let held = ring.iter_from(0).count();
     assert_eq!(held, ring.len(), "every held entry reads back");
-    assert!(ring.push(&Record::new(Input::Internal, 0, "memlogd", "after")).is_some());
+    assert!(ring
+        .push(&Record::new(Input::Internal, 0, "memlogd", "after"))
+        .is_some());
     assert!(ring.bytes_used() <= LIMITS.max_bytes.max(ring.limits().max_bytes));
 }
 
@@ -51,7 +88,7 @@ fuzz_target!(|data: &[u8]| {
     let fd = ring.memfd().unwrap().try_clone_to_owned().unwrap();
     let len = nix::sys::stat::fstat(fd.as_fd()).unwrap().st_size;
     // Mostly the header and the first slots, where the structure is.
-    let offset = at % len.min(256 << 10);
+    let offset = at % len.min(2 << 20);
     nix::sys::uio::pwrite(&fd, body, offset).unwrap();
     drop(ring);
     match Ring::adopt(fd, LIMITS, RingOptions::default()) {
@@ -59,9 +96,7 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => assert!(!e.to_string().is_empty()),
     }
 
-    let dir = std::env::temp_dir().join(format!("ringlogd-fuzz-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("ring.snapshot");
+    let path = tempfile_dir().join("ring.snapshot");
     if let Ok(ring) = Ring::from_snapshot(body, &path, LIMITS, RingOptions::default()) {
         exercise(ring);
     }

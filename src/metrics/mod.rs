@@ -144,6 +144,8 @@ const FAMILIES: &[Family] = &[
     one("ringlogd_ring_bytes", Gauge, "Memory the ring occupies: resident pages of its memfd and its indexes.", &["ring", "bytes"]),
     one("ringlogd_ring_raw_bytes", Gauge, "What the held entries take encoded but uncompressed.", &["ring", "raw_bytes"]),
     one("ringlogd_ring_chunks", Gauge, "Chunks the ring's entries are in.", &["ring", "chunks"]),
+    one("ringlogd_ring_dicts", Gauge, "Compression dictionaries the ring holds, learned from its own records.", &["ring", "dicts"]),
+    one("ringlogd_ring_dict_bytes", Gauge, "Bytes of the compression dictionaries the ring holds.", &["ring", "dict_bytes"]),
     one("ringlogd_ring_max_lines", Gauge, "Most entries the ring holds (--max-lines).", &["ring", "max_lines"]),
     one("ringlogd_ring_max_bytes", Gauge, "Most memory the ring occupies (--max-bytes).", &["ring", "max_bytes"]),
     one("ringlogd_ring_first_seq", Gauge, "Sequence number of the oldest entry held.", &["ring", "first_seq"]),

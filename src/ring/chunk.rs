@@ -7,6 +7,8 @@
 
 use std::ops::ControlFlow;
 
+use zstd::zstd_safe::{DCtx, DDict};
+
 use super::codec::{put_varint, read_varint};
 
 /// One record's place in a chunk.
@@ -108,16 +110,27 @@ pub fn frames(data: &[u8], count: usize, first_seq: u64) -> Vec<Frame<'_>> {
     v
 }
 
-/// Decompress a sealed chunk's data into `out` (cleared first).
+/// Decompress a sealed chunk's data into `out` (cleared first), with the
+/// dictionary it was compressed with, if any.
 pub fn decompress(
-    dctx: &mut zstd::bulk::Decompressor<'static>,
+    dctx: &mut DCtx<'static>,
     stored: &[u8],
     raw_len: usize,
+    dict: Option<&DDict<'_>>,
     out: &mut Vec<u8>,
 ) -> bool {
     out.clear();
     out.reserve(raw_len);
-    matches!(dctx.decompress_to_buffer(stored, out), Ok(n) if n == raw_len)
+    let n = match dict {
+        Some(d) => dctx.decompress_using_ddict(out, stored, d),
+        None => dctx.decompress(out, stored),
+    };
+    matches!(n, Ok(n) if n == raw_len)
+}
+
+/// A decompression context, `None` when zstd cannot allocate one.
+pub fn dctx() -> Option<DCtx<'static>> {
+    DCtx::try_create()
 }
 
 #[cfg(test)]

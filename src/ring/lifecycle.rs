@@ -14,7 +14,7 @@ use super::store::{
     page_round, SlotHeader, Store, CODEC_RAW, CODEC_ZSTD, MAX_CHUNK_RECORDS, SLOT_HEADER,
     SLOT_MAGIC, STATE_OPEN, STATE_SEALED,
 };
-use super::{chunk, codec, compressor, Ring};
+use super::{chunk, codec, compressor, dict, Ring};
 use crate::record::Record;
 
 /// Chunks waiting for the compressor thread before storing waits for it.
@@ -101,7 +101,8 @@ impl Ring {
     pub(super) fn queue_compression(&mut self, key: (u32, u64)) {
         if self.opts.compress == Compress::Zstd {
             if self.compressor.is_none() {
-                self.compressor = compressor::Compressor::start();
+                self.compressor = compressor::Compressor::start(dict::dict_size(self.limits));
+                self.send_current_dict();
             }
             let raw_len = self
                 .sealed
@@ -136,11 +137,13 @@ impl Ring {
             let cctx = self.cctx.get_or_insert_with(|| {
                 zstd::bulk::Compressor::new(1).expect("zstd compression context")
             });
-            let packed = compressor::compress(cctx, &job.raw, Vec::new());
+            let packed = compressor::compress(cctx, None, &job.raw, Vec::new());
             self.finish_compression(compressor::Done {
                 key,
                 raw: job.raw,
                 packed,
+                dict: 0,
+                trained: None,
             });
         } else if let Some(ci) = self.sealed.iter().position(|m| (m.slot, m.gen) == key) {
             self.seal_raw(ci);
@@ -156,11 +159,17 @@ impl Ring {
 
     /// Put a compressed chunk in place of its raw copy, if that is still
     /// held as it was.
-    pub(super) fn finish_compression(&mut self, d: compressor::Done) {
+    pub(super) fn finish_compression(&mut self, mut d: compressor::Done) {
+        if let Some(bytes) = d.trained.take() {
+            self.install_dict(bytes);
+        }
         let found = self.sealed.iter().position(|m| (m.slot, m.gen) == d.key);
         if let Some(ci) = found {
+            // A dictionary let go while the chunk was on its way (a newer
+            // one came in meanwhile): the chunk stays raw.
+            let dict_held = d.dict == 0 || self.dicts.has(d.dict);
             match d.packed.as_deref() {
-                Some(packed) if self.has_free() => {
+                Some(packed) if dict_held && self.has_free() => {
                     let slot2 = self.pop_free().expect("checked");
                     let raw_slot = d.key.0 as usize;
                     let old = *self.store.slot_header(raw_slot);
@@ -174,6 +183,7 @@ impl Ring {
                         stored_len: packed.len() as u32,
                         codec: CODEC_ZSTD,
                         crc: crc32fast::hash(packed),
+                        dict: d.dict,
                         ..old
                     };
                     // The compressed copy is whole and newer: the raw one goes.
@@ -245,7 +255,8 @@ impl Ring {
         store: &'a Store,
         meta: &ChunkMeta,
         buf: &'a mut Vec<u8>,
-        dctx: &mut zstd::bulk::Decompressor<'static>,
+        dctx: &mut zstd::zstd_safe::DCtx<'static>,
+        dicts: &dict::Dicts,
     ) -> Option<&'a [u8]> {
         let h = store.slot_header(meta.slot as usize);
         let data = store.slot_data(meta.slot as usize);
@@ -253,7 +264,11 @@ impl Ring {
             return data.get(..meta.raw_len as usize);
         }
         let stored = data.get(..h.stored_len as usize)?;
-        chunk::decompress(dctx, stored, meta.raw_len as usize, buf).then_some(&buf[..])
+        let dict = match h.dict {
+            0 => None,
+            id => Some(dicts.ddict(id)?),
+        };
+        chunk::decompress(dctx, stored, meta.raw_len as usize, dict, buf).then_some(&buf[..])
     }
 
     /// Build the per-record index of sealed chunk `ci`, if it has none.
@@ -267,7 +282,9 @@ impl Ring {
         let mut entries = Vec::with_capacity(meta.count as usize);
         let mut names = Vec::new();
         let mut uids = Vec::new();
-        if let Some(data) = Ring::chunk_bytes(&self.store, meta, &mut buf, &mut self.dctx) {
+        if let Some(data) =
+            Ring::chunk_bytes(&self.store, meta, &mut buf, &mut self.dctx, &self.dicts)
+        {
             let ctx = codec::Context {
                 base_ns: meta.base_ns,
                 local_host: &self.local_host,
@@ -341,7 +358,9 @@ impl Ring {
         for k in first..=ci {
             let meta = &self.sealed[k];
             let hdr = *self.store.slot_header(meta.slot as usize);
-            let Some(data) = Ring::chunk_bytes(&self.store, meta, &mut buf, &mut self.dctx) else {
+            let Some(data) =
+                Ring::chunk_bytes(&self.store, meta, &mut buf, &mut self.dctx, &self.dicts)
+            else {
                 continue;
             };
             let ctx = codec::Context {

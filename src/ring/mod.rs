@@ -3,8 +3,9 @@
 //!
 //! Records are encoded ([`codec`]) and framed ([`chunk`]) back to back in
 //! chunks. The newest chunk stays raw, so a push is a copy; a full chunk is
-//! sealed: compressed with zstd level 1 (unless `--compress none`) into a
-//! slot of its own. All of it lives in one memfd ([`store`]) together with
+//! sealed: compressed with zstd level 1 (unless `--compress none`), with a
+//! dictionary learned from the ring's own chunks once there is one
+//! ([`dict`]), into a slot of its own. All of it lives in one memfd ([`store`]) together with
 //! the ledger and the ring's own state, so a successor process (re-exec,
 //! the systemd fd store, even after a crash) adopts the memfd and goes on
 //! with the same entries, sequence numbers and counters ([`persist`]).
@@ -28,6 +29,7 @@ pub mod capture;
 pub mod chunk;
 pub mod codec;
 mod compressor;
+mod dict;
 mod directory;
 mod evict;
 mod evictlog;
@@ -105,6 +107,10 @@ pub struct RingStats {
     /// What the held entries take encoded but uncompressed.
     pub raw_bytes: usize,
     pub chunks: usize,
+    /// Compression dictionaries held (learned from the ring's chunks), and
+    /// the bytes of memfd they take (part of `bytes`).
+    pub dicts: usize,
+    pub dict_bytes: usize,
     pub max_lines: usize,
     pub max_bytes: usize,
     pub first_seq: u64,
@@ -170,7 +176,9 @@ pub struct Ring {
     compressor: Option<compressor::Compressor>,
     /// Chunk-sized buffers going to and from the compressor, for reuse.
     spare_bufs: Vec<Vec<u8>>,
-    dctx: zstd::bulk::Decompressor<'static>,
+    dctx: zstd::zstd_safe::DCtx<'static>,
+    /// The compression dictionaries chunks name (see [`dict`]).
+    dicts: dict::Dicts,
     /// This machine's host name, shared by the records that carry it.
     local_host: String,
     /// New entries are refused (and counted as dropped) while paused.
@@ -280,7 +288,8 @@ impl Ring {
             cctx: None,
             compressor: None,
             spare_bufs: Vec::new(),
-            dctx: zstd::bulk::Decompressor::new().expect("zstd decompression context"),
+            dctx: chunk::dctx().expect("zstd decompression context"),
+            dicts: dict::Dicts::default(),
             local_host: String::new(),
             paused: false,
             seq_mark: None,
@@ -560,6 +569,7 @@ impl Ring {
             + store::PAGE
             + self.open.footprint
             + self.warm.map_or(0, |w| w.footprint)
+            + self.dicts.footprint()
             + self.sealed.iter().map(|m| m.footprint).sum::<usize>();
         self.recount_heap();
     }
@@ -691,6 +701,8 @@ impl Ring {
                     .map(|m| m.raw_len as usize)
                     .sum::<usize>(),
             chunks: self.sealed.len() + usize::from(self.open.count > 0),
+            dicts: self.dicts.list.len(),
+            dict_bytes: self.dicts.footprint(),
             max_lines: self.limits.max_lines,
             max_bytes: self.limits.max_bytes,
             first_seq: self.first_seq(),
@@ -771,3 +783,6 @@ mod tests;
 
 #[cfg(test)]
 mod capture_tests;
+
+#[cfg(test)]
+mod dict_tests;

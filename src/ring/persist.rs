@@ -133,7 +133,13 @@ impl Ring {
         let mut ring = Ring::bare(store, limits, opts);
         let mut next_seq = ring.store.header().next_seq;
         let mut candidates = Vec::new();
-        for slot in ring.store.slots_in_use() {
+        let in_use = ring.store.slots_in_use();
+        // Dictionaries first: the chunks name them.
+        let dict_slots = ring.recover_dicts(&in_use);
+        for slot in in_use {
+            if dict_slots.contains(&slot) {
+                continue;
+            }
             let h = ring.store.slot_header(slot);
             let sane = h.magic == SLOT_MAGIC
                 && (h.state == STATE_OPEN || h.state == STATE_SEALED)
@@ -149,6 +155,8 @@ impl Ring {
                         (h.stored_len as usize) <= payload
                             && (h.codec == CODEC_RAW || h.codec == CODEC_ZSTD)
                             && (h.codec != CODEC_RAW || h.stored_len == h.raw_len)
+                            // Its dictionary, if it names one, is whole.
+                            && (h.dict == 0 || (h.codec == CODEC_ZSTD && ring.dicts.has(h.dict)))
                             && crc32fast::hash(&ring.store.slot_data(slot)[..h.stored_len as usize])
                                 == h.crc
                     }
@@ -177,6 +185,9 @@ impl Ring {
         }
         kept.sort_by_key(|c| c.first);
         let mut used_slots = vec![false; ring.store.slot_count];
+        for &slot in &dict_slots {
+            used_slots[slot] = true;
+        }
         // Every chunk comes back sealed, the predecessor's open one too (a
         // chunk in the open state is raw, so its intact records are kept);
         // new records go into a fresh open chunk.
@@ -223,6 +234,7 @@ impl Ring {
         ring.len =
             ring.sealed.iter().map(|m| m.live as usize).sum::<usize>() + ring.open.live as usize;
         ring.recount();
+        ring.sweep_dicts();
         // Chunks the predecessor sealed but had not compressed yet.
         let raw: Vec<(u32, u64)> = ring
             .sealed
@@ -323,7 +335,8 @@ impl Ring {
             release_epoch: 0,
         };
         let mut buf = Vec::new();
-        let data = Ring::chunk_bytes(&self.store, &meta, &mut buf, &mut self.dctx)?.to_vec();
+        let data =
+            Ring::chunk_bytes(&self.store, &meta, &mut buf, &mut self.dctx, &self.dicts)?.to_vec();
         let ctx = codec::Context {
             base_ns: h.base_ns,
             local_host: &self.local_host,
@@ -410,7 +423,14 @@ impl Ring {
             .chain(std::iter::once(&self.open))
             .filter(|m| m.count > 0)
             .collect();
-        out.extend_from_slice(&(chunks.len() as u32).to_le_bytes());
+        // Dictionaries go first, as slots like the chunks: a loader puts
+        // them back in slots, where the ring finds them as in a memfd.
+        let dicts = self.dict_slots();
+        out.extend_from_slice(&((dicts.len() + chunks.len()) as u32).to_le_bytes());
+        for (sh, data) in dicts {
+            out.extend_from_slice(as_bytes(&sh));
+            out.extend_from_slice(data);
+        }
         for m in chunks {
             let mut sh = *self.store.slot_header(m.slot as usize);
             let data = self.store.slot_data(m.slot as usize);

@@ -17,7 +17,7 @@ use crate::record::{Record, RecordRef};
 pub struct ReadCache {
     pub(super) key: Option<(u32, u64)>,
     pub(super) buf: Vec<u8>,
-    pub(super) dctx: Option<zstd::bulk::Decompressor<'static>>,
+    pub(super) dctx: Option<zstd::zstd_safe::DCtx<'static>>,
     /// How far this reader's last walk of the open chunk (slot and
     /// generation) got: a follower at the head goes on from there instead
     /// of walking the open chunk's frames from its first every turn.
@@ -223,13 +223,17 @@ impl Ring {
             cache.key = None;
             let dctx = match &mut cache.dctx {
                 Some(d) => d,
-                None => cache.dctx.insert(zstd::bulk::Decompressor::new().ok()?),
+                None => cache.dctx.insert(chunk::dctx()?),
             };
             let stored = self
                 .store
                 .slot_data(meta.slot as usize)
                 .get(..h.stored_len as usize)?;
-            if !chunk::decompress(dctx, stored, meta.raw_len as usize, &mut cache.buf) {
+            let dict = match h.dict {
+                0 => None,
+                id => Some(self.dicts.ddict(id)?),
+            };
+            if !chunk::decompress(dctx, stored, meta.raw_len as usize, dict, &mut cache.buf) {
                 return None;
             }
             cache.key = Some(key);

@@ -5,7 +5,7 @@
 //! [`LEDGER_OFFSET`], the per-source table at [`SOURCES_OFFSET`]), then
 //! `slot_count` slots of `slot_size` bytes. A slot holds one chunk: a
 //! [`SlotHeader`] and the chunk's bytes (raw while it is the open chunk,
-//! compressed once sealed). Only pages written are resident, and a freed
+//! compressed once sealed) or a compression dictionary. Only pages written are resident, and a freed
 //! slot's pages are given back with `FALLOC_FL_PUNCH_HOLE`, so the memfd's
 //! size is address space, not memory.
 //!
@@ -83,6 +83,10 @@ pub struct SourceEntry {
 pub const STATE_FREE: u32 = 0;
 pub const STATE_OPEN: u32 = 1;
 pub const STATE_SEALED: u32 = 2;
+/// A slot holding a compression dictionary (see [`crate::ring::dict`]),
+/// not a chunk: `stored_len` bytes of it, `crc` over them, its id in
+/// `dict`. A memfd from before dictionaries has none.
+pub const STATE_DICT: u32 = 3;
 pub const CODEC_RAW: u32 = 0;
 pub const CODEC_ZSTD: u32 = 1;
 
@@ -109,7 +113,9 @@ pub struct SlotHeader {
     pub codec: u32,
     /// CRC-32 of the stored data, for a sealed slot.
     pub crc: u32,
-    pub _pad: u32,
+    /// The dictionary a zstd chunk was compressed with (0: none); a
+    /// dictionary slot's own id. Zero in memfds from before dictionaries.
+    pub dict: u32,
     /// Bit i set: record i was evicted.
     pub dead: [u64; MAX_CHUNK_RECORDS / 64],
 }
@@ -137,7 +143,7 @@ impl SlotHeader {
             stored_len: 0,
             codec: CODEC_RAW,
             crc: 0,
-            _pad: 0,
+            dict: 0,
             dead: [0; MAX_CHUNK_RECORDS / 64],
         }
     }

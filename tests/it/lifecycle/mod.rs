@@ -8,6 +8,7 @@ mod capture_dir;
 mod captures;
 mod config;
 mod daemon;
+mod dictionary;
 mod inherit;
 mod initscripts;
 mod privileges;
