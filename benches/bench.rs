@@ -303,6 +303,42 @@ impl Ringlogd {
         d
     }
 
+    /// Nanoseconds on a CPU per entry for `n` entries stored: the event
+    /// loop (the main thread) and the compressor thread, once the
+    /// compressor has caught up (its time stops growing).
+    fn cpu_per_entry(&self, n: usize) -> (f64, f64) {
+        let pid = self.child.id();
+        let read = || {
+            let (mut main, mut zstd) = (0u64, 0u64);
+            let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+            for t in tasks.flatten() {
+                let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+                let ns: u64 = std::fs::read_to_string(t.path().join("schedstat"))
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                if t.file_name().to_string_lossy() == pid.to_string() {
+                    main += ns;
+                } else if comm.trim() == "ring-zstd" {
+                    zstd += ns;
+                }
+            }
+            (main, zstd)
+        };
+        let mut last = read();
+        loop {
+            std::thread::sleep(Duration::from_millis(200));
+            let now = read();
+            if now.1 == last.1 {
+                break;
+            }
+            last = now;
+        }
+        (last.0 as f64 / n as f64, last.1 as f64 / n as f64)
+    }
+
     fn log(&self) -> PathBuf {
         self.dir.path().join("log")
     }
@@ -700,6 +736,26 @@ fn row(name: &str, f: Figure, raw: f64) {
     println!("{name:<46} {:>28}  {:>6.2}", f.show(), f.median / raw);
 }
 
+/// The daemon's CPU per entry stored, by thread: the event loop against
+/// the compressor, which must stay under a quarter of the loop's.
+fn cpu_row(runs: &[(f64, f64)]) {
+    if runs.is_empty() {
+        return;
+    }
+    let mid = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let lp = mid(runs.iter().map(|r| r.0).collect());
+    let zstd = mid(runs.iter().map(|r| r.1).collect());
+    println!(
+        "{:<46} {:>28}  compressor = {:.2} × loop",
+        "  CPU per entry (median)",
+        format!("loop {lp:.0} ns, compressor {zstd:.0} ns"),
+        zstd / lp
+    );
+}
+
 fn ingest_header() {
     println!(
         "{:<46} {:>28}  {:>6}",
@@ -723,12 +779,17 @@ fn ingest_table(o: &Opts, bins: &Bins) -> f64 {
             raw,
             raw.median,
         );
-        let ours = repeat(o.reps, || ringlogd_ingest(bins, n, size, 1));
+        let mut cpu = Vec::new();
+        let ours = repeat(o.reps, || {
+            let msgs: Vec<Vec<u8>> = (0..1000).map(|i| message(i, size)).collect();
+            ringlogd_ingest_then(bins, n, &msgs, 1, &[], |d| cpu.push(d.cpu_per_entry(n)))
+        });
         row(
             &format!("ringlogd /dev/log, 1 sender, {size} B"),
             ours,
             raw.median,
         );
+        cpu_row(&cpu);
         if size != 100 {
             continue;
         }
