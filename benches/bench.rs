@@ -103,6 +103,20 @@ fn main() {
         corpus::ingest_rows(&opts, &bins, &corpus, &original);
         return;
     }
+    // Bytes per entry of other logs than the corpus (every *.log in DIR),
+    // in rings of the given sizes (default: 4M and 64M).
+    if let Some(i) = args.iter().position(|a| a == "--other-logs") {
+        let dir = PathBuf::from(args.get(i + 1).expect("--other-logs DIR"));
+        let sizes: Vec<&str> = match args.iter().position(|a| a == "--max-bytes") {
+            Some(j) => vec![args.get(j + 1).expect("--max-bytes SIZE").as_str()],
+            None => vec!["4M", "64M"],
+        };
+        for size in sizes {
+            corpus::other_logs(&bins, &dir, size);
+            println!();
+        }
+        return;
+    }
     // Only the bytes-per-entry table and its goals: deterministic, for
     // working on the storage.
     if args.iter().any(|a| a == "--bytes-only") {

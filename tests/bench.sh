@@ -26,7 +26,9 @@ fi
 # <!-- bench:begin --> and <!-- bench:end -->, stamped with the machine and
 # the date (PERFORMANCE.md holds the last full run this way). With
 # --bytes-only (the corpus bytes-per-entry table alone), between
-# <!-- bench-bytes:begin --> and <!-- bench-bytes:end --> instead.
+# <!-- bench-bytes:begin --> and <!-- bench-bytes:end --> instead; with
+# --other-logs DIR (logs that are not the corpus), between
+# <!-- bench-other:begin --> and <!-- bench-other:end -->.
 write=
 region=bench
 args=()
@@ -39,6 +41,11 @@ while (($#)); do
       ;;
     --bytes-only)
       region=bench-bytes
+      args+=("$1")
+      shift
+      ;;
+    --other-logs)
+      region=bench-other
       args+=("$1")
       shift
       ;;

@@ -852,3 +852,60 @@ pub fn dir(args: &[String]) -> PathBuf {
     }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
 }
+
+/// Stamps that never parse: a file of unknown shape is replayed unchanged.
+const UNCHANGED: Stamp = Stamp::new("", "\u{1}", "");
+
+/// Bytes per entry of a full ring of `max_bytes` for every `*.log` file in
+/// `dir`: logs that are not the corpus and were never tuned on, each sent
+/// over the fd intake (no syslog parsing) with its lines unchanged, pass
+/// after pass, as a LinuxKit service's output would be.
+pub fn other_logs(bins: &Bins, dir: &Path, max_bytes: &str) {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("--other-logs {}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    names.sort();
+    println!(
+        "other logs, never tuned on: bytes per entry all-in of a full ring, --max-bytes {max_bytes}, \
+         fed over the fd intake, replayed unchanged"
+    );
+    println!(
+        "{:<12} {:>7} {:>10} {:>10} {:>9}",
+        "file", "line B", "zstd B/e", "none B/e", "dicts KiB"
+    );
+    let mut got = Vec::new();
+    for path in &names {
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let stem = path.file_stem().unwrap().to_string_lossy();
+        let name: &'static str =
+            Box::leak(stem.trim_end_matches("_2k").to_owned().into_boxed_str());
+        let f = CorpusFile::new(name, Feed::Intake, &UNCHANGED, 0, &text);
+        let zstd = fill(bins, &f, "zstd", max_bytes, 50_000_000);
+        let none = fill(bins, &f, "none", max_bytes, 50_000_000);
+        let dicts = zstd.dicts.map_or("-".to_owned(), |(n, b)| {
+            format!("{n}: {:.0}", b as f64 / 1024.0)
+        });
+        println!(
+            "{:<12} {:>7.1} {:>10.1} {:>10.1} {:>9}{}",
+            name,
+            f.mean_len,
+            zstd.per_entry(),
+            none.per_entry(),
+            dicts,
+            if zstd.full { "" } else { "  (not full)" }
+        );
+        got.push(zstd.per_entry());
+    }
+    if !got.is_empty() {
+        println!(
+            "{:<12} {:>7} {:>10.1}",
+            "mean",
+            "",
+            got.iter().sum::<f64>() / got.len() as f64
+        );
+    }
+}

@@ -201,11 +201,10 @@ impl Ring {
                 _ => self.seal_raw(ci),
             }
         }
-        let mut bufs = [Some(d.raw), d.packed];
-        for b in bufs.iter_mut().filter_map(Option::take) {
-            if self.spare_bufs.len() < 4 {
-                self.spare_bufs.push(b);
-            }
+        // Raw buffers only, and two of them: a chunk is up to 256 KiB, and
+        // every spare kept is resident memory outside the ring's budget.
+        if self.spare_bufs.len() < 2 {
+            self.spare_bufs.push(d.raw);
         }
     }
 
