@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::support::*;
 
 /// Entry `i` of a log of a few message formats with varying fields.
-fn line(i: usize) -> String {
+pub(super) fn line(i: usize) -> String {
     let verbs = ["accepted", "refused", "reset", "closed", "opened"];
     format!(
         "<13>Dec  7 18:00:00 gateway sshd[{}]: connection {} from 198.51.100.{} port {} user{}",

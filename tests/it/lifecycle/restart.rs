@@ -695,6 +695,45 @@ fn the_fd_store_keeps_the_ring_and_intake_fds_across_a_crash() {
     fd_store_restart("KILL");
 }
 
+/// A large ring's compression dictionary goes through the fd store with
+/// the memfd, so a successor after a crash reads every chunk that names it.
+#[test]
+fn the_fd_store_keeps_the_compression_dictionary_across_a_crash() {
+    let mut m = FakeSystemd::new();
+    let args = ["--max-bytes", "16M", "--max-lines", "1000000", "--no-kmsg"];
+    let d = m.start(&args);
+    let q = m.query();
+    // Several 256 KiB chunks sealed, the first one enough to learn from.
+    let n = 12_000;
+    for i in 0..n {
+        send_to(&m, &super::dictionary::line(i));
+    }
+    let before = q.wait_for("every line", |e| {
+        e.iter().filter(|v| v["app"] == "sshd").count() == n
+    });
+    let dicts = |s: &Value| {
+        (
+            s["ring"]["dicts"].as_u64().unwrap(),
+            s["ring"]["dict_bytes"].as_u64().unwrap(),
+        )
+    };
+    let held = dicts(&stats_at(&q));
+    assert_eq!(held.0, 1, "one dictionary learned: {}", stats_at(&q));
+    m.wait_store("the ring", |names| names.contains(&"ring"));
+    d.stop("KILL");
+    m.pump();
+
+    let d2 = m.start(&args);
+    assert_eq!(dicts(&stats_at(&q)), held, "stderr: {}", m.stderr());
+    let after = q.dump();
+    assert_eq!(
+        keyed(&after[..before.len()]),
+        keyed(&before),
+        "every entry read back, the compressed ones too"
+    );
+    d2.stop("TERM");
+}
+
 // ---- --snapshot ---------------------------------------------------------
 
 #[test]
