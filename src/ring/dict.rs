@@ -57,7 +57,7 @@ const EWMA_WEIGHT: f64 = 0.125;
 /// The smallest budget that gets dictionaries: beside its slot, a
 /// dictionary costs about 1 MiB of the daemon's memory outside the ring
 /// (zstd's prepared forms and contexts), too much for a small ring.
-pub const MIN_DICT_BUDGET: usize = 16 << 20;
+pub const MIN_DICT_BUDGET: usize = super::limits::LARGE_RING;
 
 /// The dictionary size for a ring of these limits, 0 for none: a 256th of
 /// the budget, at most 64 KiB, for a budget of at least

@@ -16,12 +16,22 @@ pub const MIN_MAX_BYTES: usize = 16 << 10;
 pub const DEFAULT_SOURCE_SHARE: f64 = 0.125;
 /// The longest text a record carries unless told otherwise (`--max-line-len`).
 pub const DEFAULT_MAX_TEXT: usize = 8192;
-/// The largest raw chunk: bigger chunks compress better (a longer window
-/// for zstd, and a slot's header and last partial page shared by more
-/// entries), smaller ones make eviction finer and a reader's one
-/// decompression cheaper. 256 KiB took a seventh off the bytes per entry
-/// of 128 KiB on the corpus (PERFORMANCE.md).
+/// The largest raw chunk of a ring of at least [`LARGE_RING`] bytes:
+/// bigger chunks compress better (a longer window for zstd, and a slot's
+/// header and last partial page shared by more entries), smaller ones make
+/// eviction finer and a reader's one decompression cheaper. 256 KiB took a
+/// seventh off the bytes per entry of 128 KiB on the corpus
+/// (PERFORMANCE.md).
 pub(super) const MAX_CHUNK: usize = 256 << 10;
+/// The largest raw chunk of a smaller ring. A chunk in flight is copied
+/// whole into buffers outside the ring's budget (the compressor's job, the
+/// spares, zstd's window), so on a small ring larger chunks cost more
+/// resident memory than they save in the ring: an 8 MiB ring's daemon grew
+/// by about 3 MiB with 256 KiB chunks, for 3 % fewer bytes per entry.
+pub(super) const MAX_CHUNK_SMALL_RING: usize = 128 << 10;
+/// The budget from which a ring takes the larger chunks (and, in
+/// `dict`, compression dictionaries).
+pub(super) const LARGE_RING: usize = 16 << 20;
 
 /// How full chunks are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -116,7 +126,12 @@ impl Limits {
     /// The raw size at which a chunk is sealed: about 1/16 of the budget,
     /// so eviction by bytes frees at most that much at once.
     pub(super) fn chunk_cap(self) -> usize {
-        let cap = (self.max_bytes / 16).clamp(1 << 10, MAX_CHUNK);
+        let max = if self.max_bytes >= LARGE_RING {
+            MAX_CHUNK
+        } else {
+            MAX_CHUNK_SMALL_RING
+        };
+        let cap = (self.max_bytes / 16).clamp(1 << 10, max);
         // Whole pages with the slot's header: the rest would be resident
         // and unused.
         page_round(SLOT_HEADER + cap) - SLOT_HEADER
