@@ -907,6 +907,19 @@ fn intake_row(o: &Opts, bins: &Bins) {
 
 // ---- dump ----
 
+/// Entries per second of `reps` runs of the reader `command` makes, each
+/// printing `entries` to /dev/null, timed as a user would run it
+/// (`logread > /dev/null`).
+fn dump_rate(reps: usize, entries: usize, command: impl Fn() -> Command) -> Figure {
+    repeat(reps, || {
+        let null = std::fs::File::create("/dev/null").unwrap();
+        let start = Instant::now();
+        let status = command().stdout(null).status().unwrap();
+        assert!(status.success());
+        entries as f64 / start.elapsed().as_secs_f64()
+    })
+}
+
 fn dump_table(o: &Opts, bins: &Bins) {
     let n = if o.quick { 20_000 } else { 100_000 };
     println!(
@@ -936,19 +949,10 @@ fn dump_table(o: &Opts, bins: &Bins) {
             .unwrap();
         let lines = out.stdout.iter().filter(|&&b| b == b'\n').count();
         assert_eq!(lines, n, "the dump gave {lines} lines");
-        // Timed as a user would run it: `logread -o FORMAT > /dev/null`.
-        let f = repeat(o.reps, || {
-            let null = std::fs::File::create("/dev/null").unwrap();
-            let start = Instant::now();
-            let status = Command::new(&bins.logread)
-                .arg("--socket")
-                .arg(d.query())
-                .args(args)
-                .stdout(null)
-                .status()
-                .unwrap();
-            assert!(status.success());
-            n as f64 / start.elapsed().as_secs_f64()
+        let f = dump_rate(o.reps, n, || {
+            let mut c = Command::new(&bins.logread);
+            c.arg("--socket").arg(d.query()).args(args);
+            c
         });
         let ratio = busybox.as_ref().map_or(String::new(), |(bb, _)| {
             format!("  {:.2}x", f.median / bb.median)
@@ -967,16 +971,10 @@ fn busybox_dump(busybox: &Path, o: &Opts) -> Option<(Figure, usize)> {
     std::thread::sleep(Duration::from_millis(300));
     let out = Command::new(busybox).arg("logread").output().unwrap();
     let held = out.stdout.iter().filter(|&&b| b == b'\n').count();
-    let f = repeat(o.reps, || {
-        let null = std::fs::File::create("/dev/null").unwrap();
-        let start = Instant::now();
-        let status = Command::new(busybox)
-            .arg("logread")
-            .stdout(null)
-            .status()
-            .unwrap();
-        assert!(status.success());
-        held as f64 / start.elapsed().as_secs_f64()
+    let f = dump_rate(o.reps, held, || {
+        let mut c = Command::new(busybox);
+        c.arg("logread");
+        c
     });
     let _ = child.kill();
     let _ = child.wait();

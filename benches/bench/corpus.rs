@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDateTime;
 use serde_json::Value;
 
-use super::{human, pass_fd, raw_limit_msgs, repeat, Bins, Figure, Opts, Ringlogd};
+use super::{dump_rate, human, pass_fd, raw_limit_msgs, repeat, Bins, Figure, Opts, Ringlogd};
 
 /// memlogd's storage cost, as issue 11 quotes it: a constant, not measured
 /// by this benchmark.
@@ -743,18 +743,10 @@ pub fn dump_row(o: &Opts, bins: &Bins, corpus: &Corpus) -> Figure {
         .filter(|l| seq.find(l).is_some())
         .count() as u64;
     assert_eq!(entries, n, "the dump gave {entries} entries");
-    let f = repeat(o.reps, || {
-        let null = std::fs::File::create("/dev/null").unwrap();
-        let start = Instant::now();
-        let status = std::process::Command::new(&bins.logread)
-            .arg("--socket")
-            .arg(d.query())
-            .arg("--json")
-            .stdout(null)
-            .status()
-            .unwrap();
-        assert!(status.success());
-        n as f64 / start.elapsed().as_secs_f64()
+    let f = dump_rate(o.reps, n as usize, || {
+        let mut c = std::process::Command::new(&bins.logread);
+        c.arg("--socket").arg(d.query()).arg("--json");
+        c
     });
     println!(
         "{:<46} {:>28}",

@@ -342,8 +342,7 @@ impl Ring {
         else {
             return;
         };
-        let len = self.store.slot_header(d.slot as usize).stored_len as usize;
-        let bytes = self.store.slot_data(d.slot as usize)[..len].to_vec();
+        let bytes = self.dict_bytes(d).to_vec();
         let id = d.id;
         if let Some(c) = &mut self.compressor {
             c.use_dict(id, bytes);
@@ -427,11 +426,13 @@ impl Ring {
         self.dicts
             .list
             .iter()
-            .map(|d| {
-                let h = *self.store.slot_header(d.slot as usize);
-                let data = &self.store.slot_data(d.slot as usize)[..h.stored_len as usize];
-                (h, data)
-            })
+            .map(|d| (*self.store.slot_header(d.slot as usize), self.dict_bytes(d)))
             .collect()
+    }
+
+    /// The bytes of dictionary `d`, in its slot.
+    fn dict_bytes(&self, d: &Installed) -> &[u8] {
+        let len = self.store.slot_header(d.slot as usize).stored_len as usize;
+        &self.store.slot_data(d.slot as usize)[..len]
     }
 }

@@ -135,7 +135,7 @@ impl Ring {
             };
             // No thread: compress here.
             let cctx = self.cctx.get_or_insert_with(|| {
-                zstd::bulk::Compressor::new(1).expect("zstd compression context")
+                zstd::bulk::Compressor::new(dict::LEVEL).expect("zstd compression context")
             });
             let packed = compressor::compress(cctx, None, &job.raw, Vec::new());
             self.finish_compression(compressor::Done {

@@ -190,7 +190,7 @@ impl Ring {
         }
         // Every chunk comes back sealed, the predecessor's open one too (a
         // chunk in the open state is raw, so its intact records are kept);
-        // new records go into a fresh open chunk.
+        // below, the newest of them is opened again if it was the open one.
         for c in &kept {
             let open = ring.store.slot_header(c.slot).state == STATE_OPEN;
             let Some(meta) = ring.load_chunk(c.slot, open) else {

@@ -225,17 +225,7 @@ impl Ring {
                 Some(d) => d,
                 None => cache.dctx.insert(chunk::dctx()?),
             };
-            let stored = self
-                .store
-                .slot_data(meta.slot as usize)
-                .get(..h.stored_len as usize)?;
-            let dict = match h.dict {
-                0 => None,
-                id => Some(self.dicts.ddict(id)?),
-            };
-            if !chunk::decompress(dctx, stored, meta.raw_len as usize, dict, &mut cache.buf) {
-                return None;
-            }
+            Ring::chunk_bytes(&self.store, meta, &mut cache.buf, dctx, &self.dicts)?;
             cache.key = Some(key);
         }
         Some(&cache.buf)
