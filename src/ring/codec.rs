@@ -160,7 +160,7 @@ pub fn decode<'a>(seq: u64, b: &'a [u8], ctx: Context<'a>) -> Option<RecordRef<'
     let received_ns = ctx.base_ns.wrapping_add(unzigzag(r.varint()?));
     let timestamp = if flags & TS != 0 {
         let secs = base_secs(ctx).wrapping_add(unzigzag(r.varint()?));
-        let utc = DateTime::from_timestamp(secs, u32::try_from(r.varint()?).ok()?)?;
+        let utc = utc_time(secs, u32::try_from(r.varint()?).ok()?)?;
         let minutes = i32::try_from(unzigzag(r.varint()?)).ok()?;
         let offset = FixedOffset::east_opt(minutes.checked_mul(60)?)?;
         Some(utc.with_timezone(&offset))
@@ -239,6 +239,32 @@ pub fn decode<'a>(seq: u64, b: &'a [u8], ctx: Context<'a>) -> Option<RecordRef<'
     })
 }
 
+/// `DateTime::from_timestamp`, with the day of the last call kept: a
+/// reader decodes runs of entries from one day, and turning a day number
+/// into a date is most of what that call costs. A second within the kept
+/// day costs a subtraction, not a division.
+fn utc_time(secs: i64, nanos: u32) -> Option<DateTime<chrono::Utc>> {
+    use chrono::{NaiveDate, NaiveTime};
+    /// The first second of a day, and its date.
+    type Day = (i64, NaiveDate);
+    thread_local! {
+        static DAY: std::cell::Cell<Option<Day>> = const { std::cell::Cell::new(None) };
+    }
+    let (date, of_day) = match DAY.get() {
+        Some((start, date)) if secs.wrapping_sub(start) as u64 <= 86_399 => {
+            (date, (secs - start) as u32)
+        }
+        _ => {
+            let start = secs - secs.rem_euclid(86_400);
+            let date = DateTime::from_timestamp(start, 0)?.date_naive();
+            DAY.set(Some((start, date)));
+            (date, (secs - start) as u32)
+        }
+    };
+    let time = NaiveTime::from_num_seconds_from_midnight_opt(of_day, nanos)?;
+    Some(date.and_time(time).and_utc())
+}
+
 fn base_secs(ctx: Context) -> i64 {
     ctx.base_ns.div_euclid(1_000_000_000)
 }
@@ -270,6 +296,17 @@ pub(crate) fn read_varint(b: &[u8], pos: &mut usize) -> Option<u64> {
     let v = r.varint()?;
     *pos = r.pos;
     Some(v)
+}
+
+/// `bytes` as text if they are UTF-8; ASCII, the usual case, checked a
+/// word at a time.
+fn utf8(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::str::from_utf8(bytes).ok()
+    }
 }
 
 struct Reader<'a> {
@@ -330,7 +367,7 @@ impl<'a> Reader<'a> {
 
     fn str(&mut self) -> Option<&'a str> {
         let n = usize::try_from(self.varint()?).ok()?;
-        std::str::from_utf8(self.take(n)?).ok()
+        utf8(self.take(n)?)
     }
 
     fn opt_str(&mut self) -> Option<Option<&'a str>> {
@@ -338,7 +375,7 @@ impl<'a> Reader<'a> {
             0 => Some(None),
             n => {
                 let n = usize::try_from(n - 1).ok()?;
-                Some(Some(std::str::from_utf8(self.take(n)?).ok()?))
+                Some(Some(utf8(self.take(n)?)?))
             }
         }
     }
@@ -392,6 +429,27 @@ mod tests {
         let mut b = Vec::new();
         encode(&r.as_ref(), ctx, &mut b);
         (decode(r.seq, &b, ctx).map(|d| d.to_record()), b.len())
+    }
+
+    #[test]
+    fn the_kept_day_gives_the_same_time_as_chrono() {
+        // Back and forth across day boundaries, before 1970 too, so every
+        // call either hits the kept day or replaces it.
+        let mut secs = [0i64, 86_399, 86_400, -1, -86_400, -86_401, 1_765_000_000]
+            .into_iter()
+            .collect::<Vec<_>>();
+        for i in 0..2_000i64 {
+            secs.push(1_765_000_000 + i * 7_919 - 5_000_000);
+            secs.push(1_765_000_000 + (i % 3) * 86_400 + i);
+        }
+        for (i, s) in secs.into_iter().enumerate() {
+            let nanos = (i as u32 * 104_729) % 1_000_000_000;
+            assert_eq!(utc_time(s, nanos), DateTime::from_timestamp(s, nanos), "{s}");
+        }
+        // A leap second's nanoseconds are accepted as chrono accepts them.
+        for (s, nanos) in [(0, 1_000_000_000), (59, 1_500_000_000), (86_399, 1_000_000_000)] {
+            assert_eq!(utc_time(s, nanos), DateTime::from_timestamp(s, nanos), "{s}");
+        }
     }
 
     #[test]
