@@ -156,6 +156,13 @@ pub fn write_record_as(r: &RecordRef, format: Format, text: Text, out: &mut Vec<
         Format::Rfc3164 => write_rfc3164_header(r, out),
         Format::Cat => {}
     }
+    // Most messages are plain, and are copied as they are: no newline to
+    // look for, nothing to escape.
+    if msg_as == MsgAs::Raw || is_plain(r.msg.as_bytes()) {
+        out.extend_from_slice(r.msg.as_bytes());
+        out.push(b'\n');
+        return;
+    }
     // The column the message starts at, counted only for a message that
     // has a continuation line to indent.
     let indent = match format {
@@ -260,6 +267,18 @@ fn push_msg(out: &mut Vec<u8>, msg: &str, msg_as: MsgAs, indent: usize) {
         done = i;
     }
     out.extend_from_slice(&b[done..]);
+}
+
+/// Whether `b` holds nothing [`push_msg`] changes: no control character
+/// but tab, so no newline either (C1's lead byte 0xC2 counts as one).
+/// Every byte is looked at, with no early exit, so the compiler checks many
+/// at a time.
+fn is_plain(b: &[u8]) -> bool {
+    let mut flagged = false;
+    for &c in b {
+        flagged |= (c < 0x20 && c != b'\t') | (c == 0x7f) | (c == 0xc2);
+    }
+    !flagged
 }
 
 /// Append a header field: a control character, or a character that
@@ -520,6 +539,31 @@ mod tests {
             id: id.into(),
             params: vec![(name.into(), value.into())],
         }]
+    }
+
+    #[test]
+    fn a_message_called_plain_is_one_every_format_copies_unchanged() {
+        let mut escaped = 0;
+        for c in (0..0x800).chain([0xfeff, 0x1f600]).filter_map(char::from_u32) {
+            // Long enough that the check runs many bytes at a time.
+            let msg = format!("{}{c}{}", "a".repeat(20), "b".repeat(20));
+            let mut changed = false;
+            for msg_as in [MsgAs::OneLine, MsgAs::Continued] {
+                let mut out = Vec::new();
+                push_msg(&mut out, &msg, msg_as, 2);
+                changed |= out != msg.as_bytes();
+            }
+            if is_plain(msg.as_bytes()) {
+                assert!(!changed, "{c:?} was called plain and changed");
+            } else {
+                escaped += usize::from(changed);
+            }
+            if c.is_control() && c != '\t' {
+                assert!(!is_plain(msg.as_bytes()), "{c:?} was called plain");
+            }
+        }
+        // C0 but tab, DEL and C1: 31 + 1 + 32.
+        assert_eq!(escaped, 64);
     }
 
     #[test]
