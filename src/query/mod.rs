@@ -45,8 +45,14 @@ use stream::{cursor_ahead_notice, fill, open_stream, seek, Stream};
 
 /// How long a client may take to send its request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// Lines are batched up to about this many bytes before writing.
-const BATCH_BYTES: usize = 64 << 10;
+/// Lines are batched up to about this many bytes before writing: large
+/// writes wake the reader less often, which is most of a dump's cost in
+/// the kernel.
+const BATCH_BYTES: usize = 256 << 10;
+/// What a client's buffer is cut back to once a batch comes out short of
+/// [`BATCH_BYTES`] (it has caught up): a follower at the head needs no
+/// more, and many followers should not each hold a dump's batch.
+const KEPT_BUFFER: usize = 64 << 10;
 /// At most this much is written to one client before the next in the
 /// queue gets its turn, so that readers of large dumps share the budget.
 const WRITE_BUDGET: usize = 256 << 10;
@@ -634,7 +640,11 @@ impl QueryServer {
                 }
                 continue;
             }
+            let caught_up = c.out.len() < BATCH_BYTES;
             c.out.clear();
+            if caught_up && c.out.capacity() > KEPT_BUFFER {
+                c.out.shrink_to(KEPT_BUFFER);
+            }
             c.out_pos = 0;
             let Phase::Stream(s) = &mut c.phase else {
                 // Finish: everything is written.
