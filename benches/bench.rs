@@ -907,78 +907,93 @@ fn intake_row(o: &Opts, bins: &Bins) {
 
 // ---- dump ----
 
-/// Entries per second of `reps` runs of the reader `command` makes, each
-/// printing `entries` to /dev/null, timed as a user would run it
-/// (`logread > /dev/null`).
-fn dump_rate(reps: usize, entries: usize, command: impl Fn() -> Command) -> Figure {
-    repeat(reps, || {
-        let null = std::fs::File::create("/dev/null").unwrap();
-        let start = Instant::now();
-        let status = command().stdout(null).status().unwrap();
-        assert!(status.success());
-        entries as f64 / start.elapsed().as_secs_f64()
-    })
+/// Entries per second of one run of the reader `command` makes, printing
+/// `entries` to /dev/null, timed as a user would run it (`logread >
+/// /dev/null`).
+fn dump_once(entries: usize, mut command: Command) -> f64 {
+    let null = std::fs::File::create("/dev/null").unwrap();
+    let start = Instant::now();
+    let status = command.stdout(null).status().unwrap();
+    assert!(status.success());
+    entries as f64 / start.elapsed().as_secs_f64()
 }
 
+/// The rates of `reps` runs of [`dump_once`].
+fn dump_rate(reps: usize, entries: usize, command: impl Fn() -> Command) -> Figure {
+    repeat(reps, || dump_once(entries, command()))
+}
+
+/// Timed in rounds: each round runs busybox `logread` and then every
+/// format once, so a change in the machine's speed during the table (a
+/// virtual machine's CPU can slow by half for minutes) falls on all rows
+/// alike, and each ratio compares runs minutes apart at most.
 fn dump_table(o: &Opts, bins: &Bins) {
     let n = if o.quick { 20_000 } else { 100_000 };
     println!(
         "dump of a full ring of 100-byte entries to /dev/null, entries per second, and the \
-         ratio to busybox logread in this run"
+         ratio to busybox logread in this run (each round times every row once)"
     );
-    let busybox = bins.busybox.as_deref().and_then(|bb| busybox_dump(bb, o));
-    match &busybox {
-        Some((f, held)) => println!(
-            "{:<46} {:>28}",
-            format!("busybox logread (its -C1024 ring, {held})"),
-            f.show()
-        ),
-        None => println!("busybox: not installed (tests/bench.sh installs it)"),
-    }
+    let dir = tempfile::tempdir().unwrap();
+    let busybox = bins.busybox.as_deref().and_then(|bb| {
+        let (child, log) = start_busybox(bb, dir.path())?;
+        send_all(&log, 20_000, 100, 1);
+        std::thread::sleep(Duration::from_millis(300));
+        let out = Command::new(bb).arg("logread").output().unwrap();
+        let held = out.stdout.iter().filter(|&&b| b == b'\n').count();
+        Some((bb, child, held))
+    });
     let d = Ringlogd::start(bins, &["--max-lines", &n.to_string(), "--max-bytes", "1G"]);
     // With the daemon's own start entry, the ring then holds exactly n.
     send_all(&d.log(), n - 1, 100, 1);
     d.wait_stored(n - 1);
-    for format in ringlogd::view::format::Format::NAMES.split(", ") {
-        let args = ["-o", format];
-        let out = Command::new(&bins.logread)
-            .arg("--socket")
-            .arg(d.query())
-            .args(args)
-            .output()
-            .unwrap();
+    let formats: Vec<&str> = ringlogd::view::format::Format::NAMES.split(", ").collect();
+    let logread = |format: &str| {
+        let mut c = Command::new(&bins.logread);
+        c.arg("--socket").arg(d.query()).args(["-o", format]);
+        c
+    };
+    for format in &formats {
+        let out = logread(format).output().unwrap();
         let lines = out.stdout.iter().filter(|&&b| b == b'\n').count();
         assert_eq!(lines, n, "the dump gave {lines} lines");
-        let f = dump_rate(o.reps, n, || {
-            let mut c = Command::new(&bins.logread);
-            c.arg("--socket").arg(d.query()).args(args);
-            c
-        });
-        let ratio = busybox.as_ref().map_or(String::new(), |(bb, _)| {
+    }
+    let mut busybox_rates = Vec::new();
+    let mut rates = vec![Vec::new(); formats.len()];
+    for _ in 0..o.reps {
+        if let Some((bb, _, held)) = &busybox {
+            let mut c = Command::new(bb);
+            c.arg("logread");
+            busybox_rates.push(dump_once(*held, c));
+        }
+        for (format, rates) in formats.iter().zip(&mut rates) {
+            rates.push(dump_once(n, logread(format)));
+        }
+    }
+    let busybox_figure = match busybox {
+        Some((_, mut child, held)) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let f = median(busybox_rates);
+            println!(
+                "{:<46} {:>28}",
+                format!("busybox logread (its -C1024 ring, {held})"),
+                f.show()
+            );
+            Some(f)
+        }
+        None => {
+            println!("busybox: not installed (tests/bench.sh installs it)");
+            None
+        }
+    };
+    for (format, rates) in formats.iter().zip(rates) {
+        let f = median(rates);
+        let ratio = busybox_figure.map_or(String::new(), |bb| {
             format!("  {:.2}x", f.median / bb.median)
         });
         let name = format!("ringlogd → logread -o {format} ({n})");
         println!("{name:<46} {:>28}{ratio}", f.show());
     }
-}
-
-/// busybox logread of a full ring of 100-byte lines to /dev/null, and how
-/// many entries its ring holds.
-fn busybox_dump(busybox: &Path, o: &Opts) -> Option<(Figure, usize)> {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut child, log) = start_busybox(busybox, dir.path())?;
-    send_all(&log, 20_000, 100, 1);
-    std::thread::sleep(Duration::from_millis(300));
-    let out = Command::new(busybox).arg("logread").output().unwrap();
-    let held = out.stdout.iter().filter(|&&b| b == b'\n').count();
-    let f = dump_rate(o.reps, held, || {
-        let mut c = Command::new(busybox);
-        c.arg("logread");
-        c
-    });
-    let _ = child.kill();
-    let _ = child.wait();
-    Some((f, held))
 }
 
 // ---- follow latency ----
