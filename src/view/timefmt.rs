@@ -36,6 +36,10 @@ const ISO: usize = 25;
 
 thread_local! {
     static UTC_SECOND: Cell<Second<DATE_TIME>> = const { Cell::new(Second::NONE) };
+    /// The message's own time, kept apart from the receive time: a JSON
+    /// line or an RFC 5424 relay writes both, often of different seconds,
+    /// and one kept second for both was replaced twice an entry.
+    static OWN_SECOND: Cell<Second<DATE_TIME>> = const { Cell::new(Second::NONE) };
     static LOCAL_SHORT: Cell<Second<SHORT>> = const { Cell::new(Second::NONE) };
     static LOCAL_ISO: Cell<Second<ISO>> = const { Cell::new(Second::NONE) };
 }
@@ -96,7 +100,7 @@ pub fn write_local_iso(secs: i64, out: &mut Vec<u8>) {
 pub fn write_utc_micros(ns: i64, out: &mut Vec<u8>) {
     let secs = ns.div_euclid(1_000_000_000);
     let micros = ns.rem_euclid(1_000_000_000) as u32 / 1000;
-    if !write_date_time_kept(secs, out) {
+    if !write_date_time_kept(&UTC_SECOND, secs, out) {
         let s =
             DateTime::<Utc>::from_timestamp_nanos(ns).to_rfc3339_opts(SecondsFormat::Micros, true);
         out.extend_from_slice(s.as_bytes());
@@ -112,7 +116,7 @@ pub fn write_utc_micros(ns: i64, out: &mut Vec<u8>) {
 pub fn write_utc_nanos(ns: i64, out: &mut Vec<u8>) {
     let secs = ns.div_euclid(1_000_000_000);
     let frac = ns.rem_euclid(1_000_000_000) as u32;
-    if !write_date_time_kept(secs, out) {
+    if !write_date_time_kept(&UTC_SECOND, secs, out) {
         let s =
             DateTime::<Utc>::from_timestamp_nanos(ns).to_rfc3339_opts(SecondsFormat::AutoSi, true);
         out.extend_from_slice(s.as_bytes());
@@ -146,7 +150,7 @@ pub fn write_with_offset(ts: &DateTime<FixedOffset>, out: &mut Vec<u8>) {
     let start = out.len();
     if offset % 60 != 0
         || nanos >= 1_000_000_000
-        || !write_date_time_kept(ts.timestamp() + i64::from(offset), out)
+        || !write_date_time_kept(&OWN_SECOND, ts.timestamp() + i64::from(offset), out)
     {
         out.truncate(start);
         out.extend_from_slice(ts.to_rfc3339_opts(SecondsFormat::AutoSi, true).as_bytes());
@@ -173,9 +177,14 @@ pub fn write_with_offset(ts: &DateTime<FixedOffset>, out: &mut Vec<u8>) {
     }
 }
 
-/// [`write_date_time`], kept for the next entry of the same second.
-fn write_date_time_kept(secs: i64, out: &mut Vec<u8>) -> bool {
-    kept_second(&UTC_SECOND, secs, out, |out| {
+/// [`write_date_time`], kept in `kept` for the next entry of the same
+/// second.
+fn write_date_time_kept(
+    kept: &'static LocalKey<Cell<Second<DATE_TIME>>>,
+    secs: i64,
+    out: &mut Vec<u8>,
+) -> bool {
+    kept_second(kept, secs, out, |out| {
         write_date_time(secs, out);
     })
 }
