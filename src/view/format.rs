@@ -271,14 +271,8 @@ fn push_msg(out: &mut Vec<u8>, msg: &str, msg_as: MsgAs, indent: usize) {
 
 /// Whether `b` holds nothing [`push_msg`] changes: no control character
 /// but tab, so no newline either (C1's lead byte 0xC2 counts as one).
-/// Every byte is looked at, with no early exit, so the compiler checks many
-/// at a time.
 fn is_plain(b: &[u8]) -> bool {
-    let mut flagged = false;
-    for &c in b {
-        flagged |= (c < 0x20 && c != b'\t') | (c == 0x7f) | (c == 0xc2);
-    }
-    !flagged
+    json::none_flagged(b, |c| (c < 0x20 && c != b'\t') | (c == 0x7f) | (c == 0xc2))
 }
 
 /// Append a header field: a control character, or a character that
@@ -544,7 +538,10 @@ mod tests {
     #[test]
     fn a_message_called_plain_is_one_every_format_copies_unchanged() {
         let mut escaped = 0;
-        for c in (0..0x800).chain([0xfeff, 0x1f600]).filter_map(char::from_u32) {
+        for c in (0..0x800)
+            .chain([0xfeff, 0x1f600])
+            .filter_map(char::from_u32)
+        {
             // Long enough that the check runs many bytes at a time.
             let msg = format!("{}{c}{}", "a".repeat(20), "b".repeat(20));
             let mut changed = false;

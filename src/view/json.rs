@@ -207,12 +207,31 @@ fn needs_escape(w: u64) -> bool {
     control_bytes(w) | bytes_equal(w, b'"') | bytes_equal(w, b'\\') != 0
 }
 
+/// Whether `flag` holds for no byte of `b`. Every byte is looked at, with
+/// no early exit, so the compiler checks many at a time: the escaping
+/// writers ask it first, since most text needs no escape.
+pub(super) fn none_flagged(b: &[u8], flag: impl Fn(u8) -> bool) -> bool {
+    let mut flagged = false;
+    for &c in b {
+        flagged |= flag(c);
+    }
+    !flagged
+}
+
 /// `s` as a JSON string, quotes included. Besides what JSON requires, DEL
 /// and the C1 controls (U+0080..U+009F) are written `\u00NN`: JSON allows
 /// them raw, but a terminal showing the line would obey them.
 pub fn write_str(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     let b = s.as_bytes();
+    // Most strings need no escape at all: copied at once.
+    if none_flagged(b, |c| {
+        c < 0x20 || c == b'"' || c == b'\\' || c == 0x7f || c == 0xc2
+    }) {
+        out.extend_from_slice(b);
+        out.push(b'"');
+        return;
+    }
     let mut done = 0;
     let mut i = 0;
     while i < b.len() {
