@@ -444,11 +444,23 @@ mod tests {
         }
         for (i, s) in secs.into_iter().enumerate() {
             let nanos = (i as u32 * 104_729) % 1_000_000_000;
-            assert_eq!(utc_time(s, nanos), DateTime::from_timestamp(s, nanos), "{s}");
+            assert_eq!(
+                utc_time(s, nanos),
+                DateTime::from_timestamp(s, nanos),
+                "{s}"
+            );
         }
         // A leap second's nanoseconds are accepted as chrono accepts them.
-        for (s, nanos) in [(0, 1_000_000_000), (59, 1_500_000_000), (86_399, 1_000_000_000)] {
-            assert_eq!(utc_time(s, nanos), DateTime::from_timestamp(s, nanos), "{s}");
+        for (s, nanos) in [
+            (0, 1_000_000_000),
+            (59, 1_500_000_000),
+            (86_399, 1_000_000_000),
+        ] {
+            assert_eq!(
+                utc_time(s, nanos),
+                DateTime::from_timestamp(s, nanos),
+                "{s}"
+            );
         }
     }
 
