@@ -18,7 +18,8 @@ CONTRIBUTING.md describes for writers:
   longer than the default 600 s (the builds).
 - A block must exit 0. A later block of the same file may continue it (use
   the daemon it started); a ringlogd from this tree or /usr/sbin that is
-  still running when a file's blocks are done is a failure, and is killed.
+  still running when a file's blocks are done is a failure, and is killed;
+  one running before them is left alone and named in a `note` line.
 
 `--bless` writes what each checked block really printed into its sample,
 keeping the sample's lines that already match (markers included). Arguments
@@ -232,6 +233,11 @@ def main():
             lines = f.read().split("\n")
         edits = []
         before = our_daemons()
+        if before:
+            # Left alone (it may be the machine's own), but a block that
+            # starts a daemon on the same paths will then find them in use:
+            # say so, since a run cut short leaves its daemons behind.
+            print(f"note {name}: ringlogd already running before its blocks (pid {', '.join(map(str, sorted(before)))})")
         for b in parse(path, lines):
             if b.bad_markers:
                 print(f"FAILED {b.where()}: a marker without its value: {' '.join(b.bad_markers)}")
