@@ -327,12 +327,7 @@ impl Ringlogd {
             let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
             for t in tasks.flatten() {
                 let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-                let ns: u64 = std::fs::read_to_string(t.path().join("schedstat"))
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
+                let ns = schedstat_ns(&t.path());
                 if t.file_name().to_string_lossy() == pid.to_string() {
                     main += ns;
                 } else if comm.trim() == "ring-zstd" {
@@ -926,7 +921,7 @@ fn dump_rate(reps: usize, entries: usize, command: impl Fn() -> Command) -> Figu
 /// Timed in rounds: each round runs busybox `logread` and then every
 /// format once, so a change in the machine's speed during the table (a
 /// virtual machine's CPU can slow by half for minutes) falls on all rows
-/// alike, and each ratio compares runs minutes apart at most.
+/// alike, and each ratio compares runs seconds apart.
 fn dump_table(o: &Opts, bins: &Bins) {
     let n = if o.quick { 20_000 } else { 100_000 };
     println!(
@@ -1010,7 +1005,13 @@ fn dump_table(o: &Opts, bins: &Bins) {
 
 /// Nanoseconds the main thread of `pid` (the daemon's event loop) has run.
 fn main_thread_ns(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/schedstat"))
+    schedstat_ns(Path::new(&format!("/proc/{pid}/task/{pid}")))
+}
+
+/// Nanoseconds the thread whose `/proc/PID/task/TID` is `task` has run,
+/// from its schedstat; 0 once it is gone.
+fn schedstat_ns(task: &Path) -> u64 {
+    std::fs::read_to_string(task.join("schedstat"))
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)

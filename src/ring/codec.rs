@@ -250,18 +250,16 @@ fn utc_time(secs: i64, nanos: u32) -> Option<DateTime<chrono::Utc>> {
     thread_local! {
         static DAY: std::cell::Cell<Option<Day>> = const { std::cell::Cell::new(None) };
     }
-    let (date, of_day) = match DAY.get() {
-        Some((start, date)) if secs.wrapping_sub(start) as u64 <= 86_399 => {
-            (date, (secs - start) as u32)
-        }
+    let (start, date) = match DAY.get() {
+        Some((start, date)) if secs.wrapping_sub(start) as u64 <= 86_399 => (start, date),
         _ => {
             let start = secs - secs.rem_euclid(86_400);
-            let date = DateTime::from_timestamp(start, 0)?.date_naive();
-            DAY.set(Some((start, date)));
-            (date, (secs - start) as u32)
+            let day = (start, DateTime::from_timestamp(start, 0)?.date_naive());
+            DAY.set(Some(day));
+            day
         }
     };
-    let time = NaiveTime::from_num_seconds_from_midnight_opt(of_day, nanos)?;
+    let time = NaiveTime::from_num_seconds_from_midnight_opt((secs - start) as u32, nanos)?;
     Some(date.and_time(time).and_utc())
 }
 

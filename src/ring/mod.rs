@@ -6,9 +6,10 @@
 //! sealed: compressed with zstd level 1 (unless `--compress none`), with a
 //! dictionary learned from the ring's own chunks once there is one
 //! ([`dict`]), into a slot of its own. All of it lives in one memfd
-//! ([`store`]) together with the ledger and the ring's own state, so a successor process (re-exec,
-//! the systemd fd store, even after a crash) adopts the memfd and goes on
-//! with the same entries, sequence numbers and counters ([`persist`]).
+//! ([`store`]) together with the ledger and the ring's own state, so a
+//! successor process (re-exec, the systemd fd store, even after a crash)
+//! adopts the memfd and goes on with the same entries, sequence numbers and
+//! counters ([`persist`]).
 //!
 //! The ring is bounded twice: by a number of entries (`max_lines`) and by
 //! the memory it really occupies (`max_bytes`: resident pages of the

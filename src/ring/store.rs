@@ -6,8 +6,9 @@
 //! `slot_count` slots of `slot_size` bytes. A slot holds one chunk: a
 //! [`SlotHeader`] and the chunk's bytes (raw while it is the open chunk,
 //! compressed once sealed) or a compression dictionary. Only pages written
-//! are resident, and a freed slot's pages are given back with `FALLOC_FL_PUNCH_HOLE`, so the memfd's
-//! size is address space, not memory.
+//! are resident, and a freed slot's pages are given back with
+//! `FALLOC_FL_PUNCH_HOLE`, so the memfd's size is address space, not
+//! memory.
 //!
 //! Everything here is plain integers in C layout, so any bytes a foreign or
 //! torn memfd holds are valid values: [`crate::ring::persist`] checks them
