@@ -272,7 +272,7 @@ fn push_msg(out: &mut Vec<u8>, msg: &str, msg_as: MsgAs, indent: usize) {
 /// Whether `b` holds nothing [`push_msg`] changes: no control character
 /// but tab, so no newline either (C1's lead byte 0xC2 counts as one).
 fn is_plain(b: &[u8]) -> bool {
-    json::none_flagged(b, |c| (c < 0x20 && c != b'\t') | (c == 0x7f) | (c == 0xc2))
+    json::none_flagged(b, |c| json::control_byte(c) & (c != b'\t'))
 }
 
 /// Append a header field: a control character, or a character that

@@ -194,6 +194,12 @@ fn control_bytes(w: u64) -> u64 {
     below_space | bytes_equal(w, 0x7f) | bytes_equal(w, 0xc2)
 }
 
+/// Whether byte `c` is below 0x20, DEL or 0xC2: what [`control_bytes`]
+/// flags, a byte at a time (bitwise, so a loop over bytes need not branch).
+pub(super) fn control_byte(c: u8) -> bool {
+    (c < 0x20) | (c == 0x7f) | (c == 0xc2)
+}
+
 /// Whether any of the eight bytes in `w` is below 0x20, DEL or 0xC2: a
 /// word without one is copied as it is by the text formats and the JSON
 /// line alike.
@@ -225,9 +231,7 @@ pub fn write_str(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     let b = s.as_bytes();
     // Most strings need no escape at all: copied at once.
-    if none_flagged(b, |c| {
-        c < 0x20 || c == b'"' || c == b'\\' || c == 0x7f || c == 0xc2
-    }) {
+    if none_flagged(b, |c| control_byte(c) | (c == b'"') | (c == b'\\')) {
         out.extend_from_slice(b);
         out.push(b'"');
         return;
